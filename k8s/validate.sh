@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Validate the Kubernetes manifests under k8s/ offline, against the Kubernetes
+# OpenAPI schemas shipped with kubernetes-validate (strict: unknown fields fail).
+#
+#   k8s/validate.sh
+#
+# 1. every plain manifest file (everything but kustomization.yaml and the Helm
+#    values) is validated on its own: each must be a valid standalone manifest;
+# 2. every kustomization (base, base/access, overlays, per-municipality access
+#    instances) is rendered with `kubectl kustomize` (or `kustomize build`) and
+#    the output is validated; the overlays must not contain template placeholders;
+# 3. k8s/nats/values.yaml must parse as YAML (the chart itself is not rendered).
+#
+# Kubernetes versions: K8S_VERSIONS (default "1.30.0 latest"; 1.30 is the
+# oldest supported, as the preStop `sleep` action needs it).
+# kubernetes-validate is installed with pip when missing. Not part of .ci/run.
+set -euo pipefail
+
+K8S_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+VERSIONS="${K8S_VERSIONS:-1.30.0 latest}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+say() { printf 'validate: %s\n' "$*"; }
+fail=0
+
+# ---------------------------------------------------------------- tools
+PY="$(command -v python3 || command -v python || true)"
+[ -n "$PY" ] || { say "python3 is required"; exit 1; }
+
+if ! "$PY" -c 'import kubernetes_validate' 2>/dev/null; then
+    say "installing kubernetes-validate with pip"
+    "$PY" -m pip install --quiet kubernetes-validate 2>/dev/null ||
+        "$PY" -m pip install --quiet --user kubernetes-validate 2>/dev/null ||
+        "$PY" -m pip install --quiet --break-system-packages kubernetes-validate
+fi
+kv() { "$PY" -m kubernetes_validate "$@"; }
+
+render=""
+if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
+    render="kubectl kustomize"
+elif command -v kustomize >/dev/null 2>&1; then
+    render="kustomize build"
+fi
+
+validate() { # file...
+    local v args
+    for v in $VERSIONS; do
+        args=(--strict --quiet)
+        [ "$v" = latest ] || args+=(-k "$v")
+        if ! kv "${args[@]}" "$@"; then
+            say "FAILED (kubernetes $v): $*"
+            fail=1
+        fi
+    done
+}
+
+# ---------------------------------------------------------------- 1. plain files
+cd "$K8S_DIR"
+n=0
+while IFS= read -r f; do
+    validate "$f"
+    n=$((n + 1))
+done < <(find . -name '*.yaml' ! -name kustomization.yaml ! -path './nats/*' | sort)
+say "$n plain manifest files checked"
+
+# ---------------------------------------------------------------- 2. kustomizations
+if [ -z "$render" ]; then
+    say "WARNING: neither kubectl nor kustomize found: kustomizations NOT rendered or checked"
+    fail=1
+else
+    n=0
+    while IFS= read -r k; do
+        d="$(dirname "$k")"
+        out="$WORK/$(echo "${d#./}" | tr '/' '_').yaml"
+        if ! $render "$d" >"$out" 2>"$out.err"; then
+            say "FAILED to render $d:"
+            cat "$out.err" >&2
+            fail=1
+            continue
+        fi
+        validate "$out"
+        case "$d" in
+            ./overlays/*)
+                # the access template's placeholders must be replaced in every instance
+                if grep -nE 'value: "0000"|name: access-db$' "$out"; then
+                    say "FAILED: $d still contains the access template placeholders"
+                    fail=1
+                fi
+                ;;
+        esac
+        n=$((n + 1))
+    done < <(find . -name kustomization.yaml | sort)
+    say "$n kustomizations rendered with '$render' and checked"
+fi
+
+# ---------------------------------------------------------------- 3. helm values
+if "$PY" -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' nats/values.yaml; then
+    say "nats/values.yaml parses"
+else
+    say "FAILED: nats/values.yaml does not parse"
+    fail=1
+fi
+
+if [ "$fail" -ne 0 ]; then
+    say "FAILED"
+    exit 1
+fi
+say "all manifests valid (kubernetes $VERSIONS)"

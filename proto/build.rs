@@ -1,0 +1,15 @@
+//! Compiles the `.proto` files in pure Rust (protox), so no system `protoc` is needed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "regiozorg/types/v1/types.proto",
+        "regiozorg/registration/v1/registration.proto",
+        "regiozorg/registration/v1/events.proto",
+    ];
+    for f in files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let fds = protox::compile(files, ["."])?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}

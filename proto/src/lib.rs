@@ -1,0 +1,15 @@
+//! Generated gRPC and event types for every regiozorg API (`regiozorg.<service>.v1`).
+
+#![allow(clippy::all, clippy::pedantic)]
+
+pub mod types {
+    pub mod v1 {
+        tonic::include_proto!("regiozorg.types.v1");
+    }
+}
+
+pub mod registration {
+    pub mod v1 {
+        tonic::include_proto!("regiozorg.registration.v1");
+    }
+}

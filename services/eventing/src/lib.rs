@@ -1,0 +1,83 @@
+//! The event machinery every regiozorg service shares.
+//!
+//! - [`outbox`]: a state change and its event are written in one database transaction; the
+//!   [`relay::OutboxRelay`] publishes them to JetStream with the event id as `Nats-Msg-Id` and marks
+//!   a row sent only after JetStream acknowledged it.
+//! - [`consumer::EventConsumer`]: a durable pull consumer that applies an event and records its id in
+//!   the inbox in one transaction before it acks, so a redelivered or duplicated event has no second
+//!   effect; after a bounded number of attempts the event goes to the dead-letter stream with its
+//!   reason, where [`dlq::DeadLetters`] lets an operator list and replay it.
+//! - [`envelope`]: one envelope for every event, CloudEvents 1.0 in binary mode (`ce-*` headers, a
+//!   protobuf body), with the W3C `traceparent`.
+//! - [`subjects`]: `<namespace>.<context>.<municipality|_>.<provider AGB|_>.<event>`, so subject
+//!   permissions can confine a provider or a municipality to its own events.
+
+pub mod consumer;
+pub mod dlq;
+pub mod envelope;
+pub mod outbox;
+pub mod relay;
+pub mod subjects;
+
+pub use consumer::{ConsumerSpec, EventConsumer, HandleError, Handler};
+pub use envelope::{Event, NewEvent};
+pub use subjects::Namespace;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+
+/// SQL creating the outbox and inbox tables; each service includes it in its own migrations.
+pub const MIGRATION_SQL: &str = include_str!("../migrations/outbox_inbox.sql");
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventingError {
+    #[error("nats: {0}")]
+    Nats(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("malformed event: {0}")]
+    Malformed(String),
+}
+
+impl EventingError {
+    pub(crate) fn nats(e: impl std::fmt::Display) -> Self {
+        Self::Nats(e.to_string())
+    }
+}
+
+/// Connects to NATS and returns the client (drain it on shutdown) and its JetStream context.
+pub async fn connect(
+    url: &str,
+    name: &str,
+) -> Result<(async_nats::Client, jetstream::Context), EventingError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(EventingError::nats)?;
+    let js = jetstream::new(client.clone());
+    Ok((client, js))
+}
+
+/// Creates (or finds) the stream that holds one bounded context's events:
+/// `<NS>_<CONTEXT>` over `<ns>.<context>.>`, file storage, a 2-minute duplicate window.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    context: &str,
+    replicas: usize,
+) -> Result<jetstream::stream::Stream, EventingError> {
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: ns.stream_name(context),
+        subjects: vec![format!("{}.{context}.>", ns.as_str())],
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    })
+    .await
+    .map_err(EventingError::nats)
+}

@@ -1,0 +1,32 @@
+//! Writing events in the transaction of the state change they report.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::NewEvent;
+
+/// Appends an event to the outbox inside the caller's transaction.
+pub async fn enqueue(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (id, nats_subject, event_type, source, subject, occurred_at, traceparent, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(event.id)
+    .bind(&event.nats_subject)
+    .bind(&event.event_type)
+    .bind(&event.source)
+    .bind(&event.subject)
+    .bind(event.time)
+    .bind(&event.traceparent)
+    .bind(&event.payload)
+    .execute(conn)
+    .await?;
+    Ok(event.id)
+}
+
+/// Events not yet acknowledged by JetStream (for health checks and operators).
+pub async fn pending(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(conn)
+        .await
+}

@@ -1,0 +1,154 @@
+//! Publishes outbox rows to JetStream.
+//!
+//! Rows are claimed in batches (`FOR UPDATE SKIP LOCKED`, so replicas share the work), published with
+//! their event id as `Nats-Msg-Id` with all acks in flight at once, and marked sent only for the
+//! publishes JetStream acknowledged. A crash between ack and mark republishes the row; JetStream's
+//! duplicate window and the consumers' inbox make that harmless. New rows wake the relay through
+//! `LISTEN rz_outbox`; a short poll covers a lost notification.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use chrono::{DateTime, Utc};
+use rz_platform::Shutdown;
+use sqlx::postgres::PgListener;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::EventingError;
+use crate::envelope::headers;
+
+pub struct OutboxRelay {
+    pool: PgPool,
+    js: jetstream::Context,
+    batch: i64,
+    poll: Duration,
+}
+
+impl OutboxRelay {
+    pub fn new(pool: PgPool, js: jetstream::Context) -> Self {
+        Self {
+            pool,
+            js,
+            batch: 512,
+            poll: Duration::from_millis(500),
+        }
+    }
+
+    /// Runs until `shutdown`; publishes what is pending once more before it returns.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut listener = match PgListener::connect_with(&self.pool).await {
+            Ok(mut l) => match l.listen("rz_outbox").await {
+                Ok(()) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay cannot LISTEN; polling only");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay cannot LISTEN; polling only");
+                None
+            }
+        };
+        loop {
+            let full = match self.publish_batch().await {
+                Ok(n) => n as i64 == self.batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay batch failed; will retry");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    false
+                }
+            };
+            if shutdown.is_triggered() {
+                break;
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.wait() => {
+                    if let Err(e) = self.publish_batch().await {
+                        tracing::warn!(error = %e, "final outbox flush failed; rows stay pending");
+                    }
+                    break;
+                }
+                _ = wait_notification(&mut listener) => {}
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    /// Publishes one batch of pending rows; returns how many were claimed.
+    pub async fn publish_batch(&self) -> Result<usize, EventingError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, nats_subject, event_type, source, subject, occurred_at, traceparent, payload
+             FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(self.batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut in_flight = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Uuid = row.try_get("id")?;
+            let subject: String = row.try_get("nats_subject")?;
+            let time: DateTime<Utc> = row.try_get("occurred_at")?;
+            let traceparent: Option<String> = row.try_get("traceparent")?;
+            let payload: Vec<u8> = row.try_get("payload")?;
+            let h = headers(
+                &id,
+                &row.try_get::<String, _>("event_type")?,
+                &row.try_get::<String, _>("source")?,
+                &row.try_get::<String, _>("subject")?,
+                &time,
+                traceparent.as_deref(),
+            );
+            match self
+                .js
+                .publish_with_headers(subject, h, payload.into())
+                .await
+            {
+                Ok(ack) => in_flight.push((id, ack)),
+                Err(e) => {
+                    tracing::warn!(event_id = %id, error = %e, "publish failed");
+                    break;
+                }
+            }
+        }
+        let mut acked = Vec::with_capacity(in_flight.len());
+        for (id, ack) in in_flight {
+            match ack.await {
+                Ok(_) => acked.push(id),
+                Err(e) => tracing::warn!(event_id = %id, error = %e, "publish not acknowledged"),
+            }
+        }
+        if !acked.is_empty() {
+            sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+                .bind(&acked)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        tracing::debug!(
+            claimed = rows.len(),
+            published = acked.len(),
+            "outbox batch"
+        );
+        Ok(rows.len())
+    }
+}
+
+async fn wait_notification(listener: &mut Option<PgListener>) {
+    match listener {
+        Some(l) => {
+            if l.recv().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}

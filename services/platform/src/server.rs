@@ -1,0 +1,48 @@
+//! The gRPC server every service runs: trace context from metadata, the standard health service,
+//! and graceful shutdown (health turns NOT_SERVING, no new connections, in-flight calls finish).
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic::transport::server::Router;
+use tonic_health::server::HealthReporter;
+
+use crate::Shutdown;
+
+pub type Layered =
+    tower::layer::util::Stack<rz_telemetry::GrpcTraceLayer, tower::layer::util::Identity>;
+
+/// A tonic server builder with the trace layer installed and the health service added.
+/// Returns the router to add the service's own gRPC services to, and the health reporter.
+pub fn router() -> (Router<Layered>, HealthReporter) {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let router = Server::builder()
+        .layer(rz_telemetry::GrpcTraceLayer)
+        .add_service(health);
+    (router, reporter)
+}
+
+/// Serves until `shutdown` triggers; then reports NOT_SERVING and stops gracefully.
+pub async fn serve(
+    router: Router<Layered>,
+    reporter: HealthReporter,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), tonic::transport::Error> {
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let stop = {
+        let shutdown = shutdown.clone();
+        let reporter = reporter.clone();
+        async move {
+            shutdown.wait().await;
+            reporter
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    };
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        .await
+}
