@@ -16,7 +16,10 @@
 #
 # Environment:
 #   DATABASE_URL + NATS_URL  both set: `up` starts nothing and only writes them
-#                            to var/stack.env (external services).
+#                            to var/stack.env (external services), unless they
+#                            are exactly this local stack's own URLs.
+#   PG_BINDIR                directory with initdb/pg_ctl (default: the highest
+#                            /usr/lib/postgresql/*/bin).
 #   STACK_DURABLE=1          run PostgreSQL with fsync, synchronous_commit and
 #                            full_page_writes on (default: off, for fast tests).
 #
@@ -469,8 +472,20 @@ write_env() { # database_url nats_url
     cat "$ENV_FILE"
 }
 
+# True when DATABASE_URL/NATS_URL are exactly what our own local stack wrote to
+# var/stack.env (e.g. a Makefile that included var/stack.env and exported it):
+# they are not external services then, and `up` must (re)start the local stack.
+env_is_ours() {
+    local pg nats
+    pg="$(read_port "$PG_PORT_FILE")"
+    nats="$(read_port "$NATS_PORT_FILE")"
+    [ -n "$pg" ] && [ -n "$nats" ] || return 1
+    [ "$DATABASE_URL" = "postgres://postgres@127.0.0.1:$pg/postgres" ] &&
+        [ "$NATS_URL" = "nats://127.0.0.1:$nats" ]
+}
+
 cmd_up() {
-    if [ -n "${DATABASE_URL:-}" ] && [ -n "${NATS_URL:-}" ]; then
+    if [ -n "${DATABASE_URL:-}" ] && [ -n "${NATS_URL:-}" ] && ! env_is_ours; then
         mkdir -p "$STACK_DIR"
         : >"$EXTERNAL_FLAG"
         log "DATABASE_URL and NATS_URL are set: using external services, starting nothing"
@@ -541,8 +556,29 @@ cmd_env() {
     cat "$ENV_FILE"
 }
 
+# As root, PostgreSQL runs as the postgres user. When that user cannot reach the checkout (a clone
+# under /root, say), its cluster lives under /var/tmp instead, with var/stack/pg pointing there.
+relocate_pg_if_unreachable() {
+    [ "$IS_ROOT" -eq 1 ] || return 0
+    getent passwd "$PG_USER" >/dev/null 2>&1 || return 0
+    mkdir -p "$STACK_DIR"
+    if [ -L "$PG_DIR" ] || ! runuser -u "$PG_USER" -- test -x "$ROOT"; then
+        local alt
+        alt="/var/tmp/regiozorg-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)/pg"
+        mkdir -p "$alt"
+        chmod o+x "$(dirname "$alt")"
+        [ -L "$PG_DIR" ] || { rm -rf "$PG_DIR"; ln -s "$alt" "$PG_DIR"; }
+        log "the '$PG_USER' user cannot reach $ROOT; PostgreSQL data lives in $alt (linked from $PG_DIR)"
+        PG_DIR="$alt"
+        PG_DATA="$PG_DIR/data"
+        PG_RUN="$PG_DIR/run"
+        PG_LOG="$PG_DIR/postgres.log"
+    fi
+}
+
 main() {
     [ $# -eq 1 ] || { usage; exit 2; }
+    case "$1" in up | down | status) relocate_pg_if_unreachable ;; esac
     case "$1" in
         up) cmd_up ;;
         down) cmd_down ;;

@@ -81,3 +81,6 @@ pub async fn ensure_stream(
     .await
     .map_err(EventingError::nats)
 }
+
+/// The NATS client crate, re-exported so services use the same copy.
+pub use async_nats as nats;
