@@ -1,0 +1,38 @@
+# regiozorg: `make demo` shows the region at work, `make test` runs every test.
+# Both start a private PostgreSQL and NATS JetStream for this checkout (deploy/local-stack.sh);
+# `make down` stops them. Set DATABASE_URL and NATS_URL to use servers of your own instead.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+STACK := deploy/local-stack.sh
+WITH_STACK := set -a && . var/stack.env && set +a &&
+
+.PHONY: all up down status test demo lint fmt build
+
+all: build
+
+up:
+	@$(STACK) up
+
+down:
+	@$(STACK) down
+
+status:
+	@$(STACK) status
+
+build:
+	$(CARGO) build --workspace
+
+test: up
+	$(WITH_STACK) $(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+demo: up
+	$(CARGO) build --workspace --bins
+	$(WITH_STACK) deploy/demo.sh
