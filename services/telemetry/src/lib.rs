@@ -17,9 +17,10 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::Deserialize;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 pub use grpc::{GrpcTraceLayer, GrpcTraceService, inject_grpc};
 
@@ -83,10 +84,15 @@ pub fn init_for_tests() {
     ONCE.call_once(|| {
         let provider = SdkTracerProvider::builder().build();
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("test"))
+            .with_filter(LevelFilter::INFO);
         let _ = tracing_subscriber::registry()
-            .with(filter)
-            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_test_writer()
+                    .with_filter(filter),
+            )
             .with(otel)
             .try_init();
         global::set_text_map_propagator(TraceContextPropagator::new());

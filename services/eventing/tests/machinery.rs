@@ -1,0 +1,366 @@
+//! The outbox relay, the inbox consumer and the dead-letter path against real PostgreSQL and NATS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use rz_eventing::dlq::DeadLetters;
+use rz_eventing::relay::OutboxRelay;
+use rz_eventing::{
+    ConsumerSpec, Event, EventConsumer, HandleError, Handler, Namespace, NewEvent, outbox,
+};
+use rz_platform::Shutdown;
+use rz_platform::db::Migration;
+use rz_testkit::TestEnv;
+use sqlx::{PgConnection, PgPool};
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "outbox_inbox",
+        sql: rz_eventing::MIGRATION_SQL,
+    },
+    Migration {
+        version: 2,
+        name: "effects",
+        sql: "CREATE TABLE effects (event_id UUID NOT NULL, body TEXT NOT NULL)",
+    },
+];
+
+struct Fixture {
+    pool: PgPool,
+    js: jetstream::Context,
+    ns: Namespace,
+}
+
+async fn fixture() -> Fixture {
+    let env = TestEnv::load();
+    let pool = PgPool::connect(&env.fresh_database().await).await.unwrap();
+    rz_platform::db::migrate(&pool, MIGRATIONS).await.unwrap();
+    let (_client, js) = rz_eventing::connect(&env.nats_url, "test").await.unwrap();
+    let ns = Namespace::new(&env.namespace()).unwrap();
+    rz_eventing::ensure_stream(&js, &ns, "demo", 1)
+        .await
+        .unwrap();
+    Fixture { pool, js, ns }
+}
+
+fn event(ns: &Namespace, body: &str) -> NewEvent {
+    NewEvent::new(
+        ns.subject("demo", Some("0222"), Some("12345678"), "happened"),
+        "nl.regiozorg.demo.happened.v1",
+        "test",
+        body,
+        &body.to_owned(),
+    )
+}
+
+/// Publishes an event straight to JetStream the way the relay does, with a chosen Nats-Msg-Id.
+async fn publish_raw(f: &Fixture, e: &NewEvent, msg_id: &str) {
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Msg-Id", msg_id);
+    h.insert("ce-id", e.id.to_string().as_str());
+    h.insert("ce-type", e.event_type.as_str());
+    h.insert("ce-source", e.source.as_str());
+    h.insert("ce-subject", e.subject.as_str());
+    h.insert("ce-time", e.time.to_rfc3339().as_str());
+    f.js.publish_with_headers(e.nats_subject.clone(), h, e.payload.clone().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+async fn stream_messages(f: &Fixture) -> u64 {
+    f.js.get_stream(f.ns.stream_name("demo"))
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
+
+/// Records every applied event in `effects`; fails as configured.
+#[derive(Clone, Default)]
+struct Recorder {
+    /// Bodies that fail transiently this many more times.
+    fail_times: Arc<Mutex<HashMap<String, u32>>>,
+    /// Bodies that fail until this flag is cleared.
+    broken: Arc<Mutex<Vec<String>>>,
+    permanent: Arc<AtomicBool>,
+}
+
+impl Handler for Recorder {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let body: String = event.decode()?;
+        // Write first, then fail: the rollback must undo the write.
+        sqlx::query("INSERT INTO effects (event_id, body) VALUES ($1, $2)")
+            .bind(event.id)
+            .bind(&body)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(n) = self
+            .fail_times
+            .lock()
+            .unwrap()
+            .get_mut(&body)
+            .filter(|n| **n > 0)
+        {
+            *n -= 1;
+            return Err(HandleError::Transient("downstream unavailable".into()));
+        }
+        if self.broken.lock().unwrap().contains(&body) {
+            if self.permanent.load(Ordering::SeqCst) {
+                return Err(HandleError::Permanent("body is not acceptable".into()));
+            }
+            return Err(HandleError::Transient("still broken".into()));
+        }
+        Ok(())
+    }
+}
+
+async fn effects(pool: &PgPool, body: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM effects WHERE body = $1")
+        .bind(body)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn spec(f: &Fixture, name: &str) -> ConsumerSpec {
+    let mut s = ConsumerSpec::new(
+        name,
+        f.ns.stream_name("demo"),
+        format!("{}.demo.>", f.ns.as_str()),
+    );
+    s.max_attempts = 3;
+    s.retry_delay = Duration::from_millis(50);
+    s
+}
+
+#[tokio::test]
+async fn relay_publishes_with_the_event_id_and_marks_rows_only_after_the_ack() {
+    let f = fixture().await;
+    let mut tx = f.pool.begin().await.unwrap();
+    let ids: Vec<_> = ["a", "b", "c"].iter().map(|b| event(&f.ns, b)).collect();
+    for e in &ids {
+        outbox::enqueue(&mut tx, e).await.unwrap();
+    }
+    // Not committed yet: the relay sees nothing.
+    let relay = OutboxRelay::new(f.pool.clone(), f.js.clone());
+    assert_eq!(relay.publish_batch().await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    assert_eq!(relay.publish_batch().await.unwrap(), 3);
+    assert_eq!(
+        outbox::pending(&mut f.pool.acquire().await.unwrap())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(stream_messages(&f).await, 3);
+
+    // The message carries the envelope; Nats-Msg-Id is the event id.
+    let stream = f.js.get_stream(f.ns.stream_name("demo")).await.unwrap();
+    let first = stream.get_raw_message(1).await.unwrap();
+    assert_eq!(
+        first.headers.get("Nats-Msg-Id").unwrap().as_str(),
+        ids[0].id.to_string()
+    );
+    assert_eq!(
+        first.headers.get("ce-id").unwrap().as_str(),
+        ids[0].id.to_string()
+    );
+    assert_eq!(first.headers.get("ce-specversion").unwrap().as_str(), "1.0");
+    assert_eq!(
+        first.subject.as_str(),
+        format!("{}.demo.0222.12345678.happened", f.ns.as_str())
+    );
+
+    // A crash between ack and mark republishes; JetStream drops the duplicate by its id.
+    sqlx::query("UPDATE outbox SET published_at = NULL")
+        .execute(&f.pool)
+        .await
+        .unwrap();
+    assert_eq!(relay.publish_batch().await.unwrap(), 3);
+    assert_eq!(stream_messages(&f).await, 3);
+
+    // Running relay: new rows are published promptly after commit (LISTEN/NOTIFY).
+    let shutdown = Shutdown::new();
+    let running =
+        tokio::spawn(OutboxRelay::new(f.pool.clone(), f.js.clone()).run(shutdown.clone()));
+    let mut conn = f.pool.acquire().await.unwrap();
+    outbox::enqueue(&mut conn, &event(&f.ns, "d"))
+        .await
+        .unwrap();
+    wait_until("the fourth message", || async {
+        stream_messages(&f).await == 4
+    })
+    .await;
+    shutdown.trigger();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_duplicated_and_a_redelivered_event_have_exactly_one_effect() {
+    let f = fixture().await;
+    let recorder = Recorder::default();
+    recorder
+        .fail_times
+        .lock()
+        .unwrap()
+        .insert("flaky".into(), 2);
+    let shutdown = Shutdown::new();
+    let consumer = EventConsumer::new(
+        f.js.clone(),
+        f.pool.clone(),
+        f.ns.clone(),
+        spec(&f, "exactly-once"),
+        recorder.clone(),
+    );
+    let task = tokio::spawn(consumer.run(shutdown.clone()));
+
+    // The same event twice on the stream (published under two message ids, so the duplicate
+    // window does not catch it), and an event whose handler fails twice before it succeeds.
+    let dup = event(&f.ns, "dup");
+    publish_raw(&f, &dup, "m1").await;
+    publish_raw(&f, &dup, "m2").await;
+    let flaky = event(&f.ns, "flaky");
+    publish_raw(&f, &flaky, "m3").await;
+    let marker = event(&f.ns, "marker");
+    publish_raw(&f, &marker, "m4").await;
+
+    wait_until("both events applied", || async {
+        effects(&f.pool, "flaky").await == 1 && effects(&f.pool, "marker").await == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(effects(&f.pool, "dup").await, 1);
+    assert_eq!(effects(&f.pool, "flaky").await, 1);
+    let inbox: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = 'exactly-once'")
+            .fetch_one(&f.pool)
+            .await
+            .unwrap();
+    assert_eq!(inbox, 3);
+    assert!(
+        DeadLetters::new(f.js.clone(), f.ns.clone())
+            .list()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_event_that_always_fails_ends_in_the_dead_letter_stream_and_can_be_replayed() {
+    let f = fixture().await;
+    let recorder = Recorder::default();
+    recorder.broken.lock().unwrap().push("poison".into());
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(
+        EventConsumer::new(
+            f.js.clone(),
+            f.pool.clone(),
+            f.ns.clone(),
+            spec(&f, "dlq-test"),
+            recorder.clone(),
+        )
+        .run(shutdown.clone()),
+    );
+    let poison = event(&f.ns, "poison");
+    publish_raw(&f, &poison, "p1").await;
+    // A message without an envelope cannot be applied at all.
+    f.js.publish(
+        format!("{}.demo._._.garbage", f.ns.as_str()),
+        "not an event".into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    publish_raw(&f, &event(&f.ns, "healthy"), "h1").await;
+
+    let dlq = DeadLetters::new(f.js.clone(), f.ns.clone());
+    wait_until("two dead letters", || async {
+        dlq.list().await.unwrap().len() == 2
+    })
+    .await;
+    let letters = dlq.list().await.unwrap();
+    let p = letters
+        .iter()
+        .find(|l| l.event_id == poison.id.to_string())
+        .expect("poison dead-lettered");
+    assert_eq!((p.consumer.as_str(), p.attempts), ("dlq-test", 3));
+    assert!(p.reason.contains("still broken"), "{}", p.reason);
+    assert_eq!(p.original_subject, poison.nats_subject);
+    let g = letters
+        .iter()
+        .find(|l| l.event_id.is_empty())
+        .expect("malformed dead-lettered");
+    assert!(g.reason.contains("malformed"), "{}", g.reason);
+    // The failures left no effect; the healthy event went through.
+    assert_eq!(effects(&f.pool, "poison").await, 0);
+    assert_eq!(effects(&f.pool, "healthy").await, 1);
+
+    // The operator fixes the cause and replays: applied once, gone from the dead-letter stream.
+    recorder.broken.lock().unwrap().clear();
+    dlq.replay(p.sequence).await.unwrap();
+    wait_until("the replayed event applied", || async {
+        effects(&f.pool, "poison").await == 1
+    })
+    .await;
+    assert_eq!(dlq.list().await.unwrap().len(), 1);
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_dead_lettered_without_retries() {
+    let f = fixture().await;
+    let recorder = Recorder::default();
+    recorder.broken.lock().unwrap().push("bad".into());
+    recorder.permanent.store(true, Ordering::SeqCst);
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(
+        EventConsumer::new(
+            f.js.clone(),
+            f.pool.clone(),
+            f.ns.clone(),
+            spec(&f, "permanent"),
+            recorder,
+        )
+        .run(shutdown.clone()),
+    );
+    publish_raw(&f, &event(&f.ns, "bad"), "b1").await;
+    let dlq = DeadLetters::new(f.js.clone(), f.ns.clone());
+    wait_until("a dead letter", || async {
+        dlq.list().await.unwrap().len() == 1
+    })
+    .await;
+    let letter = &dlq.list().await.unwrap()[0];
+    assert_eq!(letter.attempts, 1);
+    assert!(letter.reason.contains("not acceptable"));
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}
