@@ -1,7 +1,7 @@
 //! One trace id survives a gRPC call into the registration service, its outbox, the JetStream
 //! publish and the delivery to a second component's consumer.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,8 +14,11 @@ use rz_proto::registration::v1::registration_service_client::RegistrationService
 use rz_testkit::TestEnv;
 use sqlx::{PgConnection, PgPool};
 
+/// (event type, traceparent header, trace id of the consumer's span) of each event received.
+type Sighting = (String, Option<String>, Option<String>);
+
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Sighting>>>);
 
 impl Handler for Seen {
     async fn handle(&self, _tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {

@@ -1,6 +1,6 @@
 //! The outbox relay, the inbox consumer and the dead-letter path against real PostgreSQL and NATS.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

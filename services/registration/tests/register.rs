@@ -1,7 +1,7 @@
 //! The contract register's rules over gRPC, against real PostgreSQL and NATS. Every refused command
 //! gets a precise status and changes nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

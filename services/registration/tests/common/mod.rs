@@ -1,7 +1,7 @@
 //! `spawn_app`: the registration service on port 0 with a fresh database and its own NATS
 //! namespace, and a gRPC client talking to it like any other client.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use registration::{App, Config};
 use rz_platform::Shutdown;
