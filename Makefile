@@ -15,6 +15,7 @@ up:
 	@$(STACK) up
 
 down:
+	@deploy/demo.sh stop
 	@$(STACK) down
 
 status:

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The demo: runs the regiozorg services against the local stack, loads the Achterhoek register and
+# shows the region's contract landscape. The services keep running until `make down`.
+#
+# Expects DATABASE_URL and NATS_URL (make demo reads them from var/stack.env) and built binaries in
+# target/debug. Each service gets its own database on the same PostgreSQL server.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$ROOT"
+DEMO="$ROOT/var/demo"
+BIN="${BIN:-$ROOT/target/debug}"
+mkdir -p "$DEMO"
+: "${DATABASE_URL:?set DATABASE_URL (make demo does)}"
+: "${NATS_URL:?set NATS_URL (make demo does)}"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+PSQL="$(command -v psql || ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -n1)"
+[ -x "$PSQL" ] || { echo "demo: psql not found" >&2; exit 1; }
+
+# The URL of database $1 on the server of DATABASE_URL.
+db_url() {
+    local base="${DATABASE_URL%%\?*}"
+    echo "${base%/*}/$1"
+}
+
+ensure_db() {
+    if ! "$PSQL" "$DATABASE_URL" -Atc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; then
+        "$PSQL" "$DATABASE_URL" -qc "CREATE DATABASE $1" >/dev/null
+    fi
+}
+
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$(( 30000 + RANDOM % 15000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    echo "demo: no free port found" >&2
+    return 1
+}
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# start NAME DB [extra env...]: (re)starts a service binary with its own database and a free port.
+start() {
+    local name="$1" db="$2"
+    shift 2
+    stop "$name"
+    ensure_db "$db"
+    local port
+    port="$(free_port)"
+    env RZ__DATABASE__URL="$(db_url "$db")" RZ__NATS__URL="$NATS_URL" RZ__SERVER__LISTEN="127.0.0.1:$port" "$@" \
+        setsid nohup "$BIN/$name" serve >"$DEMO/$name.log" 2>&1 </dev/null &
+    echo $! >"$DEMO/$name.pid"
+    echo "$port" >"$DEMO/$name.port"
+    if ! wait_port "$port"; then
+        echo "demo: $name did not start; its log:" >&2
+        tail -n 20 "$DEMO/$name.log" >&2
+        exit 1
+    fi
+    echo "  $name listening on 127.0.0.1:$port (log: var/demo/$name.log)"
+}
+
+stop() {
+    local pidfile="$DEMO/$1.pid"
+    if [ -f "$pidfile" ]; then
+        local pid
+        pid="$(cat "$pidfile")"
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        fi
+        rm -f "$pidfile" "$DEMO/$1.port"
+    fi
+}
+
+if [ "${1:-}" = "stop" ]; then
+    for f in "$DEMO"/*.pid; do
+        [ -e "$f" ] || continue
+        stop "$(basename "$f" .pid)"
+    done
+    exit 0
+fi
+
+say "Starting the services"
+start registration rz_registration
+REG="http://127.0.0.1:$(cat "$DEMO/registration.port")"
+
+say "Loading the Achterhoek contract register (catalogue, providers, tenders, contracts)"
+"$BIN/registration" seed --endpoint "$REG"
+
+say "The region's contract landscape"
+"$BIN/registration" landscape --endpoint "$REG" | tee "$DEMO/landscape.txt"
+
+say "Look around"
+cat <<EOT
+The services keep running until 'make down'. Try:
+  target/debug/registration landscape --endpoint $REG        # this overview again
+  psql "$(db_url rz_registration)" -c 'select agb_code, name, kind from providers order by 1'
+  psql "$(db_url rz_registration)" -c 'select event_type, nats_subject from outbox order by id desc limit 10'
+  NATS_URL=$NATS_URL target/debug/rzctl dlq list   # the dead-letter stream
+Logs: var/demo/*.log (JSON lines).
+EOT
