@@ -28,7 +28,9 @@ async fn run(args: &[String]) -> Result<(), String> {
     let ns = Namespace::new(&std::env::var("RZ_NAMESPACE").unwrap_or_else(|_| "rz".into()))?;
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let dlq = || async {
-        let (_client, js) = rz_eventing::connect(&url, "rzctl").await.map_err(|e| e.to_string())?;
+        let (_client, js) = rz_eventing::connect(&url, "rzctl")
+            .await
+            .map_err(|e| e.to_string())?;
         Ok::<_, String>(DeadLetters::new(js, ns.clone()))
     };
     match words.as_slice() {
@@ -40,15 +42,26 @@ async fn run(args: &[String]) -> Result<(), String> {
             for l in letters {
                 println!(
                     "seq {:>6}  {}  {}  consumer={} attempts={} subject={}\n            reason: {}",
-                    l.sequence, l.event_id, l.event_type, l.consumer, l.attempts, l.original_subject, l.reason
+                    l.sequence,
+                    l.event_id,
+                    l.event_type,
+                    l.consumer,
+                    l.attempts,
+                    l.original_subject,
+                    l.reason
                 );
             }
             Ok(())
         }
         ["dlq", "replay", seq] => {
-            let seq: u64 = seq.parse().map_err(|_| format!("`{seq}` is not a sequence number"))?;
+            let seq: u64 = seq
+                .parse()
+                .map_err(|_| format!("`{seq}` is not a sequence number"))?;
             let l = dlq().await?.replay(seq).await.map_err(|e| e.to_string())?;
-            println!("replayed {} ({}) to {}", l.event_id, l.event_type, l.original_subject);
+            println!(
+                "replayed {} ({}) to {}",
+                l.event_id, l.event_type, l.original_subject
+            );
             Ok(())
         }
         _ => Err("usage: rzctl dlq list | rzctl dlq replay SEQ".into()),

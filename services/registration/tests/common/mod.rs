@@ -14,7 +14,9 @@ use tonic_types::StatusExt;
 
 pub struct TestApp {
     pub client: RegistrationServiceClient<Channel>,
+    pub channel: Channel,
     pub pool: PgPool,
+    pub db_url: String,
     pub namespace: String,
     pub nats_url: String,
     pub shutdown: Shutdown,
@@ -31,17 +33,23 @@ pub async fn spawn_app() -> TestApp {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.server.shutdown_grace_secs = 5;
     let namespace = config.nats.namespace.clone();
+    let db_url = config.database.url.clone();
     let app = App::build(config).await.expect("registration builds");
     let addr = app.local_addr();
     let pool = app.pool().clone();
     let shutdown = Shutdown::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
-    let client = RegistrationServiceClient::connect(format!("http://{addr}"))
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
         .await
         .expect("connects");
+    let client = RegistrationServiceClient::new(channel.clone());
     TestApp {
         client,
+        channel,
         pool,
+        db_url,
         namespace,
         nats_url: env.nats_url,
         shutdown,
