@@ -81,124 +81,57 @@ const TARIFFS: &[(&str, &str, &str, i64)] = &[
 
 /// Organisations with their own name: (AGB code, name, legal form). Youth providers' AGB codes
 /// start with 03, Wmo providers' with 41.
+#[rustfmt::skip]
 const ORGS: &[(&str, &str, &str)] = &[
     // Integrale Ambulante Jeugdhulp (and a few in two segments)
-    (
-        "03010011",
-        "Stichting Jeugdzorg Oost-Achterhoek",
-        "stichting",
-    ),
+    ("03010011", "Stichting Jeugdzorg Oost-Achterhoek", "stichting"),
     ("03010028", "Zorggroep De Berkel", "stichting"),
     ("03010036", "Praktijk Kind & Gezin Doetinchem", "vof"),
     ("03010044", "Jeugdhulp De Slinge BV", "bv"),
-    (
-        "03010052",
-        "Stichting Ambulant Team Graafschap",
-        "stichting",
-    ),
+    ("03010052", "Stichting Ambulant Team Graafschap", "stichting"),
     ("03010069", "Opvoedpunt Lichtenvoorde", "vof"),
     ("03010077", "Gezinscoach Achterhoek BV", "bv"),
     ("03010085", "Stichting Kompas Jeugd & Gezin", "stichting"),
     ("03010093", "Orthopedagogenpraktijk Groenlo", "eenmanszaak"),
     ("03010108", "Stichting Jeugd-GGZ Gelre-Oost", "stichting"),
     ("03010116", "Dagbehandeling 't Hilgelo BV", "bv"),
-    (
-        "03010124",
-        "Stichting Spoedhulp Jeugd Achterhoek",
-        "stichting",
-    ),
+    ("03010124", "Stichting Spoedhulp Jeugd Achterhoek", "stichting"),
     ("03010132", "Samen Sterk Jeugdhulp VOF", "vof"),
     ("03010149", "Kinderpraktijk De Oude IJssel", "maatschap"),
-    (
-        "03010157",
-        "Stichting Zorgboerderij De Bijvank",
-        "stichting",
-    ),
+    ("03010157", "Stichting Zorgboerderij De Bijvank", "stichting"),
     ("03010165", "Autismecentrum Eibergen BV", "bv"),
     ("03010173", "Psychologenpraktijk Zelhem", "maatschap"),
-    (
-        "03010181",
-        "Stichting Gezinsbegeleiding Montferland",
-        "stichting",
-    ),
+    ("03010181", "Stichting Gezinsbegeleiding Montferland", "stichting"),
     ("03010199", "Jeugdteam Plus Achterhoek BV", "bv"),
     // Gezins- en Woonvormen, Hoog Complex Weinig Voorkomend
-    (
-        "03010207",
-        "Stichting Residentiële Jeugdzorg De Hoven",
-        "stichting",
-    ),
+    ("03010207", "Stichting Residentiële Jeugdzorg De Hoven", "stichting"),
     ("03010215", "Gezinshuis De Linde VOF", "vof"),
     ("03010223", "Kamertraining Achterhoek BV", "bv"),
-    (
-        "03010231",
-        "Stichting Woongroepen Jeugd Oost-Gelderland",
-        "stichting",
-    ),
+    ("03010231", "Stichting Woongroepen Jeugd Oost-Gelderland", "stichting"),
     ("03010248", "Gezinshuizen Het Nest BV", "bv"),
-    (
-        "03010256",
-        "Stichting Jeugdwoonvormen Zutphen-Achterhoek",
-        "stichting",
-    ),
-    (
-        "03010264",
-        "Stichting Leefgroepen De Kruisberg",
-        "stichting",
-    ),
+    ("03010256", "Stichting Jeugdwoonvormen Zutphen-Achterhoek", "stichting"),
+    ("03010264", "Stichting Leefgroepen De Kruisberg", "stichting"),
     ("03010272", "Gezinshuis 't Wilgenhof", "eenmanszaak"),
-    (
-        "03010289",
-        "Stichting Zelfstandig Wonen Jongeren Achterhoek",
-        "stichting",
-    ),
-    (
-        "03010297",
-        "Stichting Jeugdzorgplus Oost-Nederland",
-        "stichting",
-    ),
+    ("03010289", "Stichting Zelfstandig Wonen Jongeren Achterhoek", "stichting"),
+    ("03010297", "Stichting Jeugdzorgplus Oost-Nederland", "stichting"),
     ("03010305", "Intensieve Behandelgroepen Gelderland BV", "bv"),
     // Consortium members (not contracted in their own name)
-    (
-        "03020102",
-        "Stichting Maatschappelijk Werk Achterhoek",
-        "stichting",
-    ),
+    ("03020102", "Stichting Maatschappelijk Werk Achterhoek", "stichting"),
     ("03020119", "Ambulante Gezinszorg Berkelland BV", "bv"),
-    (
-        "03020127",
-        "Stichting Pleegzorg Gelderland-Oost",
-        "stichting",
-    ),
+    ("03020127", "Stichting Pleegzorg Gelderland-Oost", "stichting"),
     ("03020135", "Gezinshuizen Achterhoek BV", "bv"),
-    (
-        "03020143",
-        "Stichting Netwerkpleegzorg De Graafschap",
-        "stichting",
-    ),
-    (
-        "41020105",
-        "Stichting Begeleid Wonen Graafschap",
-        "stichting",
-    ),
+    ("03020143", "Stichting Netwerkpleegzorg De Graafschap", "stichting"),
+    ("41020105", "Stichting Begeleid Wonen Graafschap", "stichting"),
     ("41020113", "Stichting Kansrijk Wonen", "stichting"),
     ("41020121", "Herstelcentrum De Kruisberg BV", "bv"),
     // Subcontractors
     ("03030012", "Zorgboerderij De Vlinderhof VOF", "vof"),
     ("03030029", "Paardencoaching Het Ruiterpad", "eenmanszaak"),
-    (
-        "41030018",
-        "Stichting Maatjesproject Achterhoek",
-        "stichting",
-    ),
+    ("41030018", "Stichting Maatjesproject Achterhoek", "stichting"),
     ("41030026", "Jobcoach Oost VOF", "vof"),
     // Dyslexiezorg
     ("03040015", "Dyslexiepraktijk Achterhoek BV", "bv"),
-    (
-        "03040023",
-        "Stichting Lees- en Leercentrum Doetinchem",
-        "stichting",
-    ),
+    ("03040023", "Stichting Lees- en Leercentrum Doetinchem", "stichting"),
     ("03040031", "Praktijk Letterwijs", "eenmanszaak"),
     ("03040048", "Dyslexiecentrum Oost-Gelderland BV", "bv"),
     ("03040056", "RT-praktijk Taalkracht VOF", "vof"),
@@ -207,110 +140,48 @@ const ORGS: &[(&str, &str, &str)] = &[
     ("03040089", "Logopedie & Dyslexie Groenlo", "maatschap"),
     ("03040097", "Kinderpraktijk Woordenrijk", "eenmanszaak"),
     // Ziekenhuiszorg
-    (
-        "03050012",
-        "Stichting Streekziekenhuis Achterhoek",
-        "stichting",
-    ),
-    (
-        "03050029",
-        "Kinder- en Jeugdpsychiatrie IJsselvallei BV",
-        "bv",
-    ),
+    ("03050012", "Stichting Streekziekenhuis Achterhoek", "stichting"),
+    ("03050029", "Kinder- en Jeugdpsychiatrie IJsselvallei BV", "bv"),
     // Wmo Integrale Ondersteuning, Logeren, Wonen
     ("41010017", "Wonen & Welzijn IJsselland BV", "bv"),
     ("41010025", "Stichting Zorgplein Achterhoek", "stichting"),
     ("41010033", "Begeleiding Op Maat Oost BV", "bv"),
-    (
-        "41010041",
-        "Stichting Dagbesteding 't Wooldse Veen",
-        "stichting",
-    ),
+    ("41010041", "Stichting Dagbesteding 't Wooldse Veen", "stichting"),
     ("41010058", "Thuiszorg Gelre-IJssel BV", "bv"),
-    (
-        "41010066",
-        "Stichting Ambulante Begeleiding Graafschap",
-        "stichting",
-    ),
+    ("41010066", "Stichting Ambulante Begeleiding Graafschap", "stichting"),
     ("41010074", "Zorgboerderij 't Everloo VOF", "vof"),
-    (
-        "41010082",
-        "Stichting Wijkverpleging Achterhoek",
-        "stichting",
-    ),
+    ("41010082", "Stichting Wijkverpleging Achterhoek", "stichting"),
     ("41010099", "Herstelacademie Oost-Gelderland", "stichting"),
     ("41010104", "Coachingspraktijk Vooruit VOF", "vof"),
-    (
-        "41010112",
-        "Stichting Zorg aan Huis Bronckhorst",
-        "stichting",
-    ),
-    (
-        "41010129",
-        "Arbeidsmatige Dagbesteding De Werkplaats BV",
-        "bv",
-    ),
+    ("41010112", "Stichting Zorg aan Huis Bronckhorst", "stichting"),
+    ("41010129", "Arbeidsmatige Dagbesteding De Werkplaats BV", "bv"),
     ("41010137", "Stichting NAH-Zorg Achterhoek", "stichting"),
     ("41010145", "Wijkzorg Samen BV", "bv"),
     ("41010153", "Stichting Beschermd Thuis Oost", "stichting"),
     ("41010161", "Persoonlijke Assistentie Achterhoek VOF", "vof"),
-    (
-        "41010178",
-        "Stichting Welzijn & Zorg Montferland",
-        "stichting",
-    ),
+    ("41010178", "Stichting Welzijn & Zorg Montferland", "stichting"),
     ("41010186", "Logeerhuis De Hessenhoek", "stichting"),
     ("41010194", "Stichting Respijtzorg Achterhoek", "stichting"),
     ("41010202", "Logeerboerderij Het Scholtenhuis VOF", "vof"),
-    (
-        "41010219",
-        "Stichting Kortdurend Verblijf Gelre-Oost",
-        "stichting",
-    ),
-    (
-        "41010227",
-        "Stichting Beschermd Wonen De Graafschap",
-        "stichting",
-    ),
+    ("41010219", "Stichting Kortdurend Verblijf Gelre-Oost", "stichting"),
+    ("41010227", "Stichting Beschermd Wonen De Graafschap", "stichting"),
     ("41010235", "Beschut Wonen Ulft BV", "bv"),
-    (
-        "41010243",
-        "Stichting Woonzorg Psychiatrie Oost",
-        "stichting",
-    ),
+    ("41010243", "Stichting Woonzorg Psychiatrie Oost", "stichting"),
     ("41010251", "Stichting Herstelhuis Achterhoek", "stichting"),
     ("41010268", "Wooninitiatief De Zonnewende VOF", "vof"),
     ("41010276", "Stichting Lichtpunt Wonen", "stichting"),
     // Hulp bij het Huishouden
     ("41040011", "Thuishulp Achterhoek BV", "bv"),
-    (
-        "41040028",
-        "Stichting Huishoudelijke Zorg Berkel & Slinge",
-        "stichting",
-    ),
+    ("41040028", "Stichting Huishoudelijke Zorg Berkel & Slinge", "stichting"),
     ("41040036", "Schoon & Zorg Thuis VOF", "vof"),
 ];
 
 /// Consortia (samenwerkingsverbanden): (AGB code, name, lead, other members).
+#[rustfmt::skip]
 const CONSORTIA: &[(&str, &str, &str, &[&str])] = &[
-    (
-        "03020011",
-        "Samenwerkingsverband Integrale Jeugdhulp Achterhoek",
-        "03010108",
-        &["03020102", "03020119"],
-    ),
-    (
-        "03020028",
-        "Pleegzorg Achterhoek Samen",
-        "03020127",
-        &["03020135", "03020143"],
-    ),
-    (
-        "41020014",
-        "Consortium Beschermd Wonen Achterhoek",
-        "41020105",
-        &["41020113", "41020121"],
-    ),
+    ("03020011", "Samenwerkingsverband Integrale Jeugdhulp Achterhoek", "03010108", &["03020102", "03020119"]),
+    ("03020028", "Pleegzorg Achterhoek Samen", "03020127", &["03020135", "03020143"]),
+    ("41020014", "Consortium Beschermd Wonen Achterhoek", "41020105", &["41020113", "41020121"]),
 ];
 
 /// Subcontractors (onderaannemers): (main contractor, subcontractor).
@@ -392,6 +263,7 @@ const WINNERS: &[(&str, &str, &[&str], &[&str])] = &[
 ];
 
 /// Contracts concluded outside the joint tender: (segment, AGB code, start, municipalities).
+#[rustfmt::skip]
 const DIRECT: &[(&str, &str, &str, &[&str])] = &[
     ("DYS", "03040015", DYS_START, ALL),
     ("DYS", "03040023", DYS_START, ALL),
@@ -1146,7 +1018,9 @@ pub async fn print_landscape(endpoint: &str) -> Result<(), String> {
         .flat_map(|l| l.segments.iter().map(move |s| (l, s)))
         .collect();
     let munis = &cat.municipalities;
-    let of = |seg: &str| active.iter().filter(move |k| k.segment_code == seg);
+    let of = |seg: &str| -> Vec<&pb::Contract> {
+        active.iter().filter(|k| k.segment_code == seg).collect()
+    };
     let name_of = |agb: &str| {
         providers
             .get(agb)
@@ -1209,12 +1083,16 @@ pub async fn print_landscape(endpoint: &str) -> Result<(), String> {
                 continue;
             }
             let n: BTreeSet<&str> = of(&s.code)
+                .into_iter()
                 .filter(|k| k.municipalities.contains(&m.code))
                 .map(|k| k.agb_code.as_str())
                 .collect();
             row.push(n.len().to_string());
         }
-        let all: BTreeSet<&str> = of(&s.code).map(|k| k.agb_code.as_str()).collect();
+        let all: BTreeSet<&str> = of(&s.code)
+            .into_iter()
+            .map(|k| k.agb_code.as_str())
+            .collect();
         row.push(all.len().to_string());
         row.push(s.name.clone());
         rows.push(row);
@@ -1249,7 +1127,7 @@ pub async fn print_landscape(endpoint: &str) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut column_totals = vec![0i64; munis.len() + 1];
     for (_, s) in &segments {
-        let total: i64 = of(&s.code).map(|k| budget(k, None)).sum();
+        let total: i64 = of(&s.code).into_iter().map(|k| budget(k, None)).sum();
         if total == 0 {
             continue;
         }
@@ -1259,7 +1137,10 @@ pub async fn print_landscape(endpoint: &str) -> Result<(), String> {
                 row.push("-".into());
                 continue;
             }
-            let v: i64 = of(&s.code).map(|k| budget(k, Some(&m.code))).sum();
+            let v: i64 = of(&s.code)
+                .into_iter()
+                .map(|k| budget(k, Some(&m.code)))
+                .sum();
             column_totals[i] += v;
             row.push(euros(v));
         }
