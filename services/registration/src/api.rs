@@ -256,13 +256,24 @@ impl RegistrationApi {
             Claim::Conflict => return Err(key_conflict()),
             Claim::New => {}
         }
-        let known = store::existing_providers(&mut tx, &members).await?;
-        if let Some(missing) = members.iter().find(|m| !known.contains(m)) {
-            return Err(ApiError::rule(
-                "consortium.members_registered",
-                "member_agb_codes",
-                format!("member {missing} must be registered as a provider first"),
-            ));
+        for m in &members {
+            match store::get_provider(&mut tx, m).await? {
+                None => {
+                    return Err(ApiError::rule(
+                        "consortium.members_registered",
+                        "member_agb_codes",
+                        format!("member {m} must be registered as a provider first"),
+                    ));
+                }
+                Some(p) if p.kind == "consortium" => {
+                    return Err(ApiError::rule(
+                        "consortium.members_are_organisations",
+                        "member_agb_codes",
+                        format!("member {m} is a consortium itself; consortia are not nested"),
+                    ));
+                }
+                Some(_) => {}
+            }
         }
         let row = ProviderRow {
             agb_code: code.clone(),
@@ -434,9 +445,26 @@ impl RegistrationApi {
         let code = agb("agb_code", &r.agb_code)?;
         let tender_id = uuid("tender_id", &r.tender_id)?;
         let mut conn = self.pool.acquire().await?;
-        self.provider(&mut conn, code.as_str()).await?;
+        let party = self.provider(&mut conn, code.as_str()).await?;
         let tender = self.tender(&mut conn, tender_id, false).await?;
+        // A party bids once: alone or within a consortium, not both.
+        let mut related = store::consortia_of(&mut conn, code.as_str()).await?;
+        related.extend(party.members.iter().cloned());
         drop(conn);
+        if let Some(other) = tender
+            .registrations
+            .iter()
+            .find(|x| related.contains(&x.agb_code.to_string()))
+        {
+            return Err(ApiError::rule(
+                "tender.one_bid_per_party",
+                "agb_code",
+                format!(
+                    "{} and {} cannot both register: one is a member of the other",
+                    code, other.agb_code
+                ),
+            ));
+        }
         let segment = self
             .catalogue
             .segment("segment_code", &tender.segment_code)?;
@@ -529,6 +557,30 @@ impl RegistrationApi {
                 "contract.no_overlap",
                 row.agb_code.clone(),
                 "the provider already has an overlapping contract for one of these subsegments and municipalities",
+            )),
+            other => Ok(other?),
+        }
+    }
+
+    /// Stores a changed term; a longer term must not run into another contract of the provider.
+    async fn update_term(&self, tx: &mut PgConnection, row: &ContractRow) -> ApiResult<()> {
+        if let Some((other, s, m)) = store::overlapping_coverage(
+            tx,
+            &row.agb_code,
+            &row.subsegments,
+            &row.municipalities,
+            &row.term,
+            Some(row.id),
+        )
+        .await?
+        {
+            return Err(overlap_rule(&row.agb_code, other, &s, &m));
+        }
+        match store::update_term(tx, row).await {
+            Err(e) if is_overlap_violation(&e) => Err(ApiError::rule(
+                "contract.no_overlap",
+                row.agb_code.clone(),
+                "the longer term would overlap another contract of the provider",
             )),
             other => Ok(other?),
         }
@@ -644,11 +696,15 @@ impl RegistrationApi {
             .to_string();
         let cents = Cents::new(r.amount_cents).map_err(|e| e.at("amount_cents"))?;
         self.change_contract(&r.contract_id, "budget_set", async |row, tx| {
-            if !self.financing_of(row).await.contains(&Financing::Lumpsum) {
+            let financing = self.financing_of(row).await;
+            if !financing
+                .iter()
+                .any(|f| matches!(f, Financing::Lumpsum | Financing::PopulationBased))
+            {
                 return Err(ApiError::rule(
-                    "budget.lumpsum_only",
+                    "budget.fixed_sum_only",
                     "contract_id",
-                    "a lumpsum budget belongs to a contract for a lumpsum segment",
+                    "a budget belongs to a contract for a lumpsum or population-based segment",
                 ));
             }
             if !row.municipalities.contains(&m) {
@@ -1073,7 +1129,7 @@ impl RegistrationService for RegistrationApi {
         reply(
             self.change_contract(&r.into_inner().contract_id, "extended", async |row, tx| {
                 row.term = row.term.extend()?;
-                Ok(store::update_term(tx, row).await?)
+                self.update_term(tx, row).await
             })
             .await,
         )
@@ -1093,7 +1149,7 @@ impl RegistrationService for RegistrationApi {
                 self.change_contract(&r.contract_id, "terminated", async |row, tx| {
                     row.term = row.term.terminate(end)?;
                     row.termination_reason = r.reason.trim().to_owned();
-                    Ok(store::update_term(tx, row).await?)
+                    self.update_term(tx, row).await
                 })
                 .await
             }

