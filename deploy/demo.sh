@@ -11,8 +11,6 @@ cd "$ROOT"
 DEMO="$ROOT/var/demo"
 BIN="${BIN:-$ROOT/target/debug}"
 mkdir -p "$DEMO"
-: "${DATABASE_URL:?set DATABASE_URL (make demo does)}"
-: "${NATS_URL:?set NATS_URL (make demo does)}"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -85,6 +83,7 @@ stop() {
     fi
 }
 
+
 if [ "${1:-}" = "stop" ]; then
     for f in "$DEMO"/*.pid; do
         [ -e "$f" ] || continue
@@ -92,6 +91,9 @@ if [ "${1:-}" = "stop" ]; then
     done
     exit 0
 fi
+
+: "${DATABASE_URL:?set DATABASE_URL (make demo does)}"
+: "${NATS_URL:?set NATS_URL (make demo does)}"
 
 say "Starting the services"
 start registration rz_registration

@@ -2,6 +2,7 @@
 //! and graceful shutdown (health turns NOT_SERVING, no new connections, in-flight calls finish).
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
@@ -42,7 +43,14 @@ pub async fn serve(
                 .await;
         }
     };
-    router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
-        .await
+    // Small request/response pairs must not wait for Nagle's algorithm (a 40 ms stall per call).
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn
+            && let Err(e) = stream.set_nodelay(true)
+        {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        conn
+    });
+    router.serve_with_incoming_shutdown(incoming, stop).await
 }
