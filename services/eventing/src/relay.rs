@@ -23,6 +23,8 @@ pub struct OutboxRelay {
     js: jetstream::Context,
     batch: i64,
     poll: Duration,
+    /// Published rows are kept this long (for operators and audits), then deleted.
+    retention: Duration,
 }
 
 impl OutboxRelay {
@@ -32,6 +34,7 @@ impl OutboxRelay {
             js,
             batch: 512,
             poll: Duration::from_millis(500),
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 
@@ -50,7 +53,14 @@ impl OutboxRelay {
                 None
             }
         };
+        let mut last_cleanup = tokio::time::Instant::now();
         loop {
+            if last_cleanup.elapsed() > Duration::from_secs(600) {
+                last_cleanup = tokio::time::Instant::now();
+                if let Err(e) = self.delete_published().await {
+                    tracing::warn!(error = %e, "outbox cleanup failed");
+                }
+            }
             let full = match self.publish_batch().await {
                 Ok(n) => n as i64 == self.batch,
                 Err(e) => {
@@ -77,6 +87,22 @@ impl OutboxRelay {
             }
         }
         tracing::info!("outbox relay stopped");
+    }
+
+    /// Deletes rows published longer ago than the retention period.
+    pub async fn delete_published(&self) -> Result<u64, EventingError> {
+        let secs = self.retention.as_secs_f64();
+        let n = sqlx::query(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+        )
+        .bind(secs)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            tracing::info!(deleted = n, "published outbox rows cleaned up");
+        }
+        Ok(n)
     }
 
     /// Publishes one batch of pending rows; returns how many were claimed.

@@ -203,6 +203,15 @@ async fn relay_publishes_with_the_event_id_and_marks_rows_only_after_the_ack() {
     assert_eq!(relay.publish_batch().await.unwrap(), 3);
     assert_eq!(stream_messages(&f).await, 3);
 
+    // Published rows are kept for the retention period only; pending rows are never deleted.
+    assert_eq!(relay.delete_published().await.unwrap(), 0);
+    sqlx::query("UPDATE outbox SET published_at = now() - interval '8 days' WHERE id = $1")
+        .bind(ids[0].id)
+        .execute(&f.pool)
+        .await
+        .unwrap();
+    assert_eq!(relay.delete_published().await.unwrap(), 1);
+
     // Running relay: new rows are published promptly after commit (LISTEN/NOTIFY).
     let shutdown = Shutdown::new();
     let running =

@@ -185,24 +185,29 @@ impl RegistrationApi {
             members: vec![],
             subcontractors: vec![],
         };
+        self.insert_provider(tx, row).await
+    }
+
+    /// Stores a new provider (organisation or consortium) with its `provider_registered` event.
+    async fn insert_provider(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        row: ProviderRow,
+    ) -> ApiResult<pb::Provider> {
+        let code = row.agb_code.clone();
         if !store::insert_provider(&mut tx, &row).await? {
             return Err(ApiError::AlreadyExists(format!(
                 "provider {code} is registered already"
             )));
         }
         let p = provider_pb(row);
-        self.emit(
-            &mut tx,
-            Some(&code),
-            "provider_registered",
-            &code,
-            &pb::ProviderRegistered {
-                provider: Some(p.clone()),
-            },
-        )
-        .await?;
+        let event = pb::ProviderRegistered {
+            provider: Some(p.clone()),
+        };
+        self.emit(&mut tx, Some(&code), "provider_registered", &code, &event)
+            .await?;
         tx.commit().await?;
-        tracing::info!(agb_code = %code, "provider registered");
+        tracing::info!(agb_code = %code, kind = %p.kind().as_str_name(), "provider registered");
         Ok(p)
     }
 
@@ -285,24 +290,7 @@ impl RegistrationApi {
             members,
             subcontractors: vec![],
         };
-        if !store::insert_provider(&mut tx, &row).await? {
-            return Err(ApiError::AlreadyExists(format!(
-                "provider {code} is registered already"
-            )));
-        }
-        let p = provider_pb(row);
-        self.emit(
-            &mut tx,
-            Some(&code),
-            "provider_registered",
-            &code,
-            &pb::ProviderRegistered {
-                provider: Some(p.clone()),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(p)
+        self.insert_provider(tx, row).await
     }
 
     async fn add_subcontractor(&self, r: pb::AddSubcontractorRequest) -> ApiResult<pb::Provider> {
@@ -676,7 +664,7 @@ impl RegistrationApi {
         Ok(c)
     }
 
-    async fn financing_of(&self, row: &ContractRow) -> Vec<Financing> {
+    fn financing_of(&self, row: &ContractRow) -> Vec<Financing> {
         row.subsegments
             .iter()
             .filter_map(|s| {
@@ -696,7 +684,7 @@ impl RegistrationApi {
             .to_string();
         let cents = Cents::new(r.amount_cents).map_err(|e| e.at("amount_cents"))?;
         self.change_contract(&r.contract_id, "budget_set", async |row, tx| {
-            let financing = self.financing_of(row).await;
+            let financing = self.financing_of(row);
             if !financing
                 .iter()
                 .any(|f| matches!(f, Financing::Lumpsum | Financing::PopulationBased))
@@ -740,7 +728,7 @@ impl RegistrationApi {
             cents.unwrap_or_default(),
         );
         self.change_contract(&r.contract_id, "tariff_set", async |row, tx| {
-            if !self.financing_of(row).await.contains(&Financing::PxQ) {
+            if !self.financing_of(row).contains(&Financing::PxQ) {
                 return Err(ApiError::rule(
                     "tariff.pxq_only",
                     "contract_id",
