@@ -5,6 +5,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "regiozorg/types/v1/types.proto",
         "regiozorg/registration/v1/registration.proto",
         "regiozorg/registration/v1/events.proto",
+        "regiozorg/access/v1/access.proto",
+        "regiozorg/access/v1/events.proto",
+        "regiozorg/assignment/v1/assignment.proto",
+        "regiozorg/assignment/v1/events.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -13,3 +13,15 @@ pub mod registration {
         tonic::include_proto!("regiozorg.registration.v1");
     }
 }
+
+pub mod access {
+    pub mod v1 {
+        tonic::include_proto!("regiozorg.access.v1");
+    }
+}
+
+pub mod assignment {
+    pub mod v1 {
+        tonic::include_proto!("regiozorg.assignment.v1");
+    }
+}

@@ -61,6 +61,7 @@ mod error;
 mod ids;
 mod money;
 mod period;
+mod pseudonym;
 
 pub use calendar::WorkingDays;
 pub use codes::{
@@ -72,3 +73,4 @@ pub use error::FieldError;
 pub use ids::{AgbCode, AssignmentNumber, Bsn, GemeenteCode, KvkNumber, MessageId, ProductCode};
 pub use money::Cents;
 pub use period::{Period, parse_date};
+pub use pseudonym::ClientKey;

@@ -15,6 +15,7 @@
 pub mod consumer;
 pub mod dlq;
 pub mod envelope;
+pub mod host;
 pub mod outbox;
 pub mod relay;
 pub mod subjects;

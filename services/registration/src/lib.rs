@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rz_eventing::Namespace;
-use rz_eventing::relay::OutboxRelay;
+use rz_eventing::host::Host;
 use rz_platform::Shutdown;
 use rz_proto::registration::v1::registration_service_server::RegistrationServiceServer;
 use tokio::net::TcpListener;
@@ -94,33 +94,23 @@ impl App {
         &self.pool
     }
 
-    /// Serves gRPC and relays the outbox until `shutdown`; then stops accepting, lets in-flight
-    /// calls finish (bounded by `server.shutdown_grace_secs`), flushes the outbox and drains NATS.
+    /// Serves gRPC and relays the outbox until `shutdown`; then stops gracefully (see
+    /// [`rz_eventing::host::Host`]).
     pub async fn run(self, shutdown: Shutdown) -> Result<(), StartError> {
-        let relay = tokio::spawn(
-            OutboxRelay::new(self.pool.clone(), self.js.clone()).run(shutdown.clone()),
-        );
         let api =
             api::RegistrationApi::new(self.pool.clone(), self.catalogue.clone(), self.ns.clone());
         let (router, health) = rz_platform::server::router();
         let router = router.add_service(RegistrationServiceServer::new(api));
         tracing::info!(addr = %self.addr, region = %self.catalogue.region, "registration serving");
-        let grace = std::time::Duration::from_secs(self.config.server.shutdown_grace_secs);
-        let serve = rz_platform::server::serve(router, health, self.listener, shutdown.clone());
-        tokio::pin!(serve);
-        let served = tokio::select! {
-            r = &mut serve => r,
-            _ = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!("in-flight calls did not finish within the grace period");
-                Ok(())
-            }
+        let host = Host {
+            name: "registration",
+            pool: self.pool,
+            nats: self.nats,
+            js: self.js,
+            grace: std::time::Duration::from_secs(self.config.server.shutdown_grace_secs),
         };
-        let _ = relay.await;
-        if let Err(e) = self.nats.drain().await {
-            tracing::warn!(error = %e, "nats drain failed");
-        }
-        self.pool.close().await;
-        tracing::info!("registration stopped");
-        Ok(served?)
+        Ok(host
+            .run(router, health, self.listener, shutdown, Vec::new())
+            .await?)
     }
 }
