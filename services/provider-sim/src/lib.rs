@@ -1,0 +1,149 @@
+//! A provider system simulator, as a provider's own software would behave: it subscribes to its
+//! assignment events (`<ns>.assignment.*.<its AGB>.issued`, or every provider's for the demo) on a
+//! durable JetStream consumer and answers each new assignment with a start of care over gRPC.
+//!
+//! It is deliberately a plain client: no database, no shared code with the assignment service
+//! beyond the public protos. A redelivered event is harmless: the second start of care is refused
+//! as a duplicate, which the simulator counts as done.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use prost::Message;
+use rz_eventing::Namespace;
+use rz_eventing::nats as async_nats;
+use rz_platform::Shutdown;
+use rz_proto::assignment::v1 as pb;
+use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use tonic::transport::Channel;
+
+/// What the simulator did; shared so a demo or test can watch it.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub received: AtomicU64,
+    pub started: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub nats_url: String,
+    pub namespace: String,
+    pub assignment_endpoint: String,
+    /// Providers to simulate; empty = every provider.
+    pub agb_codes: Vec<String>,
+    /// Durable consumer name (one per simulated provider system).
+    pub name: String,
+}
+
+/// Runs until `shutdown`.
+pub async fn run(config: SimConfig, stats: Arc<Stats>, shutdown: Shutdown) -> Result<(), String> {
+    let ns = Namespace::new(&config.namespace)?;
+    let (_client, js) = rz_eventing::connect(&config.nats_url, &config.name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stream = rz_eventing::ensure_stream(&js, &ns, "assignment", 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    // One provider: its own subjects. All providers: every issued assignment.
+    let filter = match config.agb_codes.as_slice() {
+        [one] => format!("{}.assignment.*.{one}.issued", ns.as_str()),
+        _ => format!("{}.assignment.*.*.issued", ns.as_str()),
+    };
+    let consumer = stream
+        .get_or_create_consumer(
+            &config.name,
+            jetstream::consumer::pull::Config {
+                durable_name: Some(config.name.clone()),
+                filter_subject: filter,
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let channel = connect_with_retry(&config.assignment_endpoint).await?;
+    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.wait() => break,
+            m = messages.next() => m,
+        };
+        let Some(Ok(message)) = next else {
+            if next.is_none() {
+                break;
+            }
+            continue;
+        };
+        let outcome = handle(&config, &channel, &stats, &message.payload).await;
+        let ack = if outcome {
+            AckKind::Ack
+        } else {
+            AckKind::Nak(Some(Duration::from_secs(1)))
+        };
+        if let Err(e) = message.ack_with(ack).await {
+            tracing::warn!(error = %e, "provider-sim ack failed");
+        }
+    }
+    Ok(())
+}
+
+async fn connect_with_retry(endpoint: &str) -> Result<Channel, String> {
+    let ep = Channel::from_shared(endpoint.to_owned()).map_err(|e| e.to_string())?;
+    for _ in 0..60 {
+        if let Ok(c) = ep.connect().await {
+            return Ok(c);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!("cannot reach the assignment service at {endpoint}"))
+}
+
+/// Answers one assignment message; false means "try again later".
+async fn handle(config: &SimConfig, channel: &Channel, stats: &Stats, payload: &[u8]) -> bool {
+    let Ok(msg) = pb::AssignmentMessage::decode(payload) else {
+        tracing::warn!("provider-sim: undecodable assignment message ignored");
+        return true;
+    };
+    let Some(a) = msg.assignment else { return true };
+    if !config.agb_codes.is_empty() && !config.agb_codes.contains(&a.agb_code) {
+        return true;
+    }
+    stats.received.fetch_add(1, Ordering::Relaxed);
+    let start = a
+        .period
+        .as_ref()
+        .map(|p| p.start.clone())
+        .unwrap_or_default();
+    let mut client = AssignmentServiceClient::new(channel.clone());
+    let mut request = tonic::Request::new(pb::ReportStartOfCareRequest {
+        agb_code: a.agb_code.clone(),
+        municipality: a.municipality.clone(),
+        assignment_number: a.number,
+        start_date: start,
+    });
+    rz_telemetry::inject_grpc(&mut request);
+    match client.report_start_of_care(request).await {
+        Ok(_) => {
+            stats.started.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(s) if s.code() == tonic::Code::AlreadyExists => {
+            stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(s) if s.code() == tonic::Code::Unavailable => false,
+        Err(s) => {
+            // The assignment changed meanwhile (withdrawn, ended): a real provider would call the
+            // municipality; the simulator records it.
+            tracing::info!(code = ?s.code(), number = a.number, "start of care refused");
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+    }
+}
