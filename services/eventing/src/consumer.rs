@@ -273,7 +273,13 @@ impl<H: Handler> EventConsumer<H> {
                     .map(|i| format!("seq-{}", i.stream_sequence))
                     .unwrap_or_default()
             });
-        headers.insert(MSG_ID, format!("dlq-{}-{id}", self.spec.name).as_str());
+        // Unique per delivered stream message: a redelivery of the same message dedups, while the
+        // same event failing again after a replay (a new stream message) is kept.
+        let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+        headers.insert(
+            MSG_ID,
+            format!("dlq-{}-{id}-{seq}", self.spec.name).as_str(),
+        );
         headers.insert(crate::dlq::H_REASON, reason);
         headers.insert(crate::dlq::H_CONSUMER, self.spec.name.as_str());
         headers.insert(crate::dlq::H_SUBJECT, message.subject.as_str());

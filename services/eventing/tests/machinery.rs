@@ -332,9 +332,30 @@ async fn an_event_that_always_fails_ends_in_the_dead_letter_stream_and_can_be_re
     assert_eq!(effects(&f.pool, "poison").await, 0);
     assert_eq!(effects(&f.pool, "healthy").await, 1);
 
+    // A replay before the cause is fixed fails again and lands in the dead-letter stream again
+    // (under a new sequence): nothing is lost.
+    dlq.replay(p.sequence).await.unwrap();
+    let again = {
+        let mut found = None;
+        for _ in 0..200 {
+            found = dlq
+                .list()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|l| l.event_id == poison.id.to_string());
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        found.expect("dead-lettered again")
+    };
+    assert_ne!(again.sequence, p.sequence);
+
     // The operator fixes the cause and replays: applied once, gone from the dead-letter stream.
     recorder.broken.lock().unwrap().clear();
-    dlq.replay(p.sequence).await.unwrap();
+    dlq.replay(again.sequence).await.unwrap();
     wait_until("the replayed event applied", || async {
         effects(&f.pool, "poison").await == 1
     })
