@@ -1,0 +1,80 @@
+//! The service's configuration: `[server]`, `[database]`, `[nats]`, `[telemetry]` as every service
+//! has them, and `[access]`: the municipality this instance serves, the region's client-key secret
+//! and where the registration service (the catalogue) is.
+
+use rz_platform::config::{DatabaseConfig, NatsConfig, ServerConfig};
+use rz_telemetry::TelemetryConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub nats: NatsConfig,
+    pub telemetry: TelemetryConfig,
+    pub access: AccessConfig,
+}
+
+/// `[access]`.
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct AccessConfig {
+    /// CBS code of the municipality this instance serves (required, e.g. `0222`).
+    pub municipality: String,
+    /// The region's secret for the pseudonymous client key (required, non-empty). It never appears
+    /// in `Debug` output or logs; set it through `RZ__ACCESS__CLIENT_KEY_SECRET` or a secret file.
+    pub client_key_secret: String,
+    /// gRPC URL of the registration service, asked once at start-up for the catalogue.
+    pub registration_endpoint: String,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            municipality: String::new(),
+            client_key_secret: String::new(),
+            registration_endpoint: "http://127.0.0.1:50051".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AccessConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessConfig")
+            .field("municipality", &self.municipality)
+            .field(
+                "client_key_secret",
+                &if self.client_key_secret.is_empty() {
+                    "(unset)"
+                } else {
+                    "***"
+                },
+            )
+            .field("registration_endpoint", &self.registration_endpoint)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let c = AccessConfig {
+            municipality: "0222".into(),
+            client_key_secret: "very-secret-value".into(),
+            ..AccessConfig::default()
+        };
+        let shown = format!(
+            "{:?}",
+            Config {
+                access: c,
+                ..Config::default()
+            }
+        );
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        assert!(shown.contains("0222"));
+    }
+}

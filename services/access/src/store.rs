@@ -1,0 +1,499 @@
+//! Access's PostgreSQL store. Every function takes the connection or transaction it works in; the
+//! API layer decides the transaction boundaries (state change + outbox event together).
+
+use chrono::NaiveDate;
+use rz_domain::{
+    AgbCode, Bsn, Cents, ClientKey, ExecutionVariant, Frequency, GemeenteCode, Law, Period,
+    ProductCode, Unit,
+};
+use rz_platform::db::Migration;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::domain::case::{Case, CaseStatus};
+use crate::domain::product::{AmendmentKind, Goal, GrantedProduct, Size};
+use crate::domain::resident::{Address, LegalRepresentative, PostalCode, Resident};
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "outbox_inbox",
+        sql: rz_eventing::MIGRATION_SQL,
+    },
+    Migration {
+        version: 2,
+        name: "access",
+        sql: include_str!("../migrations/0002_access.sql"),
+    },
+];
+
+/// Tables a command can change (tests compare their row counts).
+pub const TABLES: &[&str] = &[
+    "residents",
+    "cases",
+    "products",
+    "product_amendments",
+    "idempotency_keys",
+    "outbox",
+];
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(format!("stored {what} is malformed: {e}").into())
+}
+
+pub enum Claim {
+    /// The key is new and now belongs to this request.
+    New,
+    /// The same request was made before; this is what it created.
+    Replay(String),
+    /// The key was used for a different request.
+    Conflict,
+}
+
+/// Claims an idempotency key for a create command, in the command's transaction.
+pub async fn claim_key(
+    tx: &mut PgConnection,
+    key: &str,
+    operation: &str,
+    fingerprint: &str,
+    resource_id: &str,
+) -> Result<Claim, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (key, operation, fingerprint, resource_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(operation)
+    .bind(fingerprint)
+    .bind(resource_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::New);
+    }
+    let row = sqlx::query(
+        "SELECT operation, fingerprint, resource_id FROM idempotency_keys WHERE key = $1",
+    )
+    .bind(key)
+    .fetch_one(&mut *tx)
+    .await?;
+    let same = row.try_get::<String, _>("operation")? == operation
+        && row.try_get::<String, _>("fingerprint")? == fingerprint;
+    Ok(if same {
+        Claim::Replay(row.try_get("resource_id")?)
+    } else {
+        Claim::Conflict
+    })
+}
+
+// ---- residents ----
+
+/// Inserts a resident; false when the BSN (and so the client key) is registered already.
+pub async fn insert_resident(tx: &mut PgConnection, r: &Resident) -> Result<bool, sqlx::Error> {
+    let (rep_name, rep_relation) = match &r.legal_representative {
+        Some(l) => (Some(l.name.as_str()), Some(l.relation.as_str())),
+        None => (None, None),
+    };
+    let n = sqlx::query(
+        "INSERT INTO residents (client_key, bsn, given_names, family_name, birth_date, street,
+             house_number, postal_code, city, municipality, rep_name, rep_relation)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
+    )
+    .bind(r.client_key.as_str())
+    .bind(r.bsn.as_str())
+    .bind(&r.given_names)
+    .bind(&r.family_name)
+    .bind(r.birth_date)
+    .bind(&r.address.street)
+    .bind(&r.address.house_number)
+    .bind(r.address.postal_code.as_str())
+    .bind(&r.address.city)
+    .bind(r.address.municipality.as_str())
+    .bind(rep_name)
+    .bind(rep_relation)
+    .execute(tx)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+const RESIDENT_SELECT: &str =
+    "SELECT client_key, bsn, given_names, family_name, birth_date, street,
+    house_number, postal_code, city, municipality, rep_name, rep_relation FROM residents";
+
+fn resident_from_row(row: &PgRow, own: &GemeenteCode) -> Result<Resident, sqlx::Error> {
+    let text = |c: &str| row.try_get::<String, _>(c);
+    let rep_name: Option<String> = row.try_get("rep_name")?;
+    let rep_relation: Option<String> = row.try_get("rep_relation")?;
+    Ok(Resident {
+        client_key: ClientKey::parse(&text("client_key")?).map_err(|e| corrupt("client key", e))?,
+        bsn: Bsn::parse(&text("bsn")?).map_err(|e| corrupt("bsn", e))?,
+        given_names: text("given_names")?,
+        family_name: text("family_name")?,
+        birth_date: row.try_get("birth_date")?,
+        address: Address {
+            street: text("street")?,
+            house_number: text("house_number")?,
+            postal_code: PostalCode::parse(&text("postal_code")?)
+                .map_err(|e| corrupt("postal code", e))?,
+            city: text("city")?,
+            municipality: GemeenteCode::parse(&text("municipality")?)
+                .map_err(|e| corrupt("municipality", e))?,
+        },
+        legal_representative: match (rep_name, rep_relation) {
+            (Some(name), Some(relation)) => Some(LegalRepresentative { name, relation }),
+            _ => None,
+        },
+        municipality: own.clone(),
+    })
+}
+
+pub async fn resident_by_bsn(
+    conn: &mut PgConnection,
+    bsn: &Bsn,
+    own: &GemeenteCode,
+) -> Result<Option<Resident>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{RESIDENT_SELECT} WHERE bsn = $1"
+    )))
+    .bind(bsn.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(|r| resident_from_row(r, own)).transpose()
+}
+
+pub async fn resident_by_key(
+    conn: &mut PgConnection,
+    key: &ClientKey,
+    own: &GemeenteCode,
+) -> Result<Option<Resident>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{RESIDENT_SELECT} WHERE client_key = $1"
+    )))
+    .bind(key.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(|r| resident_from_row(r, own)).transpose()
+}
+
+// ---- cases ----
+
+pub async fn insert_case(tx: &mut PgConnection, c: &Case) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO cases (id, client_key, law, status, reported_on, investigation_due,
+             investigated_on, applied_on, decision_due, decided_on, refusal_reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(c.id)
+    .bind(c.client_key.as_str())
+    .bind(c.law.code())
+    .bind(c.status.code())
+    .bind(c.reported_on)
+    .bind(c.investigation_due)
+    .bind(c.investigated_on)
+    .bind(c.applied_on)
+    .bind(c.decision_due)
+    .bind(c.decided_on)
+    .bind(&c.refusal_reason)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Stores a case's steps (its products are inserted with [`insert_product`]).
+pub async fn update_case(tx: &mut PgConnection, c: &Case) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE cases SET status = $2, reported_on = $3, investigation_due = $4,
+             investigated_on = $5, applied_on = $6, decision_due = $7, decided_on = $8,
+             refusal_reason = $9, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(c.id)
+    .bind(c.status.code())
+    .bind(c.reported_on)
+    .bind(c.investigation_due)
+    .bind(c.investigated_on)
+    .bind(c.applied_on)
+    .bind(c.decision_due)
+    .bind(c.decided_on)
+    .bind(&c.refusal_reason)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+const CASE_SELECT: &str = "SELECT id, client_key, law, status, reported_on, investigation_due,
+    investigated_on, applied_on, decision_due, decided_on, refusal_reason FROM cases";
+
+fn law(s: &str) -> Result<Law, sqlx::Error> {
+    Law::from_code(s).map_err(|e| corrupt("law", e))
+}
+
+fn case_from_row(row: &PgRow) -> Result<Case, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    Ok(Case {
+        id: row.try_get("id")?,
+        client_key: ClientKey::parse(&row.try_get::<String, _>("client_key")?)
+            .map_err(|e| corrupt("client key", e))?,
+        law: law(&row.try_get::<String, _>("law")?)?,
+        status: CaseStatus::from_code(&status).ok_or_else(|| corrupt("status", &status))?,
+        reported_on: row.try_get("reported_on")?,
+        investigation_due: row.try_get("investigation_due")?,
+        investigated_on: row.try_get("investigated_on")?,
+        applied_on: row.try_get("applied_on")?,
+        decision_due: row.try_get("decision_due")?,
+        decided_on: row.try_get("decided_on")?,
+        refusal_reason: row.try_get("refusal_reason")?,
+        products: Vec::new(),
+    })
+}
+
+/// A case with its products; `for_update` locks the case row for the transaction.
+pub async fn load_case(
+    conn: &mut PgConnection,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<Case>, sqlx::Error> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{CASE_SELECT} WHERE id = $1{lock}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut case = case_from_row(&row)?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{PRODUCT_SELECT} WHERE case_id = $1 ORDER BY position"
+    )))
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    case.products = rows
+        .iter()
+        .map(product_from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Some(case))
+}
+
+/// REPORTED cases whose investigation, and APPLIED cases whose decision, is due on or before `until`.
+pub async fn cases_due(
+    conn: &mut PgConnection,
+    until: NaiveDate,
+) -> Result<Vec<Case>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{CASE_SELECT}
+         WHERE (status = 'reported' AND investigation_due <= $1)
+            OR (status = 'applied' AND decision_due <= $1)
+         ORDER BY CASE status WHEN 'reported' THEN investigation_due ELSE decision_due END, id"
+    )))
+    .bind(until)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(case_from_row).collect()
+}
+
+// ---- products ----
+
+const PRODUCT_SELECT: &str = "SELECT id, case_id, client_key, law, segment_code, subsegment_code,
+    product_category, product_code, result, goal, period_start, period_end, execution_variant,
+    budget_cents, volume, unit, frequency, preferred_provider_agb, granted_on, version FROM products";
+
+struct SizeColumns {
+    budget_cents: Option<i64>,
+    volume: Option<i64>,
+    unit: Option<&'static str>,
+    frequency: Option<&'static str>,
+}
+
+fn size_columns(s: &Size) -> SizeColumns {
+    match s {
+        Size::Task => SizeColumns {
+            budget_cents: None,
+            volume: None,
+            unit: None,
+            frequency: None,
+        },
+        Size::Budget(c) => SizeColumns {
+            budget_cents: Some(c.as_i64()),
+            volume: None,
+            unit: None,
+            frequency: None,
+        },
+        Size::Effort {
+            volume,
+            unit,
+            frequency,
+        } => SizeColumns {
+            budget_cents: None,
+            volume: Some(i64::from(*volume)),
+            unit: Some(unit.code()),
+            frequency: Some(frequency.code()),
+        },
+    }
+}
+
+fn product_from_row(row: &PgRow) -> Result<GrantedProduct, sqlx::Error> {
+    let text = |c: &str| row.try_get::<String, _>(c);
+    let opt = |c: &str| row.try_get::<Option<String>, _>(c);
+    let variant = ExecutionVariant::from_code(&text("execution_variant")?)
+        .map_err(|e| corrupt("execution variant", e))?;
+    let size = match variant {
+        ExecutionVariant::Taakgericht => Size::Task,
+        ExecutionVariant::Outputgericht => Size::Budget(
+            Cents::new(
+                row.try_get::<Option<i64>, _>("budget_cents")?
+                    .unwrap_or_default(),
+            )
+            .map_err(|e| corrupt("budget", e))?,
+        ),
+        ExecutionVariant::Inspanningsgericht => Size::Effort {
+            volume: u32::try_from(row.try_get::<Option<i64>, _>("volume")?.unwrap_or_default())
+                .map_err(|e| corrupt("volume", e))?,
+            unit: Unit::from_code(&opt("unit")?.unwrap_or_default())
+                .map_err(|e| corrupt("unit", e))?,
+            frequency: Frequency::from_code(&opt("frequency")?.unwrap_or_default())
+                .map_err(|e| corrupt("frequency", e))?,
+        },
+    };
+    let goal = text("goal")?;
+    Ok(GrantedProduct {
+        id: row.try_get("id")?,
+        case_id: row.try_get("case_id")?,
+        client_key: ClientKey::parse(&text("client_key")?).map_err(|e| corrupt("client key", e))?,
+        law: law(&text("law")?)?,
+        segment_code: text("segment_code")?,
+        subsegment_code: text("subsegment_code")?,
+        product_category: text("product_category")?,
+        product_code: opt("product_code")?
+            .map(|c| ProductCode::parse(&c).map_err(|e| corrupt("product code", e)))
+            .transpose()?,
+        result: text("result")?,
+        goal: Goal::from_code(&goal).ok_or_else(|| corrupt("goal", &goal))?,
+        period: Period::new(row.try_get("period_start")?, row.try_get("period_end")?)
+            .map_err(|e| corrupt("period", e))?,
+        variant,
+        size,
+        preferred_provider: opt("preferred_provider_agb")?
+            .map(|c| AgbCode::parse(&c).map_err(|e| corrupt("agb code", e)))
+            .transpose()?,
+        granted_on: row.try_get("granted_on")?,
+        version: u32::try_from(row.try_get::<i32, _>("version")?)
+            .map_err(|e| corrupt("version", e))?,
+    })
+}
+
+pub async fn insert_product(
+    tx: &mut PgConnection,
+    p: &GrantedProduct,
+    position: usize,
+) -> Result<(), sqlx::Error> {
+    let s = size_columns(&p.size);
+    sqlx::query(
+        "INSERT INTO products (id, case_id, position, client_key, law, segment_code, subsegment_code,
+             product_category, product_code, result, goal, period_start, period_end,
+             execution_variant, budget_cents, volume, unit, frequency, preferred_provider_agb,
+             granted_on, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+             $19, $20, $21)",
+    )
+    .bind(p.id)
+    .bind(p.case_id)
+    .bind(i32::try_from(position).unwrap_or(i32::MAX))
+    .bind(p.client_key.as_str())
+    .bind(p.law.code())
+    .bind(&p.segment_code)
+    .bind(&p.subsegment_code)
+    .bind(&p.product_category)
+    .bind(p.product_code.as_ref().map(ProductCode::as_str))
+    .bind(&p.result)
+    .bind(p.goal.code())
+    .bind(p.period.start())
+    .bind(p.period.end())
+    .bind(p.variant.code())
+    .bind(s.budget_cents)
+    .bind(s.volume)
+    .bind(s.unit)
+    .bind(s.frequency)
+    .bind(p.preferred_provider.as_ref().map(AgbCode::as_str))
+    .bind(p.granted_on)
+    .bind(i32::try_from(p.version).unwrap_or(i32::MAX))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn load_product(
+    conn: &mut PgConnection,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<GrantedProduct>, sqlx::Error> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{PRODUCT_SELECT} WHERE id = $1{lock}"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(product_from_row).transpose()
+}
+
+/// Stores an amended product and records the amendment.
+pub async fn save_amendment(
+    tx: &mut PgConnection,
+    p: &GrantedProduct,
+    kind: AmendmentKind,
+    decided_on: NaiveDate,
+) -> Result<(), sqlx::Error> {
+    let s = size_columns(&p.size);
+    let version = i32::try_from(p.version).unwrap_or(i32::MAX);
+    sqlx::query(
+        "UPDATE products SET period_end = $2, budget_cents = $3, volume = $4, unit = $5,
+             frequency = $6, version = $7, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(p.id)
+    .bind(p.period.end())
+    .bind(s.budget_cents)
+    .bind(s.volume)
+    .bind(s.unit)
+    .bind(s.frequency)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO product_amendments (product_id, version, amendment, decided_on, period_end,
+             budget_cents, volume, unit, frequency)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(p.id)
+    .bind(version)
+    .bind(kind.code())
+    .bind(decided_on)
+    .bind(p.period.end())
+    .bind(s.budget_cents)
+    .bind(s.volume)
+    .bind(s.unit)
+    .bind(s.frequency)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Products whose end lies within `[from, to]`, by end date.
+pub async fn products_ending(
+    conn: &mut PgConnection,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<GrantedProduct>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{PRODUCT_SELECT} WHERE period_end BETWEEN $1 AND $2 ORDER BY period_end, id"
+    )))
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(product_from_row).collect()
+}

@@ -1,0 +1,235 @@
+//! Residents: registration with the pseudonymous client key, idempotency, the municipality's own
+//! residents only, minors and their representative, and the client block for an assignment.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{
+    MUNICIPALITY, SECRET, assert_invalid, assert_invalid_says, assert_rule, bsn, days_from_today,
+    resident_request, spawn_app, years_ago,
+};
+use rz_domain::{Bsn, ClientKey};
+use rz_proto::access::v1 as pb;
+
+#[tokio::test]
+async fn a_resident_registers_once_with_the_regions_client_key() {
+    let mut app = spawn_app().await;
+    let b = bsn(1);
+    let r = app.register_adult(&b).await;
+    let expected = ClientKey::derive(SECRET.as_bytes(), &Bsn::parse(&b).unwrap());
+    assert_eq!(r.client_key, expected.as_str());
+    assert_eq!(r.bsn, b);
+    assert_eq!(r.municipality, MUNICIPALITY);
+    assert_eq!(r.family_name, "Jansen");
+    assert_eq!(r.address.as_ref().unwrap().postal_code, "7001EW");
+    assert!(r.legal_representative.is_none());
+
+    // The same request under the same key returns the stored resident and stores nothing more.
+    let before = app.snapshot().await;
+    let again = app.register_adult(&b).await;
+    assert_eq!(again, r);
+    assert_eq!(app.snapshot().await, before);
+
+    // The same BSN under another key is a duplicate; another request under a used key a conflict.
+    let mut dup = resident_request(&b, "1970-03-15");
+    dup.idempotency_key = "another-key".into();
+    let err = app.client.register_resident(dup).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
+    assert!(
+        !err.message().contains(&b),
+        "the BSN is not echoed: {}",
+        err.message()
+    );
+    let mut other = resident_request(&bsn(2), "1970-03-15");
+    other.idempotency_key = format!("res-{b}");
+    let err = app.client.register_resident(other).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
+    assert_eq!(app.snapshot().await, before);
+    assert_eq!(app.count("residents").await, 1);
+
+    // Registering a resident publishes nothing: residents never leave access.
+    assert_eq!(app.count("outbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_resident_of_another_municipality_is_not_ours() {
+    let mut app = spawn_app().await;
+    let before = app.snapshot().await;
+    let mut r = resident_request(&bsn(10), "1970-03-15");
+    r.address.as_mut().unwrap().municipality = "0197".into(); // Aalten
+    let err = app.client.register_resident(r).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("resident.lives_in_municipality"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn a_minor_needs_a_legal_representative() {
+    let mut app = spawn_app().await;
+    let b = bsn(20);
+    let before = app.snapshot().await;
+    let err = app
+        .client
+        .register_resident(resident_request(&b, &years_ago(12)))
+        .await
+        .unwrap_err();
+    assert_rule(&err, "resident.minor_needs_representative");
+    // 18 tomorrow is still a minor today.
+    let almost = common::today()
+        .checked_sub_months(chrono::Months::new(18 * 12))
+        .unwrap()
+        .succ_opt()
+        .unwrap()
+        .to_string();
+    let err = app
+        .client
+        .register_resident(resident_request(&bsn(21), &almost))
+        .await
+        .unwrap_err();
+    assert_rule(&err, "resident.minor_needs_representative");
+    // Half a representative is a malformed field.
+    let mut half = resident_request(&b, &years_ago(12));
+    half.legal_representative = Some(pb::LegalRepresentative {
+        name: "P. Jansen".into(),
+        relation: String::new(),
+    });
+    let err = app.client.register_resident(half).await.unwrap_err();
+    assert_invalid(&err, "legal_representative.relation");
+    assert_eq!(app.snapshot().await, before);
+
+    let mut ok = resident_request(&b, &years_ago(12));
+    ok.legal_representative = Some(pb::LegalRepresentative {
+        name: "P. Jansen".into(),
+        relation: "ouder".into(),
+    });
+    let r = app.client.register_resident(ok).await.unwrap().into_inner();
+    assert_eq!(r.legal_representative.unwrap().relation, "ouder");
+    // 18 today is an adult.
+    app.client
+        .register_resident(resident_request(&bsn(22), &years_ago(18)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn malformed_resident_fields_are_named_together() {
+    let mut app = spawn_app().await;
+    let before = app.snapshot().await;
+    let mut r = resident_request("123456789", &days_from_today(1));
+    r.idempotency_key = String::new();
+    r.family_name = "  ".into();
+    {
+        let a = r.address.as_mut().unwrap();
+        a.postal_code = "7001 EW".into();
+        a.municipality = "222".into();
+        a.street = String::new();
+    }
+    let err = app.client.register_resident(r).await.unwrap_err();
+    assert_invalid(&err, "idempotency_key");
+    assert_invalid_says(&err, "bsn", "11-test");
+    assert_invalid(&err, "family_name");
+    assert_invalid_says(&err, "birth_date", "future");
+    assert_invalid_says(&err, "address.postal_code", "1234AB");
+    assert_invalid(&err, "address.municipality");
+    assert_invalid(&err, "address.street");
+
+    let mut r = resident_request(&bsn(30), "15-03-1970");
+    r.address = None;
+    let err = app.client.register_resident(r).await.unwrap_err();
+    assert_invalid(&err, "birth_date");
+    assert_invalid(&err, "address");
+    // Given names are optional.
+    let mut r = resident_request(&bsn(30), "1970-03-15");
+    r.given_names = String::new();
+    assert_eq!(app.snapshot().await, before);
+    app.client.register_resident(r).await.unwrap();
+}
+
+#[tokio::test]
+async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
+    let mut app = spawn_app().await;
+    let b = bsn(40);
+    let r = app.register_adult(&b).await;
+    let by_bsn = app
+        .client
+        .get_resident(pb::GetResidentRequest {
+            bsn: b.clone(),
+            client_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_bsn, r);
+    let by_key = app
+        .client
+        .get_resident(pb::GetResidentRequest {
+            bsn: String::new(),
+            client_key: r.client_key.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_key, r);
+    for (bsn_, key) in [("", ""), (b.as_str(), r.client_key.as_str())] {
+        let err = app
+            .client
+            .get_resident(pb::GetResidentRequest {
+                bsn: bsn_.into(),
+                client_key: key.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    }
+    let err = app
+        .client
+        .get_resident(pb::GetResidentRequest {
+            bsn: bsn(41),
+            client_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    let client = app
+        .client
+        .get_client_for_assignment(pb::GetClientForAssignmentRequest {
+            client_key: r.client_key.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        client,
+        pb::AssignmentClient {
+            client_key: r.client_key.clone(),
+            bsn: b.clone(),
+            birth_date: "1970-03-15".into(),
+            family_name: "Jansen".into(),
+            given_names: "Anna Maria".into(),
+            municipality: MUNICIPALITY.into(),
+        }
+    );
+    let unknown = ClientKey::derive(SECRET.as_bytes(), &Bsn::parse(&bsn(42)).unwrap());
+    let err = app
+        .client
+        .get_client_for_assignment(pb::GetClientForAssignmentRequest {
+            client_key: unknown.to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = app
+        .client
+        .get_client_for_assignment(pb::GetClientForAssignmentRequest {
+            client_key: b.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "client_key");
+}
