@@ -50,16 +50,17 @@ wait_port() {
     return 1
 }
 
-# start NAME DB [extra env...]: (re)starts a service binary with its own database and a free port.
+# start NAME DB [extra env...]: (re)starts a service with its own database and a free port.
+# NAME is the binary, or BINARY@INSTANCE for one of several instances (access@0222).
 start() {
-    local name="$1" db="$2"
+    local name="$1" db="$2" bin="${1%%@*}"
     shift 2
     stop "$name"
     ensure_db "$db"
     local port
     port="$(free_port)"
     env RZ__DATABASE__URL="$(db_url "$db")" RZ__NATS__URL="$NATS_URL" RZ__SERVER__LISTEN="127.0.0.1:$port" "$@" \
-        setsid nohup "$BIN/$name" serve >"$DEMO/$name.log" 2>&1 </dev/null &
+        setsid nohup "$BIN/$bin" serve >"$DEMO/$name.log" 2>&1 </dev/null &
     echo $! >"$DEMO/$name.pid"
     echo "$port" >"$DEMO/$name.port"
     if ! wait_port "$port"; then
@@ -98,6 +99,15 @@ fi
 say "Starting the services"
 start registration rz_registration
 REG="http://127.0.0.1:$(cat "$DEMO/registration.port")"
+
+# The region's secret for pseudonymous client keys; a real deployment keeps it in a secret store.
+SECRET_FILE="$DEMO/client-key-secret"
+[ -s "$SECRET_FILE" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET_FILE"
+MUNICIPALITIES="0197 1859 1876 0222 1955 1586 1509 0294"
+for m in $MUNICIPALITIES; do
+    start "access@$m" "rz_access_$m" RZ__ACCESS__MUNICIPALITY="$m" \
+        RZ__ACCESS__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ACCESS__REGISTRATION_ENDPOINT="$REG"
+done
 
 say "Loading the Achterhoek contract register (catalogue, providers, tenders, contracts)"
 "$BIN/registration" seed --endpoint "$REG"

@@ -29,7 +29,7 @@ pub fn load_with_env<T: DeserializeOwned>(
         config::Environment::with_prefix(prefix)
             .prefix_separator("__")
             .separator("__")
-            .try_parsing(true),
+            .try_parsing(false),
     );
     Ok(builder.build()?.try_deserialize()?)
 }
@@ -87,5 +87,34 @@ impl Default for NatsConfig {
             namespace: "rz".into(),
             replicas: 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    struct Sample {
+        database: DatabaseConfig,
+        server: ServerConfig,
+        code: String,
+    }
+
+    #[test]
+    fn environment_overrides_keep_leading_zeros_and_parse_numbers() {
+        // A prefix of its own: tests run in parallel and share the process environment.
+        // SAFETY: no other thread of this test binary reads these variables.
+        unsafe {
+            std::env::set_var("RZCFGTEST__CODE", "0197");
+            std::env::set_var("RZCFGTEST__DATABASE__MAX_CONNECTIONS", "7");
+            std::env::set_var("RZCFGTEST__SERVER__LISTEN", "127.0.0.1:0");
+        }
+        let s: Sample = load_with_env(None, "RZCFGTEST").unwrap();
+        assert_eq!(s.code, "0197");
+        assert_eq!(s.database.max_connections, 7);
+        assert_eq!(s.server.listen.port(), 0);
+        assert_eq!(s.database.url, DatabaseConfig::default().url);
     }
 }
