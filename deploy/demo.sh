@@ -109,6 +109,20 @@ for m in $MUNICIPALITIES; do
         RZ__ACCESS__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ACCESS__REGISTRATION_ENDPOINT="$REG"
 done
 
+ACCESS_ENV=()
+for m in $MUNICIPALITIES; do
+    ACCESS_ENV+=("RZ__ASSIGNMENT__ACCESS_ENDPOINTS__$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
+done
+start assignment rz_assignment "${ACCESS_ENV[@]}" \
+    RZ__ASSIGNMENT__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ASSIGNMENT__REGISTRATION_ENDPOINT="$REG"
+ASG="http://127.0.0.1:$(cat "$DEMO/assignment.port")"
+
+# The provider systems: one simulator answering every provider's assignments with a start of care.
+stop provider-sim
+NATS_URL="$NATS_URL" setsid nohup "$BIN/provider-sim" --endpoint "$ASG" >"$DEMO/provider-sim.log" 2>&1 </dev/null &
+echo $! >"$DEMO/provider-sim.pid"
+echo "  provider-sim answering assignments (log: var/demo/provider-sim.log)"
+
 say "Loading the Achterhoek contract register (catalogue, providers, tenders, contracts)"
 "$BIN/registration" seed --endpoint "$REG"
 

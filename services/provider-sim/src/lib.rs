@@ -80,7 +80,20 @@ pub async fn run(config: SimConfig, stats: Arc<Stats>, shutdown: Shutdown) -> Re
             }
             continue;
         };
-        let outcome = handle(&config, &channel, &stats, &message.payload).await;
+        // A provider system that takes part in tracing passes the event's trace context on.
+        let traceparent = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("traceparent"))
+            .map(|v| v.as_str().to_owned());
+        let outcome = handle(
+            &config,
+            &channel,
+            &stats,
+            &message.payload,
+            traceparent.as_deref(),
+        )
+        .await;
         let ack = if outcome {
             AckKind::Ack
         } else {
@@ -105,7 +118,13 @@ async fn connect_with_retry(endpoint: &str) -> Result<Channel, String> {
 }
 
 /// Answers one assignment message; false means "try again later".
-async fn handle(config: &SimConfig, channel: &Channel, stats: &Stats, payload: &[u8]) -> bool {
+async fn handle(
+    config: &SimConfig,
+    channel: &Channel,
+    stats: &Stats,
+    payload: &[u8],
+    traceparent: Option<&str>,
+) -> bool {
     let Ok(msg) = pb::AssignmentMessage::decode(payload) else {
         tracing::warn!("provider-sim: undecodable assignment message ignored");
         return true;
@@ -127,7 +146,9 @@ async fn handle(config: &SimConfig, channel: &Channel, stats: &Stats, payload: &
         assignment_number: a.number,
         start_date: start,
     });
-    rz_telemetry::inject_grpc(&mut request);
+    if let Some(tp) = traceparent.and_then(|t| t.parse().ok()) {
+        request.metadata_mut().insert("traceparent", tp);
+    }
     match client.report_start_of_care(request).await {
         Ok(_) => {
             stats.started.fetch_add(1, Ordering::Relaxed);

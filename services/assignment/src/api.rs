@@ -1,0 +1,121 @@
+//! The gRPC edge: each call is handed to the [`Assigner`]; errors become precise status codes
+//! (INVALID_ARGUMENT with field violations, FAILED_PRECONDITION naming the rule, NOT_FOUND,
+//! ALREADY_EXISTS, UNAVAILABLE when registration or access cannot be reached).
+
+use rz_proto::assignment::v1 as pb;
+use rz_proto::assignment::v1::assignment_service_server::AssignmentService;
+use tonic::{Request, Response, Status};
+
+use crate::assigner::Assigner;
+use crate::error::Result;
+
+pub struct AssignmentApi {
+    assigner: Assigner,
+}
+
+impl AssignmentApi {
+    pub fn new(assigner: Assigner) -> Self {
+        Self { assigner }
+    }
+}
+
+type Reply<T> = std::result::Result<Response<T>, Status>;
+
+fn reply<T>(r: Result<T>) -> Reply<T> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl AssignmentService for AssignmentApi {
+    async fn report_start_of_care(
+        &self,
+        r: Request<pb::ReportStartOfCareRequest>,
+    ) -> Reply<pb::Assignment> {
+        reply(self.assigner.report_start(r.into_inner()).await)
+    }
+
+    async fn report_stop_of_care(
+        &self,
+        r: Request<pb::ReportStopOfCareRequest>,
+    ) -> Reply<pb::Assignment> {
+        reply(self.assigner.report_stop(r.into_inner()).await)
+    }
+
+    async fn request_assignment(
+        &self,
+        r: Request<pb::RequestAssignmentRequest>,
+    ) -> Reply<pb::ProviderRequest> {
+        reply(self.assigner.request_assignment(r.into_inner()).await)
+    }
+
+    async fn request_change(
+        &self,
+        r: Request<pb::RequestChangeRequest>,
+    ) -> Reply<pb::ProviderRequest> {
+        reply(self.assigner.request_change(r.into_inner()).await)
+    }
+
+    async fn list_provider_assignments(
+        &self,
+        r: Request<pb::ListProviderAssignmentsRequest>,
+    ) -> Reply<pb::ListAssignmentsResponse> {
+        reply(
+            self.assigner
+                .list_provider_assignments(r.into_inner())
+                .await,
+        )
+    }
+
+    async fn answer_request(
+        &self,
+        r: Request<pb::AnswerRequestRequest>,
+    ) -> Reply<pb::ProviderRequest> {
+        reply(self.assigner.answer_request(r.into_inner()).await)
+    }
+
+    async fn withdraw_assignment(
+        &self,
+        r: Request<pb::WithdrawAssignmentRequest>,
+    ) -> Reply<pb::Assignment> {
+        reply(self.assigner.withdraw(r.into_inner()).await)
+    }
+
+    async fn get_assignment(&self, r: Request<pb::GetAssignmentRequest>) -> Reply<pb::Assignment> {
+        reply(self.assigner.get_assignment(r.into_inner()).await)
+    }
+
+    async fn list_client_assignments(
+        &self,
+        r: Request<pb::ListClientAssignmentsRequest>,
+    ) -> Reply<pb::ListAssignmentsResponse> {
+        reply(self.assigner.list_client_assignments(r.into_inner()).await)
+    }
+
+    async fn list_chain_deadlines(
+        &self,
+        r: Request<pb::ListChainDeadlinesRequest>,
+    ) -> Reply<pb::ListChainDeadlinesResponse> {
+        reply(self.assigner.chain_deadlines(r.into_inner()).await)
+    }
+
+    async fn import_assignment(
+        &self,
+        r: Request<pb::ImportAssignmentRequest>,
+    ) -> Reply<pb::Assignment> {
+        reply(self.assigner.import_assignment(r.into_inner()).await)
+    }
+
+    async fn run_handover(
+        &self,
+        r: Request<pb::RunHandoverRequest>,
+    ) -> Reply<pb::RunHandoverResponse> {
+        reply(self.assigner.run_handover_api(r.into_inner()).await)
+    }
+
+    async fn handover_progress(
+        &self,
+        r: Request<pb::HandoverProgressRequest>,
+    ) -> Reply<pb::HandoverProgressResponse> {
+        reply(self.assigner.handover_progress(r.into_inner()).await)
+    }
+}

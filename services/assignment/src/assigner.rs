@@ -1,0 +1,373 @@
+//! The [`Assigner`]: what every path that creates or changes an assignment shares — choosing the
+//! provider, the no-stacking rule, numbering, and the events written to the outbox in the same
+//! transaction (the standard's message to the provider with the client block, and the
+//! pseudonymous lifecycle event).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use rz_domain::{Period, WorkingDays};
+use rz_eventing::{Namespace, NewEvent, outbox};
+use rz_proto::assignment::v1 as pb;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+
+use crate::clock::Clock;
+use crate::convert::{assignment_pb, request_pb};
+use crate::domain::choice::{Candidate, lowest_caseload};
+use crate::domain::{Assignment, ProviderRequest};
+use crate::error::{Error, Result};
+use crate::store;
+use crate::upstream::{ClientLookup, ContractCache, Upstream};
+
+pub const CONTEXT: &str = "assignment";
+
+/// Working days a provider has to report the start of care, and the municipality to answer a request.
+pub const CHAIN_DAYS: u32 = 5;
+
+/// The service's logic, shared by the gRPC API, the event consumer and operator tools.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Assigner {
+    pub(crate) pool: PgPool,
+    pub(crate) ns: Namespace,
+    pub(crate) upstream: Arc<Upstream>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) secret: Arc<[u8]>,
+}
+
+/// Who gets the client, or why nobody does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    Chosen { agb_code: String, reason: String },
+    NoneContracted { reason: String },
+}
+
+/// What the provider choice is about.
+#[derive(Debug, Clone, Copy)]
+pub struct ChoiceInput<'a> {
+    pub municipality: &'a str,
+    pub subsegment: &'a str,
+    pub date: NaiveDate,
+    /// The resident's preferred provider, if any.
+    pub preferred: Option<&'a str>,
+}
+
+/// A one-way digest of a request, to recognise a replay under the same idempotency key. Personal
+/// data is replaced before hashing (callers pass the request with the BSN swapped for the key).
+pub fn fingerprint(debug: &str) -> String {
+    Sha256::digest(debug.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn key_conflict() -> Error {
+    Error::already_exists("idempotency_key was used before for a different request")
+}
+
+impl Assigner {
+    pub fn new(
+        pool: PgPool,
+        ns: Namespace,
+        upstream: Arc<Upstream>,
+        clock: Arc<dyn Clock>,
+        secret: &[u8],
+    ) -> Self {
+        Self {
+            pool,
+            ns,
+            upstream,
+            clock,
+            secret: Arc::from(secret),
+        }
+    }
+
+    pub fn today(&self) -> NaiveDate {
+        self.clock.today()
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The date `CHAIN_DAYS` working days after `d`.
+    pub fn chain_due(d: NaiveDate) -> NaiveDate {
+        WorkingDays::add_working_days(d, CHAIN_DAYS)
+    }
+
+    async fn emit(
+        &self,
+        tx: &mut PgConnection,
+        municipality: &str,
+        agb: Option<&str>,
+        event: &str,
+        aggregate: &str,
+        payload: &impl prost::Message,
+    ) -> Result<()> {
+        let e = NewEvent::new(
+            self.ns.subject(CONTEXT, Some(municipality), agb, event),
+            format!("nl.regiozorg.assignment.{event}.v1"),
+            format!("regiozorg/assignment/{municipality}"),
+            aggregate,
+            payload,
+        );
+        outbox::enqueue(tx, &e).await?;
+        Ok(())
+    }
+
+    /// The standard's assignment message (`issued` or `changed`) to the provider, with the BSN.
+    pub(crate) async fn emit_to_provider(
+        &self,
+        tx: &mut PgConnection,
+        a: &Assignment,
+        client: &pb::Client,
+        event: &str,
+    ) -> Result<()> {
+        let message = pb::AssignmentMessage {
+            assignment: Some(assignment_pb(a)),
+            client: Some(client.clone()),
+        };
+        self.emit(
+            tx,
+            &a.municipality,
+            Some(&a.agb_code),
+            event,
+            &format!("{}/{}", a.municipality, a.number),
+            &message,
+        )
+        .await
+    }
+
+    /// The pseudonymous lifecycle event for reporting (client key only).
+    pub(crate) async fn emit_lifecycle(
+        &self,
+        tx: &mut PgConnection,
+        a: &Assignment,
+        change: &str,
+    ) -> Result<()> {
+        let message = pb::AssignmentLifecycle {
+            assignment: Some(assignment_pb(a)),
+            change: change.to_owned(),
+        };
+        self.emit(
+            tx,
+            &a.municipality,
+            None,
+            "lifecycle",
+            &format!("{}/{}", a.municipality, a.number),
+            &message,
+        )
+        .await
+    }
+
+    /// The answer (319) to a provider's request.
+    pub(crate) async fn emit_answer(
+        &self,
+        tx: &mut PgConnection,
+        r: &ProviderRequest,
+    ) -> Result<()> {
+        let message = pb::RequestAnswered {
+            request: Some(request_pb(r)),
+        };
+        self.emit(
+            tx,
+            &r.municipality,
+            Some(&r.agb_code),
+            "request_answered",
+            &r.id.to_string(),
+            &message,
+        )
+        .await
+    }
+
+    /// The client block for a provider message: from the municipality's access instance; for a
+    /// client access does not know, the BSN this service received directly (315, import).
+    pub(crate) async fn client_block(
+        &self,
+        municipality: &str,
+        client_key: &str,
+    ) -> Result<pb::Client> {
+        match self.upstream.client(municipality, client_key).await? {
+            ClientLookup::Found(c) => Ok(c),
+            ClientLookup::Unknown | ClientLookup::NoAccess => {
+                let mut conn = self.pool.acquire().await?;
+                match store::identity(&mut conn, municipality, client_key).await? {
+                    Some(bsn) => Ok(pb::Client {
+                        bsn,
+                        ..Default::default()
+                    }),
+                    None => Err(Error::rule(
+                        "client.identity_known",
+                        "client_key",
+                        format!(
+                            "neither access of municipality {municipality} nor this service knows the BSN of client {client_key}"
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Chooses the provider: the resident's preferred provider when contracted on the date;
+    /// otherwise the contracted provider with the lowest caseload (its active assignments for the
+    /// subsegment in the municipality that are still valid on the date) against its lumpsum budget
+    /// share.
+    /// The reason names the figures. Choices per subsegment and municipality are serialised, so
+    /// concurrent decisions see each other's caseloads.
+    pub(crate) async fn choose(
+        &self,
+        tx: &mut PgConnection,
+        input: ChoiceInput<'_>,
+        cache: &mut ContractCache,
+    ) -> Result<Choice> {
+        let ChoiceInput {
+            municipality: m,
+            subsegment: s,
+            date: d,
+            preferred,
+        } = input;
+        let prefix = match preferred.filter(|p| !p.is_empty()) {
+            Some(p) => match cache.check(&self.upstream, p, s, m, d).await? {
+                Some(contract) => {
+                    return Ok(Choice::Chosen {
+                        agb_code: p.to_owned(),
+                        reason: format!(
+                            "preferred provider {p} (the resident's choice) is contracted for {s} in {m} on {d} (contract {contract})"
+                        ),
+                    });
+                }
+                None => format!("preferred provider {p} is not contracted for {s} in {m} on {d}; "),
+            },
+            None => "no preferred provider; ".to_owned(),
+        };
+        let contracted = cache.list(&self.upstream, s, m, d).await?;
+        if contracted.is_empty() {
+            return Ok(Choice::NoneContracted {
+                reason: format!("{prefix}no provider is contracted for {s} in {m} on {d}"),
+            });
+        }
+        store::lock(tx, &format!("choice|{m}|{s}")).await?;
+        let loads: HashMap<String, i64> =
+            store::caseloads(tx, m, s, d).await?.into_iter().collect();
+        let candidates: Vec<Candidate> = contracted
+            .into_iter()
+            .map(|(agb, budget)| Candidate {
+                caseload: loads
+                    .get(&agb)
+                    .copied()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                agb_code: agb,
+                budget_cents: budget,
+            })
+            .collect();
+        Ok(match lowest_caseload(&candidates) {
+            Some(chosen) => Choice::Chosen {
+                reason: format!("{prefix}{}", chosen.describe()),
+                agb_code: chosen.agb_code,
+            },
+            None => Choice::NoneContracted {
+                reason: format!("{prefix}no provider is contracted for {s} in {m} on {d}"),
+            },
+        })
+    }
+
+    /// No stacking: the client's assignment for the same subsegment whose validity overlaps the
+    /// period, if any (`except`: the assignment a handover replaces). Takes a lock on the client and
+    /// subsegment for the rest of the transaction, so two concurrent grants cannot both pass.
+    pub(crate) async fn stacked(
+        &self,
+        tx: &mut PgConnection,
+        municipality: &str,
+        client_key: &str,
+        subsegment: &str,
+        period: &Period,
+        except: Option<u32>,
+    ) -> Result<Option<Assignment>> {
+        store::lock(
+            tx,
+            &format!("client|{municipality}|{client_key}|{subsegment}"),
+        )
+        .await?;
+        Ok(store::overlapping(tx, municipality, client_key, subsegment, period, except).await?)
+    }
+
+    pub(crate) fn stacking_rule(other: &Assignment) -> Error {
+        Error::rule(
+            "assignment.no_stacking",
+            "subsegment_code",
+            stacking_text(other),
+        )
+    }
+
+    /// Numbers and stores a new assignment and writes its `issued` message and lifecycle event.
+    pub(crate) async fn insert_new(
+        &self,
+        tx: &mut PgConnection,
+        a: &mut Assignment,
+        client: &pb::Client,
+    ) -> Result<()> {
+        a.number = store::next_number(tx, &a.municipality).await?;
+        store::insert_assignment(tx, a).await?;
+        self.emit_to_provider(tx, a, client, "issued").await?;
+        self.emit_lifecycle(tx, a, "issued").await?;
+        tracing::info!(
+            municipality = %a.municipality,
+            number = a.number,
+            agb_code = %a.agb_code,
+            subsegment = %a.subsegment_code,
+            client_key = %a.client_key,
+            origin = a.origin.code(),
+            "assignment issued"
+        );
+        Ok(())
+    }
+
+    /// Stores a changed assignment and writes `changed` to its provider and the lifecycle event.
+    pub(crate) async fn save_changed(
+        &self,
+        tx: &mut PgConnection,
+        a: &Assignment,
+        client: &pb::Client,
+        change: &str,
+    ) -> Result<()> {
+        store::update_assignment(tx, a).await?;
+        self.emit_to_provider(tx, a, client, "changed").await?;
+        self.emit_lifecycle(tx, a, change).await?;
+        tracing::info!(
+            municipality = %a.municipality,
+            number = a.number,
+            agb_code = %a.agb_code,
+            status = a.status.code(),
+            change_reason = %a.change_reason,
+            change,
+            "assignment changed"
+        );
+        Ok(())
+    }
+
+    /// The granted products that could not be assigned, with the reason (`None`: every municipality).
+    pub async fn list_unassigned(
+        &self,
+        municipality: Option<&str>,
+    ) -> Result<Vec<store::Unassigned>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(store::list_unassigned(&mut conn, municipality).await?)
+    }
+}
+
+pub(crate) fn stacking_text(other: &Assignment) -> String {
+    format!(
+        "the client already has assignment {} for {} with provider {} from {}{} (no stacking)",
+        other.number,
+        other.subsegment_code,
+        other.agb_code,
+        other.period.start(),
+        other
+            .valid_until
+            .map(|d| format!(" until {d}"))
+            .unwrap_or_default()
+    )
+}

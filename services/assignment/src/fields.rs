@@ -1,0 +1,84 @@
+//! Parsing request fields, collecting every malformed one so a single reply names them all.
+
+use chrono::NaiveDate;
+use rz_domain::{AgbCode, FieldError, GemeenteCode, Period, parse_date};
+use rz_proto::types::v1 as types;
+
+use crate::domain::MAX_NUMBER;
+use crate::error::{Error, Result};
+
+#[derive(Default)]
+pub(crate) struct Fields(Vec<FieldError>);
+
+impl Fields {
+    pub fn check<T>(&mut self, r: Result<T, FieldError>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+
+    pub fn check_all<T>(&mut self, r: Result<T, Vec<FieldError>>) -> Option<T> {
+        r.map_err(|e| self.0.extend(e)).ok()
+    }
+
+    pub fn push(&mut self, field: &str, rule: &str) {
+        self.0.push(FieldError::new(field, rule));
+    }
+
+    pub fn non_empty(&mut self, field: &str, v: &str) {
+        if v.trim().is_empty() {
+            self.push(field, "must not be empty");
+        }
+    }
+
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::from(self.0))
+        }
+    }
+}
+
+pub(crate) fn agb(field: &str, v: &str) -> Result<String, FieldError> {
+    AgbCode::parse(v)
+        .map(|a| a.to_string())
+        .map_err(|e| e.at(field))
+}
+
+pub(crate) fn municipality(field: &str, v: &str) -> Result<String, FieldError> {
+    GemeenteCode::parse(v)
+        .map(|m| m.to_string())
+        .map_err(|e| e.at(field))
+}
+
+pub(crate) fn number(field: &str, v: u32) -> Result<u32, FieldError> {
+    if (1..=MAX_NUMBER).contains(&v) {
+        Ok(v)
+    } else {
+        Err(FieldError::new(field, "must be 1 to 999999999"))
+    }
+}
+
+pub(crate) fn date(field: &str, v: &str) -> Result<NaiveDate, FieldError> {
+    parse_date(field, v)
+}
+
+pub(crate) fn optional_date(field: &str, v: &str) -> Result<Option<NaiveDate>, FieldError> {
+    if v.is_empty() {
+        Ok(None)
+    } else {
+        parse_date(field, v).map(Some)
+    }
+}
+
+/// A required period (`period.start`, optional `period.end` not before the start).
+pub(crate) fn period(p: Option<&types::Period>) -> Result<Period, Vec<FieldError>> {
+    let Some(p) = p else {
+        return Err(vec![FieldError::new("period.start", "must not be empty")]);
+    };
+    let start = parse_date("period.start", &p.start);
+    let end = optional_date("period.end", &p.end);
+    match (start, end) {
+        (Ok(s), Ok(e)) => Period::new(s, e).map_err(|e| vec![e.at("period.end")]),
+        (s, e) => Err([s.err(), e.err()].into_iter().flatten().collect()),
+    }
+}

@@ -1,0 +1,418 @@
+//! The providers' messages: start of care (305), stop of care (307), a request for an assignment
+//! (315) and a request to change one (317). A provider names itself and may only touch its own
+//! assignments.
+
+use rz_domain::{Bsn, ClientKey, ProductCode, Referrer, RequestReason};
+use rz_proto::assignment::v1 as pb;
+use uuid::Uuid;
+
+use crate::assigner::{Assigner, fingerprint, key_conflict};
+use crate::convert::{assignment_pb, request_pb};
+use crate::domain::{
+    Assignment, Extent, ProviderRequest, ReferrerInfo, RequestKind, RequestStatus, SizeFields,
+};
+use crate::error::{Error, Result};
+use crate::fields::{self, Fields};
+use crate::store::{self, AssignmentFilter, Claim};
+
+pub(crate) fn one_open_rule(open: &ProviderRequest) -> Error {
+    let what = match open.kind {
+        RequestKind::Assignment => format!(
+            "request {} for this client and subsegment {} is still open (answer due {})",
+            open.id, open.subsegment_code, open.answer_due
+        ),
+        RequestKind::Change => format!(
+            "change request {} for assignment {} is still open (answer due {})",
+            open.id,
+            open.assignment_number.unwrap_or(0),
+            open.answer_due
+        ),
+    };
+    Error::rule("request.one_open", "request", what)
+}
+
+impl Assigner {
+    pub(crate) async fn load(&self, municipality: &str, number: u32) -> Result<Assignment> {
+        let mut conn = self.pool.acquire().await?;
+        store::load_assignment(&mut conn, municipality, number, false)
+            .await?
+            .ok_or_else(|| not_found(municipality, number))
+    }
+
+    /// Start of care (305). When this assignment replaces another (handover), the old one ends
+    /// the day before.
+    pub async fn report_start(&self, r: pb::ReportStartOfCareRequest) -> Result<pb::Assignment> {
+        let mut f = Fields::default();
+        let agb = f.check(fields::agb("agb_code", &r.agb_code));
+        let m = f.check(fields::municipality("municipality", &r.municipality));
+        let n = f.check(fields::number("assignment_number", r.assignment_number));
+        let date = f.check(fields::date("start_date", &r.start_date));
+        f.finish()?;
+        let (agb, m, n, date) = (
+            agb.unwrap_or_default(),
+            m.unwrap_or_default(),
+            n.unwrap_or_default(),
+            date.unwrap_or_default(),
+        );
+        let current = self.load(&m, n).await?;
+        // The rules first, so a refused start needs no other service.
+        current.clone().start_care(&agb, date)?;
+        let old_client = match current.replaces_number {
+            Some(_) => Some(self.client_block(&m, &current.client_key).await?),
+            None => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        let mut a = store::load_assignment(&mut tx, &m, n, true)
+            .await?
+            .ok_or_else(|| not_found(&m, n))?;
+        a.start_care(&agb, date)?;
+        store::update_assignment(&mut tx, &a).await?;
+        self.emit_lifecycle(&mut tx, &a, "started").await?;
+        if let (Some(old_number), Some(client)) = (a.replaces_number, old_client)
+            && let Some(mut old) = store::load_assignment(&mut tx, &m, old_number, true).await?
+            && old.status.is_active()
+        {
+            old.end_for_switch(date);
+            self.save_changed(&mut tx, &old, &client, "ended").await?;
+        }
+        tx.commit().await?;
+        tracing::info!(municipality = %m, number = n, agb_code = %agb, started_on = %date, "start of care");
+        Ok(assignment_pb(&a))
+    }
+
+    /// Stop of care (307).
+    pub async fn report_stop(&self, r: pb::ReportStopOfCareRequest) -> Result<pb::Assignment> {
+        let mut f = Fields::default();
+        let agb = f.check(fields::agb("agb_code", &r.agb_code));
+        let m = f.check(fields::municipality("municipality", &r.municipality));
+        let n = f.check(fields::number("assignment_number", r.assignment_number));
+        let date = f.check(fields::date("end_date", &r.end_date));
+        if r.end_reason.is_empty() {
+            f.push(
+                "end_reason",
+                "must be a code from list JZ588 (Jeugdwet) or WMO588 (Wmo)",
+            );
+        }
+        f.finish()?;
+        let (agb, m, n, date) = (
+            agb.unwrap_or_default(),
+            m.unwrap_or_default(),
+            n.unwrap_or_default(),
+            date.unwrap_or_default(),
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut a = store::load_assignment(&mut tx, &m, n, true)
+            .await?
+            .ok_or_else(|| not_found(&m, n))?;
+        a.stop_care(&agb, date, &r.end_reason)?;
+        store::update_assignment(&mut tx, &a).await?;
+        self.emit_lifecycle(&mut tx, &a, "stopped").await?;
+        tx.commit().await?;
+        tracing::info!(municipality = %m, number = n, agb_code = %agb, stopped_on = %date, end_reason = %a.end_reason, "stop of care");
+        Ok(assignment_pb(&a))
+    }
+
+    /// A request for an assignment (315), e.g. after a GP referral. The requesting provider must
+    /// be contracted for the subsegment in the municipality on the period's start.
+    pub async fn request_assignment(
+        &self,
+        r: pb::RequestAssignmentRequest,
+    ) -> Result<pb::ProviderRequest> {
+        let mut f = Fields::default();
+        f.non_empty("idempotency_key", &r.idempotency_key);
+        let agb = f.check(fields::agb("agb_code", &r.agb_code));
+        let m = f.check(fields::municipality("municipality", &r.municipality));
+        let bsn = f.check(Bsn::parse(&r.bsn).map_err(|e| e.at("bsn")));
+        f.non_empty("subsegment_code", &r.subsegment_code);
+        if !r.product_code.is_empty() {
+            f.check(ProductCode::parse(&r.product_code).map_err(|e| e.at("product_code")));
+        }
+        let period = f.check_all(fields::period(r.period.as_ref()));
+        let referrer = match &r.referrer {
+            None => {
+                f.push(
+                    "referrer.type",
+                    "a referrer is required: a code from list COD327",
+                );
+                None
+            }
+            Some(x) => {
+                if !x.agb_code.is_empty() {
+                    f.check(fields::agb("referrer.agb_code", &x.agb_code));
+                }
+                f.check(Referrer::from_code(&x.r#type).map_err(|e| e.at("referrer.type")))
+                    .map(|_| ReferrerInfo {
+                        kind: x.r#type.clone(),
+                        name: x.name.trim().to_owned(),
+                        agb_code: x.agb_code.clone(),
+                    })
+            }
+        };
+        // The catalogue: is the subsegment known, and which size does its variant take.
+        let catalogue = match self.upstream.catalogue().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Name the malformed fields first; otherwise registration is unavailable.
+                f.finish()?;
+                return Err(e);
+            }
+        };
+        let sub = catalogue.subsegment(&r.subsegment_code).cloned();
+        if sub.is_none() && !r.subsegment_code.is_empty() {
+            f.push(
+                "subsegment_code",
+                "is not a subsegment of the region's catalogue",
+            );
+        }
+        if let Some(m) = &m
+            && !catalogue.municipalities.contains(m)
+        {
+            f.push("municipality", "is not a municipality of the region");
+        }
+        let size = r.size.clone().unwrap_or_default();
+        let extent = sub.as_ref().and_then(|s| {
+            f.check_all(Extent::parse(
+                s.variant,
+                size.volume,
+                &size.unit,
+                &size.frequency,
+                r.budget_cents,
+                SizeFields::API,
+            ))
+        });
+        f.finish()?;
+        let (Some(agb), Some(m), Some(bsn), Some(period), Some(sub)) = (agb, m, bsn, period, sub)
+        else {
+            return Err(Error::field("request", "incomplete"));
+        };
+        if self
+            .upstream
+            .check_contracted(&agb, &sub.code, &m, period.start())
+            .await?
+            .is_none()
+        {
+            return Err(Error::rule(
+                "request.provider_contracted",
+                "agb_code",
+                format!(
+                    "provider {agb} is not contracted for {} in {m} on {}",
+                    sub.code,
+                    period.start()
+                ),
+            ));
+        }
+        let key = ClientKey::derive(&self.secret, &bsn).to_string();
+        let today = self.today();
+        let req = ProviderRequest {
+            id: Uuid::now_v7(),
+            kind: RequestKind::Assignment,
+            municipality: m.clone(),
+            agb_code: agb.clone(),
+            client_key: key.clone(),
+            subsegment_code: sub.code.clone(),
+            assignment_number: None,
+            product_code: r.product_code.clone(),
+            period: Some(period),
+            new_end: None,
+            extent,
+            request_reason: String::new(),
+            referrer,
+            status: RequestStatus::Open,
+            received_on: today,
+            answer_due: Self::chain_due(today),
+            answered_on: None,
+            refusal_reason: String::new(),
+            resulting_assignment_number: None,
+        };
+        // The fingerprint never contains the BSN: it is replaced by the client key first.
+        let fp = fingerprint(&format!(
+            "{:?}",
+            pb::RequestAssignmentRequest {
+                bsn: key.clone(),
+                ..r.clone()
+            }
+        ));
+        let mut tx = self.pool.begin().await?;
+        match store::claim_key(
+            &mut tx,
+            &format!("{agb}/{}", r.idempotency_key),
+            "request_assignment",
+            &fp,
+            &req.id.to_string(),
+        )
+        .await?
+        {
+            Claim::Replay(id) => return self.request_by_id(&mut tx, &id).await,
+            Claim::Conflict => return Err(key_conflict()),
+            Claim::New => {}
+        }
+        if let Some(open) = store::open_request_like(&mut tx, &req).await? {
+            return Err(one_open_rule(&open));
+        }
+        if !store::insert_request(&mut tx, &req).await? {
+            return Err(Error::rule(
+                "request.one_open",
+                "request",
+                "another request for this client and subsegment is still open",
+            ));
+        }
+        store::save_identity(&mut tx, &m, &key, bsn.as_str()).await?;
+        tx.commit().await?;
+        tracing::info!(request_id = %req.id, municipality = %m, agb_code = %agb, client_key = %key, subsegment = %req.subsegment_code, "assignment requested (315)");
+        Ok(request_pb(&req))
+    }
+
+    async fn request_by_id(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        id: &str,
+    ) -> Result<pb::ProviderRequest> {
+        let id = Uuid::parse_str(id).map_err(|e| Error::Upstream(e.to_string()))?;
+        store::load_request(conn, id, false)
+            .await?
+            .map(|r| request_pb(&r))
+            .ok_or_else(|| Error::not_found(format!("request {id} does not exist")))
+    }
+
+    /// A request to change an assignment (317): a new end and/or a new size or budget.
+    pub async fn request_change(&self, r: pb::RequestChangeRequest) -> Result<pb::ProviderRequest> {
+        let mut f = Fields::default();
+        f.non_empty("idempotency_key", &r.idempotency_key);
+        let agb = f.check(fields::agb("agb_code", &r.agb_code));
+        let m = f.check(fields::municipality("municipality", &r.municipality));
+        let n = f.check(fields::number("assignment_number", r.assignment_number));
+        f.check(RequestReason::from_code(&r.reason).map_err(|e| e.at("reason")));
+        let new_end = f.check(fields::optional_date("new_end", &r.new_end));
+        f.finish()?;
+        let (agb, m, n, new_end) = (
+            agb.unwrap_or_default(),
+            m.unwrap_or_default(),
+            n.unwrap_or_default(),
+            new_end.flatten(),
+        );
+        let a = self.load(&m, n).await?;
+        if a.agb_code != agb {
+            return Err(Error::rule(
+                "change.assignment_of_provider",
+                "assignment_number",
+                format!("assignment {m}/{n} is not assigned to provider {agb}"),
+            ));
+        }
+        if !a.status.is_active() {
+            return Err(Error::rule(
+                "change.assignment_active",
+                "assignment_number",
+                format!("assignment {m}/{n} is {}", a.status.code()),
+            ));
+        }
+        let size = r.size.clone().unwrap_or_default();
+        let extent = Extent::parse_change(
+            a.extent.variant(),
+            size.volume,
+            &size.unit,
+            &size.frequency,
+            r.budget_cents,
+            SizeFields::API,
+        )?;
+        if new_end.is_none() && extent.is_none() {
+            return Err(Error::field(
+                "new_end",
+                "give a new end date, a new size or a new budget",
+            ));
+        }
+        if let Some(end) = new_end
+            && end < a.period.start()
+        {
+            return Err(Error::rule(
+                "change.end_not_before_start",
+                "new_end",
+                format!(
+                    "the new end {end} is before the assignment's start {}",
+                    a.period.start()
+                ),
+            ));
+        }
+        let today = self.today();
+        let req = ProviderRequest {
+            id: Uuid::now_v7(),
+            kind: RequestKind::Change,
+            municipality: m.clone(),
+            agb_code: agb.clone(),
+            client_key: a.client_key.clone(),
+            subsegment_code: a.subsegment_code.clone(),
+            assignment_number: Some(n),
+            product_code: a.product_code.clone(),
+            period: None,
+            new_end,
+            extent,
+            request_reason: r.reason.clone(),
+            referrer: None,
+            status: RequestStatus::Open,
+            received_on: today,
+            answer_due: Self::chain_due(today),
+            answered_on: None,
+            refusal_reason: String::new(),
+            resulting_assignment_number: None,
+        };
+        let mut tx = self.pool.begin().await?;
+        match store::claim_key(
+            &mut tx,
+            &format!("{agb}/{}", r.idempotency_key),
+            "request_change",
+            &fingerprint(&format!("{r:?}")),
+            &req.id.to_string(),
+        )
+        .await?
+        {
+            Claim::Replay(id) => return self.request_by_id(&mut tx, &id).await,
+            Claim::Conflict => return Err(key_conflict()),
+            Claim::New => {}
+        }
+        if let Some(open) = store::open_request_like(&mut tx, &req).await? {
+            return Err(one_open_rule(&open));
+        }
+        if !store::insert_request(&mut tx, &req).await? {
+            return Err(Error::rule(
+                "request.one_open",
+                "request",
+                "another change request for this assignment is still open",
+            ));
+        }
+        tx.commit().await?;
+        tracing::info!(request_id = %req.id, municipality = %m, number = n, agb_code = %agb, "change requested (317)");
+        Ok(request_pb(&req))
+    }
+
+    pub async fn list_provider_assignments(
+        &self,
+        r: pb::ListProviderAssignmentsRequest,
+    ) -> Result<pb::ListAssignmentsResponse> {
+        let mut f = Fields::default();
+        let agb = f.check(fields::agb("agb_code", &r.agb_code));
+        let m = if r.municipality.is_empty() {
+            None
+        } else {
+            f.check(fields::municipality("municipality", &r.municipality))
+        };
+        f.finish()?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = store::list_assignments(
+            &mut conn,
+            &AssignmentFilter {
+                agb_code: agb,
+                municipality: m,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(pb::ListAssignmentsResponse {
+            assignments: rows.iter().map(assignment_pb).collect(),
+        })
+    }
+}
+
+pub(crate) fn not_found(municipality: &str, number: u32) -> Error {
+    Error::not_found(format!(
+        "assignment {number} does not exist in municipality {municipality}"
+    ))
+}

@@ -1,0 +1,300 @@
+//! The services assignment asks: registration (the catalogue, who is contracted where and when)
+//! and each municipality's access instance (the client block of the standard's message).
+//!
+//! Channels connect lazily, so assignment starts even when they are not up yet; a call that cannot
+//! reach them fails with [`Error::Unavailable`] (UNAVAILABLE for callers, a retry for the consumer).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use rz_domain::{ExecutionVariant, Law};
+use rz_proto::access::v1 as acc;
+use rz_proto::access::v1::access_service_client::AccessServiceClient;
+use rz_proto::assignment::v1 as pb;
+use rz_proto::registration::v1 as reg;
+use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
+use rz_proto::types::v1 as types;
+use tokio::sync::RwLock;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request};
+
+use crate::config::AssignmentConfig;
+use crate::error::{Error, Result};
+
+/// What assignment needs to know of a subsegment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubsegmentInfo {
+    pub code: String,
+    pub segment_code: String,
+    pub law: Law,
+    pub variant: ExecutionVariant,
+    /// JZ020 / WMO020 codes; the first is used when a request names none.
+    pub product_categories: Vec<String>,
+}
+
+/// The region's catalogue, as registration serves it.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    pub subsegments: HashMap<String, SubsegmentInfo>,
+    pub municipalities: BTreeSet<String>,
+}
+
+impl Catalogue {
+    pub fn from_pb(c: reg::Catalogue) -> Self {
+        let mut subsegments = HashMap::new();
+        for segment in c.lots.into_iter().flat_map(|l| l.segments) {
+            let law = match segment.law() {
+                types::Law::Wmo => Law::Wmo,
+                _ => Law::Jeugdwet,
+            };
+            for ss in segment.subsegments {
+                let variant = match ss.execution_variant() {
+                    types::ExecutionVariant::Inspanningsgericht => {
+                        ExecutionVariant::Inspanningsgericht
+                    }
+                    types::ExecutionVariant::Outputgericht => ExecutionVariant::Outputgericht,
+                    _ => ExecutionVariant::Taakgericht,
+                };
+                subsegments.insert(
+                    ss.code.clone(),
+                    SubsegmentInfo {
+                        code: ss.code,
+                        segment_code: segment.code.clone(),
+                        law,
+                        variant,
+                        product_categories: ss.product_categories,
+                    },
+                );
+            }
+        }
+        Self {
+            subsegments,
+            municipalities: c.municipalities.into_iter().map(|m| m.code).collect(),
+        }
+    }
+
+    pub fn subsegment(&self, code: &str) -> Option<&SubsegmentInfo> {
+        self.subsegments.get(code)
+    }
+}
+
+/// The outcome of asking a municipality's access instance for a client.
+#[derive(Debug, Clone)]
+pub enum ClientLookup {
+    Found(pb::Client),
+    /// Access does not know this client key.
+    Unknown,
+    /// No access instance is configured for the municipality.
+    NoAccess,
+}
+
+pub struct Upstream {
+    registration: RegistrationServiceClient<Channel>,
+    access: HashMap<String, AccessServiceClient<Channel>>,
+    catalogue: RwLock<Option<Arc<Catalogue>>>,
+}
+
+fn channel(url: &str, timeout: Duration) -> Result<Channel, String> {
+    Ok(Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("endpoint `{url}`: {e}"))?
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// A failed call: unreachable or failing upstream is transient, a refusal is not.
+fn call_error(service: &str, s: &tonic::Status) -> Error {
+    match s.code() {
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::Cancelled
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Unknown
+        | Code::Internal => Error::Unavailable(format!("{service}: {}", s.message())),
+        code => Error::Upstream(format!("{service} answered {code:?}: {}", s.message())),
+    }
+}
+
+fn traced<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    rz_telemetry::inject_grpc(&mut request);
+    request
+}
+
+impl Upstream {
+    pub fn new(config: &AssignmentConfig) -> Result<Self, String> {
+        let timeout = Duration::from_secs(config.upstream_timeout_secs.max(1));
+        let registration =
+            RegistrationServiceClient::new(channel(&config.registration_endpoint, timeout)?);
+        let mut access = HashMap::new();
+        for (municipality, url) in &config.access_endpoints {
+            access.insert(
+                municipality.clone(),
+                AccessServiceClient::new(channel(url, timeout)?),
+            );
+        }
+        Ok(Self {
+            registration,
+            access,
+            catalogue: RwLock::new(None),
+        })
+    }
+
+    pub fn has_access(&self, municipality: &str) -> bool {
+        self.access.contains_key(municipality)
+    }
+
+    /// The catalogue, fetched from registration on first use and kept.
+    pub async fn catalogue(&self) -> Result<Arc<Catalogue>> {
+        if let Some(c) = self.catalogue.read().await.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut slot = self.catalogue.write().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = self
+            .registration
+            .clone()
+            .get_catalogue(traced(reg::GetCatalogueRequest {}))
+            .await
+            .map_err(|s| call_error("registration", &s))?
+            .into_inner();
+        let c = Arc::new(Catalogue::from_pb(c));
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The contract id when `agb` is contracted for `subsegment` in `municipality` on `date`.
+    pub async fn check_contracted(
+        &self,
+        agb: &str,
+        subsegment: &str,
+        municipality: &str,
+        date: NaiveDate,
+    ) -> Result<Option<String>> {
+        let r = self
+            .registration
+            .clone()
+            .check_contracted(traced(reg::CheckContractedRequest {
+                agb_code: agb.to_owned(),
+                subsegment_code: subsegment.to_owned(),
+                municipality: municipality.to_owned(),
+                date: date.to_string(),
+            }))
+            .await
+            .map_err(|s| call_error("registration", &s))?
+            .into_inner();
+        Ok(r.contracted.then_some(r.contract_id))
+    }
+
+    /// (AGB code, lumpsum budget in cents) of every provider contracted for `subsegment` in
+    /// `municipality` on `date`.
+    pub async fn contracted_providers(
+        &self,
+        subsegment: &str,
+        municipality: &str,
+        date: NaiveDate,
+    ) -> Result<Vec<(String, i64)>> {
+        let r = self
+            .registration
+            .clone()
+            .list_contracted_providers(traced(reg::ListContractedProvidersRequest {
+                subsegment_code: subsegment.to_owned(),
+                municipality: municipality.to_owned(),
+                date: date.to_string(),
+            }))
+            .await
+            .map_err(|s| call_error("registration", &s))?
+            .into_inner();
+        Ok(r.providers
+            .into_iter()
+            .filter_map(|p| {
+                p.provider
+                    .map(|provider| (provider.agb_code, p.lumpsum_budget_cents))
+            })
+            .collect())
+    }
+
+    /// The client block (BSN, name, birth date) from the municipality's access instance.
+    pub async fn client(&self, municipality: &str, client_key: &str) -> Result<ClientLookup> {
+        let Some(access) = self.access.get(municipality) else {
+            return Ok(ClientLookup::NoAccess);
+        };
+        match access
+            .clone()
+            .get_client_for_assignment(traced(acc::GetClientForAssignmentRequest {
+                client_key: client_key.to_owned(),
+            }))
+            .await
+        {
+            Ok(r) => {
+                let c = r.into_inner();
+                Ok(ClientLookup::Found(pb::Client {
+                    bsn: c.bsn,
+                    birth_date: c.birth_date,
+                    family_name: c.family_name,
+                    given_names: c.given_names,
+                }))
+            }
+            Err(s) if s.code() == Code::NotFound => Ok(ClientLookup::Unknown),
+            Err(s) => Err(call_error(&format!("access {municipality}"), &s)),
+        }
+    }
+}
+
+/// Answers from registration within one operation (a handover run asks the same questions for
+/// many assignments).
+#[derive(Debug, Default)]
+pub struct ContractCache {
+    checks: HashMap<(String, String, String, NaiveDate), Option<String>>,
+    lists: HashMap<(String, String, NaiveDate), Vec<(String, i64)>>,
+}
+
+impl ContractCache {
+    pub async fn check(
+        &mut self,
+        upstream: &Upstream,
+        agb: &str,
+        subsegment: &str,
+        municipality: &str,
+        date: NaiveDate,
+    ) -> Result<Option<String>> {
+        let key = (
+            agb.to_owned(),
+            subsegment.to_owned(),
+            municipality.to_owned(),
+            date,
+        );
+        if let Some(v) = self.checks.get(&key) {
+            return Ok(v.clone());
+        }
+        let v = upstream
+            .check_contracted(agb, subsegment, municipality, date)
+            .await?;
+        self.checks.insert(key, v.clone());
+        Ok(v)
+    }
+
+    pub async fn list(
+        &mut self,
+        upstream: &Upstream,
+        subsegment: &str,
+        municipality: &str,
+        date: NaiveDate,
+    ) -> Result<Vec<(String, i64)>> {
+        let key = (subsegment.to_owned(), municipality.to_owned(), date);
+        if let Some(v) = self.lists.get(&key) {
+            return Ok(v.clone());
+        }
+        let v = upstream
+            .contracted_providers(subsegment, municipality, date)
+            .await?;
+        self.lists.insert(key, v.clone());
+        Ok(v)
+    }
+}
