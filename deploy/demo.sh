@@ -129,10 +129,19 @@ say "Loading the Achterhoek contract register (catalogue, providers, tenders, co
 say "The region's contract landscape"
 "$BIN/registration" landscape --endpoint "$REG" | tee "$DEMO/landscape.txt"
 
+say "The care flow: existing care, new decisions, provider choice, start of care and the handover"
+DEMO_ARGS=()
+for m in $MUNICIPALITIES; do
+    DEMO_ARGS+=(--access "$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
+done
+RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/regiozorg-demo" --registration "$REG" --assignment "$ASG" "${DEMO_ARGS[@]}" \
+    | tee "$DEMO/care-flow.txt"
+
 say "Look around"
 cat <<EOT
 The services keep running until 'make down'. Try:
-  target/debug/registration landscape --endpoint $REG        # this overview again
+  target/debug/registration landscape --endpoint $REG        # the contract landscape again
+  cat var/demo/care-flow.txt                                  # the care flow report again
   psql "$(db_url rz_registration)" -c 'select agb_code, name, kind from providers order by 1'
   psql "$(db_url rz_registration)" -c 'select event_type, nats_subject from outbox order by id desc limit 10'
   NATS_URL=$NATS_URL target/debug/rzctl dlq list   # the dead-letter stream
