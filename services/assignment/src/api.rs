@@ -112,6 +112,22 @@ impl AssignmentService for AssignmentApi {
         reply(self.assigner.run_handover_api(r.into_inner()).await)
     }
 
+    async fn list_unassigned_products(
+        &self,
+        r: Request<pb::ListUnassignedProductsRequest>,
+    ) -> Reply<pb::ListUnassignedProductsResponse> {
+        let r = r.into_inner();
+        let municipality = (!r.municipality.is_empty()).then_some(r.municipality.as_str());
+        reply(
+            self.assigner
+                .list_unassigned(municipality)
+                .await
+                .map(|rows| pb::ListUnassignedProductsResponse {
+                    products: rows.iter().map(crate::convert::unassigned_pb).collect(),
+                }),
+        )
+    }
+
     async fn handover_progress(
         &self,
         r: Request<pb::HandoverProgressRequest>,

@@ -125,3 +125,22 @@ pub fn request_pb(r: &ProviderRequest) -> pb::ProviderRequest {
         resulting_assignment_number: r.resulting_assignment_number.unwrap_or(0),
     }
 }
+
+pub fn unassigned_pb(u: &crate::store::Unassigned) -> pb::UnassignedProduct {
+    pb::UnassignedProduct {
+        granted_product_id: u.granted_product_id.clone(),
+        granted_version: u.granted_version,
+        municipality: u.municipality.clone(),
+        client_key: u.client_key.clone(),
+        law: law_pb(u.law) as i32,
+        segment_code: u.segment_code.clone(),
+        subsegment_code: u.subsegment_code.clone(),
+        period: Some(types::Period {
+            start: u.period.start().to_string(),
+            end: date(u.period.end()),
+        }),
+        reason_code: u.reason_code.clone(),
+        reason: u.reason.clone(),
+        decided_on: u.decided_on.to_string(),
+    }
+}

@@ -220,6 +220,29 @@ async fn a_product_without_a_contracted_provider_or_that_would_stack_is_not_assi
             first.number
         )
     );
+    // Operators see the same list over gRPC.
+    let listed = app
+        .a
+        .client
+        .clone()
+        .list_unassigned_products(pb::ListUnassignedProductsRequest {
+            municipality: M.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .products;
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed
+            .iter()
+            .any(|u| u.reason_code == "stacking" && u.reason == stacked.reason)
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|u| u.municipality == M && u.client_key.len() == 32)
+    );
     // After the first one ends, a new period is fine.
     app.decide_youth(
         &client,
