@@ -292,7 +292,7 @@ async fn run() -> Result<()> {
                         subsegment_code: sub.code.clone(),
                         product_code: String::new(),
                         period: p.period,
-                        size: (p.volume > 0).then(|| asg::Size {
+                        size: (p.volume > 0).then_some(asg::Size {
                             volume: p.volume,
                             unit: p.unit,
                             frequency: p.frequency,
