@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "regiozorg/access/v1/events.proto",
         "regiozorg/assignment/v1/assignment.proto",
         "regiozorg/assignment/v1/events.proto",
+        "regiozorg/reporting/v1/reporting.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

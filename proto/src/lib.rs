@@ -25,3 +25,9 @@ pub mod assignment {
         tonic::include_proto!("regiozorg.assignment.v1");
     }
 }
+
+pub mod reporting {
+    pub mod v1 {
+        tonic::include_proto!("regiozorg.reporting.v1");
+    }
+}

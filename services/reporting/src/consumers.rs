@@ -1,0 +1,347 @@
+//! The three durable consumers that feed the read model, and the supervisor that runs them and
+//! rebuilds the read model on demand.
+//!
+//! Each handler writes through the consumer's inbox transaction ([`rz_eventing::EventConsumer`]),
+//! so a redelivered event has one effect; the upserts in [`crate::store`] make the model tolerant
+//! of events arriving out of order (a replay).
+//!
+//! Only pseudonymous subjects are read: `<ns>.access.*._.>` and `<ns>.assignment.*._.lifecycle`.
+//! The assignment messages addressed to providers (`<ns>.assignment.<m>.<agb>.*`, which carry the
+//! BSN) are never delivered to reporting.
+//!
+//! Rebuild: the running consumers are stopped (each finishes the event in hand), their durable
+//! consumers are deleted from JetStream, the read model's tables are truncated and the inbox rows
+//! of these consumers deleted (one transaction), and new consumers are started; a new durable
+//! consumer starts at the beginning of its stream (deliver policy `all`), so the whole history is
+//! replayed. While the replay runs the reports show a partial picture; [`Consumers::lag`] says
+//! when it caught up.
+
+use std::time::Duration;
+
+use rz_eventing::nats::jetstream;
+use rz_eventing::{
+    ConsumerSpec, Event, EventConsumer, EventingError, HandleError, Handler, Namespace,
+};
+use rz_platform::Shutdown;
+use rz_proto::access::v1 as acc;
+use rz_proto::assignment::v1 as asg;
+use rz_proto::registration::v1 as reg;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::facts;
+use crate::store;
+
+pub const ACCESS: &str = "reporting-access";
+pub const ASSIGNMENT: &str = "reporting-assignment";
+pub const REGISTRATION: &str = "reporting-registration";
+pub const ALL: &[&str] = &[ACCESS, ASSIGNMENT, REGISTRATION];
+
+pub const CASE_CHANGED: &str = "nl.regiozorg.access.case_changed.v1";
+pub const DECISION_GRANTED: &str = "nl.regiozorg.access.decision_granted.v1";
+pub const PRODUCT_AMENDED: &str = "nl.regiozorg.access.product_amended.v1";
+pub const LIFECYCLE: &str = "nl.regiozorg.assignment.lifecycle.v1";
+pub const CONTRACT_CONCLUDED: &str = "nl.regiozorg.registration.contract_concluded.v1";
+pub const CONTRACT_CHANGED: &str = "nl.regiozorg.registration.contract_changed.v1";
+
+/// The streams reporting reads (ensured at start).
+pub const CONTEXTS: &[&str] = &["access", "assignment", "registration"];
+
+fn spec(name: &str, ns: &Namespace, context: &str, filter: String) -> ConsumerSpec {
+    let mut spec = ConsumerSpec::new(name, ns.stream_name(context), filter);
+    spec.max_attempts = 10;
+    spec
+}
+
+pub fn access_spec(ns: &Namespace) -> ConsumerSpec {
+    spec(
+        ACCESS,
+        ns,
+        "access",
+        format!("{}.access.*._.>", ns.as_str()),
+    )
+}
+
+pub fn assignment_spec(ns: &Namespace) -> ConsumerSpec {
+    spec(
+        ASSIGNMENT,
+        ns,
+        "assignment",
+        format!("{}.assignment.*._.lifecycle", ns.as_str()),
+    )
+}
+
+pub fn registration_spec(ns: &Namespace) -> ConsumerSpec {
+    spec(
+        REGISTRATION,
+        ns,
+        "registration",
+        format!("{}.registration.>", ns.as_str()),
+    )
+}
+
+fn permanent(e: impl std::fmt::Display) -> HandleError {
+    HandleError::Permanent(e.to_string())
+}
+
+/// The municipality of an access event: the payload's, else the subject's second token.
+fn municipality_of(given: &str, event: &Event) -> String {
+    if !given.is_empty() {
+        return given.to_owned();
+    }
+    event
+        .nats_subject
+        .split('.')
+        .nth(2)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub struct AccessHandler;
+
+impl Handler for AccessHandler {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        match event.event_type.as_str() {
+            CASE_CHANGED => {
+                let e: acc::CaseChanged = event.decode()?;
+                let m = municipality_of(&e.municipality, event);
+                if let Some(c) = &e.case {
+                    apply_case(tx, c, &m, event).await?;
+                }
+            }
+            DECISION_GRANTED => {
+                let e: acc::DecisionGranted = event.decode()?;
+                let m = municipality_of(&e.municipality, event);
+                if let Some(c) = &e.case {
+                    apply_case(tx, c, &m, event).await?;
+                }
+            }
+            PRODUCT_AMENDED => {
+                let e: acc::ProductAmended = event.decode()?;
+                let m = municipality_of(&e.municipality, event);
+                if let Some(p) = &e.product {
+                    let fact = facts::product_fact(p, None, &m).map_err(permanent)?;
+                    store::upsert_product(tx, &fact).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+async fn apply_case(
+    tx: &mut PgConnection,
+    c: &acc::Case,
+    m: &str,
+    event: &Event,
+) -> Result<(), HandleError> {
+    let fact = facts::case_fact(c, m).map_err(permanent)?;
+    store::upsert_case(tx, &fact, event.time).await?;
+    for p in &c.products {
+        let fact = facts::product_fact(p, Some(c), m).map_err(permanent)?;
+        store::upsert_product(tx, &fact).await?;
+    }
+    Ok(())
+}
+
+pub struct AssignmentHandler;
+
+impl Handler for AssignmentHandler {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        if event.event_type != LIFECYCLE {
+            return Ok(());
+        }
+        let e: asg::AssignmentLifecycle = event.decode()?;
+        let Some(a) = &e.assignment else {
+            return Err(permanent("lifecycle event without its assignment"));
+        };
+        let fact = facts::assignment_fact(a).map_err(permanent)?;
+        store::upsert_assignment(tx, &fact, &e.change, event.time).await?;
+        Ok(())
+    }
+}
+
+pub struct RegistrationHandler;
+
+impl Handler for RegistrationHandler {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let contract = match event.event_type.as_str() {
+            CONTRACT_CONCLUDED => event.decode::<reg::ContractConcluded>()?.contract,
+            CONTRACT_CHANGED => event.decode::<reg::ContractChanged>()?.contract,
+            _ => return Ok(()),
+        };
+        let Some(c) = contract else {
+            return Err(permanent("contract event without its contract"));
+        };
+        let (fact, budgets) = facts::contract_fact(&c).map_err(permanent)?;
+        store::upsert_contract(tx, &fact, &budgets, event.time).await?;
+        Ok(())
+    }
+}
+
+/// One generation of running consumers.
+struct Generation {
+    stop: Shutdown,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Runs the three consumers; stops and restarts them for a rebuild.
+pub struct Consumers {
+    js: jetstream::Context,
+    pool: PgPool,
+    ns: Namespace,
+    current: Mutex<Option<Generation>>,
+}
+
+/// Lag of one consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lag {
+    pub name: String,
+    pub pending: u64,
+    pub ack_pending: u64,
+}
+
+impl Consumers {
+    pub fn new(js: jetstream::Context, pool: PgPool, ns: Namespace) -> Self {
+        Self {
+            js,
+            pool,
+            ns,
+            current: Mutex::new(None),
+        }
+    }
+
+    pub fn specs(&self) -> Vec<ConsumerSpec> {
+        vec![
+            access_spec(&self.ns),
+            assignment_spec(&self.ns),
+            registration_spec(&self.ns),
+        ]
+    }
+
+    /// Creates the durable consumers (so the lag can be read at once) and starts them.
+    pub async fn start(&self) -> Result<(), EventingError> {
+        let mut current = self.current.lock().await;
+        if current.is_some() {
+            return Ok(());
+        }
+        *current = Some(self.spawn().await?);
+        Ok(())
+    }
+
+    async fn spawn(&self) -> Result<Generation, EventingError> {
+        let stop = Shutdown::new();
+        let access = self.consumer(access_spec(&self.ns), AccessHandler);
+        let assignment = self.consumer(assignment_spec(&self.ns), AssignmentHandler);
+        let registration = self.consumer(registration_spec(&self.ns), RegistrationHandler);
+        access.ensure().await?;
+        assignment.ensure().await?;
+        registration.ensure().await?;
+        let tasks = vec![
+            run(access, stop.clone()),
+            run(assignment, stop.clone()),
+            run(registration, stop.clone()),
+        ];
+        Ok(Generation { stop, tasks })
+    }
+
+    fn consumer<H: Handler>(&self, spec: ConsumerSpec, handler: H) -> EventConsumer<H> {
+        EventConsumer::new(
+            self.js.clone(),
+            self.pool.clone(),
+            self.ns.clone(),
+            spec,
+            handler,
+        )
+    }
+
+    /// Stops the running consumers; each finishes the event in hand.
+    pub async fn stop(&self) {
+        let mut current = self.current.lock().await;
+        if let Some(g) = current.take() {
+            g.stop.trigger();
+            for t in g.tasks {
+                let _ = t.await;
+            }
+        }
+    }
+
+    /// Drops the read model and replays every stream from its start (see the module docs).
+    pub async fn rebuild(&self) -> Result<(), EventingError> {
+        let mut current = self.current.lock().await;
+        if let Some(g) = current.take() {
+            g.stop.trigger();
+            for t in g.tasks {
+                let _ = t.await;
+            }
+        }
+        for spec in self.specs() {
+            let stream = self
+                .js
+                .get_stream(&spec.stream)
+                .await
+                .map_err(|e| EventingError::Nats(e.to_string()))?;
+            // Absent (never created) is fine.
+            if let Err(e) = stream.delete_consumer(&spec.name).await {
+                tracing::debug!(consumer = %spec.name, error = %e, "durable consumer not deleted");
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        store::reset(&mut tx, ALL).await?;
+        tx.commit().await?;
+        tracing::info!("read model dropped; replaying the streams");
+        *current = Some(self.spawn().await?);
+        Ok(())
+    }
+
+    /// How many events each consumer has not applied yet.
+    pub async fn lag(&self) -> Result<Vec<Lag>, EventingError> {
+        let mut out = Vec::new();
+        for spec in self.specs() {
+            let stream = self
+                .js
+                .get_stream(&spec.stream)
+                .await
+                .map_err(|e| EventingError::Nats(e.to_string()))?;
+            let mut consumer: jetstream::consumer::PullConsumer = stream
+                .get_consumer(&spec.name)
+                .await
+                .map_err(|e| EventingError::Nats(e.to_string()))?;
+            let info = consumer
+                .info()
+                .await
+                .map_err(|e| EventingError::Nats(e.to_string()))?;
+            out.push(Lag {
+                name: spec.name.clone(),
+                pending: info.num_pending,
+                ack_pending: info.num_ack_pending as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Waits until every consumer applied everything in its stream, or `timeout` passed.
+    pub async fn wait_caught_up(&self, timeout: Duration) -> Result<bool, EventingError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let lag = self.lag().await?;
+            if lag.iter().all(|l| l.pending == 0 && l.ack_pending == 0) {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn run<H: Handler>(consumer: EventConsumer<H>, stop: Shutdown) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = consumer.run(stop).await {
+            tracing::error!(error = %e, "reporting consumer failed");
+        }
+    })
+}

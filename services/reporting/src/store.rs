@@ -1,0 +1,432 @@
+//! The read model's PostgreSQL store: upserts of the facts the consumers take from the events (in
+//! the consumer's inbox transaction) and the loads the reports aggregate.
+//!
+//! Order tolerance: every row remembers the time of the event that last set it. An event at least
+//! as new as the row overwrites its state (status, period, size); an older one (a replay out of
+//! order) only fills what the row does not know yet. Dates that only ever get set (start and stop
+//! of care, the steps of a case, the handover links) are never cleared by either.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rz_platform::db::Migration;
+use sqlx::{PgConnection, Row};
+
+use crate::facts::{AssignmentFact, BudgetFact, CaseFact, ContractFact, ProductFact};
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "outbox_inbox",
+        sql: rz_eventing::MIGRATION_SQL,
+    },
+    Migration {
+        version: 2,
+        name: "read_model",
+        sql: include_str!("../migrations/0002_read_model.sql"),
+    },
+];
+
+/// The read model's tables, emptied by a rebuild.
+pub const TABLES: &[&str] = &[
+    "cases",
+    "granted_products",
+    "assignments",
+    "contracts",
+    "contract_budgets",
+];
+
+/// `SET col = <newer wins>` for state columns, `SET col = <first known wins>` for set-once columns.
+fn merge_set(table: &str, state: &[&str], set_once: &[&str]) -> String {
+    let newer = format!("EXCLUDED.event_time >= {table}.event_time");
+    let mut parts: Vec<String> = state
+        .iter()
+        .map(|c| format!("{c} = CASE WHEN {newer} THEN EXCLUDED.{c} ELSE {table}.{c} END"))
+        .collect();
+    parts.extend(set_once.iter().map(|c| {
+        format!(
+            "{c} = CASE WHEN {newer} THEN COALESCE(EXCLUDED.{c}, {table}.{c}) ELSE COALESCE({table}.{c}, EXCLUDED.{c}) END"
+        )
+    }));
+    parts.push(format!(
+        "event_time = GREATEST({table}.event_time, EXCLUDED.event_time)"
+    ));
+    parts.join(", ")
+}
+
+pub async fn upsert_case(
+    tx: &mut PgConnection,
+    c: &CaseFact,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let set = merge_set(
+        "cases",
+        &["municipality", "client_key", "law", "status"],
+        &[
+            "reported_on",
+            "investigation_due",
+            "investigated_on",
+            "applied_on",
+            "decision_due",
+            "decided_on",
+        ],
+    );
+    // The SQL joins constant fragments only; every value is a bind parameter.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO cases (case_id, municipality, client_key, law, status, reported_on,
+            investigation_due, investigated_on, applied_on, decision_due, decided_on, event_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (case_id) DO UPDATE SET {set}"
+    )))
+    .bind(&c.case_id)
+    .bind(&c.municipality)
+    .bind(&c.client_key)
+    .bind(&c.law)
+    .bind(&c.status)
+    .bind(c.reported_on)
+    .bind(c.investigation_due)
+    .bind(c.investigated_on)
+    .bind(c.applied_on)
+    .bind(c.decision_due)
+    .bind(c.decided_on)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A granted product: the highest version wins.
+pub async fn upsert_product(tx: &mut PgConnection, p: &ProductFact) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO granted_products (product_id, case_id, municipality, client_key, law, segment_code,
+            subsegment_code, period_start, period_end, variant, budget_cents, volume, unit, frequency,
+            status, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (product_id) DO UPDATE SET
+            case_id = EXCLUDED.case_id, municipality = EXCLUDED.municipality,
+            client_key = EXCLUDED.client_key, law = EXCLUDED.law,
+            segment_code = EXCLUDED.segment_code, subsegment_code = EXCLUDED.subsegment_code,
+            period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
+            variant = EXCLUDED.variant, budget_cents = EXCLUDED.budget_cents,
+            volume = EXCLUDED.volume, unit = EXCLUDED.unit, frequency = EXCLUDED.frequency,
+            status = EXCLUDED.status, version = EXCLUDED.version
+         WHERE EXCLUDED.version >= granted_products.version",
+    )
+    .bind(&p.product_id)
+    .bind(&p.case_id)
+    .bind(&p.municipality)
+    .bind(&p.client_key)
+    .bind(&p.law)
+    .bind(&p.segment_code)
+    .bind(&p.subsegment_code)
+    .bind(p.period_start)
+    .bind(p.period_end)
+    .bind(&p.variant)
+    .bind(p.budget_cents)
+    .bind(p.volume)
+    .bind(&p.unit)
+    .bind(&p.frequency)
+    .bind(&p.status)
+    .bind(p.version)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// An assignment's state, by (municipality, number), order-tolerant (see the module docs).
+pub async fn upsert_assignment(
+    tx: &mut PgConnection,
+    a: &AssignmentFact,
+    change: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let set = merge_set(
+        "assignments",
+        &[
+            "client_key",
+            "agb_code",
+            "law",
+            "segment_code",
+            "subsegment_code",
+            "period_start",
+            "period_end",
+            "variant",
+            "volume",
+            "unit",
+            "frequency",
+            "budget_cents",
+            "status",
+            "assigned_on",
+            "granted_product_id",
+            "last_change",
+        ],
+        &[
+            "started_on",
+            "stopped_on",
+            "replaces_number",
+            "replaced_by_number",
+        ],
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO assignments (municipality, number, client_key, agb_code, law, segment_code,
+            subsegment_code, period_start, period_end, variant, volume, unit, frequency, budget_cents,
+            status, assigned_on, started_on, stopped_on, granted_product_id, replaces_number,
+            replaced_by_number, last_change, event_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+            $19, $20, $21, $22, $23)
+         ON CONFLICT (municipality, number) DO UPDATE SET {set}"
+    )))
+    .bind(&a.municipality)
+    .bind(a.number)
+    .bind(&a.client_key)
+    .bind(&a.agb_code)
+    .bind(&a.law)
+    .bind(&a.segment_code)
+    .bind(&a.subsegment_code)
+    .bind(a.period_start)
+    .bind(a.period_end)
+    .bind(&a.variant)
+    .bind(a.volume)
+    .bind(&a.unit)
+    .bind(&a.frequency)
+    .bind(a.budget_cents)
+    .bind(&a.status)
+    .bind(a.assigned_on)
+    .bind(a.started_on)
+    .bind(a.stopped_on)
+    .bind(&a.granted_product_id)
+    .bind(a.replaces_number)
+    .bind(a.replaced_by_number)
+    .bind(change)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A contract with its budgets; the newest event wins (budgets included, as a whole).
+pub async fn upsert_contract(
+    tx: &mut PgConnection,
+    c: &ContractFact,
+    budgets: &[BudgetFact],
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let newer = sqlx::query(
+        "INSERT INTO contracts (contract_id, agb_code, segment_code, subsegments, municipalities,
+            period_start, period_end, event_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (contract_id) DO UPDATE SET
+            agb_code = EXCLUDED.agb_code, segment_code = EXCLUDED.segment_code,
+            subsegments = EXCLUDED.subsegments, municipalities = EXCLUDED.municipalities,
+            period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
+            event_time = EXCLUDED.event_time
+         WHERE EXCLUDED.event_time >= contracts.event_time",
+    )
+    .bind(&c.contract_id)
+    .bind(&c.agb_code)
+    .bind(&c.segment_code)
+    .bind(&c.subsegments)
+    .bind(&c.municipalities)
+    .bind(c.period_start)
+    .bind(c.period_end)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !newer {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM contract_budgets WHERE contract_id = $1")
+        .bind(&c.contract_id)
+        .execute(&mut *tx)
+        .await?;
+    for b in budgets {
+        sqlx::query(
+            "INSERT INTO contract_budgets (contract_id, municipality, year, amount_cents)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (contract_id, municipality, year) DO UPDATE SET amount_cents = EXCLUDED.amount_cents",
+        )
+        .bind(&c.contract_id)
+        .bind(&b.municipality)
+        .bind(b.year)
+        .bind(b.amount_cents)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+// --- loads ---
+
+pub async fn load_assignments(
+    conn: &mut PgConnection,
+    municipality: Option<&str>,
+    segment: Option<&str>,
+) -> Result<Vec<AssignmentFact>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT municipality, number, client_key, agb_code, law, segment_code, subsegment_code,
+                period_start, period_end, variant, volume, unit, frequency, budget_cents, status,
+                assigned_on, started_on, stopped_on, granted_product_id, replaces_number,
+                replaced_by_number
+         FROM assignments
+         WHERE ($1::text IS NULL OR municipality = $1) AND ($2::text IS NULL OR segment_code = $2)
+         ORDER BY municipality, number",
+    )
+    .bind(municipality)
+    .bind(segment)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AssignmentFact {
+                municipality: r.try_get(0)?,
+                number: r.try_get(1)?,
+                client_key: r.try_get(2)?,
+                agb_code: r.try_get(3)?,
+                law: r.try_get(4)?,
+                segment_code: r.try_get(5)?,
+                subsegment_code: r.try_get(6)?,
+                period_start: r.try_get(7)?,
+                period_end: r.try_get(8)?,
+                variant: r.try_get(9)?,
+                volume: r.try_get(10)?,
+                unit: r.try_get(11)?,
+                frequency: r.try_get(12)?,
+                budget_cents: r.try_get(13)?,
+                status: r.try_get(14)?,
+                assigned_on: r.try_get(15)?,
+                started_on: r.try_get(16)?,
+                stopped_on: r.try_get(17)?,
+                granted_product_id: r.try_get(18)?,
+                replaces_number: r.try_get(19)?,
+                replaced_by_number: r.try_get(20)?,
+            })
+        })
+        .collect()
+}
+
+/// The case behind each granted product: (product id, case).
+pub async fn load_product_cases(
+    conn: &mut PgConnection,
+) -> Result<Vec<(String, CaseFact)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT p.product_id, c.case_id, c.municipality, c.client_key, c.law, c.status,
+                c.reported_on, c.investigation_due, c.investigated_on, c.applied_on,
+                c.decision_due, c.decided_on
+         FROM granted_products p JOIN cases c ON c.case_id = p.case_id",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                CaseFact {
+                    case_id: r.try_get(1)?,
+                    municipality: r.try_get(2)?,
+                    client_key: r.try_get(3)?,
+                    law: r.try_get(4)?,
+                    status: r.try_get(5)?,
+                    reported_on: r.try_get(6)?,
+                    investigation_due: r.try_get(7)?,
+                    investigated_on: r.try_get(8)?,
+                    applied_on: r.try_get(9)?,
+                    decision_due: r.try_get(10)?,
+                    decided_on: r.try_get(11)?,
+                },
+            ))
+        })
+        .collect()
+}
+
+pub async fn load_contracts(conn: &mut PgConnection) -> Result<Vec<ContractFact>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT contract_id, agb_code, segment_code, subsegments, municipalities, period_start,
+                period_end
+         FROM contracts ORDER BY contract_id",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ContractFact {
+                contract_id: r.try_get(0)?,
+                agb_code: r.try_get(1)?,
+                segment_code: r.try_get(2)?,
+                subsegments: r.try_get(3)?,
+                municipalities: r.try_get(4)?,
+                period_start: r.try_get(5)?,
+                period_end: r.try_get(6)?,
+            })
+        })
+        .collect()
+}
+
+/// (contract id, budget) for one year.
+pub async fn load_budgets(
+    conn: &mut PgConnection,
+    year: i32,
+) -> Result<Vec<(String, BudgetFact)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT contract_id, municipality, year, amount_cents FROM contract_budgets
+         WHERE year = $1 ORDER BY contract_id, municipality",
+    )
+    .bind(year)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                BudgetFact {
+                    municipality: r.try_get(1)?,
+                    year: r.try_get(2)?,
+                    amount_cents: r.try_get(3)?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Row counts of the read model's tables, in [`TABLES`] order.
+pub async fn counts(conn: &mut PgConnection) -> Result<Vec<i64>, sqlx::Error> {
+    let mut out = Vec::new();
+    for t in TABLES {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {t}")))
+            .fetch_one(&mut *conn)
+            .await?;
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// Empties the read model and forgets which events the given consumers applied.
+pub async fn reset(conn: &mut PgConnection, consumers: &[&str]) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "TRUNCATE {}",
+        TABLES.join(", ")
+    )))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM inbox WHERE consumer = ANY($1)")
+        .bind(consumers)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn inbox_count(conn: &mut PgConnection, consumers: &[&str]) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = ANY($1)")
+        .bind(consumers)
+        .fetch_one(conn)
+        .await
+}
+
+/// Parses an optional `YYYY-MM-DD` of an event; empty means unknown.
+pub fn opt_date(s: &str) -> Result<Option<NaiveDate>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|e| format!("date `{s}`: {e}"))
+}
