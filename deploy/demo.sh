@@ -29,10 +29,12 @@ ensure_db() {
     fi
 }
 
+# Below the kernel's ephemeral range (ip_local_port_range, usually from 32768), so a port that
+# looks free is not the source port of some outgoing connection.
 free_port() {
     local p
     for _ in $(seq 1 200); do
-        p=$(( 30000 + RANDOM % 15000 ))
+        p=$(( 20000 + RANDOM % 12000 ))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return 0
@@ -116,6 +118,8 @@ done
 start assignment rz_assignment "${ACCESS_ENV[@]}" \
     RZ__ASSIGNMENT__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ASSIGNMENT__REGISTRATION_ENDPOINT="$REG"
 ASG="http://127.0.0.1:$(cat "$DEMO/assignment.port")"
+start reporting rz_reporting
+REP="http://127.0.0.1:$(cat "$DEMO/reporting.port")"
 
 # The provider systems: one simulator answering every provider's assignments with a start of care.
 stop provider-sim
@@ -134,7 +138,8 @@ DEMO_ARGS=()
 for m in $MUNICIPALITIES; do
     DEMO_ARGS+=(--access "$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
 done
-RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/regiozorg-demo" --registration "$REG" --assignment "$ASG" "${DEMO_ARGS[@]}" \
+RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/regiozorg-demo" --registration "$REG" --assignment "$ASG" --reporting "$REP" \
+    --reports-dir "$DEMO/reports" "${DEMO_ARGS[@]}" \
     | tee "$DEMO/care-flow.txt"
 
 say "Look around"
@@ -142,6 +147,7 @@ cat <<EOT
 The services keep running until 'make down'. Try:
   target/debug/registration landscape --endpoint $REG        # the contract landscape again
   cat var/demo/care-flow.txt                                  # the care flow report again
+  ls var/demo/reports/                                        # the reporting read model as CSV
   psql "$(db_url rz_registration)" -c 'select agb_code, name, kind from providers order by 1'
   psql "$(db_url rz_registration)" -c 'select event_type, nats_subject from outbox order by id desc limit 10'
   NATS_URL=$NATS_URL target/debug/rzctl dlq list   # the dead-letter stream

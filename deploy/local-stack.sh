@@ -50,7 +50,7 @@ NATS_PORT_FILE="$STACK_DIR/nats.port"
 
 PG_USER=postgres          # system user that runs PostgreSQL when we are root
 PORT_MIN=20000
-PORT_MAX=45000
+PORT_MAX=32000           # below the ephemeral port range (32768+), see demo.sh
 
 IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1

@@ -26,6 +26,8 @@ type Result<T> = std::result::Result<T, String>;
 struct Args {
     registration: String,
     assignment: String,
+    reporting: String,
+    reports_dir: String,
     access: BTreeMap<String, String>,
     secret: String,
     clients_per_old_provider: u32,
@@ -36,6 +38,8 @@ fn parse_args() -> Result<Args> {
     let mut a = Args {
         registration: String::new(),
         assignment: String::new(),
+        reporting: String::new(),
+        reports_dir: "var/demo/reports".into(),
         access: BTreeMap::new(),
         secret: std::env::var("RZ_CLIENT_KEY_SECRET").unwrap_or_default(),
         clients_per_old_provider: 8,
@@ -48,6 +52,8 @@ fn parse_args() -> Result<Args> {
         match k.as_str() {
             "--registration" => a.registration = v.clone(),
             "--assignment" => a.assignment = v.clone(),
+            "--reporting" => a.reporting = v.clone(),
+            "--reports-dir" => a.reports_dir = v.clone(),
             "--access" => {
                 let (code, url) = v.split_once('=').ok_or("--access takes CODE=URL")?;
                 a.access.insert(code.to_owned(), url.to_owned());
@@ -64,7 +70,7 @@ fn parse_args() -> Result<Args> {
         || a.access.is_empty()
         || a.secret.is_empty()
     {
-        return Err("usage: RZ_CLIENT_KEY_SECRET=... regiozorg-demo --registration URL --assignment URL --access CODE=URL...".into());
+        return Err("usage: RZ_CLIENT_KEY_SECRET=... regiozorg-demo --registration URL --assignment URL --access CODE=URL... [--reporting URL] [--reports-dir DIR]".into());
     }
     Ok(a)
 }
@@ -517,9 +523,74 @@ async fn run() -> Result<()> {
             s.choice_reason
         );
     }
+    if !args.reporting.is_empty() {
+        report(&args).await?;
+    }
     println!(
         "\nThe scenario took {:.1} s.",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// 5. What the reporting read model (built only from events) says, exported as CSV.
+async fn report(args: &Args) -> Result<()> {
+    use rz_proto::reporting::v1 as rep;
+    use rz_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
+    let channel = Channel::from_shared(args.reporting.clone())
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut r = ReportingServiceClient::new(channel);
+    for _ in 0..120 {
+        if r.get_status(rep::GetStatusRequest {})
+            .await
+            .map_err(status_msg("GetStatus"))?
+            .into_inner()
+            .caught_up
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(
+        "\n5. Reports from the reporting read model (built from events only), as CSV in {}",
+        args.reports_dir
+    );
+    std::fs::create_dir_all(&args.reports_dir).map_err(|e| e.to_string())?;
+    let monthly = rep::MonthlyFiguresRequest {
+        from_month: "2022-07".into(),
+        to_month: "2022-12".into(),
+        ..Default::default()
+    };
+    let reports = [
+        rep::export_csv_request::Report::MonthlyFigures(monthly),
+        rep::export_csv_request::Report::HandoverProgress(rep::HandoverProgressRequest {
+            deadline: "2023-01-01".into(),
+            as_of: "2022-12-31".into(),
+        }),
+        rep::export_csv_request::Report::BudgetUse(rep::BudgetUseRequest {
+            year: 2022,
+            municipality: String::new(),
+        }),
+        rep::export_csv_request::Report::ProvidersPerSegment(rep::ProvidersPerSegmentRequest {
+            date: "2022-12-31".into(),
+            ..Default::default()
+        }),
+    ];
+    for report in reports {
+        let out = r
+            .export_csv(rep::ExportCsvRequest {
+                report: Some(report),
+            })
+            .await
+            .map_err(status_msg("ExportCsv"))?
+            .into_inner();
+        let path = format!("{}/{}", args.reports_dir, out.filename);
+        std::fs::write(&path, &out.csv).map_err(|e| format!("{path}: {e}"))?;
+        let lines = out.csv.iter().filter(|b| **b == b'\n').count();
+        println!("   {path}: {} rows", lines.saturating_sub(1));
+    }
     Ok(())
 }
