@@ -139,7 +139,7 @@ for m in $MUNICIPALITIES; do
     DEMO_ARGS+=(--access "$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
 done
 RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/regiozorg-demo" --registration "$REG" --assignment "$ASG" --reporting "$REP" \
-    --reports-dir "$DEMO/reports" "${DEMO_ARGS[@]}" \
+    --reports-dir "$DEMO/reports" --messages-dir "$DEMO/messages" "${DEMO_ARGS[@]}" \
     | tee "$DEMO/care-flow.txt"
 
 say "Look around"
@@ -148,6 +148,7 @@ The services keep running until 'make down'. Try:
   target/debug/registration landscape --endpoint $REG        # the contract landscape again
   cat var/demo/care-flow.txt                                  # the care flow report again
   ls var/demo/reports/                                        # the reporting read model as CSV
+  ls var/demo/messages/*/ | head                              # the providers' messages as XML (JW301, WMO301, JW319, ...)
   psql "$(db_url rz_registration)" -c 'select agb_code, name, kind from providers order by 1'
   psql "$(db_url rz_registration)" -c 'select event_type, nats_subject from outbox order by id desc limit 10'
   NATS_URL=$NATS_URL target/debug/rzctl dlq list   # the dead-letter stream

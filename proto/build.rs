@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "regiozorg/assignment/v1/assignment.proto",
         "regiozorg/assignment/v1/events.proto",
         "regiozorg/reporting/v1/reporting.proto",
+        "regiozorg/notification/v1/notification.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

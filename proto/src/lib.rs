@@ -31,3 +31,9 @@ pub mod reporting {
         tonic::include_proto!("regiozorg.reporting.v1");
     }
 }
+
+pub mod notification {
+    pub mod v1 {
+        tonic::include_proto!("regiozorg.notification.v1");
+    }
+}

@@ -123,6 +123,7 @@ async fn a_decision_reaches_a_contracted_provider_who_starts_care_within_one_tra
                 municipality: "0222".into(),
             }),
             legal_representative: None,
+            gender: String::new(),
         })
         .await
         .unwrap()

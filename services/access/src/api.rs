@@ -143,6 +143,7 @@ pub fn resident_pb(r: &Resident) -> pb::Resident {
             city: r.address.city.clone(),
             municipality: r.address.municipality.to_string(),
         }),
+        gender: r.gender.to_string(),
         legal_representative: r
             .legal_representative
             .as_ref()
@@ -248,6 +249,7 @@ fn resident_input(r: &pb::RegisterResidentRequest) -> ResidentInput {
         given_names: r.given_names.clone(),
         family_name: r.family_name.clone(),
         birth_date: r.birth_date.clone(),
+        gender: r.gender.clone(),
         address: r.address.as_ref().map(|a| AddressInput {
             street: a.street.clone(),
             house_number: a.house_number.clone(),
@@ -630,6 +632,14 @@ impl AccessApi {
             family_name: resident.family_name,
             given_names: resident.given_names,
             municipality: self.municipality.to_string(),
+            gender: resident.gender.to_string(),
+            address: Some(pb::Address {
+                street: resident.address.street,
+                house_number: resident.address.house_number,
+                postal_code: resident.address.postal_code.as_str().to_owned(),
+                city: resident.address.city,
+                municipality: resident.address.municipality.to_string(),
+            }),
         })
     }
 }

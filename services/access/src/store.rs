@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "access",
         sql: include_str!("../migrations/0002_access.sql"),
     },
+    Migration {
+        version: 3,
+        name: "resident_gender",
+        sql: include_str!("../migrations/0003_gender.sql"),
+    },
 ];
 
 /// Tables a command can change (tests compare their row counts).
@@ -54,8 +59,8 @@ pub async fn insert_resident(tx: &mut PgConnection, r: &Resident) -> Result<bool
     };
     let n = sqlx::query(
         "INSERT INTO residents (client_key, bsn, given_names, family_name, birth_date, street,
-             house_number, postal_code, city, municipality, rep_name, rep_relation)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
+             house_number, postal_code, city, municipality, rep_name, rep_relation, gender)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
     )
     .bind(r.client_key.as_str())
     .bind(r.bsn.as_str())
@@ -69,6 +74,7 @@ pub async fn insert_resident(tx: &mut PgConnection, r: &Resident) -> Result<bool
     .bind(r.address.municipality.as_str())
     .bind(rep_name)
     .bind(rep_relation)
+    .bind(i16::from(r.gender))
     .execute(tx)
     .await?
     .rows_affected();
@@ -77,7 +83,7 @@ pub async fn insert_resident(tx: &mut PgConnection, r: &Resident) -> Result<bool
 
 const RESIDENT_SELECT: &str =
     "SELECT client_key, bsn, given_names, family_name, birth_date, street,
-    house_number, postal_code, city, municipality, rep_name, rep_relation FROM residents";
+    house_number, postal_code, city, municipality, rep_name, rep_relation, gender FROM residents";
 
 fn resident_from_row(row: &PgRow, own: &GemeenteCode) -> Result<Resident, sqlx::Error> {
     let text = |c: &str| row.try_get::<String, _>(c);
@@ -103,6 +109,7 @@ fn resident_from_row(row: &PgRow, own: &GemeenteCode) -> Result<Resident, sqlx::
             _ => None,
         },
         municipality: own.clone(),
+        gender: u8::try_from(row.try_get::<i16, _>("gender")?).map_err(|e| corrupt("gender", e))?,
     })
 }
 

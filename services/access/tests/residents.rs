@@ -213,6 +213,14 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
             family_name: "Jansen".into(),
             given_names: "Anna Maria".into(),
             municipality: MUNICIPALITY.into(),
+            gender: "2".into(),
+            address: Some(pb::Address {
+                street: "Raadhuisstraat".into(),
+                house_number: "1".into(),
+                postal_code: "7001EW".into(),
+                city: "Doetinchem".into(),
+                municipality: MUNICIPALITY.into(),
+            }),
         }
     );
     let unknown = ClientKey::derive(SECRET.as_bytes(), &Bsn::parse(&bsn(42)).unwrap());
@@ -232,4 +240,43 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
         .await
         .unwrap_err();
     assert_invalid(&err, "client_key");
+}
+
+#[tokio::test]
+async fn gender_is_a_cod046_code_and_defaults_to_unknown() {
+    let mut app = spawn_app().await;
+    let before = app.snapshot().await;
+    let mut bad = resident_request(&bsn(30), "1970-03-15");
+    bad.gender = "9".into();
+    let err = app.client.register_resident(bad).await.unwrap_err();
+    assert_invalid(&err, "gender");
+    assert_eq!(app.snapshot().await, before);
+
+    let mut none = resident_request(&bsn(31), "1970-03-15");
+    none.gender = String::new();
+    let r = app
+        .client
+        .register_resident(none)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.gender, "0");
+    let client = app
+        .client
+        .get_client_for_assignment(pb::GetClientForAssignmentRequest {
+            client_key: r.client_key.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(client.gender, "0");
+    assert_eq!(client.address.unwrap().city, "Doetinchem");
+
+    let r = app
+        .client
+        .register_resident(resident_request(&bsn(32), "1970-03-15"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.gender, "2");
 }

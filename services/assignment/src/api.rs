@@ -66,6 +66,20 @@ impl AssignmentService for AssignmentApi {
         )
     }
 
+    async fn fetch_provider_messages(
+        &self,
+        r: Request<pb::FetchProviderMessagesRequest>,
+    ) -> Reply<pb::FetchProviderMessagesResponse> {
+        reply(self.assigner.fetch_provider_messages(r.into_inner()).await)
+    }
+
+    async fn upload_provider_message(
+        &self,
+        r: Request<pb::UploadProviderMessageRequest>,
+    ) -> Reply<pb::UploadResult> {
+        reply(self.assigner.upload_provider_message(r.into_inner()).await)
+    }
+
     async fn answer_request(
         &self,
         r: Request<pb::AnswerRequestRequest>,

@@ -129,6 +129,16 @@ impl Assigner {
             assignment: Some(assignment_pb(a)),
             client: Some(client.clone()),
         };
+        // The same content as the standard's 301, kept for the provider's XML download.
+        store::record_provider_message(
+            tx,
+            &a.municipality,
+            &a.agb_code,
+            "assignment",
+            &prost::Message::encode_to_vec(&message),
+            self.today(),
+        )
+        .await?;
         self.emit(
             tx,
             &a.municipality,
@@ -171,6 +181,18 @@ impl Assigner {
         let message = pb::RequestAnswered {
             request: Some(request_pb(r)),
         };
+        // A refusal is the standard's 319; a grant is answered by the 301 of the assignment.
+        if r.status == crate::domain::RequestStatus::Refused {
+            store::record_provider_message(
+                tx,
+                &r.municipality,
+                &r.agb_code,
+                "answer",
+                &prost::Message::encode_to_vec(&message),
+                self.today(),
+            )
+            .await?;
+        }
         self.emit(
             tx,
             &r.municipality,
@@ -190,12 +212,13 @@ impl Assigner {
         client_key: &str,
     ) -> Result<pb::Client> {
         match self.upstream.client(municipality, client_key).await? {
-            ClientLookup::Found(c) => Ok(c),
+            ClientLookup::Found(c) => Ok(*c),
             ClientLookup::Unknown | ClientLookup::NoAccess => {
                 let mut conn = self.pool.acquire().await?;
                 match store::identity(&mut conn, municipality, client_key).await? {
                     Some(bsn) => Ok(pb::Client {
                         bsn,
+                        gender: "0".to_owned(),
                         ..Default::default()
                     }),
                     None => Err(Error::rule(

@@ -161,7 +161,7 @@ impl Assigner {
         )
         .map_err(|e| malformed(format!("granted product {}: {e:?}", p.id)))?;
         let client = match self.upstream.client(m, &key).await? {
-            ClientLookup::Found(c) => c,
+            ClientLookup::Found(c) => *c,
             ClientLookup::Unknown => {
                 return Err(Error::Upstream(format!(
                     "access of {m} does not know client {key} of granted product {}",

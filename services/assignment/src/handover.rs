@@ -130,7 +130,7 @@ impl Assigner {
             ));
         };
         let client = match (self.upstream.client(&m, &key).await?, &bsn) {
-            (ClientLookup::Found(c), _) => c,
+            (ClientLookup::Found(c), _) => *c,
             (_, Some(b)) => pb::Client {
                 bsn: b.as_str().to_owned(),
                 ..Default::default()

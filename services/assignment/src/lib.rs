@@ -27,6 +27,7 @@ mod municipality;
 mod provider;
 pub mod store;
 pub mod upstream;
+pub mod xml;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -152,9 +153,10 @@ impl App {
             tracing::warn!(error = %e, "catalogue not loaded yet");
         }
         let (router, health) = rz_platform::server::router();
-        let router = router.add_service(AssignmentServiceServer::new(api::AssignmentApi::new(
-            self.assigner.clone(),
-        )));
+        let router = router.add_service(
+            AssignmentServiceServer::new(api::AssignmentApi::new(self.assigner.clone()))
+                .max_decoding_message_size(xml::MAX_GRPC_MESSAGE_BYTES),
+        );
         tracing::info!(addr = %self.addr, "assignment serving");
         let host = Host {
             name: "assignment",

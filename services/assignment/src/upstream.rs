@@ -83,7 +83,7 @@ impl Catalogue {
 /// The outcome of asking a municipality's access instance for a client.
 #[derive(Debug, Clone)]
 pub enum ClientLookup {
-    Found(pb::Client),
+    Found(Box<pb::Client>),
     /// Access does not know this client key.
     Unknown,
     /// No access instance is configured for the municipality.
@@ -234,12 +234,23 @@ impl Upstream {
         {
             Ok(r) => {
                 let c = r.into_inner();
-                Ok(ClientLookup::Found(pb::Client {
+                Ok(ClientLookup::Found(Box::new(pb::Client {
                     bsn: c.bsn,
                     birth_date: c.birth_date,
                     family_name: c.family_name,
                     given_names: c.given_names,
-                }))
+                    gender: if c.gender.is_empty() {
+                        "0".to_owned()
+                    } else {
+                        c.gender
+                    },
+                    address: c.address.map(|a| pb::ClientAddress {
+                        street: a.street,
+                        house_number: a.house_number,
+                        postal_code: a.postal_code,
+                        city: a.city,
+                    }),
+                })))
             }
             Err(s) if s.code() == Code::NotFound => Ok(ClientLookup::Unknown),
             Err(s) => Err(call_error(&format!("access {municipality}"), &s)),

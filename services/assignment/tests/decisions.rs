@@ -526,6 +526,7 @@ async fn a_decision_of_a_municipality_without_an_access_endpoint_is_dead_lettere
                 name: "M. Klein".into(),
                 relation: "ouder".into(),
             }),
+            gender: "1".into(),
         })
         .await
         .unwrap();

@@ -28,6 +28,7 @@ struct Args {
     assignment: String,
     reporting: String,
     reports_dir: String,
+    messages_dir: String,
     access: BTreeMap<String, String>,
     secret: String,
     clients_per_old_provider: u32,
@@ -40,6 +41,7 @@ fn parse_args() -> Result<Args> {
         assignment: String::new(),
         reporting: String::new(),
         reports_dir: "var/demo/reports".into(),
+        messages_dir: "var/demo/messages".into(),
         access: BTreeMap::new(),
         secret: std::env::var("RZ_CLIENT_KEY_SECRET").unwrap_or_default(),
         clients_per_old_provider: 8,
@@ -54,6 +56,7 @@ fn parse_args() -> Result<Args> {
             "--assignment" => a.assignment = v.clone(),
             "--reporting" => a.reporting = v.clone(),
             "--reports-dir" => a.reports_dir = v.clone(),
+            "--messages-dir" => a.messages_dir = v.clone(),
             "--access" => {
                 let (code, url) = v.split_once('=').ok_or("--access takes CODE=URL")?;
                 a.access.insert(code.to_owned(), url.to_owned());
@@ -70,7 +73,7 @@ fn parse_args() -> Result<Args> {
         || a.access.is_empty()
         || a.secret.is_empty()
     {
-        return Err("usage: RZ_CLIENT_KEY_SECRET=... regiozorg-demo --registration URL --assignment URL --access CODE=URL... [--reporting URL] [--reports-dir DIR]".into());
+        return Err("usage: RZ_CLIENT_KEY_SECRET=... regiozorg-demo --registration URL --assignment URL --access CODE=URL... [--reporting URL] [--reports-dir DIR] [--messages-dir DIR]".into());
     }
     Ok(a)
 }
@@ -163,6 +166,7 @@ async fn resident(
                 name: "Ouder".into(),
                 relation: "ouder".into(),
             }),
+            gender: ["0", "1", "2"][(n % 3) as usize].into(),
         })
         .await
         .map_err(status_msg("RegisterResident"))?;
@@ -523,6 +527,7 @@ async fn run() -> Result<()> {
             s.choice_reason
         );
     }
+    export_messages(&args, &mut registration, a.clone()).await?;
     if !args.reporting.is_empty() {
         report(&args).await?;
     }
@@ -592,5 +597,59 @@ async fn report(args: &Args) -> Result<()> {
         let lines = out.csv.iter().filter(|b| **b == b'\n').count();
         println!("   {path}: {} rows", lines.saturating_sub(1));
     }
+    Ok(())
+}
+
+/// Every message the providers would receive (JW301/WMO301, JW319/WMO319) as XML, written to
+/// `<messages_dir>/<agb>/<message id>.xml` (message ids are unique per municipality, so the
+/// file name is prefixed with the municipality: `<municipality>-<id>.xml`).
+async fn export_messages(
+    args: &Args,
+    registration: &mut RegistrationServiceClient<Channel>,
+    a: AssignmentServiceClient<Channel>,
+) -> Result<()> {
+    let mut a = a.max_decoding_message_size(256 * 1024 * 1024);
+    let providers = registration
+        .list_providers(reg::ListProvidersRequest {})
+        .await
+        .map_err(status_msg("ListProviders"))?
+        .into_inner()
+        .providers;
+    let dir = std::path::Path::new(&args.messages_dir);
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let (mut written, mut skipped, mut with_messages) = (0usize, 0usize, 0usize);
+    for p in &providers {
+        let mut any = false;
+        for m in args.access.keys() {
+            let r = a
+                .fetch_provider_messages(asg::FetchProviderMessagesRequest {
+                    agb_code: p.agb_code.clone(),
+                    municipality: m.clone(),
+                    since: String::new(),
+                })
+                .await
+                .map_err(status_msg("FetchProviderMessages"))?
+                .into_inner();
+            skipped += r.skipped.len();
+            if r.messages.is_empty() {
+                continue;
+            }
+            any = true;
+            let pdir = dir.join(&p.agb_code);
+            std::fs::create_dir_all(&pdir).map_err(|e| format!("{}: {e}", pdir.display()))?;
+            for msg in &r.messages {
+                let path = pdir.join(format!("{m}-{}.xml", msg.message_id));
+                std::fs::write(&path, &msg.xml).map_err(|e| format!("{}: {e}", path.display()))?;
+                written += 1;
+            }
+        }
+        with_messages += usize::from(any);
+    }
+    println!(
+        "   {written} XML messages to {with_messages} providers written to {}/<agb>/ ({skipped} not writable as a valid message: client known only by BSN)",
+        args.messages_dir
+    );
     Ok(())
 }

@@ -266,6 +266,7 @@ impl Stack {
                     name: "J. de Vries".into(),
                     relation: "ouder".into(),
                 }),
+                gender: String::new(),
             })
             .await
             .unwrap();

@@ -62,6 +62,8 @@ pub struct Resident {
     pub address: Address,
     pub legal_representative: Option<LegalRepresentative>,
     pub municipality: GemeenteCode,
+    /// COD046 Geslacht: 0 onbekend, 1 mannelijk, 2 vrouwelijk.
+    pub gender: u8,
 }
 
 impl fmt::Debug for Resident {
@@ -104,6 +106,8 @@ pub struct ResidentInput {
     pub address: Option<AddressInput>,
     /// (name, relation)
     pub legal_representative: Option<(String, String)>,
+    /// COD046 code; empty means `0` (onbekend).
+    pub gender: String,
 }
 
 /// True if someone born on `birth_date` is under 18 on `today`.
@@ -126,6 +130,18 @@ impl Resident {
         let mut f = Fields::default();
         let bsn = f.check(Bsn::parse(input.bsn.trim()).map_err(|e| e.at("bsn")));
         let given_names = input.given_names.trim().to_owned();
+        let gender = match input.gender.trim() {
+            "" | "0" => Some(0),
+            "1" => Some(1),
+            "2" => Some(2),
+            _ => {
+                f.push(
+                    "gender",
+                    "must be a code from list COD046: 0 (onbekend), 1 (mannelijk) or 2 (vrouwelijk)",
+                );
+                None
+            }
+        };
         let family_name = f.required("family_name", &input.family_name);
         let birth_date = f.check(parse_date("birth_date", input.birth_date.trim()));
         if birth_date.is_some_and(|d| d > today) {
@@ -197,6 +213,7 @@ impl Resident {
             address,
             legal_representative,
             municipality: own.clone(),
+            gender: gender.unwrap_or(0),
         })
     }
 }
@@ -224,6 +241,7 @@ mod tests {
                 municipality: municipality.into(),
             }),
             legal_representative: None,
+            gender: String::new(),
         }
     }
 

@@ -159,6 +159,7 @@ pub fn resident_request(bsn: &str, birth_date: &str) -> pb::RegisterResidentRequ
             municipality: MUNICIPALITY.into(),
         }),
         legal_representative: None,
+        gender: "2".into(),
     }
 }
 

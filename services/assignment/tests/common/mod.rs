@@ -79,6 +79,8 @@ pub fn period(start: &str, end: &str) -> Option<types::Period> {
 
 pub struct Assignment {
     pub client: AssignmentServiceClient<Channel>,
+    /// `http://<addr>` of the gRPC server.
+    pub endpoint: String,
     pub channel: Channel,
     pub pool: PgPool,
     pub assigner: Assigner,
@@ -197,6 +199,7 @@ pub async fn spawn_assignment(
     let channel = connect(addr).await;
     Assignment {
         client: AssignmentServiceClient::new(channel.clone()),
+        endpoint: format!("http://{addr}"),
         channel,
         pool,
         assigner,
@@ -387,6 +390,7 @@ impl TestApp {
                     name: "J. de Vries".into(),
                     relation: "ouder".into(),
                 }),
+                gender: "2".into(),
             })
             .await
             .expect("resident registers")

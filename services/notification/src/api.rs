@@ -1,0 +1,330 @@
+//! The gRPC edge: subscriptions, failed deliveries and replay.
+
+use chrono::Utc;
+use rz_domain::{AgbCode, FieldError, GemeenteCode};
+use rz_platform::ApiError;
+use rz_platform::idempotency::{Claim, claim_key};
+use rz_proto::notification::v1 as pb;
+use rz_proto::notification::v1::notification_service_server::NotificationService;
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::store::{self, DeliveryRow, SubscriptionRow};
+use crate::webhook;
+
+pub struct NotificationApi {
+    pool: PgPool,
+    require_https: bool,
+}
+
+impl NotificationApi {
+    pub fn new(pool: PgPool, require_https: bool) -> Self {
+        Self {
+            pool,
+            require_https,
+        }
+    }
+}
+
+fn agb(value: &str, field: &str) -> Result<String, ApiError> {
+    Ok(AgbCode::parse(value).map_err(|e| e.at(field))?.to_string())
+}
+
+fn uuid(value: &str, field: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(value).map_err(|_| ApiError::field(field, "must be a UUID"))
+}
+
+fn url(value: &str, require_https: bool) -> Result<String, FieldError> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| FieldError::new("url", "must be an absolute http(s) URL"))?;
+    let scheme_ok = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => !require_https,
+        _ => false,
+    };
+    if !scheme_ok || uri.host().is_none() {
+        return Err(FieldError::new(
+            "url",
+            if require_https {
+                "must be an absolute https:// URL"
+            } else {
+                "must be an absolute http:// or https:// URL"
+            },
+        ));
+    }
+    if value.len() > 2048 {
+        return Err(FieldError::new("url", "must be at most 2048 characters"));
+    }
+    Ok(value.to_owned())
+}
+
+fn validate_create(
+    r: &pb::CreateSubscriptionRequest,
+    require_https: bool,
+) -> Result<SubscriptionRow, ApiError> {
+    let mut errors = Vec::new();
+    if r.idempotency_key.is_empty() || r.idempotency_key.len() > 128 {
+        errors.push(FieldError::new(
+            "idempotency_key",
+            "must be 1 to 128 characters",
+        ));
+    }
+    let agb_code = AgbCode::parse(&r.agb_code)
+        .map(|a| a.to_string())
+        .map_err(|e| errors.push(e.at("agb_code")))
+        .unwrap_or_default();
+    let url = url(&r.url, require_https)
+        .map_err(|e| errors.push(e))
+        .unwrap_or_default();
+    for (i, t) in r.event_types.iter().enumerate() {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok {
+            errors.push(FieldError::new(
+                format!("event_types[{i}]"),
+                "must be an event type such as nl.regiozorg.assignment.issued.v1 or issued",
+            ));
+        }
+    }
+    let mut municipalities = Vec::new();
+    for (i, m) in r.municipalities.iter().enumerate() {
+        match GemeenteCode::parse(m) {
+            Ok(g) => municipalities.push(g.to_string()),
+            Err(e) => errors.push(e.at(format!("municipalities[{i}]"))),
+        }
+    }
+    for (i, s) in r.segments.iter().enumerate() {
+        if s.is_empty() || s.len() > 64 {
+            errors.push(FieldError::new(
+                format!("segments[{i}]"),
+                "must be a segment or subsegment code",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidArgument(errors));
+    }
+    Ok(SubscriptionRow {
+        id: Uuid::now_v7(),
+        agb_code,
+        url,
+        event_types: r.event_types.clone(),
+        municipalities,
+        segments: r.segments.clone(),
+        secret: webhook::new_secret(),
+        created_at: Utc::now(),
+    })
+}
+
+fn subscription_pb(s: SubscriptionRow, with_secret: bool) -> pb::Subscription {
+    pb::Subscription {
+        id: s.id.to_string(),
+        agb_code: s.agb_code,
+        url: s.url,
+        event_types: s.event_types,
+        municipalities: s.municipalities,
+        segments: s.segments,
+        secret: if with_secret { s.secret } else { String::new() },
+        created_at: s.created_at.to_rfc3339(),
+    }
+}
+
+fn delivery_pb(d: DeliveryRow) -> pb::Delivery {
+    let status = match d.status.as_str() {
+        "pending" => pb::DeliveryStatus::Pending,
+        "delivered" => pb::DeliveryStatus::Delivered,
+        "failed" => pb::DeliveryStatus::Failed,
+        _ => pb::DeliveryStatus::Unspecified,
+    };
+    let ts = |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    pb::Delivery {
+        id: d.id.to_string(),
+        subscription_id: d.subscription_id.to_string(),
+        agb_code: d.agb_code,
+        url: d.url,
+        event_id: d.event_id.to_string(),
+        event_type: d.event_type,
+        event_subject: d.event_subject,
+        status: status as i32,
+        attempts: u32::try_from(d.attempts).unwrap_or(0),
+        last_error: d.last_error.unwrap_or_default(),
+        created_at: d.created_at.to_rfc3339(),
+        next_attempt_at: if d.status == "pending" {
+            d.next_attempt_at.to_rfc3339()
+        } else {
+            String::new()
+        },
+        delivered_at: ts(d.delivered_at),
+        failed_at: ts(d.failed_at),
+    }
+}
+
+impl NotificationApi {
+    async fn create(&self, r: pb::CreateSubscriptionRequest) -> Result<pb::Subscription, ApiError> {
+        let new = validate_create(&r, self.require_https)?;
+        let fingerprint = format!(
+            "{}|{}|{:?}|{:?}|{:?}",
+            new.agb_code, new.url, new.event_types, new.municipalities, new.segments
+        );
+        let mut tx = self.pool.begin().await?;
+        // Keys are scoped to the provider, so providers cannot see each other's subscriptions.
+        let key = format!("{}/{}", new.agb_code, r.idempotency_key);
+        match claim_key(
+            &mut tx,
+            &key,
+            "create_subscription",
+            &fingerprint,
+            &new.id.to_string(),
+        )
+        .await?
+        {
+            Claim::New => {
+                store::insert_subscription(&mut tx, &new).await?;
+                tx.commit().await?;
+                tracing::info!(subscription = %new.id, agb = %new.agb_code, url = %new.url, "subscription created");
+                Ok(subscription_pb(new, true))
+            }
+            Claim::Replay(id) => {
+                let id = uuid(&id, "idempotency_key")?;
+                let existing = store::subscription(&mut tx, id)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound(format!("subscription {id} was deleted")))?;
+                Ok(subscription_pb(existing, true))
+            }
+            Claim::Conflict => Err(ApiError::AlreadyExists(format!(
+                "idempotency key {} was used for another request",
+                r.idempotency_key
+            ))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl NotificationService for NotificationApi {
+    async fn create_subscription(
+        &self,
+        request: Request<pb::CreateSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
+        Ok(Response::new(self.create(request.into_inner()).await?))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<pb::ListSubscriptionsRequest>,
+    ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
+        let agb = agb(&request.get_ref().agb_code, "agb_code")?;
+        let mut conn = self.pool.acquire().await.map_err(ApiError::from)?;
+        let rows = store::subscriptions_of(&mut conn, &agb)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListSubscriptionsResponse {
+            subscriptions: rows
+                .into_iter()
+                .map(|s| subscription_pb(s, false))
+                .collect(),
+        }))
+    }
+
+    async fn delete_subscription(
+        &self,
+        request: Request<pb::DeleteSubscriptionRequest>,
+    ) -> Result<Response<pb::DeleteSubscriptionResponse>, Status> {
+        let r = request.into_inner();
+        let agb = agb(&r.agb_code, "agb_code")?;
+        let id = uuid(&r.subscription_id, "subscription_id")?;
+        if !store::delete_subscription(&self.pool, &agb, id)
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Err(ApiError::NotFound(format!("subscription {id} of {agb}")).into());
+        }
+        tracing::info!(subscription = %id, %agb, "subscription deleted");
+        Ok(Response::new(pb::DeleteSubscriptionResponse {}))
+    }
+
+    async fn list_failed_deliveries(
+        &self,
+        request: Request<pb::ListFailedDeliveriesRequest>,
+    ) -> Result<Response<pb::ListFailedDeliveriesResponse>, Status> {
+        let r = request.into_inner();
+        let agb = if r.agb_code.is_empty() {
+            None
+        } else {
+            Some(agb(&r.agb_code, "agb_code")?)
+        };
+        let limit = match r.limit {
+            0 => 100,
+            n => i64::from(n.min(1000)),
+        };
+        let rows = store::failed_deliveries(&self.pool, agb.as_deref(), limit)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListFailedDeliveriesResponse {
+            deliveries: rows.into_iter().map(delivery_pb).collect(),
+        }))
+    }
+
+    async fn replay_delivery(
+        &self,
+        request: Request<pb::ReplayDeliveryRequest>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        let id = uuid(&request.get_ref().delivery_id, "delivery_id")?;
+        let replayed = store::replay(&self.pool, id)
+            .await
+            .map_err(ApiError::from)?;
+        let row = store::delivery(&self.pool, id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
+        if !replayed {
+            return Err(ApiError::rule(
+                "notification.replay_only_failed",
+                format!("delivery {id}"),
+                format!(
+                    "only a failed delivery can be replayed; this one is {}",
+                    row.status
+                ),
+            )
+            .into());
+        }
+        tracing::info!(delivery = %id, "delivery replayed");
+        Ok(Response::new(delivery_pb(row)))
+    }
+
+    async fn list_letters(
+        &self,
+        request: Request<pb::ListLettersRequest>,
+    ) -> Result<Response<pb::ListLettersResponse>, Status> {
+        let r = request.into_inner();
+        let municipality = GemeenteCode::parse(&r.municipality)
+            .map_err(|e| ApiError::from(e.at("municipality")))?
+            .to_string();
+        let client_key = (!r.client_key.is_empty()).then_some(r.client_key.as_str());
+        let limit = match r.limit {
+            0 => 100,
+            n => i64::from(n.min(1000)),
+        };
+        let rows = store::letters(&self.pool, &municipality, client_key, limit)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListLettersResponse {
+            letters: rows
+                .into_iter()
+                .map(|l| pb::Letter {
+                    id: l.id.to_string(),
+                    municipality: l.municipality,
+                    client_key: l.client_key,
+                    kind: l.kind,
+                    assignment_number: u32::try_from(l.assignment_number).unwrap_or(0),
+                    event_id: l.event_id.to_string(),
+                    text: l.text,
+                    created_at: l.created_at.to_rfc3339(),
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,104 @@
+//! The service's configuration: `[server]`, `[database]`, `[nats]`, `[telemetry]` and `[webhooks]`
+//! (delivery concurrency, timeouts and the retry schedule).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rz_platform::config::{DatabaseConfig, NatsConfig, ServerConfig};
+use rz_telemetry::TelemetryConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub nats: NatsConfig,
+    pub telemetry: TelemetryConfig,
+    pub webhooks: WebhookConfig,
+}
+
+/// `[webhooks]`: how deliveries are sent and retried.
+///
+/// A failed attempt `n` (1-based) is retried after `initial_backoff_ms * 2^(n-1)`, capped at
+/// `max_backoff_ms`. A delivery fails for good when the next attempt would fall more than
+/// `retry_window_secs` after its first attempt, or (when `max_attempts` > 0) after `max_attempts`
+/// attempts. Defaults: 1 s doubling, capped at 30 min, for 6 hours.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebhookConfig {
+    /// Deliveries in flight at once, per replica.
+    pub max_in_flight: usize,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub retry_window_secs: u64,
+    /// 0 = bounded by the retry window only.
+    pub max_attempts: u32,
+    /// Connect + request + response, per attempt.
+    pub request_timeout_ms: u64,
+    /// How often an idle worker looks for due deliveries.
+    pub poll_interval_ms: u64,
+    /// How long a claimed delivery is held before another replica may take it over (a replica that
+    /// died mid-attempt). Longer than `request_timeout_ms`.
+    pub lease_ms: u64,
+    /// Extra trusted CA certificates (PEM) for https webhooks, besides the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Refuse `http://` subscription URLs (payloads carry the BSN, as the standard's 301 does).
+    pub require_https: bool,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 64,
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 30 * 60 * 1_000,
+            retry_window_secs: 6 * 3_600,
+            max_attempts: 0,
+            request_timeout_ms: 10_000,
+            poll_interval_ms: 250,
+            lease_ms: 60_000,
+            ca_file: None,
+            require_https: false,
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// The delay after the `attempts`-th failed attempt.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u64.saturating_pow(attempts.saturating_sub(1).min(62));
+        Duration::from_millis(
+            self.initial_backoff_ms
+                .saturating_mul(factor)
+                .min(self.max_backoff_ms),
+        )
+    }
+
+    pub fn retry_window(&self) -> Duration {
+        Duration::from_secs(self.retry_window_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let c = WebhookConfig::default();
+        assert_eq!(c.backoff(1), Duration::from_secs(1));
+        assert_eq!(c.backoff(2), Duration::from_secs(2));
+        assert_eq!(c.backoff(5), Duration::from_secs(16));
+        assert_eq!(c.backoff(12), Duration::from_secs(1800));
+        assert_eq!(c.backoff(200), Duration::from_secs(1800));
+        // 1+2+...+1024 s (34 min), then ten 30-minute steps: 21 retries within 6 hours.
+        let mut total = Duration::ZERO;
+        let mut n = 0;
+        while total + c.backoff(n + 1) <= c.retry_window() {
+            n += 1;
+            total += c.backoff(n);
+        }
+        assert_eq!(n, 21);
+    }
+}

@@ -1,0 +1,156 @@
+//! Notification (`notification`): webhooks that push assignment events to providers' own systems.
+//!
+//! A provider subscribes a URL with filters (event types, municipalities, segments). The durable
+//! consumer `notification-webhooks` reads `<ns>.assignment.>`; for each event addressed to a
+//! provider (the AGB token of the subject; providers only get their own events) it writes one
+//! delivery per matching subscription, in the inbox transaction. The [`delivery::DeliveryWorker`]
+//! POSTs each delivery as a CloudEvents 1.0 structured JSON document, signed with
+//! `X-Regiozorg-Signature: sha256=<hex HMAC-SHA256 of the body>` and tagged with
+//! `X-Regiozorg-Delivery: <delivery id>`; the CloudEvent id is the event id on every attempt, so
+//! receivers drop duplicates (delivery is at least once). Failed attempts back off exponentially;
+//! when the retry budget is spent the delivery fails, an operator alert is raised and
+//! `ReplayDelivery` puts it back.
+//!
+//! It also writes letters to residents ([`letters`]) when a provider is assigned to them.
+//!
+//! Layout: [`webhook`] holds the rules without I/O, [`store`] the SQL, [`consumer`] the event
+//! matching, [`delivery`] the HTTP worker, [`api`] the gRPC edge, and [`App`] wires them.
+
+pub mod api;
+pub mod config;
+pub mod consumer;
+pub mod delivery;
+pub mod letters;
+pub mod store;
+pub mod webhook;
+
+use std::net::SocketAddr;
+
+use rz_eventing::Namespace;
+use rz_eventing::host::Host;
+use rz_platform::Shutdown;
+use rz_proto::notification::v1::notification_service_server::NotificationServiceServer;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("nats: {0}")]
+    Nats(#[from] rz_eventing::EventingError),
+    #[error("listen: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error("server: {0}")]
+    Server(#[from] tonic::transport::Error),
+}
+
+/// A built service, bound to its port, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    addr: SocketAddr,
+    config: Config,
+    pool: sqlx::PgPool,
+    nats: rz_eventing::nats::Client,
+    js: rz_eventing::nats::jetstream::Context,
+    ns: Namespace,
+    worker: delivery::DeliveryWorker,
+}
+
+impl App {
+    /// Connects, migrates, ensures the assignment stream (it may start before assignment) and binds.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let ns = Namespace::new(&config.nats.namespace).map_err(StartError::Config)?;
+        if config.webhooks.lease_ms <= config.webhooks.request_timeout_ms {
+            return Err(StartError::Config(
+                "webhooks.lease_ms must be longer than webhooks.request_timeout_ms".into(),
+            ));
+        }
+        let pool = rz_platform::db::connect(&config.database).await?;
+        let worker = delivery::DeliveryWorker::new(pool.clone(), config.webhooks.clone())
+            .map_err(|e| StartError::Config(format!("webhooks: {e}")))?;
+        rz_platform::db::migrate(&pool, store::MIGRATIONS).await?;
+        let (nats, js) = rz_eventing::connect(&config.nats.url, "notification").await?;
+        rz_eventing::ensure_stream(&js, &ns, consumer::ASSIGNMENT, config.nats.replicas).await?;
+        let listener = TcpListener::bind(config.server.listen).await?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            addr,
+            config,
+            pool,
+            nats,
+            js,
+            ns,
+            worker,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+
+    /// Serves gRPC, consumes assignment events and delivers webhooks until `shutdown`.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), StartError> {
+        let consumer = rz_eventing::EventConsumer::new(
+            self.js.clone(),
+            self.pool.clone(),
+            self.ns.clone(),
+            consumer::consumer_spec(&self.ns),
+            consumer::WebhookMatcher,
+        );
+        let consuming = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = consumer.run(shutdown).await {
+                    tracing::error!(error = %e, "webhook consumer failed");
+                }
+            })
+        };
+        let letters = rz_eventing::EventConsumer::new(
+            self.js.clone(),
+            self.pool.clone(),
+            self.ns.clone(),
+            letters::consumer_spec(&self.ns),
+            letters::LetterWriter,
+        );
+        let writing = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = letters.run(shutdown).await {
+                    tracing::error!(error = %e, "letter consumer failed");
+                }
+            })
+        };
+        let delivering = tokio::spawn(self.worker.run(shutdown.clone()));
+        let (router, health) = rz_platform::server::router();
+        let router = router.add_service(NotificationServiceServer::new(api::NotificationApi::new(
+            self.pool.clone(),
+            self.config.webhooks.require_https,
+        )));
+        tracing::info!(addr = %self.addr, "notification serving");
+        let host = Host {
+            name: "notification",
+            pool: self.pool,
+            nats: self.nats,
+            js: self.js,
+            grace: std::time::Duration::from_secs(self.config.server.shutdown_grace_secs),
+        };
+        Ok(host
+            .run(
+                router,
+                health,
+                self.listener,
+                shutdown,
+                vec![consuming, writing, delivering],
+            )
+            .await?)
+    }
+}

@@ -1,0 +1,410 @@
+//! The SQL: subscriptions, deliveries (claimed with `FOR UPDATE SKIP LOCKED` under a lease so
+//! replicas share the work) and operator alerts.
+
+use chrono::{DateTime, Utc};
+use rz_platform::db::Migration;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "outbox_inbox",
+        sql: rz_eventing::MIGRATION_SQL,
+    },
+    Migration {
+        version: 2,
+        name: "webhooks",
+        sql: include_str!("../migrations/0002_webhooks.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "letters",
+        sql: include_str!("../migrations/0003_letters.sql"),
+    },
+];
+
+#[derive(Debug, Clone)]
+pub struct LetterRow {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub kind: String,
+    pub municipality: String,
+    pub client_key: String,
+    pub assignment_number: i64,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl<'r> FromRow<'r, PgRow> for LetterRow {
+    fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            event_id: r.try_get("event_id")?,
+            kind: r.try_get("kind")?,
+            municipality: r.try_get("municipality")?,
+            client_key: r.try_get("client_key")?,
+            assignment_number: r.try_get("assignment_number")?,
+            text: r.try_get("text")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+pub async fn letters(
+    pool: &PgPool,
+    municipality: &str,
+    client_key: Option<&str>,
+    limit: i64,
+) -> Result<Vec<LetterRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM letters WHERE municipality = $1 AND ($2::text IS NULL OR client_key = $2)
+         ORDER BY created_at, id LIMIT $3",
+    )
+    .bind(municipality)
+    .bind(client_key)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscriptionRow {
+    pub id: Uuid,
+    pub agb_code: String,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub municipalities: Vec<String>,
+    pub segments: Vec<String>,
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub subscription_id: Uuid,
+    pub agb_code: String,
+    pub url: String,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_subject: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "d.id, d.subscription_id, d.agb_code, s.url, d.event_id, d.event_type,
+    d.event_subject, d.status, d.attempts, d.last_error, d.created_at, d.next_attempt_at,
+    d.delivered_at, d.failed_at";
+
+/// A delivery claimed by a worker: everything one attempt needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub claim: Uuid,
+    pub event_id: Uuid,
+    pub agb_code: String,
+    pub url: String,
+    pub secret: String,
+    pub body: String,
+    pub attempts: i32,
+    pub first_attempt_at: DateTime<Utc>,
+}
+
+impl<'r> FromRow<'r, PgRow> for SubscriptionRow {
+    fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            agb_code: r.try_get("agb_code")?,
+            url: r.try_get("url")?,
+            event_types: r.try_get("event_types")?,
+            municipalities: r.try_get("municipalities")?,
+            segments: r.try_get("segments")?,
+            secret: r.try_get("secret")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+impl<'r> FromRow<'r, PgRow> for DeliveryRow {
+    fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            subscription_id: r.try_get("subscription_id")?,
+            agb_code: r.try_get("agb_code")?,
+            url: r.try_get("url")?,
+            event_id: r.try_get("event_id")?,
+            event_type: r.try_get("event_type")?,
+            event_subject: r.try_get("event_subject")?,
+            status: r.try_get("status")?,
+            attempts: r.try_get("attempts")?,
+            last_error: r.try_get("last_error")?,
+            created_at: r.try_get("created_at")?,
+            next_attempt_at: r.try_get("next_attempt_at")?,
+            delivered_at: r.try_get("delivered_at")?,
+            failed_at: r.try_get("failed_at")?,
+        })
+    }
+}
+
+impl<'r> FromRow<'r, PgRow> for Claimed {
+    fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            claim: r.try_get("claim")?,
+            event_id: r.try_get("event_id")?,
+            agb_code: r.try_get("agb_code")?,
+            url: r.try_get("url")?,
+            secret: r.try_get("secret")?,
+            body: r.try_get("body")?,
+            attempts: r.try_get("attempts")?,
+            first_attempt_at: r.try_get("first_attempt_at")?,
+        })
+    }
+}
+
+pub async fn insert_subscription(
+    tx: &mut PgConnection,
+    s: &SubscriptionRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO subscriptions (id, agb_code, url, event_types, municipalities, segments, secret, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(s.id)
+    .bind(&s.agb_code)
+    .bind(&s.url)
+    .bind(&s.event_types)
+    .bind(&s.municipalities)
+    .bind(&s.segments)
+    .bind(&s.secret)
+    .bind(s.created_at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn subscription(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<SubscriptionRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM subscriptions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+pub async fn subscriptions_of(
+    conn: &mut PgConnection,
+    agb: &str,
+) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM subscriptions WHERE agb_code = $1 ORDER BY created_at, id")
+        .bind(agb)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// Deletes a provider's subscription and its deliveries. `false`: no such subscription of `agb`.
+pub async fn delete_subscription(pool: &PgPool, agb: &str, id: Uuid) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM subscriptions WHERE id = $1 AND agb_code = $2")
+            .bind(id)
+            .bind(agb)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+pub struct NewDelivery<'a> {
+    pub subscription_id: Uuid,
+    pub agb_code: &'a str,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub event_subject: &'a str,
+    pub body: &'a str,
+}
+
+pub async fn insert_delivery(
+    tx: &mut PgConnection,
+    d: &NewDelivery<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO deliveries (id, subscription_id, agb_code, event_id, event_type, event_subject, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, subscription_id) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(d.subscription_id)
+    .bind(d.agb_code)
+    .bind(d.event_id)
+    .bind(d.event_type)
+    .bind(d.event_subject)
+    .bind(d.body)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due deliveries for `lease_ms`: concurrent claimers skip each other's rows,
+/// and a claim whose holder died expires with its lease.
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease_ms: i64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH due AS (
+             SELECT id FROM deliveries
+             WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE deliveries d
+         SET claim = gen_random_uuid(),
+             next_attempt_at = now() + make_interval(secs => $2::float8 / 1000),
+             first_attempt_at = coalesce(d.first_attempt_at, now())
+         FROM due, subscriptions s
+         WHERE d.id = due.id AND s.id = d.subscription_id
+         RETURNING d.id, d.claim AS claim, d.event_id, d.agb_code, s.url, s.secret, d.body,
+                   d.attempts, d.first_attempt_at AS first_attempt_at",
+    )
+    .bind(limit)
+    .bind(lease_ms)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn mark_delivered(pool: &PgPool, id: Uuid, claim: Uuid) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
+                last_error = NULL, claim = NULL
+         WHERE id = $1 AND claim = $2 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(claim)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+pub async fn schedule_retry(
+    pool: &PgPool,
+    id: Uuid,
+    claim: Uuid,
+    error: &str,
+    delay_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET attempts = attempts + 1, last_error = $3, claim = NULL,
+                next_attempt_at = now() + make_interval(secs => $4::float8 / 1000)
+         WHERE id = $1 AND claim = $2 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(claim)
+    .bind(error)
+    .bind(delay_ms)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Marks the delivery failed for good and raises the operator alert, in one transaction.
+pub async fn mark_failed(
+    pool: &PgPool,
+    id: Uuid,
+    claim: Uuid,
+    agb: &str,
+    error: &str,
+    message: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = $3,
+                claim = NULL, failed_at = now()
+         WHERE id = $1 AND claim = $2 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(claim)
+    .bind(error)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if done {
+        sqlx::query(
+            "INSERT INTO alerts (id, kind, delivery_id, agb_code, message)
+             VALUES ($1, 'webhook_delivery_failed', $2, $3, $4)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(id)
+        .bind(agb)
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+pub async fn delivery(pool: &PgPool, id: Uuid) -> Result<Option<DeliveryRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         WHERE d.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn failed_deliveries(
+    pool: &PgPool,
+    agb: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         WHERE d.status = 'failed' AND ($1::text IS NULL OR d.agb_code = $1)
+         ORDER BY d.failed_at, d.id LIMIT $2"
+    )))
+    .bind(agb)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Puts a failed delivery back in the queue with a fresh retry budget and resolves its alert.
+/// `false`: the delivery is not failed (or does not exist).
+pub async fn replay(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'pending', attempts = 0, first_attempt_at = NULL,
+                next_attempt_at = now(), failed_at = NULL, claim = NULL
+         WHERE id = $1 AND status = 'failed'",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if done {
+        sqlx::query(
+            "UPDATE alerts SET resolved_at = now() WHERE delivery_id = $1 AND resolved_at IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(done)
+}
