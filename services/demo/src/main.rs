@@ -361,7 +361,10 @@ async fn run() -> Result<()> {
                     .await
                     .map_err(status_msg("OpenCase"))?
                     .into_inner();
-                if case.status() == acc::CaseStatus::Granted {
+                if matches!(
+                    case.status(),
+                    acc::CaseStatus::Granted | acc::CaseStatus::Refused
+                ) {
                     return Ok(());
                 }
                 let mut decide_on = format!("2022-08-{day:02}");
