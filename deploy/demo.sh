@@ -119,6 +119,7 @@ start assignment rz_assignment "${ACCESS_ENV[@]}" \
     RZ__ASSIGNMENT__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ASSIGNMENT__REGISTRATION_ENDPOINT="$REG"
 ASG="http://127.0.0.1:$(cat "$DEMO/assignment.port")"
 start reporting rz_reporting
+start notification rz_notification
 REP="http://127.0.0.1:$(cat "$DEMO/reporting.port")"
 
 # The provider systems: one simulator answering every provider's assignments with a start of care.
@@ -148,6 +149,7 @@ The services keep running until 'make down'. Try:
   target/debug/registration landscape --endpoint $REG        # the contract landscape again
   cat var/demo/care-flow.txt                                  # the care flow report again
   ls var/demo/reports/                                        # the reporting read model as CSV
+  psql "$(db_url rz_notification)" -c 'select municipality, text from letters limit 1'   # residents' letters
   ls var/demo/messages/*/ | head                              # the providers' messages as XML (JW301, WMO301, JW319, ...)
   psql "$(db_url rz_registration)" -c 'select agb_code, name, kind from providers order by 1'
   psql "$(db_url rz_registration)" -c 'select event_type, nats_subject from outbox order by id desc limit 10'
