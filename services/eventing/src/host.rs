@@ -34,8 +34,11 @@ impl Host {
         shutdown: Shutdown,
         background: Vec<JoinHandle<()>>,
     ) -> Result<(), tonic::transport::Error> {
+        // The relay stops last: only after the server and the consumers, which write to the
+        // outbox, have finished, so that its final flush publishes everything they committed.
+        let relay_stop = Shutdown::new();
         let relay = tokio::spawn(
-            OutboxRelay::new(self.pool.clone(), self.js.clone()).run(shutdown.clone()),
+            OutboxRelay::new(self.pool.clone(), self.js.clone()).run(relay_stop.clone()),
         );
         let serve = rz_platform::server::serve(router, health, listener, shutdown.clone());
         tokio::pin!(serve);
@@ -49,6 +52,7 @@ impl Host {
         for task in background {
             let _ = task.await;
         }
+        relay_stop.trigger();
         let _ = relay.await;
         if let Err(e) = self.nats.drain().await {
             tracing::warn!(error = %e, "nats drain failed");

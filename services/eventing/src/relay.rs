@@ -38,7 +38,8 @@ impl OutboxRelay {
         }
     }
 
-    /// Runs until `shutdown`; publishes what is pending once more before it returns.
+    /// Runs until `shutdown`; then publishes everything still pending before it returns. Trigger
+    /// `shutdown` only once nothing writes to the outbox any more (see [`crate::host::Host`]).
     pub async fn run(self, shutdown: Shutdown) {
         let mut listener = match PgListener::connect_with(&self.pool).await {
             Ok(mut l) => match l.listen("rz_outbox").await {
@@ -76,14 +77,20 @@ impl OutboxRelay {
                 continue;
             }
             tokio::select! {
-                _ = shutdown.wait() => {
-                    if let Err(e) = self.publish_batch().await {
-                        tracing::warn!(error = %e, "final outbox flush failed; rows stay pending");
-                    }
-                    break;
-                }
+                _ = shutdown.wait() => break,
                 _ = wait_notification(&mut listener) => {}
                 _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+        // Everything committed before the shutdown is published before the relay returns.
+        loop {
+            match self.publish_batch().await {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "final outbox flush failed; rows stay pending until the next start");
+                    break;
+                }
             }
         }
         tracing::info!("outbox relay stopped");
