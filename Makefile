@@ -7,7 +7,7 @@ CARGO ?= cargo
 STACK := deploy/local-stack.sh
 WITH_STACK := set -a && . var/stack.env && set +a &&
 
-.PHONY: all up down status test demo lint fmt build
+.PHONY: all up down status test demo lint fmt build bench chaos
 
 all: build
 
@@ -37,3 +37,13 @@ fmt:
 demo: up
 	$(CARGO) build --workspace --bins
 	$(WITH_STACK) deploy/demo.sh
+
+# Release build of every service, then the measurements; writes var/bench/result.json.
+bench: up
+	$(CARGO) build --release --workspace --bins
+	$(WITH_STACK) deploy/bench.sh
+
+# Kills and restarts services, NATS and PostgreSQL while care flows run; checks the invariants.
+chaos: up
+	$(CARGO) build --workspace --bins
+	$(WITH_STACK) deploy/chaos.sh

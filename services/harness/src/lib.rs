@@ -1,0 +1,1 @@
+//! Runs the regiozorg services as separate processes against a local stack.
