@@ -1,0 +1,253 @@
+//! The result of a run: every figure is either measured or `null` with the reason in
+//! `not_measured`; nothing is filled in that was not measured. Printed as a table and written as
+//! JSON (`var/bench/result.json`).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+/// The figures of `var/bench/result.json`, in table order, with their units.
+pub const FIGURES: &[(&str, &str)] = &[
+    (
+        "pg_insert_tps",
+        "PostgreSQL single-row INSERT commits/s (pgbench, 32 clients)",
+    ),
+    (
+        "js_publish_per_s",
+        "JetStream publishes/s, async acks, file storage",
+    ),
+    (
+        "flows_per_s",
+        "care flows/s at saturation (decision -> report)",
+    ),
+    (
+        "flow_to_pg_ratio",
+        "flows_per_s / pg_insert_tps (target >= 0.2)",
+    ),
+    (
+        "decision_to_provider_p50_ms",
+        "decision commit -> provider receipt, p50 ms",
+    ),
+    (
+        "decision_to_provider_p95_ms",
+        "decision commit -> provider receipt, p95 ms",
+    ),
+    (
+        "decision_to_provider_p99_ms",
+        "decision commit -> provider receipt, p99 ms (target < 50)",
+    ),
+    (
+        "decision_to_report_p50_ms",
+        "decision commit -> client in care in the report, p50 ms",
+    ),
+    (
+        "decision_to_report_p95_ms",
+        "decision commit -> client in care in the report, p95 ms",
+    ),
+    (
+        "decision_to_report_p99_ms",
+        "decision commit -> client in care in the report, p99 ms",
+    ),
+    ("handover_per_s", "clients handed over/s (RunHandover)"),
+    (
+        "webhook_per_s",
+        "webhook deliveries/s (signed CloudEvents POSTs)",
+    ),
+    ("webhook_p50_ms", "event commit -> webhook receipt, p50 ms"),
+    (
+        "webhook_p99_ms",
+        "event commit -> webhook receipt, p99 ms (target < 100)",
+    ),
+    (
+        "national_flows_per_s",
+        "care flows/s with 1.5 M clients in care preloaded",
+    ),
+];
+
+#[derive(Debug, Default)]
+pub struct Report {
+    figures: BTreeMap<&'static str, f64>,
+    peak_rss_mb: BTreeMap<String, f64>,
+    not_measured: BTreeMap<String, String>,
+    details: Map<String, Value>,
+}
+
+impl Report {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A measured figure. Unknown keys are refused, so a typo cannot hide a figure.
+    pub fn measured(&mut self, key: &'static str, value: f64) {
+        if FIGURES.iter().any(|(k, _)| *k == key) && value.is_finite() {
+            self.figures.insert(key, value);
+            self.not_measured.remove(key);
+        } else {
+            self.not_measured
+                .insert(key.to_owned(), format!("measurement gave {value}"));
+        }
+    }
+
+    /// A figure that was not measured, and why. Keeps the first reason given.
+    pub fn not_measured(&mut self, key: &str, reason: &str) {
+        if !self.figures.contains_key(key) {
+            self.not_measured
+                .entry(key.to_owned())
+                .or_insert_with(|| reason.to_owned());
+        }
+    }
+
+    pub fn peak_rss(&mut self, service: &str, mb: f64) {
+        self.peak_rss_mb.insert(service.to_owned(), mb);
+    }
+
+    /// A supporting figure (counts, durations, settings) kept under `details`.
+    pub fn detail(&mut self, key: &str, value: Value) {
+        self.details.insert(key.to_owned(), value);
+    }
+
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.figures.get(key).copied()
+    }
+
+    /// Derives `flow_to_pg_ratio` and gives every figure still missing a reason.
+    pub fn finish(&mut self) {
+        match (self.get("flows_per_s"), self.get("pg_insert_tps")) {
+            (Some(f), Some(p)) if p > 0.0 => self.measured("flow_to_pg_ratio", f / p),
+            _ => self.not_measured(
+                "flow_to_pg_ratio",
+                "needs both flows_per_s and pg_insert_tps in the same run",
+            ),
+        }
+        for (k, _) in FIGURES {
+            self.not_measured(k, "not run in this invocation");
+        }
+        if self.peak_rss_mb.is_empty() {
+            self.not_measured("peak_rss_mb", "no service processes ran in this invocation");
+        }
+    }
+
+    pub fn to_json(&self, meta: Value) -> Value {
+        let mut out = Map::new();
+        for (k, _) in FIGURES {
+            out.insert(
+                (*k).to_owned(),
+                self.figures
+                    .get(k)
+                    .map_or(Value::Null, |v| json!(round(*v))),
+            );
+        }
+        out.insert(
+            "peak_rss_mb".into(),
+            if self.peak_rss_mb.is_empty() {
+                Value::Null
+            } else {
+                json!(
+                    self.peak_rss_mb
+                        .iter()
+                        .map(|(k, v)| (k.clone(), json!(round(*v))))
+                        .collect::<Map<_, _>>()
+                )
+            },
+        );
+        out.insert("not_measured".into(), json!(self.not_measured));
+        out.insert("details".into(), Value::Object(self.details.clone()));
+        out.insert("meta".into(), meta);
+        Value::Object(out)
+    }
+
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!("{:<30} {:>14}  {}\n", "figure", "value", "what"));
+        s.push_str(&format!("{}\n", "-".repeat(100)));
+        for (k, what) in FIGURES {
+            let v = match self.figures.get(k) {
+                Some(v) => format_value(*v),
+                None => "-".to_owned(),
+            };
+            s.push_str(&format!("{k:<30} {v:>14}  {what}\n"));
+        }
+        for (svc, mb) in &self.peak_rss_mb {
+            s.push_str(&format!(
+                "{:<30} {:>14}  peak resident memory, MB\n",
+                format!("peak_rss_mb.{svc}"),
+                format_value(*mb)
+            ));
+        }
+        if !self.not_measured.is_empty() {
+            s.push_str("\nnot measured:\n");
+            for (k, why) in &self.not_measured {
+                s.push_str(&format!("  {k}: {why}\n"));
+            }
+        }
+        s
+    }
+}
+
+fn round(v: f64) -> f64 {
+    if v.abs() >= 100.0 {
+        (v * 10.0).round() / 10.0
+    } else {
+        (v * 1000.0).round() / 1000.0
+    }
+}
+
+fn format_value(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn missing_figures_are_null_with_a_reason() {
+        let mut r = Report::new();
+        r.measured("pg_insert_tps", 1000.0);
+        r.not_measured("webhook_per_s", "receiver failed");
+        r.finish();
+        let j = r.to_json(json!({}));
+        assert_eq!(j["pg_insert_tps"], json!(1000.0));
+        assert_eq!(j["flows_per_s"], Value::Null);
+        assert_eq!(j["webhook_per_s"], Value::Null);
+        assert_eq!(j["not_measured"]["webhook_per_s"], json!("receiver failed"));
+        assert!(j["not_measured"]["flows_per_s"].is_string());
+        assert!(j["not_measured"]["flow_to_pg_ratio"].is_string());
+        assert_eq!(j["peak_rss_mb"], Value::Null);
+        for (k, _) in FIGURES {
+            assert!(
+                !j[*k].is_null() || j["not_measured"][*k].is_string(),
+                "{k} null without a reason"
+            );
+        }
+    }
+
+    #[test]
+    fn ratio_is_derived_and_a_measurement_clears_an_earlier_reason() {
+        let mut r = Report::new();
+        r.not_measured("flows_per_s", "first attempt failed");
+        r.measured("flows_per_s", 500.0);
+        r.measured("pg_insert_tps", 2000.0);
+        r.peak_rss("assignment", 42.0);
+        r.finish();
+        let j = r.to_json(json!({}));
+        assert_eq!(j["flow_to_pg_ratio"], json!(0.25));
+        assert!(j["not_measured"].get("flows_per_s").is_none());
+        assert_eq!(j["peak_rss_mb"]["assignment"], json!(42.0));
+    }
+
+    #[test]
+    fn non_finite_values_are_not_figures() {
+        let mut r = Report::new();
+        r.measured("flows_per_s", f64::NAN);
+        r.finish();
+        let j = r.to_json(json!({}));
+        assert_eq!(j["flows_per_s"], Value::Null);
+        assert!(j["not_measured"]["flows_per_s"].is_string());
+    }
+}
