@@ -1,1 +1,6 @@
-//! Runs the regiozorg services as separate processes against a local stack.
+//! Runs the regiozorg services as separate processes against a local stack: [`cluster`] starts,
+//! kills and restarts them (the chaos run and the benchmarks build on it).
+
+pub mod cluster;
+
+pub use cluster::{Cluster, ClusterSpec, HarnessError, peak_rss_mb};
