@@ -97,6 +97,7 @@ impl Report {
         }
     }
 
+    #[allow(dead_code)] // the cluster sections use it (next step)
     pub fn peak_rss(&mut self, service: &str, mb: f64) {
         self.peak_rss_mb.insert(service.to_owned(), mb);
     }
