@@ -54,7 +54,7 @@ async fn the_wmo_path_melding_investigation_application_decision() {
     assert_eq!(p.segment_code, "WIO");
     assert_eq!(p.subsegment_code, "WIO-PV");
     assert_eq!(p.product_category, "03");
-    assert_eq!(p.product_code, "03A01");
+    assert_eq!(p.product_code, "PV01");
     assert_eq!(
         p.execution_variant(),
         types::ExecutionVariant::Inspanningsgericht
@@ -338,12 +338,32 @@ async fn decisions_follow_the_catalogue_and_the_execution_variant() {
     // Doetinchem buys Hulp bij het Huishouden on its own, not through the joint contracts.
     let mut hbh = pxq(start, end);
     hbh.subsegment_code = "HBH".into();
-    hbh.product_code = String::new();
+    hbh.product_code = "HH01".into();
     let err = app
         .decide(&wmo.id, "2026-03-25", vec![hbh])
         .await
         .unwrap_err();
     assert_rule(&err, "product.municipality_takes_part");
+
+    // An inspanningsgericht product names one of its subsegment's product codes (the 301 does).
+    let mut p = pxq(start, end);
+    p.product_code = String::new();
+    let err = app
+        .decide(&wmo.id, "2026-03-25", vec![p])
+        .await
+        .unwrap_err();
+    assert_invalid_says(&err, "grant[0].product_code", "one of PV01, PV02");
+    let mut p = pxq(start, end);
+    p.product_code = "HH01".into();
+    let err = app
+        .decide(&wmo.id, "2026-03-25", vec![p])
+        .await
+        .unwrap_err();
+    assert_invalid_says(
+        &err,
+        "grant[0].product_code",
+        "must be one of the subsegment's product codes",
+    );
 
     // taakgericht: no budget, volume, unit or frequency.
     let mut p = lumpsum(start, end);

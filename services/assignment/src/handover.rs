@@ -62,9 +62,6 @@ impl Assigner {
             f.push("bsn", "give the BSN or the client key");
         }
         f.non_empty("subsegment_code", &r.subsegment_code);
-        if !r.product_code.is_empty() {
-            f.check(ProductCode::parse(&r.product_code).map_err(|e| e.at("product_code")));
-        }
         let period = f.check_all(fields::period(r.period.as_ref()));
         let catalogue = match self.upstream.catalogue().await {
             Ok(c) => c,
@@ -96,6 +93,18 @@ impl Assigner {
                 SizeFields::API,
             ))
         });
+        let product_code = match &sub {
+            Some(s) => f
+                .check(
+                    s.variant
+                        .product_code(&s.product_codes, &r.product_code, "product_code"),
+                )
+                .flatten(),
+            None if r.product_code.is_empty() => None,
+            None => f.check(ProductCode::parse(&r.product_code).map_err(|e| e.at("product_code"))),
+        }
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
         let key = match (&bsn, &given_key) {
             (Some(b), Some(k)) => {
                 let derived = ClientKey::derive(&self.secret, b);
@@ -176,7 +185,7 @@ impl Assigner {
             segment_code: sub.segment_code.clone(),
             subsegment_code: sub.code.clone(),
             product_category: sub.product_categories.first().cloned().unwrap_or_default(),
-            product_code: r.product_code.clone(),
+            product_code: product_code.clone(),
             period,
             extent,
             status: if r.started {

@@ -124,9 +124,6 @@ impl Assigner {
         let m = f.check(fields::municipality("municipality", &r.municipality));
         let bsn = f.check(Bsn::parse(&r.bsn).map_err(|e| e.at("bsn")));
         f.non_empty("subsegment_code", &r.subsegment_code);
-        if !r.product_code.is_empty() {
-            f.check(ProductCode::parse(&r.product_code).map_err(|e| e.at("product_code")));
-        }
         let period = f.check_all(fields::period(r.period.as_ref()));
         let referrer = match &r.referrer {
             None => {
@@ -180,6 +177,18 @@ impl Assigner {
                 SizeFields::API,
             ))
         });
+        let product_code = match &sub {
+            Some(s) => f
+                .check(
+                    s.variant
+                        .product_code(&s.product_codes, &r.product_code, "product_code"),
+                )
+                .flatten(),
+            None if r.product_code.is_empty() => None,
+            None => f.check(ProductCode::parse(&r.product_code).map_err(|e| e.at("product_code"))),
+        }
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
         f.finish()?;
         let (Some(agb), Some(m), Some(bsn), Some(period), Some(sub)) = (agb, m, bsn, period, sub)
         else {
@@ -211,7 +220,7 @@ impl Assigner {
             client_key: key.clone(),
             subsegment_code: sub.code.clone(),
             assignment_number: None,
-            product_code: r.product_code.clone(),
+            product_code: product_code.clone(),
             period: Some(period),
             new_end: None,
             extent,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use rz_domain::{ExecutionVariant, Law};
+use rz_domain::{ExecutionVariant, Law, ProductCode};
 use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as pb;
@@ -32,6 +32,8 @@ pub struct SubsegmentInfo {
     pub variant: ExecutionVariant,
     /// JZ020 / WMO020 codes; the first is used when a request names none.
     pub product_categories: Vec<String>,
+    /// The region's product codes of the subsegment (see [`ExecutionVariant::product_code`]).
+    pub product_codes: Vec<ProductCode>,
 }
 
 /// The region's catalogue, as registration serves it.
@@ -65,6 +67,12 @@ impl Catalogue {
                         law,
                         variant,
                         product_categories: ss.product_categories,
+                        // Registration checked them; a malformed one is dropped, not invented.
+                        product_codes: ss
+                            .product_codes
+                            .iter()
+                            .filter_map(|p| ProductCode::parse(p).ok())
+                            .collect(),
                     },
                 );
             }

@@ -132,6 +132,7 @@ async fn stop_of_care_rules_per_law() {
         .unwrap();
     let mut wmo = import_request(&bsn(3), PV1, "2022-07-01", "2023-06-30", true);
     wmo.subsegment_code = "WIO-PV".into();
+    wmo.product_code = "PV01".into();
     wmo.size = Some(pb::Size {
         volume: 3,
         unit: "04".into(),

@@ -259,7 +259,16 @@ async fn a_change_request_for_an_assignment_of_the_provider() {
         unit: "04".into(),
         frequency: "2".into(),
     });
+    // An inspanningsgericht assignment names one of its subsegment's products (the 301 does).
+    let err = c.import_assignment(pv.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("product_code") && err.message().contains("PV01, PV02"),
+        "{err:?}"
+    );
+    pv.product_code = "PV01".into();
     let pv = c.import_assignment(pv).await.unwrap().into_inner();
+    assert_eq!(pv.product_code, "PV01");
     let iaj = app
         .import(&bsn(4), P1, "2022-07-01", "2022-12-31", false)
         .await

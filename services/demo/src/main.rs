@@ -180,6 +180,8 @@ struct Sub {
     law: i32,
     financing: i32,
     municipalities: Vec<String>,
+    /// The region's product codes (PxQ and separately contracted subsegments name one).
+    product_codes: Vec<String>,
 }
 
 fn product_for(sub: &Sub, start: &str, end: &str, preferred: &str) -> acc::ProductToGrant {
@@ -192,6 +194,7 @@ fn product_for(sub: &Sub, start: &str, end: &str, preferred: &str) -> acc::Produ
             end: end.into(),
         }),
         preferred_provider_agb: preferred.into(),
+        product_code: sub.product_codes.first().cloned().unwrap_or_default(),
         ..Default::default()
     };
     if sub.financing == types::Financing::Pxq as i32 {
@@ -251,6 +254,7 @@ async fn run() -> Result<()> {
                 law: s.law,
                 financing: ss.financing,
                 municipalities: s.municipalities.clone(),
+                product_codes: ss.product_codes.clone(),
             })
         })
         .filter(|s| s.segment != "DYS" && s.segment != "HBH")
@@ -300,7 +304,7 @@ async fn run() -> Result<()> {
                         client_key: String::new(),
                         agb_code: agb,
                         subsegment_code: sub.code.clone(),
-                        product_code: String::new(),
+                        product_code: p.product_code,
                         period: p.period,
                         size: (p.volume > 0).then_some(asg::Size {
                             volume: p.volume,

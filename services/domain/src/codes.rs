@@ -190,6 +190,63 @@ code_enum!(
     }
 );
 
+impl ExecutionVariant {
+    /// Whether the standard's 301 names the product (Productcode) for this variant: effort-based
+    /// (volume) and output-based (budget) assignments do, task-based ones assign only the category.
+    pub fn names_product(self) -> bool {
+        self != Self::Taakgericht
+    }
+
+    /// The product code a decision or assignment of this variant carries, checked against the
+    /// region's product codes of its subsegment (`allowed`; empty = any valid code). When the
+    /// variant names its product and none is given, the subsegment's only product is taken; with
+    /// several to choose from, the caller must choose.
+    pub fn product_code(
+        self,
+        allowed: &[crate::ProductCode],
+        given: &str,
+        field: &str,
+    ) -> Result<Option<crate::ProductCode>, FieldError> {
+        let list = || {
+            allowed
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let given = given.trim();
+        if given.is_empty() {
+            return match (self.names_product(), allowed) {
+                (false, _) => Ok(None),
+                (true, [only]) => Ok(Some(only.clone())),
+                (true, []) => Err(FieldError::new(
+                    field,
+                    format!(
+                        "must be given for an {} product (the standard's 301 message names the product)",
+                        self.code()
+                    ),
+                )),
+                (true, _) => Err(FieldError::new(
+                    field,
+                    format!(
+                        "must be given for an {} product (the standard's 301 message names the product): one of {}",
+                        self.code(),
+                        list()
+                    ),
+                )),
+            };
+        }
+        let code = crate::ProductCode::parse(given).map_err(|e| e.at(field))?;
+        if !allowed.is_empty() && !allowed.contains(&code) {
+            return Err(FieldError::new(
+                field,
+                format!("must be one of the subsegment's product codes: {}", list()),
+            ));
+        }
+        Ok(Some(code))
+    }
+}
+
 impl Financing {
     /// Lumpsum and population-based -> task-based; PxQ -> effort-based; separate -> output-based.
     pub fn execution_variant(self) -> ExecutionVariant {
@@ -528,6 +585,34 @@ code_table!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_product_code_follows_the_variant_and_the_subsegment() {
+        let pc = |s: &str| crate::ProductCode::parse(s).unwrap();
+        let two = [pc("PV01"), pc("PV02")];
+        let e = ExecutionVariant::Inspanningsgericht;
+        assert_eq!(e.product_code(&two, " PV02 ", "p"), Ok(Some(pc("PV02"))));
+        let err = e
+            .product_code(&two, "", "grant[0].product_code")
+            .unwrap_err();
+        assert_eq!(err.field, "grant[0].product_code");
+        assert!(err.rule.contains("PV01, PV02"), "{}", err.rule);
+        assert!(
+            e.product_code(&two, "PV03", "p")
+                .unwrap_err()
+                .rule
+                .contains("one of")
+        );
+        assert_eq!(e.product_code(&two, "PV-3", "p").unwrap_err().field, "p");
+        let one = [pc("ZH01")];
+        let o = ExecutionVariant::Outputgericht;
+        assert_eq!(o.product_code(&one, "", "p"), Ok(Some(pc("ZH01"))));
+        assert!(o.product_code(&[], "", "p").is_err());
+        assert_eq!(o.product_code(&[], "45A53", "p"), Ok(Some(pc("45A53"))));
+        let t = ExecutionVariant::Taakgericht;
+        assert_eq!(t.product_code(&[], "", "p"), Ok(None));
+        assert_eq!(t.product_code(&[], "45A53", "p"), Ok(Some(pc("45A53"))));
+    }
 
     /// Every enum code round-trips through `from_code`, serde and `FromStr`; codes are unique.
     macro_rules! round_trip {

@@ -1003,6 +1003,11 @@ pub fn catalogue_pb(c: &Catalogue) -> pb::Catalogue {
                                 financing: fin(ss.financing),
                                 execution_variant: var(ss.financing),
                                 product_categories: ss.product_categories.clone(),
+                                product_codes: ss
+                                    .product_codes
+                                    .iter()
+                                    .map(|c| c.as_str().to_owned())
+                                    .collect(),
                             })
                             .collect(),
                     })

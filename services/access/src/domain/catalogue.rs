@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rz_domain::{ExecutionVariant, Financing, GemeenteCode, Law};
+use rz_domain::{ExecutionVariant, Financing, GemeenteCode, Law, ProductCode};
 use rz_proto::registration::v1 as pb;
 use rz_proto::types::v1 as types;
 
@@ -18,6 +18,9 @@ pub struct Subsegment {
     pub product_categories: Vec<String>,
     /// The municipalities that buy the subsegment's segment through the joint contracts.
     pub municipalities: Vec<GemeenteCode>,
+    /// The region's product codes a grant of this subsegment may name (see
+    /// [`ExecutionVariant::product_code`]).
+    pub product_codes: Vec<ProductCode>,
 }
 
 impl Subsegment {
@@ -88,7 +91,15 @@ impl Catalogue {
                 if ss.product_categories.is_empty() {
                     return Err(format!("subsegment {} has no product category", ss.code));
                 }
+                let product_codes = ss
+                    .product_codes
+                    .iter()
+                    .map(|p| {
+                        ProductCode::parse(p).map_err(|e| format!("subsegment {}: {e}", ss.code))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 let sub = Subsegment {
+                    product_codes,
                     code: ss.code.clone(),
                     segment_code: segment.code.clone(),
                     law,

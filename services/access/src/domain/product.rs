@@ -273,10 +273,18 @@ pub fn plan(
         }
         s
     };
-    let product_code = if p.product_code.trim().is_empty() {
-        None
-    } else {
-        f.check(ProductCode::parse(p.product_code.trim()).map_err(|e| e.at(field("product_code"))))
+    let product_code = match subsegment {
+        Some(s) => f
+            .check(s.execution_variant().product_code(
+                &s.product_codes,
+                p.product_code,
+                &field("product_code"),
+            ))
+            .flatten(),
+        None if p.product_code.trim().is_empty() => None,
+        None => f.check(
+            ProductCode::parse(p.product_code.trim()).map_err(|e| e.at(field("product_code"))),
+        ),
     };
     let result = f.required(&field("result"), p.result);
     if p.goal.is_none() {

@@ -194,7 +194,7 @@ pub fn lumpsum(start: &str, end: &str) -> pb::ProductToGrant {
 pub fn pxq(start: &str, end: &str) -> pb::ProductToGrant {
     pb::ProductToGrant {
         subsegment_code: "WIO-PV".into(),
-        product_code: "03A01".into(),
+        product_code: "PV01".into(),
         result: "Zelfstandig wassen en aankleden".into(),
         goal: pb::Goal::TimelyLastingResult as i32,
         period: period(start, end),

@@ -1,6 +1,9 @@
 //! The region's catalogue: municipalities, lots, segments and subsegments, read from a region file.
 
-use rz_domain::{Financing, GemeenteCode, Law, WmoProductCategory, YouthProductCategory};
+use rz_domain::{
+    ExecutionVariant, Financing, GemeenteCode, Law, ProductCode, WmoProductCategory,
+    YouthProductCategory,
+};
 use serde::Deserialize;
 
 use super::RegistrationError;
@@ -46,6 +49,10 @@ pub struct Subsegment {
     pub financing: Financing,
     /// JZ020 (youth) or WMO020 (Wmo) product category codes.
     pub product_categories: Vec<String>,
+    /// The region's product codes (productcode, within the categories) that a decision of this
+    /// subsegment may name. Required for PxQ (inspanningsgericht) and separately contracted
+    /// (outputgericht) subsegments: their 301 message names the product.
+    pub product_codes: Vec<ProductCode>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +87,8 @@ struct RawSegment {
     #[serde(default)]
     product_categories: Vec<String>,
     #[serde(default)]
+    product_codes: Vec<String>,
+    #[serde(default)]
     subsegments: Vec<RawSubsegment>,
     #[serde(default)]
     note: String,
@@ -91,6 +100,8 @@ struct RawSubsegment {
     name: String,
     financing: Option<String>,
     product_categories: Vec<String>,
+    #[serde(default)]
+    product_codes: Vec<String>,
 }
 
 impl Catalogue {
@@ -130,6 +141,7 @@ impl Catalogue {
                         name: s.name.clone(),
                         financing: None,
                         product_categories: s.product_categories.clone(),
+                        product_codes: s.product_codes.clone(),
                     }]
                 } else {
                     s.subsegments
@@ -152,6 +164,29 @@ impl Catalogue {
                             )));
                         }
                     }
+                    let mut product_codes = Vec::new();
+                    for pc in &ss.product_codes {
+                        let code = ProductCode::parse(pc).map_err(|e| {
+                            ctx(&format!("subsegment {}: product_codes: {e}", ss.code))
+                        })?;
+                        if product_codes.contains(&code) {
+                            return Err(ctx(&format!(
+                                "subsegment {}: product code {pc} is listed twice",
+                                ss.code
+                            )));
+                        }
+                        product_codes.push(code);
+                    }
+                    if product_codes.is_empty()
+                        && financing.execution_variant() != ExecutionVariant::Taakgericht
+                    {
+                        return Err(ctx(&format!(
+                            "subsegment {} ({}) must list its product_codes: a {} assignment names its product in the standard's 301 message",
+                            ss.code,
+                            financing.code(),
+                            financing.execution_variant().code()
+                        )));
+                    }
                     if !seen.insert(ss.code.clone()) {
                         return Err(ctx(&format!("subsegment code {} is used twice", ss.code)));
                     }
@@ -160,6 +195,7 @@ impl Catalogue {
                         name: ss.name,
                         financing,
                         product_categories: ss.product_categories,
+                        product_codes,
                     });
                 }
                 segments.push(Segment {
@@ -329,6 +365,29 @@ mod tests {
             (seg.code.as_str(), dys.financing),
             ("DYS", Financing::PopulationBased)
         );
+    }
+
+    #[test]
+    fn pxq_and_separate_subsegments_list_their_product_codes() {
+        let c = Catalogue::from_toml(ACHTERHOEK).unwrap();
+        let (_, pv) = c.subsegment("x", "WIO-PV").unwrap();
+        let codes: Vec<&str> = pv.product_codes.iter().map(|p| p.as_str()).collect();
+        assert_eq!(codes, ["PV01", "PV02"]);
+        let missing = ACHTERHOEK.replace("product_codes = [\"LOG01\", \"LOG02\"]\n", "");
+        let err = Catalogue::from_toml(&missing).unwrap_err();
+        assert!(
+            err.contains("WLOG") && err.contains("product_codes"),
+            "{err}"
+        );
+        let bad = ACHTERHOEK.replace("\"LOG02\"", "\"LOG-2\"");
+        let err = Catalogue::from_toml(&bad).unwrap_err();
+        assert!(
+            err.contains("LOG-2") || err.contains("product_code"),
+            "{err}"
+        );
+        let twice = ACHTERHOEK.replace("\"LOG02\"", "\"LOG01\"");
+        let err = Catalogue::from_toml(&twice).unwrap_err();
+        assert!(err.contains("twice"), "{err}");
     }
 
     #[test]
