@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{Days, NaiveDate};
 use rz_domain::{Bsn, ClientKey, FieldError, GemeenteCode, Law, parse_date};
 use rz_eventing::{Namespace, NewEvent, outbox};
 use rz_platform::ApiError;
+use rz_platform::clock::Clock;
 use rz_proto::access::v1 as pb;
 use rz_proto::access::v1::access_service_server::AccessService;
 use rz_proto::types::v1 as types;
@@ -57,10 +58,7 @@ pub struct AccessApi {
     municipality: GemeenteCode,
     secret: Arc<[u8]>,
     source: String,
-}
-
-fn today() -> NaiveDate {
-    Utc::now().date_naive()
+    clock: Arc<dyn Clock>,
 }
 
 fn uuid(field: &str, v: &str) -> Result<Uuid, FieldError> {
@@ -271,8 +269,10 @@ impl AccessApi {
         ns: Namespace,
         municipality: GemeenteCode,
         secret: Arc<[u8]>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            clock,
             pool,
             catalogue,
             ns,
@@ -322,7 +322,7 @@ impl AccessApi {
             &resident_input(&r),
             &self.municipality,
             &self.secret,
-            today(),
+            self.clock.today(),
         ) {
             Err(AccessError::Invalid(mut v)) if no_key => {
                 v.insert(0, key_error());
@@ -407,7 +407,10 @@ impl AccessApi {
         {
             Claim::Replay(id) => {
                 let id = uuid("case_id", &id)?;
-                return Ok(case_pb(&self.case(&mut tx, id, false).await?, today()));
+                return Ok(case_pb(
+                    &self.case(&mut tx, id, false).await?,
+                    self.clock.today(),
+                ));
             }
             Claim::Conflict => return Err(key_conflict()),
             Claim::New => {}
@@ -422,7 +425,7 @@ impl AccessApi {
             })?;
         let case = Case::open(id, resident.client_key, law, date);
         store::insert_case(&mut tx, &case).await?;
-        let c = case_pb(&case, today());
+        let c = case_pb(&case, self.clock.today());
         self.emit_case_changed(&mut tx, &c).await?;
         tx.commit().await?;
         tracing::info!(case_id = %id, client_key = %case.client_key, law = law.code(), "case opened");
@@ -447,7 +450,7 @@ impl AccessApi {
         let mut case = self.case(&mut tx, id, true).await?;
         step(&mut case, date)?;
         store::update_case(&mut tx, &case).await?;
-        let c = case_pb(&case, today());
+        let c = case_pb(&case, self.clock.today());
         self.emit_case_changed(&mut tx, &c).await?;
         tx.commit().await?;
         tracing::info!(case_id = %id, client_key = %case.client_key, status = case.status.code(), "case step");
@@ -501,7 +504,7 @@ impl AccessApi {
         let c = if refusing {
             case.refuse(date, &r.refusal_reason)?;
             store::update_case(&mut tx, &case).await?;
-            let c = case_pb(&case, today());
+            let c = case_pb(&case, self.clock.today());
             self.emit_case_changed(&mut tx, &c).await?;
             c
         } else {
@@ -510,7 +513,7 @@ impl AccessApi {
             for (i, p) in case.products.iter().enumerate() {
                 store::insert_product(&mut tx, p, i).await?;
             }
-            let c = case_pb(&case, today());
+            let c = case_pb(&case, self.clock.today());
             let event = pb::DecisionGranted {
                 case: Some(c.clone()),
                 municipality: self.municipality.to_string(),
@@ -564,9 +567,9 @@ impl AccessApi {
         let mut p = store::load_product(&mut tx, id, true)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("product {id} does not exist")))?;
-        p.amend(&input, today())?;
+        p.amend(&input, self.clock.today())?;
         store::save_amendment(&mut tx, &p, kind, date).await?;
-        let out = product_pb(&p, today());
+        let out = product_pb(&p, self.clock.today());
         let event = pb::ProductAmended {
             product: Some(out.clone()),
             amendment: r.amendment,
@@ -604,7 +607,7 @@ impl AccessApi {
         let until = plus_days(as_of, EXPIRING_WITHIN_DAYS);
         let mut conn = self.pool.acquire().await?;
         let products = store::products_ending(&mut conn, as_of, until).await?;
-        let today = today();
+        let today = self.clock.today();
         Ok(pb::ListExpiringIndicationsResponse {
             products: products.iter().map(|p| product_pb(p, today)).collect(),
         })
@@ -692,7 +695,10 @@ impl AccessService for AccessApi {
             async {
                 let id = uuid("case_id", &r.into_inner().case_id)?;
                 let mut conn = self.pool.acquire().await?;
-                Ok(case_pb(&self.case(&mut conn, id, false).await?, today()))
+                Ok(case_pb(
+                    &self.case(&mut conn, id, false).await?,
+                    self.clock.today(),
+                ))
             }
             .await,
         )

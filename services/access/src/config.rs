@@ -27,6 +27,11 @@ pub struct AccessConfig {
     pub client_key_secret: String,
     /// gRPC URL of the registration service, asked once at start-up for the catalogue.
     pub registration_endpoint: String,
+    /// Fixes the service's date ("today"); the system date (UTC) when unset. For demos and tests.
+    pub today: Option<chrono::NaiveDate>,
+    /// A file holding the date ("YYYY-MM-DD"), read on every use; wins over `today`. The demo
+    /// moves it to play half a year in minutes. Never set in production.
+    pub today_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AccessConfig {
@@ -35,6 +40,8 @@ impl Default for AccessConfig {
             municipality: String::new(),
             client_key_secret: String::new(),
             registration_endpoint: "http://127.0.0.1:50051".into(),
+            today: None,
+            today_file: None,
         }
     }
 }
@@ -52,6 +59,8 @@ impl std::fmt::Debug for AccessConfig {
                 },
             )
             .field("registration_endpoint", &self.registration_endpoint)
+            .field("today", &self.today)
+            .field("today_file", &self.today_file)
             .finish()
     }
 }

@@ -179,6 +179,10 @@ impl App {
             self.ns.clone(),
             self.municipality.clone(),
             self.secret.clone(),
+            rz_platform::clock::from_config(
+                self.config.access.today,
+                self.config.access.today_file.as_ref(),
+            ),
         );
         let (router, health) = rz_platform::server::router();
         let router = router.add_service(AccessServiceServer::new(api));

@@ -35,6 +35,9 @@ pub struct AssignmentConfig {
     pub upstream_timeout_secs: u64,
     /// Fixes the service's date ("today"); the system date (UTC) when unset. For demos and tests.
     pub today: Option<NaiveDate>,
+    /// A file holding the date ("YYYY-MM-DD"), read on every use; wins over `today`. The demo
+    /// moves it to play half a year in minutes. Never set in production.
+    pub today_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AssignmentConfig {
@@ -45,6 +48,7 @@ impl Default for AssignmentConfig {
             client_key_secret: String::new(),
             upstream_timeout_secs: 10,
             today: None,
+            today_file: None,
         }
     }
 }
@@ -58,6 +62,7 @@ impl fmt::Debug for AssignmentConfig {
             .field("client_key_secret", &"***")
             .field("upstream_timeout_secs", &self.upstream_timeout_secs)
             .field("today", &self.today)
+            .field("today_file", &self.today_file)
             .finish()
     }
 }

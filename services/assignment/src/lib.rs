@@ -68,12 +68,13 @@ pub struct App {
 }
 
 impl App {
-    /// As [`App::build_with_clock`], with the system date (or `assignment.today` when set).
+    /// As [`App::build_with_clock`], with the system date (or `assignment.today` /
+    /// `assignment.today_file` when set).
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let clock: Arc<dyn Clock> = match config.assignment.today {
-            Some(d) => Arc::new(FixedClock::new(d)),
-            None => Arc::new(SystemClock),
-        };
+        let clock = rz_platform::clock::from_config(
+            config.assignment.today,
+            config.assignment.today_file.as_ref(),
+        );
         Self::build_with_clock(config, clock).await
     }
 

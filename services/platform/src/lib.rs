@@ -2,6 +2,7 @@
 //! pool and migrations, the gRPC server (health, trace context, graceful shutdown) and the mapping of
 //! errors to precise gRPC status codes.
 
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -156,6 +156,7 @@ async fn spawn_stack() -> Stack {
         municipality: M.into(),
         client_key_secret: SECRET.into(),
         registration_endpoint: registration_endpoint.clone(),
+        ..Default::default()
     };
     let access_url = config.database.url.clone();
     let app = access::App::build(config).await.expect("access builds");

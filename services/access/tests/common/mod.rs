@@ -72,6 +72,7 @@ pub async fn test_config(env: &TestEnv, namespace: &str, registration: &str) -> 
         municipality: MUNICIPALITY.into(),
         client_key_secret: SECRET.into(),
         registration_endpoint: registration.to_owned(),
+        ..Default::default()
     };
     config
 }

@@ -158,6 +158,7 @@ pub async fn spawn_access(
         municipality: municipality.into(),
         client_key_secret: SECRET.into(),
         registration_endpoint: registration.to_owned(),
+        ..Default::default()
     };
     let app = access::App::build(config).await.expect("access builds");
     let addr = app.local_addr();
