@@ -10,20 +10,56 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::store::{self, DeliveryRow, SubscriptionRow};
+use crate::scan::Scanner;
+use crate::store::{self, AlertRow, DeliveryRow, SubscriptionRow};
 use crate::webhook;
 
 pub struct NotificationApi {
     pool: PgPool,
     require_https: bool,
+    scanner: Scanner,
 }
 
 impl NotificationApi {
-    pub fn new(pool: PgPool, require_https: bool) -> Self {
+    pub fn new(pool: PgPool, require_https: bool, scanner: Scanner) -> Self {
         Self {
             pool,
             require_https,
+            scanner,
         }
+    }
+}
+
+fn alert_state_pb(state: &str) -> pb::AlertState {
+    match state {
+        "upcoming" => pb::AlertState::Upcoming,
+        "overdue" => pb::AlertState::Overdue,
+        "resolved" => pb::AlertState::Resolved,
+        _ => pb::AlertState::Unspecified,
+    }
+}
+
+fn alert_pb(a: AlertRow) -> pb::StaffAlert {
+    let ts = |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    pb::StaffAlert {
+        id: a.id.to_string(),
+        key: a.key,
+        municipality: a.municipality,
+        kind: a.kind,
+        state: alert_state_pb(&a.state) as i32,
+        due: a.due.to_string(),
+        client_key: a.client_key.unwrap_or_default(),
+        case_id: a.case_id.map(|c| c.to_string()).unwrap_or_default(),
+        agb_code: a.agb_code.unwrap_or_default(),
+        assignment_number: a
+            .assignment_number
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        request_id: a.request_id.unwrap_or_default(),
+        opened_at: a.opened_at.to_rfc3339(),
+        overdue_at: ts(a.overdue_at),
+        resolved_at: ts(a.resolved_at),
+        last_scanned_on: a.last_scanned_on.to_string(),
     }
 }
 
@@ -319,12 +355,71 @@ impl NotificationService for NotificationApi {
                     municipality: l.municipality,
                     client_key: l.client_key,
                     kind: l.kind,
-                    assignment_number: u32::try_from(l.assignment_number).unwrap_or(0),
-                    event_id: l.event_id.to_string(),
+                    assignment_number: l
+                        .assignment_number
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0),
+                    event_id: l.event_id.map(|e| e.to_string()).unwrap_or_default(),
                     text: l.text,
                     created_at: l.created_at.to_rfc3339(),
+                    case_id: l.case_id.map(|c| c.to_string()).unwrap_or_default(),
+                    product_id: l.product_id.map(|p| p.to_string()).unwrap_or_default(),
+                    ends_on: l.ends_on.map(|d| d.to_string()).unwrap_or_default(),
                 })
                 .collect(),
+        }))
+    }
+
+    async fn list_staff_alerts(
+        &self,
+        request: Request<pb::ListStaffAlertsRequest>,
+    ) -> Result<Response<pb::ListStaffAlertsResponse>, Status> {
+        let r = request.into_inner();
+        let mut errors = Vec::new();
+        let municipality = GemeenteCode::parse(&r.municipality)
+            .map(|m| m.to_string())
+            .map_err(|e| errors.push(e.at("municipality")))
+            .unwrap_or_default();
+        let mut states = Vec::new();
+        for (i, s) in r.states.iter().enumerate() {
+            match pb::AlertState::try_from(*s) {
+                Ok(pb::AlertState::Upcoming) => states.push("upcoming"),
+                Ok(pb::AlertState::Overdue) => states.push("overdue"),
+                Ok(pb::AlertState::Resolved) => states.push("resolved"),
+                _ => errors.push(FieldError::new(
+                    format!("states[{i}]"),
+                    "must be ALERT_STATE_UPCOMING, ALERT_STATE_OVERDUE or ALERT_STATE_RESOLVED",
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::InvalidArgument(errors).into());
+        }
+        let limit = match r.limit {
+            0 => 100,
+            n => i64::from(n.min(1000)),
+        };
+        let rows = store::staff_alerts(&self.pool, &municipality, &states, limit)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListStaffAlertsResponse {
+            alerts: rows.into_iter().map(alert_pb).collect(),
+        }))
+    }
+
+    async fn scan_deadlines(
+        &self,
+        request: Request<pb::ScanDeadlinesRequest>,
+    ) -> Result<Response<pb::ScanDeadlinesResponse>, Status> {
+        let as_of = rz_domain::parse_date("as_of", request.get_ref().as_of.trim())
+            .map_err(ApiError::from)?;
+        let report = self.scanner.scan(as_of).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ScanDeadlinesResponse {
+            letters_written: report.letters_written,
+            alerts_opened: report.alerts.opened,
+            alerts_overdue: report.alerts.overdue,
+            alerts_resolved: report.alerts.resolved,
+            errors: report.errors,
         }))
     }
 }

@@ -1,6 +1,8 @@
-//! The service's configuration: `[server]`, `[database]`, `[nats]`, `[telemetry]` and `[webhooks]`
-//! (delivery concurrency, timeouts and the retry schedule).
+//! The service's configuration: `[server]`, `[database]`, `[nats]`, `[telemetry]`, `[webhooks]`
+//! (delivery concurrency, timeouts and the retry schedule) and `[notification]` (where each
+//! municipality's access instance and the assignment service answer, and the deadline scan).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +18,41 @@ pub struct Config {
     pub nats: NatsConfig,
     pub telemetry: TelemetryConfig,
     pub webhooks: WebhookConfig,
+    pub notification: NotificationConfig,
+}
+
+/// `[notification]`: the services asked for letters and alerts, and the deadline scan.
+///
+/// Environment: `RZ__NOTIFICATION__ACCESS_ENDPOINTS__0222=http://...` (one per CBS code, as for
+/// assignment), `RZ__NOTIFICATION__ASSIGNMENT_ENDPOINT`, `RZ__NOTIFICATION__SCAN_INTERVAL_SECS`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NotificationConfig {
+    /// CBS municipality code -> gRPC URL of that municipality's access instance: the resident's
+    /// name and address for decision and reminder letters, and the statutory deadlines.
+    pub access_endpoints: HashMap<String, String>,
+    /// gRPC URL of the assignment service (the chain deadlines). Empty: chain deadlines are not
+    /// scanned.
+    pub assignment_endpoint: String,
+    /// Seconds a call to access or assignment may take.
+    pub upstream_timeout_secs: u64,
+    /// Seconds between the background deadline scans with today's date; 0 disables them (the
+    /// `ScanDeadlines` RPC still works).
+    pub scan_interval_secs: u64,
+    /// A deadline due within this many days of the scan date gets an `upcoming` alert.
+    pub alert_within_days: u32,
+}
+
+impl Default for NotificationConfig {
+    fn default() -> Self {
+        Self {
+            access_endpoints: HashMap::new(),
+            assignment_endpoint: String::new(),
+            upstream_timeout_secs: 10,
+            scan_interval_secs: 15 * 60,
+            alert_within_days: 7,
+        }
+    }
 }
 
 /// `[webhooks]`: how deliveries are sent and retried.
@@ -83,6 +120,38 @@ impl WebhookConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_sets_access_endpoints_per_cbs_code() {
+        // A prefix of its own: tests run in parallel and share the process environment.
+        // SAFETY: no other thread of this test binary reads these variables.
+        unsafe {
+            std::env::set_var(
+                "RZNOTTEST__NOTIFICATION__ACCESS_ENDPOINTS__0222",
+                "http://127.0.0.1:7001",
+            );
+            std::env::set_var(
+                "RZNOTTEST__NOTIFICATION__ACCESS_ENDPOINTS__1859",
+                "http://127.0.0.1:7002",
+            );
+            std::env::set_var(
+                "RZNOTTEST__NOTIFICATION__ASSIGNMENT_ENDPOINT",
+                "http://127.0.0.1:7100",
+            );
+            std::env::set_var("RZNOTTEST__NOTIFICATION__SCAN_INTERVAL_SECS", "0");
+        }
+        let c: Config = rz_platform::config::load_with_env(None, "RZNOTTEST").unwrap_or_default();
+        let n = &c.notification;
+        assert_eq!(
+            n.access_endpoints.get("0222").map(String::as_str),
+            Some("http://127.0.0.1:7001")
+        );
+        assert_eq!(n.access_endpoints.len(), 2);
+        assert_eq!(n.assignment_endpoint, "http://127.0.0.1:7100");
+        assert_eq!(n.scan_interval_secs, 0);
+        assert_eq!(n.alert_within_days, 7);
+        assert_eq!(Config::default().notification.scan_interval_secs, 900);
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

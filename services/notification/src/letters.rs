@@ -2,6 +2,8 @@
 //! `issued` assignment message, which carries the client block with name and address as the
 //! standard's 301 does). The consumer `notification-letters` writes one letter per event in the
 //! inbox transaction; municipalities list them with `ListLetters` to print or send them.
+//! The decision letters ([`decision_granted`], [`decision_refused`]) are written by
+//! [`crate::decisions`], the reminders ([`indication_ending`]) by [`crate::scan`].
 //!
 //! For youth care (Jeugdwet) to a child under 16 the letter is addressed to the parents or
 //! carers; from 16 on, to the young person. When the assignment replaces another one (a handover
@@ -9,6 +11,7 @@
 
 use chrono::{Datelike, NaiveDate};
 use rz_eventing::{ConsumerSpec, Event, HandleError, Handler, Namespace};
+use rz_proto::access::v1 as acc;
 use rz_proto::assignment::v1 as apb;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -72,59 +75,167 @@ fn age_on(birth: NaiveDate, on: NaiveDate) -> i32 {
     age
 }
 
-/// The letter for a new assignment, or `None` when the message has no assignment or client.
-pub fn provider_assigned(m: &apb::AssignmentMessage, today: NaiveDate) -> Option<String> {
-    let a = m.assignment.as_ref()?;
-    let c = m.client.as_ref()?;
-    let gemeente = municipality_name(&a.municipality);
-    let name = [c.given_names.trim(), c.family_name.trim()]
+/// `Jan Jansen`, or `de cliënt` when the name is unknown.
+pub fn full_name(given_names: &str, family_name: &str) -> String {
+    let name = [given_names.trim(), family_name.trim()]
         .iter()
         .filter(|s| !s.is_empty())
         .copied()
         .collect::<Vec<_>>()
         .join(" ");
-    let name = if name.is_empty() {
+    if name.is_empty() {
         "de cliënt".to_owned()
     } else {
         name
-    };
-    let youth = a.law == rz_proto::types::v1::Law::Jeugdwet as i32;
-    let start = a.period.as_ref().and_then(|p| parse(&p.start));
-    let end = a.period.as_ref().and_then(|p| parse(&p.end));
-    let child = youth
-        && parse(&c.birth_date).is_some_and(|b| age_on(b, start.unwrap_or(today).max(today)) < 16);
-    let mut t = String::new();
+    }
+}
+
+/// Who a letter is written to: the resident, or for youth care (Jeugdwet) to a child under 16
+/// (on `on`) the parents or carers.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub name: String,
+    pub child: bool,
+    pub street: String,
+    pub city: String,
+}
+
+impl Recipient {
+    pub fn new(
+        given_names: &str,
+        family_name: &str,
+        birth_date: &str,
+        youth: bool,
+        on: NaiveDate,
+        street: (&str, &str),
+        city: (&str, &str),
+    ) -> Self {
+        Self {
+            name: full_name(given_names, family_name),
+            child: youth && parse(birth_date).is_some_and(|b| age_on(b, on) < 16),
+            street: format!("{} {}", street.0.trim(), street.1.trim())
+                .trim()
+                .to_owned(),
+            city: format!("{}  {}", city.0.trim(), city.1.trim())
+                .trim()
+                .to_owned(),
+        }
+    }
+
+    /// From the resident block access hands out.
+    pub fn from_access(c: &acc::AssignmentClient, youth: bool, on: NaiveDate) -> Self {
+        let (street, number, postal, city) = c
+            .address
+            .as_ref()
+            .map(|a| {
+                (
+                    a.street.as_str(),
+                    a.house_number.as_str(),
+                    a.postal_code.as_str(),
+                    a.city.as_str(),
+                )
+            })
+            .unwrap_or_default();
+        Self::new(
+            &c.given_names,
+            &c.family_name,
+            &c.birth_date,
+            youth,
+            on,
+            (street, number),
+            (postal, city),
+        )
+    }
+
+    /// "Uw kind krijgt" / "U krijgt" and the like.
+    fn you(&self) -> &'static str {
+        if self.child { "Uw kind" } else { "U" }
+    }
+}
+
+/// The letterhead, address block, date, subject and salutation.
+fn opening(t: &mut String, gemeente: &str, r: &Recipient, date: NaiveDate, subject: &str) {
     t.push_str(&format!("Gemeente {gemeente}\n\n"));
-    if child {
-        t.push_str(&format!("Aan de ouder(s) of verzorger(s) van {name}\n"));
+    if r.child {
+        t.push_str(&format!("Aan de ouder(s) of verzorger(s) van {}\n", r.name));
     } else {
-        t.push_str(&format!("Aan {name}\n"));
+        t.push_str(&format!("Aan {}\n", r.name));
     }
-    if let Some(addr) = &c.address {
-        let street = format!("{} {}", addr.street.trim(), addr.house_number.trim());
-        if !street.trim().is_empty() {
-            t.push_str(street.trim());
-            t.push('\n');
-        }
-        let city = format!("{}  {}", addr.postal_code.trim(), addr.city.trim());
-        if !city.trim().is_empty() {
-            t.push_str(city.trim());
+    for line in [&r.street, &r.city] {
+        if !line.is_empty() {
+            t.push_str(line);
             t.push('\n');
         }
     }
-    t.push_str(&format!("\n{}\n\n", dutch_date(today)));
-    let what = if youth {
+    t.push_str(&format!("\n{}\n\n", dutch_date(date)));
+    t.push_str(&format!("Onderwerp: {subject}\n\n"));
+    if r.child {
+        t.push_str(&format!(
+            "Beste ouder(s) of verzorger(s) van {},\n\n",
+            r.name
+        ));
+    } else {
+        t.push_str(&format!("Beste {},\n\n", r.name));
+    }
+}
+
+fn closing(t: &mut String, gemeente: &str) {
+    t.push_str(&format!(
+        "Met vriendelijke groet,\n\nTeam Toegang\nGemeente {gemeente}\n"
+    ));
+}
+
+fn what(youth: bool) -> &'static str {
+    if youth {
         "jeugdhulp"
     } else {
         "ondersteuning vanuit de Wmo"
-    };
-    t.push_str(&format!("Onderwerp: uw zorgaanbieder voor {what}\n\n"));
-    if child {
-        t.push_str(&format!("Beste ouder(s) of verzorger(s) van {name},\n\n"));
-    } else {
-        t.push_str(&format!("Beste {name},\n\n"));
     }
-    let who = if child { "Uw kind krijgt" } else { "U krijgt" };
+}
+
+/// The letter for a new assignment, or `None` when the message has no assignment or client.
+pub fn provider_assigned(m: &apb::AssignmentMessage, today: NaiveDate) -> Option<String> {
+    let a = m.assignment.as_ref()?;
+    let c = m.client.as_ref()?;
+    let gemeente = municipality_name(&a.municipality);
+    let youth = a.law == rz_proto::types::v1::Law::Jeugdwet as i32;
+    let start = a.period.as_ref().and_then(|p| parse(&p.start));
+    let end = a.period.as_ref().and_then(|p| parse(&p.end));
+    let (street, number, postal, city) = c
+        .address
+        .as_ref()
+        .map(|a| {
+            (
+                a.street.as_str(),
+                a.house_number.as_str(),
+                a.postal_code.as_str(),
+                a.city.as_str(),
+            )
+        })
+        .unwrap_or_default();
+    let r = Recipient::new(
+        &c.given_names,
+        &c.family_name,
+        &c.birth_date,
+        youth,
+        start.unwrap_or(today).max(today),
+        (street, number),
+        (postal, city),
+    );
+    let what = what(youth);
+    let mut t = String::new();
+    opening(
+        &mut t,
+        &gemeente,
+        &r,
+        today,
+        &format!("uw zorgaanbieder voor {what}"),
+    );
+    let who = if r.child {
+        "Uw kind krijgt"
+    } else {
+        "U krijgt"
+    };
     t.push_str(&format!(
         "{who} {what} van de gemeente {gemeente}. In deze brief leest u welke zorgaanbieder die hulp geeft.\n\n"
     ));
@@ -163,10 +274,211 @@ pub fn provider_assigned(m: &apb::AssignmentMessage, today: NaiveDate) -> Option
          hulp eruitziet. Heeft u na vijf werkdagen nog niets gehoord? Bel dan de zorgaanbieder of \
          uw contactpersoon bij de gemeente.\n\n",
     );
-    t.push_str(&format!(
-        "Met vriendelijke groet,\n\nTeam Toegang\nGemeente {gemeente}\n"
-    ));
+    closing(&mut t, &gemeente);
     Some(t)
+}
+
+/// The region's goal a granted product serves, in words.
+pub fn goal_text(goal: i32) -> Option<&'static str> {
+    Some(match acc::Goal::try_from(goal).ok()? {
+        acc::Goal::TimelyLastingResult => {
+            "op tijd een passend en blijvend resultaat, in een veilige en vertrouwde omgeving"
+        }
+        acc::Goal::MeaningfulLife => "een betekenisvol leven (positieve gezondheid)",
+        acc::Goal::Participation => "meedoen in de samenleving",
+        acc::Goal::FlexibleAmbulant => {
+            "flexibele hulp dichtbij huis, die mee kan groeien of krimpen"
+        }
+        acc::Goal::ResidentSatisfaction => "tevreden inwoners",
+        acc::Goal::ChainSatisfaction => "goede samenwerking van alle betrokkenen",
+        acc::Goal::Unspecified => return None,
+    })
+}
+
+/// `€ 1.234,50`.
+pub fn euros(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let c = cents.unsigned_abs();
+    let whole = (c / 100).to_string();
+    let mut grouped = String::new();
+    for (i, ch) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push('.');
+        }
+        grouped.push(ch);
+    }
+    format!("{sign}€ {grouped},{:02}", c % 100)
+}
+
+/// The size of a granted product in words: a budget, a volume, or nothing (taakgericht).
+fn size_text(p: &acc::GrantedProduct) -> Option<String> {
+    if p.budget_cents > 0 {
+        return Some(format!("een budget van {}", euros(p.budget_cents)));
+    }
+    if p.volume > 0 {
+        let unit = rz_domain::Unit::from_code(&p.unit)
+            .map(|u| u.description().to_lowercase())
+            .unwrap_or_else(|_| p.unit.clone());
+        let frequency = rz_domain::Frequency::from_code(&p.frequency)
+            .map(|f| f.description().to_lowercase())
+            .unwrap_or_else(|_| p.frequency.clone());
+        return Some(format!("{} x {unit}, {frequency}", p.volume));
+    }
+    None
+}
+
+fn product_name(p: &acc::GrantedProduct) -> String {
+    if p.product_code.is_empty() {
+        p.subsegment_code.clone()
+    } else {
+        format!("{} ({})", p.product_code, p.subsegment_code)
+    }
+}
+
+fn period_lines(t: &mut String, p: &acc::GrantedProduct) {
+    let start = p.period.as_ref().and_then(|x| parse(&x.start));
+    let end = p.period.as_ref().and_then(|x| parse(&x.end));
+    if let Some(s) = start {
+        t.push_str(&format!("  Vanaf:         {}\n", dutch_date(s)));
+    }
+    match end {
+        Some(e) => t.push_str(&format!("  Tot en met:    {}\n", dutch_date(e))),
+        None => t.push_str("  Tot en met:    geen einddatum\n"),
+    }
+}
+
+const OBJECTION: &str = "Bent u het niet eens met dit besluit? Dan kunt u bezwaar maken binnen zes weken na \
+     de datum van deze brief. Stuur uw bezwaarschrift naar het college van burgemeester en \
+     wethouders van de gemeente. Schrijf erin waarom u het niet eens bent met het besluit en stuur \
+     een kopie van deze brief mee. Wilt u eerst overleggen? Bel dan uw contactpersoon bij de \
+     gemeente.\n\n";
+
+/// The decision (beschikking) that grants products: which, from when to when, the result and
+/// the goal it serves, and the right to object.
+pub fn decision_granted(
+    c: &acc::Case,
+    r: &Recipient,
+    municipality: &str,
+    date: NaiveDate,
+) -> String {
+    let gemeente = municipality_name(municipality);
+    let youth = c.law == rz_proto::types::v1::Law::Jeugdwet as i32;
+    let what = what(youth);
+    let mut t = String::new();
+    opening(
+        &mut t,
+        &gemeente,
+        r,
+        date,
+        &format!("besluit over uw aanvraag voor {what}"),
+    );
+    let decided = parse(&c.decided_on).unwrap_or(date);
+    t.push_str(&format!(
+        "Op {} heeft de gemeente {gemeente} besloten over uw aanvraag. {} krijgt {what}. \
+         In deze brief leest u wat dat is.\n\n",
+        dutch_date(decided),
+        r.you()
+    ));
+    for (i, p) in c.products.iter().enumerate() {
+        t.push_str(&format!("{}. {}\n", i + 1, product_name(p)));
+        period_lines(&mut t, p);
+        if !p.result.trim().is_empty() {
+            t.push_str(&format!("  Resultaat:     {}\n", p.result.trim()));
+        }
+        if let Some(goal) = goal_text(p.goal) {
+            t.push_str(&format!("  Doel:          {goal}\n"));
+        }
+        if let Some(size) = size_text(p) {
+            t.push_str(&format!("  Omvang:        {size}\n"));
+        }
+        t.push('\n');
+    }
+    t.push_str(
+        "De gemeente zoekt nu een zorgaanbieder. U krijgt een brief zodra die bekend is.\n\n",
+    );
+    t.push_str(OBJECTION);
+    closing(&mut t, &gemeente);
+    t
+}
+
+/// The decision that refuses: the reason and the right to object.
+pub fn decision_refused(
+    c: &acc::Case,
+    r: &Recipient,
+    municipality: &str,
+    date: NaiveDate,
+) -> String {
+    let gemeente = municipality_name(municipality);
+    let youth = c.law == rz_proto::types::v1::Law::Jeugdwet as i32;
+    let what = what(youth);
+    let mut t = String::new();
+    opening(
+        &mut t,
+        &gemeente,
+        r,
+        date,
+        &format!("besluit over uw aanvraag voor {what}"),
+    );
+    let decided = parse(&c.decided_on).unwrap_or(date);
+    t.push_str(&format!(
+        "Op {} heeft de gemeente {gemeente} besloten over uw aanvraag. {} krijgt geen {what}.\n\n",
+        dutch_date(decided),
+        r.you()
+    ));
+    t.push_str(&format!(
+        "De reden:\n{}\n\n",
+        if c.refusal_reason.trim().is_empty() {
+            "(geen reden opgegeven)"
+        } else {
+            c.refusal_reason.trim()
+        }
+    ));
+    t.push_str(OBJECTION);
+    closing(&mut t, &gemeente);
+    t
+}
+
+/// A granted product ends within 8 weeks: what to do if help is still needed.
+pub fn indication_ending(
+    p: &acc::GrantedProduct,
+    r: &Recipient,
+    municipality: &str,
+    ends_on: NaiveDate,
+    date: NaiveDate,
+) -> String {
+    let gemeente = municipality_name(municipality);
+    let youth = p.law == rz_proto::types::v1::Law::Jeugdwet as i32;
+    let what = what(youth);
+    let mut t = String::new();
+    opening(
+        &mut t,
+        &gemeente,
+        r,
+        date,
+        &format!("uw {what} stopt binnenkort"),
+    );
+    let has = if r.child {
+        "Uw kind krijgt"
+    } else {
+        "U krijgt"
+    };
+    t.push_str(&format!(
+        "{has} {what} van de gemeente {gemeente}. Die hulp stopt op {}.\n\n",
+        dutch_date(ends_on)
+    ));
+    t.push_str(&format!("Product:       {}\n", product_name(p)));
+    period_lines(&mut t, p);
+    if !p.result.trim().is_empty() {
+        t.push_str(&format!("Resultaat:     {}\n", p.result.trim()));
+    }
+    t.push('\n');
+    t.push_str(
+        "Is de hulp daarna nog nodig? Neem dan zo snel mogelijk contact op met uw contactpersoon \
+         bij de gemeente. Samen kijken we of er nieuwe hulp nodig is; daarvoor is een nieuw besluit \
+         nodig. Is het resultaat bereikt? Dan hoeft u niets te doen.\n\n",
+    );
+    closing(&mut t, &gemeente);
+    t
 }
 
 pub struct LetterWriter;
@@ -268,6 +580,112 @@ mod tests {
         // A 16-year-old in youth care is addressed directly.
         let t = provider_assigned(&message(1, "2010-01-01", 0), day("2026-11-22")).unwrap();
         assert!(t.contains("Aan Sanne Jansen\n"));
+    }
+
+    fn resident() -> acc::AssignmentClient {
+        acc::AssignmentClient {
+            client_key: "k".into(),
+            bsn: "999990019".into(),
+            birth_date: "2015-06-01".into(),
+            family_name: "Jansen".into(),
+            given_names: "Sanne".into(),
+            municipality: "0222".into(),
+            gender: "2".into(),
+            address: Some(acc::Address {
+                street: "Raadhuisstraat".into(),
+                house_number: "12a".into(),
+                postal_code: "7001EW".into(),
+                city: "Doetinchem".into(),
+                municipality: "0222".into(),
+            }),
+        }
+    }
+
+    fn product(budget: i64, volume: u32) -> acc::GrantedProduct {
+        acc::GrantedProduct {
+            id: "p1".into(),
+            law: 2,
+            subsegment_code: "WIO-PV".into(),
+            product_code: "PV01".into(),
+            result: "Zelfstandig wassen".into(),
+            goal: acc::Goal::TimelyLastingResult as i32,
+            period: Some(rz_proto::types::v1::Period {
+                start: "2022-07-04".into(),
+                end: "2022-12-31".into(),
+            }),
+            budget_cents: budget,
+            volume,
+            unit: "04".into(),
+            frequency: "2".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn decision_letters_name_products_reason_and_objection() {
+        let date = day("2022-07-15");
+        let case = acc::Case {
+            id: "c1".into(),
+            law: 2,
+            decided_on: "2022-07-14".into(),
+            products: vec![product(0, 3), product(12_345_678, 0)],
+            ..Default::default()
+        };
+        let adult = Recipient::from_access(&resident(), false, date);
+        let t = decision_granted(&case, &adult, "0222", date);
+        assert!(t.contains("Aan Sanne Jansen\n"), "{t}");
+        assert!(
+            t.contains("Op 14 juli 2022 heeft de gemeente Doetinchem besloten"),
+            "{t}"
+        );
+        assert!(t.contains("U krijgt ondersteuning vanuit de Wmo."), "{t}");
+        assert!(
+            t.contains("1. PV01 (WIO-PV)\n  Vanaf:         4 juli 2022\n"),
+            "{t}"
+        );
+        assert!(t.contains("  Omvang:        3 x uur, per week\n"), "{t}");
+        assert!(
+            t.contains("  Omvang:        een budget van € 123.456,78\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  Doel:          op tijd een passend en blijvend resultaat"),
+            "{t}"
+        );
+        assert!(t.contains("bezwaar maken binnen zes weken"), "{t}");
+        assert!(!t.contains("999990019"), "no BSN: {t}");
+
+        let refused = acc::Case {
+            law: 1,
+            decided_on: "2022-07-14".into(),
+            refusal_reason: "Voorliggende voorziening.".into(),
+            ..Default::default()
+        };
+        let child = Recipient::from_access(&resident(), true, date);
+        let t = decision_refused(&refused, &child, "0222", date);
+        assert!(
+            t.contains("Aan de ouder(s) of verzorger(s) van Sanne Jansen\n"),
+            "{t}"
+        );
+        assert!(t.contains("Uw kind krijgt geen jeugdhulp."), "{t}");
+        assert!(t.contains("De reden:\nVoorliggende voorziening.\n"), "{t}");
+        assert!(t.contains("bezwaar maken binnen zes weken"), "{t}");
+
+        let t = indication_ending(&product(0, 3), &adult, "0222", day("2022-12-31"), date);
+        assert!(
+            t.contains("Onderwerp: uw ondersteuning vanuit de Wmo stopt binnenkort"),
+            "{t}"
+        );
+        assert!(t.contains("Die hulp stopt op 31 december 2022."), "{t}");
+    }
+
+    #[test]
+    fn euros_are_written_the_dutch_way() {
+        assert_eq!(euros(0), "€ 0,00");
+        assert_eq!(euros(5), "€ 0,05");
+        assert_eq!(euros(100_000), "€ 1.000,00");
+        assert_eq!(euros(123_456_789), "€ 1.234.567,89");
+        assert_eq!(euros(-250), "-€ 2,50");
     }
 
     #[test]

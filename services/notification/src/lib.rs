@@ -1,27 +1,56 @@
-//! Notification (`notification`): webhooks that push assignment events to providers' own systems.
+//! Notification (`notification`): what the platform tells providers' systems, residents and the
+//! municipality's staff.
 //!
-//! A provider subscribes a URL with filters (event types, municipalities, segments). The durable
-//! consumer `notification-webhooks` reads `<ns>.assignment.>`; for each event addressed to a
-//! provider (the AGB token of the subject; providers only get their own events) it writes one
-//! delivery per matching subscription, in the inbox transaction. The [`delivery::DeliveryWorker`]
-//! POSTs each delivery as a CloudEvents 1.0 structured JSON document, signed with
-//! `X-Regiozorg-Signature: sha256=<hex HMAC-SHA256 of the body>` and tagged with
+//! **Webhooks.** A provider subscribes a URL with filters (event types, municipalities, segments).
+//! The durable consumer `notification-webhooks` reads `<ns>.assignment.>`; for each event
+//! addressed to a provider (the AGB token of the subject; providers only get their own events) it
+//! writes one delivery per matching subscription, in the inbox transaction. The
+//! [`delivery::DeliveryWorker`] POSTs each delivery as a CloudEvents 1.0 structured JSON document,
+//! signed with `X-Regiozorg-Signature: sha256=<hex HMAC-SHA256 of the body>` and tagged with
 //! `X-Regiozorg-Delivery: <delivery id>`; the CloudEvent id is the event id on every attempt, so
 //! receivers drop duplicates (delivery is at least once). Failed attempts back off exponentially;
 //! when the retry budget is spent the delivery fails, an operator alert is raised and
 //! `ReplayDelivery` puts it back.
 //!
-//! It also writes letters to residents ([`letters`]) when a provider is assigned to them.
+//! **Residents' letters** ([`letters`], listed with `ListLetters` per municipality and resident):
+//! - `provider_assigned`: consumer `notification-letters` on `<ns>.assignment.*.*.issued` (the
+//!   message carries the client block), also in the handover;
+//! - `decision_granted` / `decision_refused` ([`decisions`]): consumer `notification-decisions` on
+//!   access' `<ns>.access.*._.>` (`decision_granted`, and `case_changed` with status refused).
+//!   Those events carry only the client key: name, address and birth date come from the
+//!   municipality's access instance (`GetClientForAssignment`, endpoints in
+//!   `notification.access_endpoints`). Access unreachable is retried; an unknown client key is
+//!   dead-lettered with the reason and nothing is written;
+//! - `indication_ending` ([`scan`]): a granted product that ends within 8 weeks (access
+//!   `ListExpiringIndications`), one letter per product and end date, never twice.
 //!
-//! Layout: [`webhook`] holds the rules without I/O, [`store`] the SQL, [`consumer`] the event
-//! matching, [`delivery`] the HTTP worker, [`api`] the gRPC edge, and [`App`] wires them.
+//! For youth care (Jeugdwet) to a child under 16 letters go to the parents or carers.
+//!
+//! **Staff alerts** ([`scan`], `ListStaffAlerts`): access `ListDeadlines` (investigation 6 weeks,
+//! decision 2 or 8 weeks) and assignment `ListChainDeadlines` (answer to a provider request, start
+//! of care 5 working days after an assignment's start). One row per deadline, `upcoming` (due
+//! within `notification.alert_within_days`) -> `overdue` -> `resolved` (no longer listed). They
+//! carry the client key and case, assignment or request ids, never a BSN or name.
+//!
+//! The expiring-indication letters and the alerts are polls: `ScanDeadlines { as_of }` runs them
+//! for a date (the demo plays simulated dates) and a background loop runs them with today's date
+//! every `notification.scan_interval_secs` (default 900; 0 disables it). Both are idempotent and
+//! safe with several replicas (unique keys, an advisory lock per source and municipality).
+//!
+//! Layout: [`webhook`] holds the webhook rules without I/O, [`letters`] the letter templates,
+//! [`store`] the SQL, [`consumer`] and [`decisions`] the event consumers, [`scan`] the deadline
+//! scans, [`upstream`] the gRPC clients of access and assignment, [`delivery`] the HTTP worker,
+//! [`api`] the gRPC edge, and [`App`] wires them.
 
 pub mod api;
 pub mod config;
 pub mod consumer;
+pub mod decisions;
 pub mod delivery;
 pub mod letters;
+pub mod scan;
 pub mod store;
+pub mod upstream;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -58,6 +87,7 @@ pub struct App {
     js: rz_eventing::nats::jetstream::Context,
     ns: Namespace,
     worker: delivery::DeliveryWorker,
+    upstream: std::sync::Arc<upstream::Upstream>,
 }
 
 impl App {
@@ -69,12 +99,22 @@ impl App {
                 "webhooks.lease_ms must be longer than webhooks.request_timeout_ms".into(),
             ));
         }
+        let upstream = std::sync::Arc::new(
+            upstream::Upstream::new(&config.notification)
+                .map_err(|e| StartError::Config(format!("notification: {e}")))?,
+        );
+        if !upstream.has_assignment() {
+            tracing::warn!(
+                "notification.assignment_endpoint is not set: chain deadlines are not scanned"
+            );
+        }
         let pool = rz_platform::db::connect(&config.database).await?;
         let worker = delivery::DeliveryWorker::new(pool.clone(), config.webhooks.clone())
             .map_err(|e| StartError::Config(format!("webhooks: {e}")))?;
         rz_platform::db::migrate(&pool, store::MIGRATIONS).await?;
         let (nats, js) = rz_eventing::connect(&config.nats.url, "notification").await?;
         rz_eventing::ensure_stream(&js, &ns, consumer::ASSIGNMENT, config.nats.replicas).await?;
+        rz_eventing::ensure_stream(&js, &ns, decisions::ACCESS, config.nats.replicas).await?;
         let listener = TcpListener::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
         Ok(Self {
@@ -86,6 +126,7 @@ impl App {
             js,
             ns,
             worker,
+            upstream,
         })
     }
 
@@ -129,11 +170,36 @@ impl App {
                 }
             })
         };
+        let decisions = rz_eventing::EventConsumer::new(
+            self.js.clone(),
+            self.pool.clone(),
+            self.ns.clone(),
+            decisions::consumer_spec(&self.ns),
+            decisions::DecisionLetters::new(self.upstream.clone()),
+        );
+        let deciding = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = decisions.run(shutdown).await {
+                    tracing::error!(error = %e, "decision letter consumer failed");
+                }
+            })
+        };
         let delivering = tokio::spawn(self.worker.run(shutdown.clone()));
+        let scanner = scan::Scanner::new(
+            self.pool.clone(),
+            self.upstream.clone(),
+            self.config.notification.alert_within_days,
+        );
+        let scanning = tokio::spawn(scanner.clone().run(
+            std::time::Duration::from_secs(self.config.notification.scan_interval_secs),
+            shutdown.clone(),
+        ));
         let (router, health) = rz_platform::server::router();
         let router = router.add_service(NotificationServiceServer::new(api::NotificationApi::new(
             self.pool.clone(),
             self.config.webhooks.require_https,
+            scanner,
         )));
         tracing::info!(addr = %self.addr, "notification serving");
         let host = Host {
@@ -149,7 +215,7 @@ impl App {
                 health,
                 self.listener,
                 shutdown,
-                vec![consuming, writing, delivering],
+                vec![consuming, writing, deciding, delivering, scanning],
             )
             .await?)
     }

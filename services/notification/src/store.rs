@@ -1,7 +1,7 @@
 //! The SQL: subscriptions, deliveries (claimed with `FOR UPDATE SKIP LOCKED` under a lease so
-//! replicas share the work) and operator alerts.
+//! replicas share the work), operator alerts, residents' letters and staff alerts.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rz_platform::db::Migration;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
@@ -23,16 +23,24 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "letters",
         sql: include_str!("../migrations/0003_letters.sql"),
     },
+    Migration {
+        version: 4,
+        name: "decisions_alerts",
+        sql: include_str!("../migrations/0004_decisions_alerts.sql"),
+    },
 ];
 
 #[derive(Debug, Clone)]
 pub struct LetterRow {
     pub id: Uuid,
-    pub event_id: Uuid,
+    pub event_id: Option<Uuid>,
     pub kind: String,
     pub municipality: String,
     pub client_key: String,
-    pub assignment_number: i64,
+    pub assignment_number: Option<i64>,
+    pub case_id: Option<Uuid>,
+    pub product_id: Option<Uuid>,
+    pub ends_on: Option<NaiveDate>,
     pub text: String,
     pub created_at: DateTime<Utc>,
 }
@@ -46,6 +54,9 @@ impl<'r> FromRow<'r, PgRow> for LetterRow {
             municipality: r.try_get("municipality")?,
             client_key: r.try_get("client_key")?,
             assignment_number: r.try_get("assignment_number")?,
+            case_id: r.try_get("case_id")?,
+            product_id: r.try_get("product_id")?,
+            ends_on: r.try_get("ends_on")?,
             text: r.try_get("text")?,
             created_at: r.try_get("created_at")?,
         })
@@ -64,6 +75,244 @@ pub async fn letters(
     )
     .bind(municipality)
     .bind(client_key)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// A letter to write; which of the optional ids are set follows the kind.
+pub struct NewLetter<'a> {
+    pub event_id: Option<Uuid>,
+    pub kind: &'a str,
+    pub municipality: &'a str,
+    pub client_key: &'a str,
+    pub assignment_number: Option<i64>,
+    pub case_id: Option<Uuid>,
+    pub product_id: Option<Uuid>,
+    pub ends_on: Option<NaiveDate>,
+    pub text: &'a str,
+}
+
+/// Writes the letter unless it exists (per event, per decided case, per product and end date).
+/// `false`: it existed.
+pub async fn insert_letter(
+    conn: &mut PgConnection,
+    l: &NewLetter<'_>,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO letters (id, event_id, kind, municipality, client_key, assignment_number,
+                              case_id, product_id, ends_on, text)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(l.event_id)
+    .bind(l.kind)
+    .bind(l.municipality)
+    .bind(l.client_key)
+    .bind(l.assignment_number)
+    .bind(l.case_id)
+    .bind(l.product_id)
+    .bind(l.ends_on)
+    .bind(l.text)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+pub async fn decision_letter_exists(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    kind: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM letters WHERE case_id = $1 AND kind = $2)")
+        .bind(case_id)
+        .bind(kind)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+pub async fn ending_letter_exists(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    ends_on: NaiveDate,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM letters
+                        WHERE kind = 'indication_ending' AND product_id = $1 AND ends_on = $2)",
+    )
+    .bind(product_id)
+    .bind(ends_on)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+// ---- staff alerts ----
+
+/// A deadline as a scan saw it.
+#[derive(Debug, Clone)]
+pub struct SeenDeadline {
+    pub key: String,
+    pub municipality: String,
+    pub kind: String,
+    pub due: NaiveDate,
+    pub overdue: bool,
+    pub client_key: Option<String>,
+    pub case_id: Option<Uuid>,
+    pub agb_code: Option<String>,
+    pub assignment_number: Option<i64>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertCounts {
+    pub opened: u32,
+    pub overdue: u32,
+    pub resolved: u32,
+}
+
+/// Applies one source's scan of one scope (`municipality` = None: every municipality) for
+/// `as_of`: upserts what it saw, and resolves the open alerts of that scope that it no longer
+/// lists although their due date lies within the scanned window (`due <= window_end`). One
+/// transaction under an advisory lock per source and scope, so replicas scanning at once apply
+/// their scans one after the other.
+pub async fn apply_alert_scan(
+    pool: &PgPool,
+    source: &str,
+    municipality: Option<&str>,
+    as_of: NaiveDate,
+    window_end: NaiveDate,
+    seen: &[SeenDeadline],
+) -> Result<AlertCounts, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let scope = format!("staff_alerts/{source}/{}", municipality.unwrap_or("*"));
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(&scope)
+        .execute(&mut *tx)
+        .await?;
+    let mut counts = AlertCounts::default();
+    for d in seen {
+        let state = if d.overdue { "overdue" } else { "upcoming" };
+        // previous state: NULL for a new row.
+        let previous: Option<Option<String>> = sqlx::query_scalar(
+            "WITH old AS (SELECT state FROM staff_alerts WHERE key = $2)
+             INSERT INTO staff_alerts (id, key, source, municipality, kind, state, due, client_key,
+                                       case_id, agb_code, assignment_number, request_id,
+                                       overdue_at, last_scanned_on)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                     CASE WHEN $6 = 'overdue' THEN now() END, $13)
+             ON CONFLICT (key) DO UPDATE SET
+                 state = EXCLUDED.state,
+                 due = EXCLUDED.due,
+                 last_scanned_on = EXCLUDED.last_scanned_on,
+                 opened_at = CASE WHEN staff_alerts.state = 'resolved' THEN now()
+                                  ELSE staff_alerts.opened_at END,
+                 overdue_at = CASE WHEN EXCLUDED.state = 'overdue'
+                                   THEN coalesce(staff_alerts.overdue_at, now()) END,
+                 resolved_at = NULL
+             RETURNING (SELECT state FROM old)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(&d.key)
+        .bind(source)
+        .bind(&d.municipality)
+        .bind(&d.kind)
+        .bind(state)
+        .bind(d.due)
+        .bind(&d.client_key)
+        .bind(d.case_id)
+        .bind(&d.agb_code)
+        .bind(d.assignment_number)
+        .bind(&d.request_id)
+        .bind(as_of)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let previous = previous.flatten();
+        match (previous.as_deref(), state) {
+            (None | Some("resolved"), _) => {
+                counts.opened += 1;
+                if state == "overdue" {
+                    counts.overdue += 1;
+                }
+            }
+            (Some("upcoming"), "overdue") => counts.overdue += 1,
+            _ => {}
+        }
+    }
+    let keys: Vec<&str> = seen.iter().map(|d| d.key.as_str()).collect();
+    let resolved = sqlx::query(
+        "UPDATE staff_alerts SET state = 'resolved', resolved_at = now(), last_scanned_on = $4
+         WHERE source = $1 AND ($2::text IS NULL OR municipality = $2) AND state <> 'resolved'
+           AND due <= $3 AND NOT (key = ANY($5))",
+    )
+    .bind(source)
+    .bind(municipality)
+    .bind(window_end)
+    .bind(as_of)
+    .bind(&keys)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    counts.resolved = u32::try_from(resolved).unwrap_or(u32::MAX);
+    tx.commit().await?;
+    Ok(counts)
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertRow {
+    pub id: Uuid,
+    pub key: String,
+    pub municipality: String,
+    pub kind: String,
+    pub state: String,
+    pub due: NaiveDate,
+    pub client_key: Option<String>,
+    pub case_id: Option<Uuid>,
+    pub agb_code: Option<String>,
+    pub assignment_number: Option<i64>,
+    pub request_id: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub overdue_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub last_scanned_on: NaiveDate,
+}
+
+impl<'r> FromRow<'r, PgRow> for AlertRow {
+    fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            key: r.try_get("key")?,
+            municipality: r.try_get("municipality")?,
+            kind: r.try_get("kind")?,
+            state: r.try_get("state")?,
+            due: r.try_get("due")?,
+            client_key: r.try_get("client_key")?,
+            case_id: r.try_get("case_id")?,
+            agb_code: r.try_get("agb_code")?,
+            assignment_number: r.try_get("assignment_number")?,
+            request_id: r.try_get("request_id")?,
+            opened_at: r.try_get("opened_at")?,
+            overdue_at: r.try_get("overdue_at")?,
+            resolved_at: r.try_get("resolved_at")?,
+            last_scanned_on: r.try_get("last_scanned_on")?,
+        })
+    }
+}
+
+/// A municipality's alerts, optionally in `states`, soonest due first.
+pub async fn staff_alerts(
+    pool: &PgPool,
+    municipality: &str,
+    states: &[&str],
+    limit: i64,
+) -> Result<Vec<AlertRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM staff_alerts
+         WHERE municipality = $1 AND (cardinality($2::text[]) = 0 OR state = ANY($2))
+         ORDER BY due, key LIMIT $3",
+    )
+    .bind(municipality)
+    .bind(states)
     .bind(limit)
     .fetch_all(pool)
     .await

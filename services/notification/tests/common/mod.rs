@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod stack;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,6 +49,14 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
     spawn_inner(&db, &env.namespace(), tune).await
 }
 
+/// The service with a fresh database in the NATS namespace `namespace` (shared with other
+/// services the test spawns), with the configuration changed by `tune`.
+pub async fn spawn_in(namespace: &str, tune: impl FnOnce(&mut Config)) -> TestApp {
+    let env = TestEnv::load();
+    let db = env.fresh_database().await;
+    spawn_inner(&db, namespace, tune).await
+}
+
 /// Another replica on the same database and NATS namespace.
 pub async fn spawn_replica(db: &str, namespace: &str) -> TestApp {
     spawn_inner(db, namespace, |_| {}).await
@@ -68,6 +78,8 @@ async fn spawn_inner(db: &str, namespace: &str, tune: impl FnOnce(&mut Config)) 
     config.webhooks.request_timeout_ms = 2_000;
     config.webhooks.lease_ms = 5_000;
     config.webhooks.ca_file = Some(fixture("ca.pem"));
+    // Scans run when a test asks (ScanDeadlines), not on a timer.
+    config.notification.scan_interval_secs = 0;
     tune(&mut config);
     let namespace = config.nats.namespace.clone();
     let app = App::build(config).await.expect("notification builds");
@@ -95,6 +107,63 @@ async fn spawn_inner(db: &str, namespace: &str, tune: impl FnOnce(&mut Config)) 
 }
 
 impl TestApp {
+    /// Waits until the municipality has `n` letters of `kind` and returns them.
+    pub async fn letters(&mut self, municipality: &str, kind: &str, n: usize) -> Vec<pb::Letter> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got: Vec<pb::Letter> = self
+                .client
+                .list_letters(pb::ListLettersRequest {
+                    municipality: municipality.into(),
+                    client_key: String::new(),
+                    limit: 1000,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .letters
+                .into_iter()
+                .filter(|l| l.kind == kind)
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{kind}: {} letters, expected {n}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn scan(&mut self, as_of: &str) -> pb::ScanDeadlinesResponse {
+        self.client
+            .scan_deadlines(pb::ScanDeadlinesRequest {
+                as_of: as_of.into(),
+            })
+            .await
+            .expect("scan")
+            .into_inner()
+    }
+
+    pub async fn alerts(
+        &mut self,
+        municipality: &str,
+        states: &[pb::AlertState],
+    ) -> Vec<pb::StaffAlert> {
+        self.client
+            .list_staff_alerts(pb::ListStaffAlertsRequest {
+                municipality: municipality.into(),
+                states: states.iter().map(|s| *s as i32).collect(),
+                limit: 0,
+            })
+            .await
+            .expect("alerts")
+            .into_inner()
+            .alerts
+    }
+
     pub async fn subscribe(
         &mut self,
         agb: &str,

@@ -1,0 +1,185 @@
+//! Staff alerts on statutory deadlines (real access) and chain deadlines (real assignment, fed by
+//! access' decisions over NATS), scanned with simulated dates through `ScanDeadlines`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::stack::{M, Stack, bsn, d, key_of, youth_product};
+use common::{spawn_app, spawn_in};
+use rz_proto::assignment::v1 as asg;
+use rz_proto::notification::v1 as pb;
+use tonic_types::StatusExt;
+
+#[tokio::test]
+async fn alerts_go_from_upcoming_to_overdue_to_resolved_and_carry_no_bsn_or_name() {
+    let mut stack = Stack::start(true).await;
+    let access = stack.access_endpoint.clone();
+    let assignment = stack.assignment_endpoint.clone();
+    let mut app = spawn_in(&stack.namespace, |c| {
+        c.notification.access_endpoints = [(M.to_string(), access)].into();
+        c.notification.assignment_endpoint = assignment;
+        c.notification.alert_within_days = 10;
+    })
+    .await;
+    // X: a youth care application on 2022-07-01, its decision due 8 weeks later (2022-08-26).
+    let (bx, by) = (bsn(10), bsn(11));
+    stack.resident(&bx, "Sanne", "Jansen", "2012-05-01").await;
+    stack.resident(&by, "Lotte", "Visser", "2011-04-04").await;
+    let x = stack.youth_case(&bx, "2022-07-01").await;
+    // Y: decided at once; its care starts on Monday 2022-08-22, so the provider's start of care
+    // is due 5 working days later.
+    let y = stack.youth_case(&by, "2022-07-01").await;
+    stack
+        .grant(
+            &y,
+            "2022-07-04",
+            vec![youth_product("2022-08-22", "2022-12-31")],
+        )
+        .await;
+    let assigned = stack.assignments_of(&by, 1).await.remove(0);
+
+    let r = app.scan("2022-08-22").await;
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!(
+        (r.alerts_opened, r.alerts_overdue, r.alerts_resolved),
+        (2, 0, 0),
+        "{r:?}"
+    );
+    let alerts = app.alerts(M, &[pb::AlertState::Upcoming]).await;
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    let decision = alerts.iter().find(|a| a.kind == "decision").unwrap();
+    assert_eq!(decision.case_id, x);
+    assert_eq!(decision.client_key, key_of(&bx));
+    assert_eq!(decision.due, "2022-08-26");
+    assert_eq!(decision.key, format!("access/{M}/{x}/decision"));
+    let start = alerts.iter().find(|a| a.kind == "start_of_care").unwrap();
+    assert_eq!(start.assignment_number, assigned.number);
+    assert_eq!(start.agb_code, assigned.agb_code);
+    assert!(start.client_key.is_empty() && start.case_id.is_empty());
+    assert_eq!(start.last_scanned_on, "2022-08-22");
+
+    // The same scan again changes nothing.
+    let r = app.scan("2022-08-22").await;
+    assert_eq!(
+        (r.alerts_opened, r.alerts_overdue, r.alerts_resolved),
+        (0, 0, 0),
+        "{r:?}"
+    );
+
+    // Both due dates pass.
+    let r = app.scan("2022-09-02").await;
+    assert_eq!(
+        (r.alerts_opened, r.alerts_overdue, r.alerts_resolved),
+        (0, 2, 0),
+        "{r:?}"
+    );
+    let overdue = app.alerts(M, &[pb::AlertState::Overdue]).await;
+    assert_eq!(overdue.len(), 2, "{overdue:?}");
+    assert!(overdue.iter().all(|a| !a.overdue_at.is_empty()));
+    // Same row, same id: one alert per deadline.
+    assert!(overdue.iter().any(|a| a.id == decision.id));
+    assert!(app.alerts(M, &[pb::AlertState::Upcoming]).await.is_empty());
+
+    // The decision is made and the provider reports the start of care: both resolve.
+    stack
+        .refuse(&x, "2022-09-05", "Er is hulp uit het eigen netwerk.")
+        .await;
+    stack.clock.set(d("2022-09-05"));
+    stack
+        .assignment
+        .as_mut()
+        .unwrap()
+        .report_start_of_care(asg::ReportStartOfCareRequest {
+            agb_code: assigned.agb_code.clone(),
+            municipality: M.into(),
+            assignment_number: assigned.number,
+            start_date: "2022-08-24".into(),
+        })
+        .await
+        .unwrap();
+    let r = app.scan("2022-09-05").await;
+    assert_eq!(
+        (r.alerts_opened, r.alerts_overdue, r.alerts_resolved),
+        (0, 0, 2),
+        "{r:?}"
+    );
+    let resolved = app.alerts(M, &[pb::AlertState::Resolved]).await;
+    assert_eq!(resolved.len(), 2, "{resolved:?}");
+    assert!(resolved.iter().all(|a| !a.resolved_at.is_empty()));
+    assert!(
+        app.alerts(M, &[pb::AlertState::Upcoming, pb::AlertState::Overdue])
+            .await
+            .is_empty()
+    );
+    let all = app.alerts(M, &[]).await;
+    assert_eq!(all.len(), 2);
+    // Another municipality sees none of them.
+    assert!(app.alerts("1859", &[]).await.is_empty());
+
+    // No BSN and no name in any alert, nor in their table.
+    let shown = format!("{all:?}");
+    let table: Vec<String> = sqlx::query_scalar("SELECT row_to_json(a)::text FROM staff_alerts a")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    for secret in [
+        &bx,
+        &by,
+        "Sanne",
+        "Jansen",
+        "Lotte",
+        "Visser",
+        "Raadhuisstraat",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+        assert!(
+            table.iter().all(|row| !row.contains(secret)),
+            "{secret} in {table:?}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_as_of_or_filter_is_invalid_argument_naming_the_field() {
+    let mut app = spawn_app().await;
+    for bad in ["", "2022-13-01", "1-7-2022", "morgen"] {
+        let e = app
+            .client
+            .scan_deadlines(pb::ScanDeadlinesRequest { as_of: bad.into() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad}: {e:?}");
+        let fields: Vec<String> = e
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["as_of"], "{bad}");
+    }
+    // Without access endpoints a valid date scans nothing and errs on nothing.
+    let r = app.scan("2022-08-01").await;
+    assert_eq!(r, pb::ScanDeadlinesResponse::default());
+    let e = app
+        .client
+        .list_staff_alerts(pb::ListStaffAlertsRequest {
+            municipality: "222".into(),
+            states: vec![pb::AlertState::Unspecified as i32],
+            limit: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let fields: Vec<String> = e
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["municipality", "states[0]"]);
+    app.stop().await;
+}
