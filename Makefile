@@ -46,4 +46,4 @@ bench: up
 # Kills and restarts services, NATS and PostgreSQL while care flows run; checks the invariants.
 chaos: up
 	$(CARGO) build --workspace --bins
-	$(WITH_STACK) deploy/chaos.sh
+	$(WITH_STACK) CHAOS_NO_BUILD=1 deploy/chaos.sh $(CHAOS_ARGS)

@@ -267,6 +267,7 @@ impl Cluster {
                 .unwrap_or_default()
         };
         let registration = endpoint_of(&procs, "registration");
+        let assignment = endpoint_of(&procs, "assignment");
         let access_endpoints: Vec<(String, String)> = spec
             .municipalities
             .iter()
@@ -310,6 +311,18 @@ impl Cluster {
                             url.clone(),
                         ));
                     }
+                }
+                "notification" => {
+                    for (m, url) in &access_endpoints {
+                        env.push((
+                            format!("RZ__NOTIFICATION__ACCESS_ENDPOINTS__{m}"),
+                            url.clone(),
+                        ));
+                    }
+                    env.push((
+                        "RZ__NOTIFICATION__ASSIGNMENT_ENDPOINT".into(),
+                        assignment.clone(),
+                    ));
                 }
                 _ => {}
             }

@@ -1,4 +1,501 @@
-fn main() {
-    eprintln!("regiozorg-chaos: not built yet");
-    std::process::exit(2);
+//! `regiozorg-chaos`: care flows and a handover while every service, nats-server and PostgreSQL
+//! are SIGKILLed and restarted in turn at random moments; then it lets everything settle and
+//! checks the invariants. Prints `flows`, `kills`, `lost`, `duplicated_effects` and
+//! `invariant_violations`, writes `<run-dir>/result.json`, and exits non-zero on any violation.
+//!
+//! Normally started by `deploy/chaos.sh` (`make chaos`), which gives it a private PostgreSQL and
+//! nats-server and the commands to kill and start them:
+//!
+//! ```text
+//! regiozorg-chaos --database-url URL --nats-url URL [--bin-dir target/debug] [--run-dir var/chaos/run]
+//!     [--seconds 150] [--seed N] [--municipalities 0222,1859,...] [--concurrency 4]
+//!     [--clients-per-old-provider 3] [--settle-seconds 180]
+//!     [--pg-kill CMD --pg-start CMD] [--nats-kill CMD --nats-start CMD]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rz_harness::chaos::checks::{Checker, Invariant, Sources};
+use rz_harness::chaos::faults::{self, FaultPlan, FaultReport, Infra, Rng};
+use rz_harness::chaos::flows::{Endpoints, Load, LoadStats};
+use rz_harness::chaos::receiver::Receiver;
+use rz_harness::cluster::{ACHTERHOEK, random_bytes};
+use rz_harness::{Cluster, ClusterSpec};
+
+#[derive(Debug)]
+struct Args {
+    bin_dir: PathBuf,
+    run_dir: PathBuf,
+    database_url: String,
+    nats_url: String,
+    seconds: u64,
+    seed: Option<u64>,
+    municipalities: Vec<String>,
+    concurrency: usize,
+    clients_per_old_provider: u32,
+    settle_seconds: u64,
+    infra: Infra,
+}
+
+const USAGE: &str = "usage: regiozorg-chaos --database-url URL --nats-url URL [--bin-dir DIR] [--run-dir DIR] \
+[--seconds N] [--seed N] [--municipalities M,M,...] [--concurrency N] [--clients-per-old-provider N] \
+[--settle-seconds N] [--pg-kill CMD --pg-start CMD] [--nats-kill CMD --nats-start CMD]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        bin_dir: PathBuf::from("target/debug"),
+        run_dir: PathBuf::from("var/chaos/run"),
+        database_url: std::env::var("DATABASE_URL").unwrap_or_default(),
+        nats_url: std::env::var("NATS_URL").unwrap_or_default(),
+        seconds: 150,
+        seed: None,
+        municipalities: ACHTERHOEK.iter().map(|m| (*m).to_owned()).collect(),
+        concurrency: 4,
+        clients_per_old_provider: 3,
+        settle_seconds: 180,
+        infra: Infra::default(),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    let number = |k: &str, v: &str| -> Result<u64, String> {
+        v.parse()
+            .map_err(|_| format!("{k}: `{v}` is not a whole number"))
+    };
+    while let Some(k) = it.next() {
+        if k == "-h" || k == "--help" {
+            return Err(USAGE.into());
+        }
+        let v = it
+            .next()
+            .ok_or_else(|| format!("{k} needs a value; {USAGE}"))?;
+        match k.as_str() {
+            "--bin-dir" => a.bin_dir = PathBuf::from(v),
+            "--run-dir" => a.run_dir = PathBuf::from(v),
+            "--database-url" => a.database_url = v.clone(),
+            "--nats-url" => a.nats_url = v.clone(),
+            "--seconds" => a.seconds = number(k, v)?,
+            "--seed" => a.seed = Some(number(k, v)?),
+            "--municipalities" => {
+                a.municipalities = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "--concurrency" => a.concurrency = number(k, v)? as usize,
+            "--clients-per-old-provider" => a.clients_per_old_provider = number(k, v)? as u32,
+            "--settle-seconds" => a.settle_seconds = number(k, v)?,
+            "--pg-kill" => a.infra.pg_kill = Some(v.clone()),
+            "--pg-start" => a.infra.pg_start = Some(v.clone()),
+            "--nats-kill" => a.infra.nats_kill = Some(v.clone()),
+            "--nats-start" => a.infra.nats_start = Some(v.clone()),
+            _ => return Err(format!("unknown argument {k}; {USAGE}")),
+        }
+    }
+    if a.database_url.is_empty() {
+        return Err(format!(
+            "--database-url (or DATABASE_URL) is required; {USAGE}"
+        ));
+    }
+    if a.nats_url.is_empty() {
+        return Err(format!("--nats-url (or NATS_URL) is required; {USAGE}"));
+    }
+    if a.concurrency == 0 || a.concurrency > 64 {
+        return Err("--concurrency: between 1 and 64".into());
+    }
+    a.infra.log = a.run_dir.join("infra.log");
+    Ok(a)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rz_harness=info")),
+        )
+        .try_init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("regiozorg-chaos: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("regiozorg-chaos: cannot watch SIGTERM: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Dropping `run` (on a signal) drops the cluster, which kills every service it started.
+    tokio::select! {
+        r = run(args) => match r {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("regiozorg-chaos: {e}");
+                ExitCode::from(2)
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("regiozorg-chaos: interrupted");
+            ExitCode::from(130)
+        }
+        _ = term.recv() => {
+            eprintln!("regiozorg-chaos: terminated");
+            ExitCode::from(143)
+        }
+    }
+}
+
+/// Ok(true) when every invariant held.
+async fn run(args: Args) -> Result<bool, String> {
+    let t0 = Instant::now();
+    let seed = match args.seed {
+        Some(s) => s,
+        None => random_bytes(8)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+    };
+    let mut rng = Rng::new(seed);
+    println!(
+        "regiozorg-chaos: seed {seed}, {} s of faults, {} municipalities, {} concurrent flows",
+        args.seconds,
+        args.municipalities.len(),
+        args.concurrency
+    );
+    let mut spec = ClusterSpec::new(
+        &args.bin_dir,
+        &args.run_dir,
+        &args.database_url,
+        &args.nats_url,
+    );
+    spec.db_prefix = "chaos".into();
+    spec.municipalities = args.municipalities.clone();
+    spec.extra_env = vec![("*".into(), "RZ__SERVER__SHUTDOWN_GRACE_SECS=3".into())];
+    let mut cluster = Cluster::start(spec).await.map_err(|e| e.to_string())?;
+    let mut seeded = Err(String::new());
+    for _ in 0..3 {
+        seeded = cluster.seed().await.map_err(|e| e.to_string());
+        if seeded.is_ok() {
+            break;
+        }
+    }
+    seeded.map_err(|e| format!("seeding the register: {e}"))?;
+    println!(
+        "  {} services up and the register seeded after {:.1} s",
+        cluster.services().len(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    let endpoint = |s: &str| {
+        cluster
+            .endpoint(s)
+            .ok_or_else(|| format!("no endpoint for {s}"))
+    };
+    let mut access = BTreeMap::new();
+    for m in &args.municipalities {
+        access.insert(m.clone(), endpoint(&format!("access@{m}"))?);
+    }
+    let endpoints = Endpoints {
+        registration: endpoint("registration")?,
+        assignment: endpoint("assignment")?,
+        access,
+    };
+    let reporting_endpoint = endpoint("reporting")?;
+    let stats = Arc::new(LoadStats::default());
+    let load = Arc::new(Load::new(endpoints.clone(), stats.clone()).await?);
+
+    // The provider receiver runs from before the first event until the checks.
+    let receiver = Arc::new(Receiver::new());
+    let receiver_stop = Arc::new(AtomicBool::new(false));
+    let receiver_task = {
+        let r = receiver.clone();
+        let stop = receiver_stop.clone();
+        let (url, ns, asg) = (
+            args.nats_url.clone(),
+            cluster.spec().nats_namespace.clone(),
+            endpoints.assignment.clone(),
+        );
+        tokio::spawn(async move { r.run(url, ns, asg, stop).await })
+    };
+
+    // The load: care flows, existing care, handover runs; all while the faults go on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flows_task = tokio::spawn(load.clone().run_flows(args.concurrency, stop.clone()));
+    let import_task = {
+        let load = load.clone();
+        let per = args.clients_per_old_provider;
+        tokio::spawn(async move { load.import_existing_care(per).await })
+    };
+    let handover_task = {
+        let load = load.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut runs = 0u32;
+            let mut errors = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                match load.run_handover().await {
+                    Ok(_) => runs += 1,
+                    Err(e) => errors.push(e),
+                }
+            }
+            (runs, errors)
+        })
+    };
+
+    let plan = FaultPlan {
+        min_gap: Duration::from_millis(500),
+        max_gap: Duration::from_millis(2500),
+        min_down: Duration::from_millis(100),
+        max_down: Duration::from_millis(2000),
+        until: Instant::now() + Duration::from_secs(args.seconds),
+    };
+    let mut report: FaultReport = faults::run(
+        &mut cluster,
+        &args.infra,
+        &plan,
+        &mut rng,
+        Arc::new(AtomicBool::new(false)),
+        t0,
+    )
+    .await;
+    let chaos_s = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let _ = flows_task.await;
+    let import_result = import_task.await.map_err(|e| e.to_string()).and_then(|r| r);
+    let (handover_runs, handover_errors) = handover_task.await.unwrap_or_default();
+    faults::restart_crashed(&mut cluster, &mut report, t0).await;
+    println!(
+        "  faults stopped after {chaos_s:.1} s; {} kills; load finished after {:.1} s",
+        report.kills.len(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    // The handover once more, until it reports nothing new.
+    let mut final_runs = Vec::new();
+    for _ in 0..10 {
+        match load.run_handover().await {
+            Ok(r) => {
+                let done = r.newly_arranged == 0;
+                final_runs.push(r);
+                if done {
+                    break;
+                }
+            }
+            Err(e) => {
+                final_runs.push(Default::default());
+                tracing::error!(error = %e, "final handover run failed");
+                break;
+            }
+        }
+    }
+    let last_handover = final_runs.last().cloned().unwrap_or_default();
+
+    // Settle: relays drained, consumers caught up, the receiver has everything.
+    let mut databases = BTreeMap::new();
+    for s in cluster.services() {
+        if let Some(url) = cluster.database_url(&s) {
+            databases.insert(s, url);
+        }
+    }
+    let mut checker = Checker::new(Sources {
+        databases,
+        reporting: reporting_endpoint,
+        nats_url: args.nats_url.clone(),
+        namespace: cluster.spec().nats_namespace.clone(),
+    })
+    .await?;
+    let settle_start = Instant::now();
+    let (progress, settled) = checker
+        .settle(&receiver.state, Duration::from_secs(args.settle_seconds))
+        .await;
+    println!(
+        "  {} after {:.1} s: {progress:?}",
+        if settled { "settled" } else { "NOT settled" },
+        settle_start.elapsed().as_secs_f64()
+    );
+    receiver_stop.store(true, Ordering::Relaxed);
+    let receiver_result = receiver_task
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+    let crashed_before_checks = cluster.exited();
+
+    let flows: Vec<_> = stats.records.lock().map(|r| r.clone()).unwrap_or_default();
+    let state = receiver
+        .state
+        .lock()
+        .map(|s| s.clone())
+        .map_err(|_| "receiver state poisoned".to_string())?;
+    let contracted_after = load.contracted_on("2022-07-01").await?;
+    let mut invariants = checker
+        .check(
+            &flows,
+            &state,
+            last_handover.not_arranged,
+            &contracted_after,
+        )
+        .await?;
+
+    // The harness' own view: flows that gave up, crashes, restarts that failed.
+    let mut harness = Invariant {
+        name: "harness_view",
+        description: "every flow completed (after retries), no service died unless killed, every restart worked",
+        checked: flows.len() + report.kills.len(),
+        violations: Vec::new(),
+        lost: 0,
+    };
+    if let Ok(f) = stats.failures.lock() {
+        harness.violations.extend(f.iter().cloned());
+    }
+    for (at, s, status) in &report.crashes {
+        harness
+            .violations
+            .push(format!("{s} exited by itself ({status}) at {at:.1} s"));
+    }
+    for (s, status) in &crashed_before_checks {
+        harness
+            .violations
+            .push(format!("{s} exited by itself ({status}) while settling"));
+    }
+    harness.violations.extend(report.failures.iter().cloned());
+    if let Err(e) = &import_result {
+        harness.violations.push(format!("import: {e}"));
+    }
+    if let Err(e) = &receiver_result {
+        harness.violations.push(format!("receiver: {e}"));
+    }
+    if !settled {
+        harness.violations.push(format!(
+            "did not settle within {} s: {progress:?}",
+            args.settle_seconds
+        ));
+    }
+    invariants.push(harness);
+
+    // The report.
+    let mut per_target: BTreeMap<String, u32> = BTreeMap::new();
+    for k in &report.kills {
+        let t = if k.target.starts_with("access@") {
+            "access".to_owned()
+        } else {
+            k.target.clone()
+        };
+        *per_target.entry(t).or_default() += 1;
+    }
+    println!("\nkills, in order (seconds since start, target, down ms, back after s):");
+    for k in &report.kills {
+        println!(
+            "  {:>6.1}  {:<14} {:>5}  {:>5.1}{}",
+            k.at_s,
+            k.target,
+            k.down_ms,
+            k.back_after_s,
+            k.error
+                .as_ref()
+                .map(|e| format!("  ERROR {e}"))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "handover: {handover_runs} runs during the faults ({} failed), then {} until nothing new; last: {:?}",
+        handover_errors.len(),
+        final_runs.len(),
+        last_handover
+    );
+    println!(
+        "load: {} flows started, {} granted, {} refused, {} failed; {} existing clients imported ({} failed); client retries {:?}",
+        stats.flows_started.load(Ordering::Relaxed),
+        stats.granted.load(Ordering::Relaxed),
+        stats.refused.load(Ordering::Relaxed),
+        stats.failed.load(Ordering::Relaxed),
+        stats.imported.load(Ordering::Relaxed),
+        stats.import_failed.load(Ordering::Relaxed),
+        stats.retries.snapshot()
+    );
+    let rs = &receiver.stats;
+    println!(
+        "receiver: {} deliveries, {} events applied, {} redeliveries skipped, {} starts already reported, {} resubscriptions, retries {:?}",
+        rs.deliveries.load(Ordering::Relaxed),
+        state.applied.len(),
+        rs.redeliveries.load(Ordering::Relaxed),
+        rs.start_already.load(Ordering::Relaxed),
+        rs.reconnects.load(Ordering::Relaxed),
+        rs.retries.snapshot()
+    );
+    println!("\ninvariants:");
+    for inv in &invariants {
+        if inv.violations.is_empty() {
+            println!(
+                "  [ok]        {:<22} {} ({} checked)",
+                inv.name, inv.description, inv.checked
+            );
+        } else {
+            println!(
+                "  [VIOLATED]  {:<22} {} ({} checked, {} violations)",
+                inv.name,
+                inv.description,
+                inv.checked,
+                inv.violations.len()
+            );
+            for v in inv.violations.iter().take(10) {
+                println!("                {v}");
+            }
+            if inv.violations.len() > 10 {
+                println!("                ... and {} more", inv.violations.len() - 10);
+            }
+        }
+    }
+    let lost: usize = invariants.iter().map(|i| i.lost).sum();
+    let duplicated = state.duplicated.len();
+    let violations: usize = invariants.iter().map(|i| i.violations.len()).sum();
+    println!();
+    println!("flows: {}", flows.len());
+    println!("kills: {}", report.kills.len());
+    println!("lost: {lost}");
+    println!("duplicated_effects: {duplicated}");
+    println!("invariant_violations: {violations}");
+    println!("took: {:.1} s", t0.elapsed().as_secs_f64());
+
+    let result = serde_json::json!({
+        "seed": seed,
+        "seconds": args.seconds,
+        "municipalities": args.municipalities,
+        "flows": flows.len(),
+        "flows_failed": stats.failed.load(Ordering::Relaxed),
+        "kills": report.kills.len(),
+        "kills_per_target": per_target,
+        "lost": lost,
+        "duplicated_effects": duplicated,
+        "invariant_violations": violations,
+        "settled": settled,
+        "took_s": t0.elapsed().as_secs_f64(),
+        "invariants": invariants.iter().map(|i| serde_json::json!({
+            "name": i.name,
+            "checked": i.checked,
+            "violations": i.violations,
+        })).collect::<Vec<_>>(),
+        "kill_log": report.kills.iter().map(|k| serde_json::json!({
+            "at_s": k.at_s, "target": k.target, "down_ms": k.down_ms,
+            "back_after_s": k.back_after_s, "error": k.error,
+        })).collect::<Vec<_>>(),
+    });
+    let path = args.run_dir.join("result.json");
+    if let Err(e) = std::fs::write(&path, result.to_string()) {
+        eprintln!("regiozorg-chaos: writing {}: {e}", path.display());
+    }
+    cluster.stop().await;
+    Ok(violations == 0)
 }

@@ -1,0 +1,612 @@
+//! The load: care flows through the public gRPC APIs (a resident registers in access, opens a
+//! case, gets a decision granting one or two products, or a refusal), existing care of the
+//! providers whose contracts ended on 2022-06-30, and the handover as of 2022-07-01. Every call
+//! is retried on transient failures; commands with an idempotency key resend the same key, the
+//! case steps without one (investigation, application, decision) check the case's status before
+//! they are sent again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use rz_proto::access::v1 as acc;
+use rz_proto::access::v1::access_service_client::AccessServiceClient;
+use rz_proto::assignment::v1 as asg;
+use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use rz_proto::registration::v1 as reg;
+use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
+use rz_proto::types::v1 as types;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use super::retry::{RETRY_FOR, RetryStats, is_transient, retry};
+
+/// Where the services answer.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub registration: String,
+    pub assignment: String,
+    /// CBS code -> access instance.
+    pub access: BTreeMap<String, String>,
+}
+
+/// A lazily connecting channel: it reconnects by itself after the service was restarted.
+pub fn channel(url: &str, timeout: Duration) -> Result<Channel, String> {
+    Ok(Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("{url}: {e}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(timeout)
+        .connect_lazy())
+}
+
+/// A subsegment of the catalogue, with what a decision for it needs.
+#[derive(Debug, Clone)]
+pub struct Sub {
+    pub code: String,
+    pub segment: String,
+    pub law: i32,
+    pub financing: i32,
+    pub municipalities: Vec<String>,
+    /// The region's product codes (PxQ and separately contracted subsegments name one).
+    pub product_codes: Vec<String>,
+}
+
+/// One care flow as the harness saw it end.
+#[derive(Debug, Clone)]
+pub struct FlowRecord {
+    pub index: u32,
+    pub municipality: String,
+    pub case_id: String,
+    /// Products granted (0 = refused).
+    pub products: u32,
+}
+
+/// What the load did.
+#[derive(Debug, Default)]
+pub struct LoadStats {
+    pub flows_started: AtomicU64,
+    pub granted: AtomicU64,
+    pub refused: AtomicU64,
+    pub failed: AtomicU64,
+    pub imported: AtomicU64,
+    pub import_failed: AtomicU64,
+    pub retries: RetryStats,
+    pub records: Mutex<Vec<FlowRecord>>,
+    pub failures: Mutex<Vec<String>>,
+}
+
+impl LoadStats {
+    fn fail(&self, what: String) {
+        if let Ok(mut f) = self.failures.lock()
+            && f.len() < 50
+        {
+            f.push(what);
+        }
+    }
+}
+
+fn status_msg(what: &'static str) -> impl Fn(Status) -> String {
+    move |s| format!("{what}: {:?} {}", s.code(), s.message())
+}
+
+/// A deterministic valid BSN for resident number `n` (the demo's scheme).
+pub fn bsn(n: u32) -> String {
+    const W: [u32; 8] = [9, 8, 7, 6, 5, 4, 3, 2];
+    let mut head = 20_000_000 + n * 10;
+    loop {
+        let s = format!("{head:08}");
+        let sum: u32 = s.bytes().zip(W).map(|(b, w)| u32::from(b - b'0') * w).sum();
+        if sum % 11 < 10 {
+            return format!("{s}{}", sum % 11);
+        }
+        head += 1;
+    }
+}
+
+const POSTAL: [(&str, &str, &str); 8] = [
+    ("0197", "7121", "Aalten"),
+    ("1859", "7271", "Borculo"),
+    ("1876", "7221", "Steenderen"),
+    ("0222", "7001", "Doetinchem"),
+    ("1955", "6941", "Didam"),
+    ("1586", "7141", "Groenlo"),
+    ("1509", "7081", "Gendringen"),
+    ("0294", "7101", "Winterswijk"),
+];
+
+/// The load generator.
+pub struct Load {
+    pub endpoints: Endpoints,
+    pub municipalities: Vec<String>,
+    pub subs: Vec<Sub>,
+    pub stats: Arc<LoadStats>,
+    registration: RegistrationServiceClient<Channel>,
+    assignment: AssignmentServiceClient<Channel>,
+    /// RunHandover may take long: its own channel with a long timeout.
+    handover: AssignmentServiceClient<Channel>,
+    access: BTreeMap<String, AccessServiceClient<Channel>>,
+}
+
+impl Load {
+    /// Connects (lazily) and reads the catalogue (retrying while registration is down).
+    pub async fn new(endpoints: Endpoints, stats: Arc<LoadStats>) -> Result<Self, String> {
+        let t = Duration::from_secs(10);
+        let mut registration = RegistrationServiceClient::new(channel(&endpoints.registration, t)?);
+        let assignment = AssignmentServiceClient::new(channel(&endpoints.assignment, t)?);
+        let handover =
+            AssignmentServiceClient::new(channel(&endpoints.assignment, Duration::from_secs(120))?);
+        let mut access = BTreeMap::new();
+        for (m, url) in &endpoints.access {
+            access.insert(m.clone(), AccessServiceClient::new(channel(url, t)?));
+        }
+        let catalogue = retry(&stats.retries, || {
+            let mut r = registration.clone();
+            async move { r.get_catalogue(reg::GetCatalogueRequest {}).await }
+        })
+        .await
+        .map_err(status_msg("GetCatalogue"))?
+        .into_inner();
+        let municipalities: Vec<String> = endpoints.access.keys().cloned().collect();
+        let subs: Vec<Sub> = catalogue
+            .lots
+            .iter()
+            .flat_map(|l| &l.segments)
+            .flat_map(|s| {
+                s.subsegments.iter().map(|ss| Sub {
+                    code: ss.code.clone(),
+                    segment: s.code.clone(),
+                    law: s.law,
+                    financing: ss.financing,
+                    municipalities: s.municipalities.clone(),
+                    product_codes: ss.product_codes.clone(),
+                })
+            })
+            // as in the demo: these segments are not part of the regular decision flow
+            .filter(|s| s.segment != "DYS" && s.segment != "HBH")
+            .collect();
+        if subs.is_empty() {
+            return Err("the catalogue has no subsegments".into());
+        }
+        registration = registration.clone();
+        Ok(Self {
+            endpoints,
+            municipalities,
+            subs,
+            stats,
+            registration,
+            assignment,
+            handover,
+            access,
+        })
+    }
+
+    fn access(&self, m: &str) -> Result<AccessServiceClient<Channel>, String> {
+        self.access
+            .get(m)
+            .cloned()
+            .ok_or_else(|| format!("no access instance for {m}"))
+    }
+
+    /// Registers resident `n` in the municipality's access (idempotent by key).
+    async fn resident(&self, m: &str, n: u32, minor: bool) -> Result<String, String> {
+        let b = bsn(n);
+        let (_, pc, city) =
+            POSTAL
+                .iter()
+                .find(|p| p.0 == m)
+                .copied()
+                .unwrap_or(("0222", "7001", "Doetinchem"));
+        let birth = if minor {
+            format!("{}-0{}-1{}", 2008 + n % 8, 1 + n % 9, n % 10)
+        } else {
+            format!("{}-0{}-2{}", 1950 + n % 50, 1 + n % 9, n % 8)
+        };
+        let req = acc::RegisterResidentRequest {
+            idempotency_key: format!("chaos-resident-{n}"),
+            bsn: b.clone(),
+            given_names: "Anna".into(),
+            family_name: "Jansen".into(),
+            birth_date: birth,
+            address: Some(acc::Address {
+                street: "Dorpsstraat".into(),
+                house_number: format!("{}", 1 + n % 120),
+                postal_code: format!(
+                    "{pc}{}{}",
+                    (b'A' + (n % 26) as u8) as char,
+                    (b'A' + (n / 26 % 26) as u8) as char
+                ),
+                city: city.into(),
+                municipality: m.into(),
+            }),
+            legal_representative: minor.then(|| acc::LegalRepresentative {
+                name: "Ouder".into(),
+                relation: "ouder".into(),
+            }),
+            gender: ["0", "1", "2"][(n % 3) as usize].into(),
+        };
+        let ac = self.access(m)?;
+        retry(&self.stats.retries, || {
+            let mut ac = ac.clone();
+            let req = req.clone();
+            async move { ac.register_resident(req).await }
+        })
+        .await
+        .map_err(status_msg("RegisterResident"))?;
+        Ok(b)
+    }
+
+    /// One care flow, number `i`.
+    pub async fn flow(&self, i: u32) -> Result<FlowRecord, String> {
+        let m = self.municipalities[(i as usize) % self.municipalities.len()].clone();
+        let eligible: Vec<&Sub> = self
+            .subs
+            .iter()
+            .filter(|s| s.municipalities.contains(&m))
+            .collect();
+        let Some(sub) = eligible
+            .get((i as usize / self.municipalities.len()) % eligible.len().max(1))
+            .copied()
+            .cloned()
+        else {
+            return Err(format!("no subsegment for {m}"));
+        };
+        // Every seventh decision grants a second product of the same law.
+        let second = (i % 7 == 3)
+            .then(|| {
+                eligible
+                    .iter()
+                    .find(|s| s.law == sub.law && s.code != sub.code)
+                    .map(|s| (*s).clone())
+            })
+            .flatten();
+        let youth = sub.law == types::Law::Jeugdwet as i32;
+        let ac = self.access(&m)?;
+        let b = self.resident(&m, 300_000 + i, youth).await?;
+        let day = 1 + i % 28;
+        let open = acc::OpenCaseRequest {
+            idempotency_key: format!("chaos-case-{i}"),
+            bsn: b,
+            law: sub.law,
+            date: format!("2022-07-{day:02}"),
+        };
+        let case = retry(&self.stats.retries, || {
+            let mut ac = ac.clone();
+            let r = open.clone();
+            async move { ac.open_case(r).await }
+        })
+        .await
+        .map_err(status_msg("OpenCase"))?
+        .into_inner();
+        let case_id = case.id.clone();
+        let mut decide_on = format!("2022-08-{day:02}");
+        if !youth {
+            let r = acc::CompleteInvestigationRequest {
+                case_id: case_id.clone(),
+                date: format!("2022-07-{:02}", day.min(27) + 1),
+            };
+            self.step(&ac, &case_id, &[acc::CaseStatus::Investigated], || {
+                let mut ac = ac.clone();
+                let r = r.clone();
+                async move { ac.complete_investigation(r).await }
+            })
+            .await
+            .map_err(|e| format!("CompleteInvestigation: {e}"))?;
+            let r = acc::SubmitApplicationRequest {
+                case_id: case_id.clone(),
+                date: format!("2022-08-{day:02}"),
+            };
+            self.step(&ac, &case_id, &[acc::CaseStatus::Applied], || {
+                let mut ac = ac.clone();
+                let r = r.clone();
+                async move { ac.submit_application(r).await }
+            })
+            .await
+            .map_err(|e| format!("SubmitApplication: {e}"))?;
+            decide_on = format!("2022-08-{:02}", (day + 7).min(31));
+        }
+        let refuse = i % 20 == 19;
+        let mut grant = Vec::new();
+        if !refuse {
+            grant.push(product_for(&sub, "2022-09-01", "2023-08-31"));
+            if let Some(s2) = &second {
+                grant.push(product_for(s2, "2022-09-01", "2023-08-31"));
+            }
+        }
+        let r = acc::DecideRequest {
+            case_id: case_id.clone(),
+            date: decide_on,
+            grant: grant.clone(),
+            refusal_reason: if refuse {
+                "Voorliggende voorziening volstaat".into()
+            } else {
+                String::new()
+            },
+        };
+        let target = if refuse {
+            acc::CaseStatus::Refused
+        } else {
+            acc::CaseStatus::Granted
+        };
+        let decided = self
+            .step(&ac, &case_id, &[target], || {
+                let mut ac = ac.clone();
+                let r = r.clone();
+                async move { ac.decide(r).await }
+            })
+            .await
+            .map_err(|e| format!("Decide: {e}"))?;
+        if decided.status() != target {
+            return Err(format!(
+                "Decide: case ended as {:?}, expected {target:?}",
+                decided.status()
+            ));
+        }
+        Ok(FlowRecord {
+            index: i,
+            municipality: m,
+            case_id,
+            products: grant.len() as u32,
+        })
+    }
+
+    /// A case step without an idempotency key. After a transient failure the step may have been
+    /// applied before the connection broke: the case's status says whether it was, so it is sent
+    /// again only when it was not.
+    async fn step<F, Fut>(
+        &self,
+        ac: &AccessServiceClient<Channel>,
+        case_id: &str,
+        done: &[acc::CaseStatus],
+        mut call: F,
+    ) -> Result<acc::Case, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<tonic::Response<acc::Case>, Status>>,
+    {
+        let deadline = Instant::now() + RETRY_FOR;
+        let mut failed_before = false;
+        loop {
+            let outcome = call().await;
+            match outcome {
+                Ok(c) => return Ok(c.into_inner()),
+                Err(s)
+                    if (is_transient(s.code())
+                        || (failed_before && s.code() == Code::FailedPrecondition))
+                        && Instant::now() < deadline =>
+                {
+                    self.stats.retries.record(s.code());
+                    failed_before = true;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let get = acc::GetCaseRequest {
+                        case_id: case_id.to_owned(),
+                    };
+                    let case = retry(&self.stats.retries, || {
+                        let mut ac = ac.clone();
+                        let g = get.clone();
+                        async move { ac.get_case(g).await }
+                    })
+                    .await
+                    .map_err(status_msg("GetCase"))?
+                    .into_inner();
+                    if done.contains(&case.status()) {
+                        return Ok(case);
+                    }
+                }
+                Err(s) => return Err(format!("{:?} {}", s.code(), s.message())),
+            }
+        }
+    }
+
+    /// Runs care flows with `concurrency` workers until `stop` is set.
+    pub async fn run_flows(self: Arc<Self>, concurrency: usize, stop: Arc<AtomicBool>) {
+        let next = Arc::new(AtomicU32::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..concurrency.max(1) {
+            let load = self.clone();
+            let stop = stop.clone();
+            let next = next.clone();
+            workers.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    load.stats.flows_started.fetch_add(1, Ordering::Relaxed);
+                    match load.flow(i).await {
+                        Ok(rec) => {
+                            if rec.products > 0 {
+                                load.stats.granted.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                load.stats.refused.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if let Ok(mut r) = load.stats.records.lock() {
+                                r.push(rec);
+                            }
+                        }
+                        Err(e) => {
+                            load.stats.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(flow = i, error = %e, "care flow failed");
+                            load.stats.fail(format!("flow {i}: {e}"));
+                        }
+                    }
+                }
+            }));
+        }
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+
+    /// Existing care of every provider whose contracts ended on 2022-06-30: `per_provider` clients
+    /// each, imported with their start of care (as the demo does).
+    pub async fn import_existing_care(&self, per_provider: u32) -> Result<(), String> {
+        let contracts = retry(&self.stats.retries, || {
+            let mut r = self.registration.clone();
+            async move {
+                r.list_contracts(reg::ListContractsRequest {
+                    active_on: "2022-06-30".into(),
+                    ..Default::default()
+                })
+                .await
+            }
+        })
+        .await
+        .map_err(status_msg("ListContracts"))?
+        .into_inner()
+        .contracts;
+        let mut jobs = Vec::new();
+        let mut n = 0u32;
+        for c in contracts.iter().filter(|c| c.terminated_on == "2022-06-30") {
+            for k in 0..per_provider {
+                n += 1;
+                let ms: Vec<&String> = c
+                    .municipalities
+                    .iter()
+                    .filter(|m| self.access.contains_key(*m))
+                    .collect();
+                if ms.is_empty() || c.subsegment_codes.is_empty() {
+                    continue;
+                }
+                let m = ms[(n as usize) % ms.len()].clone();
+                let sub = c.subsegment_codes[(k as usize) % c.subsegment_codes.len()].clone();
+                jobs.push((n, m, sub, c.agb_code.clone()));
+            }
+        }
+        stream::iter(jobs)
+            .map(|(n, m, sub, agb)| async move {
+                let r = self.import_one(n, &m, &sub, &agb).await;
+                match r {
+                    Ok(()) => {
+                        self.stats.imported.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        self.stats.import_failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(import = n, error = %e, "import failed");
+                        self.stats.fail(format!("import {n}: {e}"));
+                    }
+                }
+            })
+            .buffer_unordered(4)
+            .collect::<Vec<()>>()
+            .await;
+        Ok(())
+    }
+
+    async fn import_one(&self, n: u32, m: &str, sub: &str, agb: &str) -> Result<(), String> {
+        let Some(sub) = self.subs.iter().find(|s| s.code == sub).cloned() else {
+            return Err(format!("subsegment {sub} not in the catalogue"));
+        };
+        let minor = sub.law == types::Law::Jeugdwet as i32;
+        let b = self.resident(m, n, minor).await?;
+        let p = product_for(&sub, "2021-09-01", "2023-08-31");
+        let req = asg::ImportAssignmentRequest {
+            idempotency_key: format!("chaos-import-{n}"),
+            municipality: m.to_owned(),
+            bsn: b,
+            client_key: String::new(),
+            agb_code: agb.to_owned(),
+            subsegment_code: sub.code.clone(),
+            product_code: p.product_code,
+            period: p.period,
+            size: (p.volume > 0).then_some(asg::Size {
+                volume: p.volume,
+                unit: p.unit,
+                frequency: p.frequency,
+            }),
+            budget_cents: p.budget_cents,
+            started: true,
+        };
+        retry(&self.stats.retries, || {
+            let mut a = self.assignment.clone();
+            let r = req.clone();
+            async move { a.import_assignment(r).await }
+        })
+        .await
+        .map_err(status_msg("ImportAssignment"))?;
+        Ok(())
+    }
+
+    /// (AGB, subsegment, municipality) of every contract that covers `date`.
+    pub async fn contracted_on(
+        &self,
+        date: &str,
+    ) -> Result<std::collections::HashSet<(String, String, String)>, String> {
+        let contracts = retry(&self.stats.retries, || {
+            let mut r = self.registration.clone();
+            let date = date.to_owned();
+            async move {
+                r.list_contracts(reg::ListContractsRequest {
+                    active_on: date,
+                    ..Default::default()
+                })
+                .await
+            }
+        })
+        .await
+        .map_err(status_msg("ListContracts"))?
+        .into_inner()
+        .contracts;
+        let mut out = std::collections::HashSet::new();
+        for c in contracts {
+            for sub in &c.subsegment_codes {
+                for m in &c.municipalities {
+                    out.insert((c.agb_code.clone(), sub.clone(), m.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One handover run as of 2022-07-01 over every municipality.
+    pub async fn run_handover(&self) -> Result<asg::RunHandoverResponse, String> {
+        retry(&self.stats.retries, || {
+            let mut a = self.handover.clone();
+            async move {
+                a.run_handover(asg::RunHandoverRequest {
+                    as_of: "2022-07-01".into(),
+                    municipality: String::new(),
+                })
+                .await
+            }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(status_msg("RunHandover"))
+    }
+}
+
+fn product_for(sub: &Sub, start: &str, end: &str) -> acc::ProductToGrant {
+    let mut p = acc::ProductToGrant {
+        subsegment_code: sub.code.clone(),
+        result: "Zelfstandig wonen en meedoen in de buurt".into(),
+        goal: acc::Goal::Participation as i32,
+        period: Some(types::Period {
+            start: start.into(),
+            end: end.into(),
+        }),
+        product_code: sub.product_codes.first().cloned().unwrap_or_default(),
+        ..Default::default()
+    };
+    if sub.financing == types::Financing::Pxq as i32 {
+        p.volume = 3;
+        p.unit = "04".into();
+        p.frequency = "2".into();
+    } else if sub.financing == types::Financing::SeparateContract as i32 {
+        p.budget_cents = 250_000;
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bsns_pass_the_eleven_test() {
+        for n in [1, 2, 300_000, 300_123] {
+            let b = super::bsn(n);
+            assert_eq!(b.len(), 9);
+            let w = [9i64, 8, 7, 6, 5, 4, 3, 2, -1];
+            let sum: i64 = b.bytes().zip(w).map(|(c, w)| i64::from(c - b'0') * w).sum();
+            assert_eq!(sum % 11, 0, "{b}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The chaos run (`regiozorg-chaos`, `make chaos`): care flows and a handover while services,
+//! nats-server and PostgreSQL are killed and restarted; then the invariants.
+//!
+//! - [`flows`]: the load through the public gRPC APIs, with client retries;
+//! - [`receiver`]: a provider system on the assignment events, deduplicating by event id;
+//! - [`faults`]: SIGKILL and restart, each in turn, at random moments;
+//! - [`checks`]: settling, then the invariants against the services' own data and the events.
+
+pub mod checks;
+pub mod faults;
+pub mod flows;
+pub mod receiver;
+pub mod retry;
