@@ -88,6 +88,14 @@ impl Report {
         }
     }
 
+    /// A figure that may be missing (an empty sample set): the reason is recorded when it is.
+    pub fn maybe(&mut self, key: &'static str, value: Option<f64>, reason: &str) {
+        match value {
+            Some(v) => self.measured(key, v),
+            None => self.not_measured(key, reason),
+        }
+    }
+
     /// A figure that was not measured, and why. Keeps the first reason given.
     pub fn not_measured(&mut self, key: &str, reason: &str) {
         if !self.figures.contains_key(key) {
@@ -97,7 +105,6 @@ impl Report {
         }
     }
 
-    #[allow(dead_code)] // the cluster sections use it (next step)
     pub fn peak_rss(&mut self, service: &str, mb: f64) {
         self.peak_rss_mb.insert(service.to_owned(), mb);
     }

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 /// Nearest-rank percentile (`p` in 0..=100) of `samples` in milliseconds; `None` when empty.
-#[allow(dead_code)] // the flow and webhook sections use it (next step)
 pub fn percentile_ms(samples: &mut [Duration], p: f64) -> Option<f64> {
     if samples.is_empty() {
         return None;

@@ -1,0 +1,617 @@
+//! The care flow end to end on the running services: existing care preloaded (the region's clients
+//! in care, later handed over), then granted decisions committed in access -> assignment issued ->
+//! the provider receiver gets the event -> start of care -> the reporting read model shows the
+//! client in care. Saturation first (flows/s), then latency percentiles at a tenth of that rate.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use rz_proto::access::v1 as acc;
+use rz_proto::access::v1::access_service_client::AccessServiceClient;
+use rz_proto::assignment::v1 as asg;
+use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use rz_proto::registration::v1 as reg;
+use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
+use rz_proto::reporting::v1 as rep;
+use rz_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
+use rz_proto::types::v1 as types;
+use serde_json::json;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+use crate::BenchError;
+use crate::receiver::{ProviderReceiver, ReportWatcher};
+use crate::report::Report;
+use crate::stats::{percentile_ms, rate};
+
+/// The channels to the running services.
+#[derive(Clone)]
+pub struct Endpoints {
+    pub registration: Channel,
+    pub assignment: Channel,
+    pub reporting: Channel,
+    pub access: HashMap<String, Channel>,
+}
+
+pub async fn channel(url: &str) -> Result<Channel, BenchError> {
+    Channel::from_shared(url.to_owned())
+        .map_err(|e| BenchError::Failed(format!("{url}: {e}")))?
+        .connect()
+        .await
+        .map_err(|e| BenchError::Failed(format!("{url}: {e}")))
+}
+
+fn status(what: &'static str) -> impl Fn(tonic::Status) -> BenchError {
+    move |s| BenchError::Failed(format!("{what}: {:?} {}", s.code(), s.message()))
+}
+
+/// A deterministic valid BSN for number `n` (below 8,000,000).
+pub fn bsn(n: u32) -> String {
+    const W: [u32; 8] = [9, 8, 7, 6, 5, 4, 3, 2];
+    let mut head = 20_000_000 + n * 10;
+    loop {
+        let s = format!("{head:08}");
+        let sum: u32 = s.bytes().zip(W).map(|(b, w)| u32::from(b - b'0') * w).sum();
+        if sum % 11 < 10 {
+            return format!("{s}{}", sum % 11);
+        }
+        head += 1;
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Sub {
+    pub code: String,
+    pub law: i32,
+    pub financing: i32,
+    pub municipalities: Vec<String>,
+    /// The region's product codes (PxQ and separately contracted subsegments name one).
+    pub product_codes: Vec<String>,
+}
+
+pub async fn catalogue(e: &Endpoints) -> Result<Vec<Sub>, BenchError> {
+    let c = RegistrationServiceClient::new(e.registration.clone())
+        .get_catalogue(reg::GetCatalogueRequest {})
+        .await
+        .map_err(status("GetCatalogue"))?
+        .into_inner();
+    Ok(c.lots
+        .iter()
+        .flat_map(|l| &l.segments)
+        .filter(|s| s.code != "DYS" && s.code != "HBH")
+        .flat_map(|s| {
+            s.subsegments.iter().map(|ss| Sub {
+                code: ss.code.clone(),
+                law: s.law,
+                financing: ss.financing,
+                municipalities: s.municipalities.clone(),
+                product_codes: ss.product_codes.clone(),
+            })
+        })
+        .collect())
+}
+
+fn product(sub: &Sub, start: &str, end: &str) -> acc::ProductToGrant {
+    let mut p = acc::ProductToGrant {
+        subsegment_code: sub.code.clone(),
+        result: "Zelfstandig wonen en meedoen in de buurt".into(),
+        goal: acc::Goal::Participation as i32,
+        period: Some(types::Period {
+            start: start.into(),
+            end: end.into(),
+        }),
+        product_code: sub.product_codes.first().cloned().unwrap_or_default(),
+        ..Default::default()
+    };
+    if sub.financing == types::Financing::Pxq as i32 {
+        p.volume = 3;
+        p.unit = "04".into();
+        p.frequency = "2".into();
+    } else if sub.financing == types::Financing::SeparateContract as i32 {
+        p.budget_cents = 250_000;
+    }
+    p
+}
+
+/// Loads `clients` existing care assignments (started) of the providers whose contracts ended on
+/// 2022-06-30, spread over their municipalities and subsegments. Returns how many were loaded.
+pub async fn preload(
+    e: &Endpoints,
+    subs: &[Sub],
+    clients: u64,
+    report: &mut Report,
+) -> Result<u64, BenchError> {
+    let ended: Vec<reg::Contract> = RegistrationServiceClient::new(e.registration.clone())
+        .list_contracts(reg::ListContractsRequest {
+            active_on: "2022-06-30".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(status("ListContracts"))?
+        .into_inner()
+        .contracts
+        .into_iter()
+        .filter(|c| c.terminated_on == "2022-06-30" && !c.municipalities.is_empty())
+        .collect();
+    let mut jobs = Vec::new();
+    for n in 0..clients {
+        let c = &ended[(n as usize) % ended.len().max(1)];
+        let Some(sub) = c
+            .subsegment_codes
+            .get((n as usize / ended.len().max(1)) % c.subsegment_codes.len().max(1))
+            .and_then(|code| subs.iter().find(|s| &s.code == code))
+        else {
+            continue;
+        };
+        let m = c.municipalities[(n as usize / 7) % c.municipalities.len()].clone();
+        jobs.push((n, m, sub.clone(), c.agb_code.clone()));
+    }
+    if jobs.is_empty() {
+        return Err(BenchError::Failed(
+            "no contracts ended on 2022-06-30 with a known subsegment".into(),
+        ));
+    }
+    let refused = AtomicU64::new(0);
+    let first_error = Mutex::new(None::<String>);
+    let started = Instant::now();
+    let loaded = stream::iter(jobs)
+        .map(|(n, m, sub, agb)| {
+            let mut client = AssignmentServiceClient::new(e.assignment.clone());
+            let refused = &refused;
+            let first_error = &first_error;
+            async move {
+                let p = product(&sub, "2021-09-01", "2023-08-31");
+                let r = client
+                    .import_assignment(asg::ImportAssignmentRequest {
+                        idempotency_key: format!("bench-import-{n}"),
+                        municipality: m,
+                        bsn: bsn(1_000_000 + n as u32),
+                        client_key: String::new(),
+                        agb_code: agb,
+                        subsegment_code: sub.code.clone(),
+                        product_code: p.product_code,
+                        period: p.period,
+                        size: (p.volume > 0).then_some(asg::Size {
+                            volume: p.volume,
+                            unit: p.unit,
+                            frequency: p.frequency,
+                        }),
+                        budget_cents: p.budget_cents,
+                        started: true,
+                    })
+                    .await;
+                match r {
+                    Ok(_) => 1u64,
+                    Err(s) => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        first_error
+                            .lock()
+                            .await
+                            .get_or_insert_with(|| format!("{:?} {}", s.code(), s.message()));
+                        0
+                    }
+                }
+            }
+        })
+        .buffer_unordered(32)
+        .fold(0u64, |acc, x| async move { acc + x })
+        .await;
+    let elapsed = started.elapsed();
+    report.detail(
+        "preload",
+        json!({
+            "clients_in_care_loaded": loaded,
+            "refused": refused.load(Ordering::Relaxed),
+            "first_refusal": first_error.lock().await.clone(),
+            "seconds": elapsed.as_secs_f64(),
+            "imports_per_s": rate(loaded, elapsed),
+            "how": "ImportAssignment (started) for providers whose contracts ended on 2022-06-30, 32 in flight",
+        }),
+    );
+    Ok(loaded)
+}
+
+/// Waits until the reporting read model says it has caught up with the streams.
+pub async fn reporting_caught_up(e: &Endpoints, timeout: Duration) -> Result<bool, BenchError> {
+    let mut r = ReportingServiceClient::new(e.reporting.clone());
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if r.get_status(rep::GetStatusRequest {})
+            .await
+            .map_err(status("GetStatus"))?
+            .into_inner()
+            .caught_up
+        {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(false)
+}
+
+/// A case opened and ready for its decision.
+#[derive(Clone, Debug)]
+struct Ready {
+    municipality: String,
+    case_id: String,
+    sub: Sub,
+    day: u32,
+}
+
+/// Registers residents and opens Jeugdwet applications for them (not timed).
+async fn prepare(
+    e: &Endpoints,
+    combos: &[(String, Sub)],
+    first: u32,
+    count: u32,
+) -> Result<Vec<Ready>, BenchError> {
+    let results: Vec<Result<Ready, BenchError>> = stream::iter(first..first + count)
+        .map(|n| {
+            let (m, sub) = combos[(n as usize) % combos.len()].clone();
+            let ch = e.access.get(&m).cloned();
+            async move {
+                let ch = ch.ok_or_else(|| BenchError::Failed(format!("no access for {m}")))?;
+                let mut ac = AccessServiceClient::new(ch);
+                let b = bsn(n);
+                ac.register_resident(acc::RegisterResidentRequest {
+                    idempotency_key: format!("bench-resident-{n}"),
+                    bsn: b.clone(),
+                    given_names: "Sam".into(),
+                    family_name: "Bench".into(),
+                    birth_date: format!("{}-0{}-1{}", 2008 + n % 8, 1 + n % 9, n % 10),
+                    address: Some(acc::Address {
+                        street: "Dorpsstraat".into(),
+                        house_number: format!("{}", 1 + n % 120),
+                        postal_code: "7001AB".into(),
+                        city: "Doetinchem".into(),
+                        municipality: m.clone(),
+                    }),
+                    legal_representative: Some(acc::LegalRepresentative {
+                        name: "Ouder".into(),
+                        relation: "ouder".into(),
+                    }),
+                    gender: "0".into(),
+                })
+                .await
+                .map_err(status("RegisterResident"))?;
+                let day = 1 + n % 28;
+                let case = ac
+                    .open_case(acc::OpenCaseRequest {
+                        idempotency_key: format!("bench-case-{n}"),
+                        bsn: b,
+                        law: sub.law,
+                        date: format!("2022-07-{day:02}"),
+                    })
+                    .await
+                    .map_err(status("OpenCase"))?
+                    .into_inner();
+                Ok(Ready {
+                    municipality: m,
+                    case_id: case.id,
+                    sub,
+                    day,
+                })
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let mut ready = Vec::with_capacity(results.len());
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(x) => ready.push(x),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (ready.is_empty(), first_error) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(ready),
+    }
+}
+
+/// Decides one case (granting one product); returns the granted product id and the instant the
+/// decision was committed (its reply arrived).
+async fn decide(e: &Endpoints, r: &Ready) -> Result<(String, Instant), BenchError> {
+    let ch = e
+        .access
+        .get(&r.municipality)
+        .cloned()
+        .ok_or_else(|| BenchError::Failed(format!("no access for {}", r.municipality)))?;
+    let case = AccessServiceClient::new(ch)
+        .decide(acc::DecideRequest {
+            case_id: r.case_id.clone(),
+            date: format!("2022-08-{:02}", r.day),
+            grant: vec![product(&r.sub, "2022-09-01", "2023-08-31")],
+            refusal_reason: String::new(),
+        })
+        .await
+        .map_err(status("Decide"))?
+        .into_inner();
+    let at = Instant::now();
+    let id = case
+        .products
+        .first()
+        .map(|p| p.id.clone())
+        .ok_or_else(|| BenchError::Failed("Decide granted no product".into()))?;
+    Ok((id, at))
+}
+
+pub struct FlowSpec {
+    pub nats_namespace: String,
+    pub reporting_db: String,
+    /// Decisions for the saturation phase.
+    pub saturation_flows: u32,
+    /// Seconds of the moderate-rate phase.
+    pub moderate_secs: u64,
+}
+
+/// Runs the warm-up, the saturation and the moderate phase; records the figures.
+pub async fn run(
+    e: &Endpoints,
+    js: &async_nats::jetstream::Context,
+    subs: &[Sub],
+    spec: &FlowSpec,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let receiver =
+        ProviderReceiver::start(js, &spec.nats_namespace, e.assignment.clone(), 128).await?;
+    let watcher = ReportWatcher::connect(&spec.reporting_db).await?;
+    let result = phases(e, subs, spec, &receiver, &watcher, report).await;
+    receiver.stop().await;
+    result
+}
+
+async fn phases(
+    e: &Endpoints,
+    subs: &[Sub],
+    spec: &FlowSpec,
+    receiver: &ProviderReceiver,
+    watcher: &ReportWatcher,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let seen = receiver.seen.clone();
+    // Warm-up: every (municipality, Jeugdwet subsegment) once; keep those a provider got.
+    let mut combos: Vec<(String, Sub)> = Vec::new();
+    let mut munis: Vec<&String> = e.access.keys().collect();
+    munis.sort();
+    for s in subs.iter().filter(|s| s.law == types::Law::Jeugdwet as i32) {
+        for m in &munis {
+            if s.municipalities.contains(m) {
+                combos.push(((*m).clone(), s.clone()));
+            }
+        }
+    }
+    if combos.is_empty() {
+        return Err(BenchError::Failed(
+            "no Jeugdwet subsegment in the catalogue".into(),
+        ));
+    }
+    eprintln!(
+        "bench: flow warm-up over {} municipality/subsegment pairs",
+        combos.len()
+    );
+    let warm = prepare(e, &combos, 10_000, combos.len() as u32).await?;
+    let mut warm_ids: HashMap<String, (String, String)> = HashMap::new();
+    for r in &warm {
+        if let Ok((id, _)) = decide(e, r).await {
+            warm_ids.insert(id, (r.municipality.clone(), r.sub.code.clone()));
+        }
+    }
+    let ids: HashSet<String> = warm_ids.keys().cloned().collect();
+    watcher
+        .watch(
+            &seen,
+            &ids,
+            Duration::from_secs(10),
+            Instant::now() + Duration::from_secs(30),
+        )
+        .await?;
+    let assigned: HashSet<(String, String)> = {
+        let r = seen.received.lock().await;
+        warm_ids
+            .iter()
+            .filter(|(id, _)| r.contains_key(*id))
+            .map(|(_, k)| k.clone())
+            .collect()
+    };
+    combos.retain(|(m, s)| assigned.contains(&(m.clone(), s.code.clone())));
+    report.detail(
+        "flow_warmup",
+        json!({"pairs_decided": warm_ids.len(), "pairs_with_a_provider": combos.len()}),
+    );
+    if combos.is_empty() {
+        return Err(BenchError::Failed(
+            "no warm-up decision reached a provider (no assignment issued)".into(),
+        ));
+    }
+
+    // Saturation: every prepared decision as fast as the services take them.
+    eprintln!(
+        "bench: preparing {} cases for the saturation phase",
+        spec.saturation_flows
+    );
+    let sat = prepare(e, &combos, 20_000, spec.saturation_flows).await?;
+    eprintln!(
+        "bench: saturation: deciding {} cases, 64 in flight",
+        sat.len()
+    );
+    let started = Instant::now();
+    let decided: Vec<Result<(String, Instant), BenchError>> = stream::iter(sat.iter())
+        .map(|r| decide(e, r))
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let decide_secs = started.elapsed();
+    let commits: HashMap<String, Instant> = decided.into_iter().filter_map(Result::ok).collect();
+    let ids: HashSet<String> = commits.keys().cloned().collect();
+    let visible = watcher
+        .watch(
+            &seen,
+            &ids,
+            Duration::from_secs(15),
+            Instant::now() + Duration::from_secs(180),
+        )
+        .await?;
+    let first = commits.values().min().copied().unwrap_or(started);
+    let last = visible.values().max().copied().unwrap_or(first);
+    let flows = visible.len() as u64;
+    let window = last.saturating_duration_since(first);
+    let received = count_received(&seen, &ids).await;
+    let flows_per_s = rate(flows, window);
+    match flows_per_s {
+        Some(f) if flows > 0 => report.measured("flows_per_s", f),
+        _ => report.not_measured("flows_per_s", "no flow of the saturation phase completed"),
+    }
+    report.detail(
+        "flow_saturation",
+        json!({
+            "decisions": commits.len(),
+            "decisions_per_s": rate(commits.len() as u64, decide_secs),
+            "provider_received": received,
+            "visible_in_report": flows,
+            "seconds_first_decision_to_last_visible": window.as_secs_f64(),
+            "decisions_in_flight": 64,
+        }),
+    );
+    let Some(sat_rate) = flows_per_s.filter(|_| flows > 0) else {
+        return Err(BenchError::Failed(
+            "saturation gave no rate, so no moderate phase".into(),
+        ));
+    };
+
+    // Moderate rate: a tenth of saturation, decisions paced open-loop.
+    let moderate = (sat_rate / 10.0).max(1.0);
+    let n = ((moderate * spec.moderate_secs as f64) as u32).clamp(50, 20_000);
+    eprintln!("bench: preparing {n} cases for the moderate phase ({moderate:.1}/s)");
+    let modr = prepare(e, &combos, 20_000 + spec.saturation_flows, n).await?;
+    eprintln!(
+        "bench: moderate phase: {} decisions at {moderate:.1}/s",
+        modr.len()
+    );
+    let gap = Duration::from_secs_f64(1.0 / moderate);
+    let t0 = Instant::now();
+    let mut tasks = Vec::with_capacity(modr.len());
+    for (i, r) in modr.into_iter().enumerate() {
+        tokio::time::sleep_until((t0 + gap * i as u32).into()).await;
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move { decide(&e, &r).await }));
+    }
+    let mut commits: HashMap<String, Instant> = HashMap::new();
+    for t in tasks {
+        if let Ok(Ok((id, at))) = t.await {
+            commits.insert(id, at);
+        }
+    }
+    let ids: HashSet<String> = commits.keys().cloned().collect();
+    let visible = watcher
+        .watch(
+            &seen,
+            &ids,
+            Duration::from_secs(15),
+            Instant::now() + Duration::from_secs(120),
+        )
+        .await?;
+    let mut to_provider = Vec::new();
+    {
+        let r = seen.received.lock().await;
+        for (id, at) in &commits {
+            if let Some((got, _, _)) = r.get(id) {
+                to_provider.push(got.saturating_duration_since(*at));
+            }
+        }
+    }
+    let mut to_report: Vec<Duration> = commits
+        .iter()
+        .filter_map(|(id, at)| visible.get(id).map(|v| v.saturating_duration_since(*at)))
+        .collect();
+    let none = "no flow of the moderate phase reached this point";
+    report.maybe(
+        "decision_to_provider_p50_ms",
+        percentile_ms(&mut to_provider, 50.0),
+        none,
+    );
+    report.maybe(
+        "decision_to_provider_p95_ms",
+        percentile_ms(&mut to_provider, 95.0),
+        none,
+    );
+    report.maybe(
+        "decision_to_provider_p99_ms",
+        percentile_ms(&mut to_provider, 99.0),
+        none,
+    );
+    report.maybe(
+        "decision_to_report_p50_ms",
+        percentile_ms(&mut to_report, 50.0),
+        none,
+    );
+    report.maybe(
+        "decision_to_report_p95_ms",
+        percentile_ms(&mut to_report, 95.0),
+        none,
+    );
+    report.maybe(
+        "decision_to_report_p99_ms",
+        percentile_ms(&mut to_report, 99.0),
+        none,
+    );
+    report.detail(
+        "flow_moderate",
+        json!({
+            "rate_per_s": moderate,
+            "decisions": commits.len(),
+            "provider_received": to_provider.len(),
+            "visible_in_report": to_report.len(),
+            "decision_to_provider_max_ms": to_provider.iter().max().map(|d| d.as_secs_f64() * 1000.0),
+            "decision_to_report_max_ms": to_report.iter().max().map(|d| d.as_secs_f64() * 1000.0),
+            "report_poll_interval_ms": 5,
+            "commit_instant": "when the Decide reply arrived (the commit precedes it)",
+        }),
+    );
+    // The report API must show them: clients in care in September 2022 over all municipalities.
+    let rows = ReportingServiceClient::new(e.reporting.clone())
+        .monthly_figures(rep::MonthlyFiguresRequest {
+            from_month: "2022-09".into(),
+            to_month: "2022-09".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(status("MonthlyFigures"))?
+        .into_inner()
+        .rows;
+    let in_care: u64 = rows.iter().map(|r| u64::from(r.clients_in_care)).sum();
+    let new: u64 = rows.iter().map(|r| u64::from(r.new_clients)).sum();
+    report.detail(
+        "report_api_2022_09",
+        json!({"clients_in_care": in_care, "new_clients": new}),
+    );
+    Ok(())
+}
+
+async fn count_received(seen: &crate::receiver::Seen, ids: &HashSet<String>) -> usize {
+    let r = seen.received.lock().await;
+    ids.iter().filter(|id| r.contains_key(*id)).count()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn bsns_pass_the_eleven_test() {
+        for n in [0u32, 1, 17, 10_000, 1_000_000, 1_500_000, 7_000_000] {
+            let b = bsn(n);
+            assert_eq!(b.len(), 9);
+            let d: Vec<i64> = b.bytes().map(|c| i64::from(c - b'0')).collect();
+            let sum: i64 = (0..8).map(|i| d[i] * (9 - i as i64)).sum::<i64>() - d[8];
+            assert_eq!(sum % 11, 0, "{b}");
+        }
+        assert_ne!(bsn(1), bsn(2));
+    }
+}

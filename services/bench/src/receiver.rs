@@ -1,0 +1,217 @@
+//! The provider side of the care flow, as a provider's system would run it: a JetStream consumer on
+//! `<ns>.assignment.*.*.issued` that records when each assignment arrived and reports the start of
+//! care over gRPC; and a watcher that records when the reporting read model shows each started
+//! assignment.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use prost::Message;
+use rz_proto::assignment::v1 as pb;
+use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use tokio::sync::{Mutex, Semaphore};
+use tonic::transport::Channel;
+
+use crate::BenchError;
+
+/// What the provider receiver saw, keyed by granted product id.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Receipt instant of the issued event, and the assignment (municipality, number).
+    pub received: Mutex<HashMap<String, (Instant, String, u32)>>,
+    pub events: AtomicU64,
+    pub started: AtomicU64,
+    pub start_failed: AtomicU64,
+}
+
+pub struct ProviderReceiver {
+    pub seen: Arc<Seen>,
+    task: tokio::task::JoinHandle<()>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl ProviderReceiver {
+    /// Starts consuming new issued events of namespace `ns` (only those published from now on).
+    pub async fn start(
+        js: &jetstream::Context,
+        ns: &str,
+        assignment: Channel,
+        concurrency: usize,
+    ) -> Result<Self, BenchError> {
+        let stream_name = format!("{ns}_assignment").to_ascii_uppercase();
+        let stream = js
+            .get_or_create_stream(jetstream::stream::Config {
+                name: stream_name,
+                subjects: vec![format!("{ns}.assignment.>")],
+                storage: jetstream::stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                durable_name: Some("bench-provider".into()),
+                filter_subject: format!("{ns}.assignment.*.*.issued"),
+                deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(60),
+                max_ack_pending: 10_000,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(1000)
+            .messages()
+            .await
+            .map_err(nats)?;
+        let seen = Arc::new(Seen::default());
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let task = {
+            let seen = seen.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    let next = tokio::select! {
+                        _ = stop.notified() => break,
+                        m = messages.next() => m,
+                    };
+                    let Some(next) = next else { break };
+                    let Ok(message) = next else { continue };
+                    let at = Instant::now();
+                    seen.events.fetch_add(1, Ordering::Relaxed);
+                    let Ok(msg) = pb::AssignmentMessage::decode(message.payload.as_ref()) else {
+                        let _ = message.ack().await;
+                        continue;
+                    };
+                    let Some(a) = msg.assignment else {
+                        let _ = message.ack().await;
+                        continue;
+                    };
+                    seen.received.lock().await.insert(
+                        a.granted_product_id.clone(),
+                        (at, a.municipality.clone(), a.number),
+                    );
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let seen = seen.clone();
+                    let mut client = AssignmentServiceClient::new(assignment.clone());
+                    tokio::spawn(async move {
+                        let start = a
+                            .period
+                            .as_ref()
+                            .map(|p| p.start.clone())
+                            .unwrap_or_default();
+                        let r = client
+                            .report_start_of_care(pb::ReportStartOfCareRequest {
+                                agb_code: a.agb_code.clone(),
+                                municipality: a.municipality.clone(),
+                                assignment_number: a.number,
+                                start_date: start,
+                            })
+                            .await;
+                        let ack = match r {
+                            Ok(_) => {
+                                seen.started.fetch_add(1, Ordering::Relaxed);
+                                AckKind::Ack
+                            }
+                            Err(s) if s.code() == tonic::Code::AlreadyExists => AckKind::Ack,
+                            Err(s) if s.code() == tonic::Code::Unavailable => {
+                                AckKind::Nak(Some(Duration::from_millis(200)))
+                            }
+                            Err(_) => {
+                                seen.start_failed.fetch_add(1, Ordering::Relaxed);
+                                AckKind::Ack
+                            }
+                        };
+                        let _ = message.ack_with(ack).await;
+                        drop(permit);
+                    });
+                }
+            })
+        };
+        Ok(Self { seen, task, stop })
+    }
+
+    pub async fn stop(self) {
+        self.stop.notify_one();
+        let _ = self.task.await;
+    }
+}
+
+/// Records when the reporting read model shows each watched granted product as started
+/// (`assignments.started_on` set), polling the read model's database.
+pub struct ReportWatcher {
+    pool: sqlx::PgPool,
+}
+
+impl ReportWatcher {
+    pub async fn connect(url: &str) -> Result<Self, BenchError> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Polls every 5 ms (by the read model's primary key, municipality and number, which the
+    /// provider receiver learnt from the event) until every product of `ids` is visible, `deadline`
+    /// passes or nothing became visible for `stall`; returns the instant each became visible.
+    pub async fn watch(
+        &self,
+        seen: &Seen,
+        ids: &HashSet<String>,
+        stall: Duration,
+        deadline: Instant,
+    ) -> Result<HashMap<String, Instant>, BenchError> {
+        let every = Duration::from_millis(5);
+        let mut visible: HashMap<String, Instant> = HashMap::new();
+        let mut progress = Instant::now();
+        while visible.len() < ids.len() && Instant::now() < deadline && progress.elapsed() < stall {
+            let pending: Vec<(String, String, i64)> = {
+                let r = seen.received.lock().await;
+                r.iter()
+                    .filter(|(id, _)| ids.contains(*id) && !visible.contains_key(*id))
+                    .map(|(id, (_, m, n))| (id.clone(), m.clone(), i64::from(*n)))
+                    .collect()
+            };
+            if !pending.is_empty() {
+                let ms: Vec<String> = pending.iter().map(|p| p.1.clone()).collect();
+                let ns: Vec<i64> = pending.iter().map(|p| p.2).collect();
+                let found: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT a.municipality, a.number FROM assignments a
+                     JOIN unnest($1::text[], $2::bigint[]) AS k(m, n)
+                       ON a.municipality = k.m AND a.number = k.n
+                     WHERE a.started_on IS NOT NULL",
+                )
+                .bind(&ms)
+                .bind(&ns)
+                .fetch_all(&self.pool)
+                .await?;
+                let now = Instant::now();
+                let by_key: HashMap<(String, i64), String> =
+                    pending.into_iter().map(|(id, m, n)| ((m, n), id)).collect();
+                for key in found {
+                    if let Some(id) = by_key.get(&key) {
+                        visible.entry(id.clone()).or_insert(now);
+                        progress = now;
+                    }
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+        Ok(visible)
+    }
+}
+
+fn nats(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Nats(e.to_string())
+}
