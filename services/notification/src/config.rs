@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::NaiveDate;
+
 use rz_platform::config::{DatabaseConfig, NatsConfig, ServerConfig};
 use rz_telemetry::TelemetryConfig;
 use serde::Deserialize;
@@ -41,6 +43,11 @@ pub struct NotificationConfig {
     pub scan_interval_secs: u64,
     /// A deadline due within this many days of the scan date gets an `upcoming` alert.
     pub alert_within_days: u32,
+    /// Fixes the background scans' date ("today"); the system date (UTC) when unset.
+    pub today: Option<NaiveDate>,
+    /// A file holding the date (`YYYY-MM-DD`), read at every background scan; wins over `today`.
+    /// The demo moves it to play half a year in minutes. Never set in production.
+    pub today_file: Option<PathBuf>,
 }
 
 impl Default for NotificationConfig {
@@ -51,6 +58,8 @@ impl Default for NotificationConfig {
             upstream_timeout_secs: 10,
             scan_interval_secs: 15 * 60,
             alert_within_days: 7,
+            today: None,
+            today_file: None,
         }
     }
 }
@@ -139,6 +148,7 @@ mod tests {
                 "http://127.0.0.1:7100",
             );
             std::env::set_var("RZNOTTEST__NOTIFICATION__SCAN_INTERVAL_SECS", "0");
+            std::env::set_var("RZNOTTEST__NOTIFICATION__TODAY_FILE", "/tmp/rz-today");
         }
         let c: Config = rz_platform::config::load_with_env(None, "RZNOTTEST").unwrap_or_default();
         let n = &c.notification;
@@ -150,6 +160,8 @@ mod tests {
         assert_eq!(n.assignment_endpoint, "http://127.0.0.1:7100");
         assert_eq!(n.scan_interval_secs, 0);
         assert_eq!(n.alert_within_days, 7);
+        assert_eq!(n.today_file, Some(PathBuf::from("/tmp/rz-today")));
+        assert_eq!(n.today, None);
         assert_eq!(Config::default().notification.scan_interval_secs, 900);
     }
 

@@ -34,7 +34,8 @@
 //!
 //! The expiring-indication letters and the alerts are polls: `ScanDeadlines { as_of }` runs them
 //! for a date (the demo plays simulated dates) and a background loop runs them with today's date
-//! every `notification.scan_interval_secs` (default 900; 0 disables it). Both are idempotent and
+//! (the system date, or `notification.today` / `notification.today_file` as access and
+//! assignment take them) every `notification.scan_interval_secs` (default 900; 0 disables it). Both are idempotent and
 //! safe with several replicas (unique keys, an advisory lock per source and municipality).
 //!
 //! Layout: [`webhook`] holds the webhook rules without I/O, [`letters`] the letter templates,
@@ -191,8 +192,13 @@ impl App {
             self.upstream.clone(),
             self.config.notification.alert_within_days,
         );
+        let clock = rz_platform::clock::from_config(
+            self.config.notification.today,
+            self.config.notification.today_file.as_ref(),
+        );
         let scanning = tokio::spawn(scanner.clone().run(
             std::time::Duration::from_secs(self.config.notification.scan_interval_secs),
+            clock,
             shutdown.clone(),
         ));
         let (router, health) = rz_platform::server::router();

@@ -1,5 +1,6 @@
 //! The deadline scans, for one date (`as_of`): run by `ScanDeadlines` (the demo plays simulated
-//! dates) and by a background loop with today's date every `notification.scan_interval_secs`.
+//! dates) and by a background loop with today's date every `notification.scan_interval_secs`
+//! (today: the system date, or `notification.today` / `notification.today_file`).
 //!
 //! - Indications about to end: each municipality's access `ListExpiringIndications` (8 weeks
 //!   ahead); one `indication_ending` letter per granted product and end date, never twice (a
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use rz_platform::Shutdown;
+use rz_platform::clock::Clock;
 use rz_proto::access::v1 as acc;
 use rz_proto::assignment::v1 as asg;
 use sqlx::PgPool;
@@ -269,9 +271,9 @@ impl Scanner {
         Ok(())
     }
 
-    /// Scans with today's date (UTC) every `interval` until `shutdown`; the first scan runs one
-    /// interval after start.
-    pub async fn run(self, interval: Duration, shutdown: Shutdown) {
+    /// Scans with the clock's date (the system date, or `notification.today` / `today_file`)
+    /// every `interval` until `shutdown`; the first scan runs one interval after start.
+    pub async fn run(self, interval: Duration, clock: Arc<dyn Clock>, shutdown: Shutdown) {
         if interval.is_zero() {
             return;
         }
@@ -280,8 +282,7 @@ impl Scanner {
                 _ = shutdown.wait() => return,
                 _ = tokio::time::sleep(interval) => {}
             }
-            let today = chrono::Utc::now().date_naive();
-            if let Err(e) = self.scan(today).await {
+            if let Err(e) = self.scan(clock.today()).await {
                 tracing::warn!(error = %e, "deadline scan failed; next interval tries again");
             }
         }

@@ -311,3 +311,36 @@ async fn an_expiring_indication_gets_one_letter_however_often_it_is_scanned() {
     assert_eq!(app.letters(M, "indication_ending", 2).await.len(), 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_background_scan_writes_the_letter_with_the_configured_date() {
+    let mut stack = Stack::start(false).await;
+    let endpoint = stack.access_endpoint.clone();
+    let mut app = spawn_in(&stack.namespace, |c| {
+        c.notification.access_endpoints = [(M.to_string(), endpoint)].into();
+        c.notification.scan_interval_secs = 1;
+        c.notification.today = Some(chrono::NaiveDate::from_ymd_opt(2022, 11, 15).unwrap());
+    })
+    .await;
+    let child = bsn(5);
+    stack.resident(&child, "Mila", "de Wit", "2014-01-20").await;
+    let case_id = stack.youth_case(&child, "2022-07-01").await;
+    stack
+        .grant(
+            &case_id,
+            "2022-07-15",
+            vec![youth_product("2022-08-01", "2022-12-31")],
+        )
+        .await;
+    // Nobody calls ScanDeadlines: the loop scans every second with 2022-11-15 as today.
+    let letters = app.letters(M, "indication_ending", 1).await;
+    assert!(
+        letters[0].text.contains("15 november 2022"),
+        "{}",
+        letters[0].text
+    );
+    // Further rounds write nothing more.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(app.letters(M, "indication_ending", 1).await.len(), 1);
+    app.stop().await;
+}

@@ -115,7 +115,6 @@ async fn spawn_registration(env: &TestEnv, namespace: &str) -> (String, Shutdown
 }
 
 /// Access for 0222 on `listen` with the database `db`.
-#[allow(clippy::needless_update)] // the rest of `AccessConfig` (a fixed date) stays unset
 pub async fn spawn_access(
     env: &TestEnv,
     namespace: &str,
