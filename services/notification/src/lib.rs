@@ -178,15 +178,23 @@ impl App {
             decisions::consumer_spec(&self.ns),
             decisions::DecisionLetters::new(self.upstream.clone()),
         );
-        let deciding = {
+        // Without any access endpoint there is nobody to address a decision letter to: the
+        // consumer is not started (rather than dead-lettering every decision). With endpoints, a
+        // municipality missing from them dead-letters its decisions with that reason.
+        let mut background = vec![consuming, writing];
+        if self.upstream.municipalities().is_empty() {
+            tracing::warn!(
+                "notification.access_endpoints is empty: decision letters are not written"
+            );
+        } else {
             let shutdown = shutdown.clone();
-            tokio::spawn(async move {
+            background.push(tokio::spawn(async move {
                 if let Err(e) = decisions.run(shutdown).await {
                     tracing::error!(error = %e, "decision letter consumer failed");
                 }
-            })
-        };
-        let delivering = tokio::spawn(self.worker.run(shutdown.clone()));
+            }));
+        }
+        background.push(tokio::spawn(self.worker.run(shutdown.clone())));
         let scanner = scan::Scanner::new(
             self.pool.clone(),
             self.upstream.clone(),
@@ -196,11 +204,11 @@ impl App {
             self.config.notification.today,
             self.config.notification.today_file.as_ref(),
         );
-        let scanning = tokio::spawn(scanner.clone().run(
+        background.push(tokio::spawn(scanner.clone().run(
             std::time::Duration::from_secs(self.config.notification.scan_interval_secs),
             clock,
             shutdown.clone(),
-        ));
+        )));
         let (router, health) = rz_platform::server::router();
         let router = router.add_service(NotificationServiceServer::new(api::NotificationApi::new(
             self.pool.clone(),
@@ -216,13 +224,7 @@ impl App {
             grace: std::time::Duration::from_secs(self.config.server.shutdown_grace_secs),
         };
         Ok(host
-            .run(
-                router,
-                health,
-                self.listener,
-                shutdown,
-                vec![consuming, writing, deciding, delivering, scanning],
-            )
+            .run(router, health, self.listener, shutdown, background)
             .await?)
     }
 }
