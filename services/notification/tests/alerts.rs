@@ -183,3 +183,90 @@ async fn a_bad_as_of_or_filter_is_invalid_argument_naming_the_field() {
     assert_eq!(fields, ["municipality", "states[0]"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_provider_request_waiting_for_an_answer_alerts_until_it_is_answered() {
+    let mut stack = Stack::start(true).await;
+    let access = stack.access_endpoint.clone();
+    let assignment = stack.assignment_endpoint.clone();
+    let mut app = spawn_in(&stack.namespace, |c| {
+        c.notification.access_endpoints = [(M.to_string(), access)].into();
+        c.notification.assignment_endpoint = assignment;
+    })
+    .await;
+    let child = bsn(20);
+    stack.resident(&child, "Bram", "Mulder", "2013-03-03").await;
+    // A GP referred the child; the provider asks for an assignment on Monday 2022-08-22: the
+    // municipality answers within 5 working days (2022-08-29).
+    stack.clock.set(d("2022-08-22"));
+    let request = stack
+        .assignment
+        .as_mut()
+        .unwrap()
+        .request_assignment(asg::RequestAssignmentRequest {
+            idempotency_key: "gp-1".into(),
+            agb_code: common::stack::P1.into(),
+            municipality: M.into(),
+            bsn: child.clone(),
+            subsegment_code: "IAJ-ON".into(),
+            product_code: String::new(),
+            period: common::stack::period("2022-09-01", "2022-12-31"),
+            size: None,
+            budget_cents: 0,
+            referrer: Some(asg::Referrer {
+                r#type: "02".into(),
+                name: "Huisartsenpraktijk De Linde".into(),
+                agb_code: "01012345".into(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(request.answer_due, "2022-08-29");
+
+    let r = app.scan("2022-08-22").await;
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!((r.alerts_opened, r.alerts_overdue), (1, 0), "{r:?}");
+    let a = app.alerts(M, &[pb::AlertState::Upcoming]).await.remove(0);
+    assert_eq!(a.kind, "request_answer");
+    assert_eq!(a.request_id, request.id);
+    assert_eq!(
+        a.key,
+        format!("assignment/{M}/request_answer/{}", request.id)
+    );
+    assert_eq!(a.due, "2022-08-29");
+    assert_eq!(a.agb_code, common::stack::P1);
+    assert!(a.client_key.is_empty());
+
+    let r = app.scan("2022-08-30").await;
+    assert_eq!((r.alerts_opened, r.alerts_overdue), (0, 1), "{r:?}");
+    assert_eq!(app.alerts(M, &[pb::AlertState::Overdue]).await.len(), 1);
+
+    stack.clock.set(d("2022-08-31"));
+    stack
+        .assignment
+        .as_mut()
+        .unwrap()
+        .answer_request(asg::AnswerRequestRequest {
+            request_id: request.id.clone(),
+            grant: false,
+            refusal_reason: "7".into(),
+            date: "2022-08-31".into(),
+        })
+        .await
+        .unwrap();
+    let r = app.scan("2022-08-31").await;
+    assert_eq!(
+        (r.alerts_opened, r.alerts_overdue, r.alerts_resolved),
+        (0, 0, 1),
+        "{r:?}"
+    );
+    let all = app.alerts(M, &[]).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state(), pb::AlertState::Resolved);
+    let shown = format!("{all:?}");
+    for secret in [child.as_str(), "Bram", "Mulder"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    app.stop().await;
+}
