@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! regiozorg-chaos --database-url URL --nats-url URL [--bin-dir target/debug] [--run-dir var/chaos/run]
-//!     [--seconds 150] [--seed N] [--municipalities 0222,1859,...] [--concurrency 4]
+//!     [--seconds 150] [--seed N] [--municipalities 0222,1859,...] [--concurrency 4] [--rate 10]
 //!     [--clients-per-old-provider 3] [--settle-seconds 180]
 //!     [--pg-kill CMD --pg-start CMD] [--nats-kill CMD --nats-start CMD]
 //! ```
@@ -37,13 +37,14 @@ struct Args {
     seed: Option<u64>,
     municipalities: Vec<String>,
     concurrency: usize,
+    rate: f64,
     clients_per_old_provider: u32,
     settle_seconds: u64,
     infra: Infra,
 }
 
 const USAGE: &str = "usage: regiozorg-chaos --database-url URL --nats-url URL [--bin-dir DIR] [--run-dir DIR] \
-[--seconds N] [--seed N] [--municipalities M,M,...] [--concurrency N] [--clients-per-old-provider N] \
+[--seconds N] [--seed N] [--municipalities M,M,...] [--concurrency N] [--rate FLOWS_PER_S] [--clients-per-old-provider N] \
 [--settle-seconds N] [--pg-kill CMD --pg-start CMD] [--nats-kill CMD --nats-start CMD]";
 
 fn parse_args() -> Result<Args, String> {
@@ -56,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
         seed: None,
         municipalities: ACHTERHOEK.iter().map(|m| (*m).to_owned()).collect(),
         concurrency: 4,
+        rate: 10.0,
         clients_per_old_provider: 3,
         settle_seconds: 180,
         infra: Infra::default(),
@@ -89,6 +91,13 @@ fn parse_args() -> Result<Args, String> {
                     .collect()
             }
             "--concurrency" => a.concurrency = number(k, v)? as usize,
+            "--rate" => {
+                a.rate = v
+                    .parse()
+                    .ok()
+                    .filter(|r: &f64| r.is_finite() && *r >= 0.0)
+                    .ok_or_else(|| format!("--rate: `{v}` is not a number of flows per second"))?
+            }
             "--clients-per-old-provider" => a.clients_per_old_provider = number(k, v)? as u32,
             "--settle-seconds" => a.settle_seconds = number(k, v)?,
             "--pg-kill" => a.infra.pg_kill = Some(v.clone()),
@@ -169,10 +178,11 @@ async fn run(args: Args) -> Result<bool, String> {
     };
     let mut rng = Rng::new(seed);
     println!(
-        "regiozorg-chaos: seed {seed}, {} s of faults, {} municipalities, {} concurrent flows",
+        "regiozorg-chaos: seed {seed}, {} s of faults, {} municipalities, {} concurrent flows at most {}/s",
         args.seconds,
         args.municipalities.len(),
-        args.concurrency
+        args.concurrency,
+        args.rate
     );
     let mut spec = ClusterSpec::new(
         &args.bin_dir,
@@ -232,22 +242,32 @@ async fn run(args: Args) -> Result<bool, String> {
 
     // The load: care flows, existing care, handover runs; all while the faults go on.
     let stop = Arc::new(AtomicBool::new(false));
-    let flows_task = tokio::spawn(load.clone().run_flows(args.concurrency, stop.clone()));
+    let flows_task = tokio::spawn(load.clone().run_flows(
+        args.concurrency,
+        args.rate,
+        stop.clone(),
+    ));
     let import_task = {
         let load = load.clone();
         let per = args.clients_per_old_provider;
         tokio::spawn(async move { load.import_existing_care(per).await })
     };
+    let handover_in_flight = Arc::new(AtomicBool::new(false));
     let handover_task = {
         let load = load.clone();
         let stop = stop.clone();
+        let in_flight = handover_in_flight.clone();
         tokio::spawn(async move {
-            let mut runs = 0u32;
+            let mut runs: Vec<f64> = Vec::new();
             let mut errors = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                match load.run_handover().await {
-                    Ok(_) => runs += 1,
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let started = Instant::now();
+                in_flight.store(true, Ordering::Relaxed);
+                let r = load.run_handover().await;
+                in_flight.store(false, Ordering::Relaxed);
+                match r {
+                    Ok(_) => runs.push(started.elapsed().as_secs_f64()),
                     Err(e) => errors.push(e),
                 }
             }
@@ -261,6 +281,7 @@ async fn run(args: Args) -> Result<bool, String> {
         min_down: Duration::from_millis(100),
         max_down: Duration::from_millis(2000),
         until: Instant::now() + Duration::from_secs(args.seconds),
+        handover_in_flight: Some(handover_in_flight.clone()),
     };
     let mut report: FaultReport = faults::run(
         &mut cluster,
@@ -285,6 +306,7 @@ async fn run(args: Args) -> Result<bool, String> {
 
     // The handover once more, until it reports nothing new.
     let mut final_runs = Vec::new();
+    let final_start = Instant::now();
     for _ in 0..10 {
         match load.run_handover().await {
             Ok(r) => {
@@ -302,6 +324,7 @@ async fn run(args: Args) -> Result<bool, String> {
         }
     }
     let last_handover = final_runs.last().cloned().unwrap_or_default();
+    let final_handover_s = final_start.elapsed().as_secs_f64();
 
     // Settle: relays drained, consumers caught up, the receiver has everything.
     let mut databases = BTreeMap::new();
@@ -371,6 +394,11 @@ async fn run(args: Args) -> Result<bool, String> {
             .push(format!("{s} exited by itself ({status}) while settling"));
     }
     harness.violations.extend(report.failures.iter().cloned());
+    harness.violations.extend(
+        handover_errors
+            .iter()
+            .map(|e| format!("handover run failed: {e}")),
+    );
     if let Err(e) = &import_result {
         harness.violations.push(format!("import: {e}"));
     }
@@ -398,11 +426,12 @@ async fn run(args: Args) -> Result<bool, String> {
     println!("\nkills, in order (seconds since start, target, down ms, back after s):");
     for k in &report.kills {
         println!(
-            "  {:>6.1}  {:<14} {:>5}  {:>5.1}{}",
+            "  {:>6.1}  {:<14} {:>5}  {:>5.1}  {}{}",
             k.at_s,
             k.target,
             k.down_ms,
             k.back_after_s,
+            k.note,
             k.error
                 .as_ref()
                 .map(|e| format!("  ERROR {e}"))
@@ -410,9 +439,12 @@ async fn run(args: Args) -> Result<bool, String> {
         );
     }
     println!(
-        "handover: {handover_runs} runs during the faults ({} failed), then {} until nothing new; last: {:?}",
+        "handover: {} runs during the faults (longest {:.1} s, {} failed), then {} until nothing new ({:.1} s); last: {:?}",
+        handover_runs.len(),
+        handover_runs.iter().copied().fold(0.0, f64::max),
         handover_errors.len(),
         final_runs.len(),
+        final_handover_s,
         last_handover
     );
     println!(
@@ -489,7 +521,7 @@ async fn run(args: Args) -> Result<bool, String> {
         })).collect::<Vec<_>>(),
         "kill_log": report.kills.iter().map(|k| serde_json::json!({
             "at_s": k.at_s, "target": k.target, "down_ms": k.down_ms,
-            "back_after_s": k.back_after_s, "error": k.error,
+            "back_after_s": k.back_after_s, "error": k.error, "note": k.note,
         })).collect::<Vec<_>>(),
     });
     let path = args.run_dir.join("result.json");

@@ -62,6 +62,9 @@ pub struct FaultPlan {
     pub max_down: Duration,
     /// Faults stop after this moment (a started round is finished first).
     pub until: Instant,
+    /// Set while a RunHandover call is in flight: assignment's kill waits (a while) for one, so
+    /// the handover is interrupted halfway at least once a round.
+    pub handover_in_flight: Option<Arc<AtomicBool>>,
 }
 
 /// One kill.
@@ -74,6 +77,8 @@ pub struct Kill {
     /// Seconds until it answered again after the restart.
     pub back_after_s: f64,
     pub error: Option<String>,
+    /// What else was going on (e.g. "during RunHandover").
+    pub note: String,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -176,6 +181,21 @@ pub async fn run(
         if target == "access" {
             target = access[rng.index(access.len())].clone();
         }
+        let mut note = String::new();
+        if target == "assignment"
+            && let Some(flag) = &plan.handover_in_flight
+        {
+            let wait_until = Instant::now() + Duration::from_secs(8);
+            while !flag.load(Ordering::Relaxed) && Instant::now() < wait_until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if flag.load(Ordering::Relaxed) {
+                tokio::time::sleep(rng.millis(Duration::ZERO, Duration::from_millis(300))).await;
+                if flag.load(Ordering::Relaxed) {
+                    note = "during RunHandover".into();
+                }
+            }
+        }
         let down = rng.millis(plan.min_down, plan.max_down);
         let at_s = t0.elapsed().as_secs_f64();
         let killed_at = Instant::now();
@@ -223,6 +243,7 @@ pub async fn run(
             down_ms: down.as_millis() as u64,
             back_after_s: killed_at.elapsed().as_secs_f64(),
             error,
+            note,
         });
     }
     report

@@ -22,7 +22,7 @@ use rz_proto::types::v1 as types;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use super::retry::{RETRY_FOR, RetryStats, is_transient, retry};
+use super::retry::{RETRY_FOR, RetryStats, is_transient, retry, retry_for};
 
 /// Where the services answer.
 #[derive(Debug, Clone)]
@@ -400,9 +400,11 @@ impl Load {
         }
     }
 
-    /// Runs care flows with `concurrency` workers until `stop` is set.
-    pub async fn run_flows(self: Arc<Self>, concurrency: usize, stop: Arc<AtomicBool>) {
+    /// Runs care flows with `concurrency` workers until `stop` is set, starting at most `rate`
+    /// flows per second (0 = as fast as the workers go).
+    pub async fn run_flows(self: Arc<Self>, concurrency: usize, rate: f64, stop: Arc<AtomicBool>) {
         let next = Arc::new(AtomicU32::new(0));
+        let t0 = tokio::time::Instant::now();
         let mut workers = Vec::new();
         for _ in 0..concurrency.max(1) {
             let load = self.clone();
@@ -411,6 +413,13 @@ impl Load {
             workers.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
+                    if rate > 0.0 {
+                        tokio::time::sleep_until(t0 + Duration::from_secs_f64(f64::from(i) / rate))
+                            .await;
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                    }
                     load.stats.flows_started.fetch_add(1, Ordering::Relaxed);
                     match load.flow(i).await {
                         Ok(rec) => {
@@ -559,7 +568,7 @@ impl Load {
 
     /// One handover run as of 2022-07-01 over every municipality.
     pub async fn run_handover(&self) -> Result<asg::RunHandoverResponse, String> {
-        retry(&self.stats.retries, || {
+        retry_for(&self.stats.retries, Duration::from_secs(600), || {
             let mut a = self.handover.clone();
             async move {
                 a.run_handover(asg::RunHandoverRequest {

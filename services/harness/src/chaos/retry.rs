@@ -51,12 +51,25 @@ impl RetryStats {
 }
 
 /// Calls `f` until it succeeds, fails with a non-transient status, or [`RETRY_FOR`] has passed.
-pub async fn retry<T, F, Fut>(stats: &RetryStats, mut f: F) -> Result<T, Status>
+pub async fn retry<T, F, Fut>(stats: &RetryStats, f: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Status>>,
 {
-    let deadline = Instant::now() + RETRY_FOR;
+    retry_for(stats, RETRY_FOR, f).await
+}
+
+/// As [`retry`], for `window`.
+pub async fn retry_for<T, F, Fut>(
+    stats: &RetryStats,
+    window: Duration,
+    mut f: F,
+) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let deadline = Instant::now() + window;
     let mut delay = Duration::from_millis(100);
     loop {
         match f().await {
