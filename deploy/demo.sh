@@ -99,6 +99,10 @@ fi
 : "${NATS_URL:?set NATS_URL (make demo does)}"
 
 say "Starting the services"
+# The services' date: the demo plays the second half of 2022 in compressed time and moves this
+# file a week at a time (access and assignment read it; a real deployment uses the system date).
+CLOCK="$DEMO/today"
+[ -s "$CLOCK" ] || echo 2022-07-01 >"$CLOCK"
 start registration rz_registration
 REG="http://127.0.0.1:$(cat "$DEMO/registration.port")"
 
@@ -107,7 +111,7 @@ SECRET_FILE="$DEMO/client-key-secret"
 [ -s "$SECRET_FILE" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET_FILE"
 MUNICIPALITIES="0197 1859 1876 0222 1955 1586 1509 0294"
 for m in $MUNICIPALITIES; do
-    start "access@$m" "rz_access_$m" RZ__ACCESS__MUNICIPALITY="$m" \
+    start "access@$m" "rz_access_$m" RZ__ACCESS__MUNICIPALITY="$m" RZ__ACCESS__TODAY_FILE="$CLOCK" \
         RZ__ACCESS__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ACCESS__REGISTRATION_ENDPOINT="$REG"
 done
 
@@ -115,7 +119,7 @@ ACCESS_ENV=()
 for m in $MUNICIPALITIES; do
     ACCESS_ENV+=("RZ__ASSIGNMENT__ACCESS_ENDPOINTS__$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
 done
-start assignment rz_assignment "${ACCESS_ENV[@]}" \
+start assignment rz_assignment "${ACCESS_ENV[@]}" RZ__ASSIGNMENT__TODAY_FILE="$CLOCK" \
     RZ__ASSIGNMENT__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ASSIGNMENT__REGISTRATION_ENDPOINT="$REG"
 ASG="http://127.0.0.1:$(cat "$DEMO/assignment.port")"
 start reporting rz_reporting
@@ -134,12 +138,12 @@ say "Loading the Achterhoek contract register (catalogue, providers, tenders, co
 say "The region's contract landscape"
 "$BIN/registration" landscape --endpoint "$REG" | tee "$DEMO/landscape.txt"
 
-say "The care flow: existing care, new decisions, provider choice, start of care and the handover"
+say "The second half of 2022 in compressed time: existing care, decisions, GP referrals, the handover"
 DEMO_ARGS=()
 for m in $MUNICIPALITIES; do
     DEMO_ARGS+=(--access "$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
 done
-RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/regiozorg-demo" --registration "$REG" --assignment "$ASG" --reporting "$REP" \
+RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/regiozorg-demo" --registration "$REG" --assignment "$ASG" --reporting "$REP" --clock-file "$CLOCK" \
     --reports-dir "$DEMO/reports" --messages-dir "$DEMO/messages" "${DEMO_ARGS[@]}" \
     | tee "$DEMO/care-flow.txt"
 

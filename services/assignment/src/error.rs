@@ -45,6 +45,11 @@ impl Error {
         Self::Api(ApiError::AlreadyExists(what.into()))
     }
 
+    /// A deadlock or serialisation conflict: the transaction was rolled back and may be re-run.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Api(ApiError::Aborted(_)))
+    }
+
     /// The stable rule id, when this is a broken rule (for tests and logs).
     pub fn rule_id(&self) -> Option<&str> {
         match self {
@@ -91,7 +96,9 @@ impl From<Error> for HandleError {
     fn from(e: Error) -> Self {
         match e {
             Error::Unavailable(what) => HandleError::Transient(what),
-            Error::Api(ApiError::Internal(what)) => HandleError::Transient(what),
+            Error::Api(ApiError::Internal(what) | ApiError::Aborted(what)) => {
+                HandleError::Transient(what)
+            }
             other => HandleError::Permanent(other.to_string()),
         }
     }

@@ -282,7 +282,20 @@ impl Assigner {
                 out.already_arranged += 1;
                 continue;
             }
-            match self.hand_over(&a, as_of, &mut cache).await {
+            // Each assignment is its own transaction; one that loses a deadlock against the
+            // decisions being assigned at the same time is simply run again.
+            let mut attempt = 0;
+            let result = loop {
+                attempt += 1;
+                match self.hand_over(&a, as_of, &mut cache).await {
+                    Err(e) if e.is_conflict() && attempt < 5 => {
+                        tracing::info!(municipality = %a.municipality, number = a.number, attempt, "handover conflict; again");
+                        tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                    }
+                    other => break other,
+                }
+            };
+            match result {
                 Ok(One::Arranged) => out.newly_arranged += 1,
                 Ok(One::Already) => out.already_arranged += 1,
                 Ok(One::NotArranged(reason)) => {
@@ -319,7 +332,9 @@ impl Assigner {
             return Ok(One::Already);
         }
         let (m, s) = (old.municipality.clone(), old.subsegment_code.clone());
-        let start = as_of.max(old.period.start());
+        // Never retroactive: the new provider takes over from the handover date, or from today
+        // when the handover runs later (the old assignment ends the day before).
+        let start = as_of.max(old.period.start()).max(self.today());
         let Ok(period) = Period::new(start, old.period.end()) else {
             return Ok(One::NotArranged(format!("assignment ends before {start}")));
         };

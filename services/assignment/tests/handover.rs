@@ -325,6 +325,50 @@ async fn the_handover_honours_the_residents_preference_once_it_is_contracted() {
 }
 
 #[tokio::test]
+async fn a_late_handover_starts_today_never_retroactively() {
+    let mut app = spawn_app().await;
+    let old = app
+        .import(&bsn(1), OLD, "2021-03-01", "2023-02-28", true)
+        .await
+        .unwrap();
+    // The handover runs six weeks after the contracts ended.
+    app.a.clock.set(d("2022-08-12"));
+    let out = app
+        .a
+        .client
+        .run_handover(handover("2022-07-01"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.newly_arranged, 1);
+    let o = app.a.get(old.number).await;
+    let n = app.a.get(o.replaced_by_number).await;
+    assert_eq!(n.assigned_on, "2022-08-12");
+    assert_eq!(n.period.as_ref().unwrap().start, "2022-08-12");
+    // The new provider starts on Monday 15 August, not earlier; the old one ends the day before.
+    let start = |date: &str| pb::ReportStartOfCareRequest {
+        agb_code: n.agb_code.clone(),
+        municipality: M.into(),
+        assignment_number: n.number,
+        start_date: date.into(),
+    };
+    let e = app
+        .a
+        .client
+        .report_start_of_care(start("2022-07-01"))
+        .await
+        .unwrap_err();
+    assert_rule(&e, "start.not_before_assignment_start");
+    app.a
+        .client
+        .report_start_of_care(start("2022-08-15"))
+        .await
+        .unwrap();
+    let ended = app.a.get(old.number).await;
+    assert_eq!(ended.period, period("2021-03-01", "2022-08-14"));
+}
+
+#[tokio::test]
 async fn without_a_contracted_provider_the_handover_is_not_arranged() {
     let mut app = spawn_app().await;
     let mut pv = import_request(&bsn(1), OLD, "2021-03-01", "2023-02-28", true);

@@ -25,6 +25,10 @@ pub enum ApiError {
     AlreadyExists(String),
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// A transaction lost a deadlock or serialisation conflict: nothing was changed and the
+    /// same call can simply be made again (ABORTED).
+    #[error("aborted: {0}")]
+    Aborted(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -73,7 +77,16 @@ impl From<Vec<FieldError>> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Internal(e.to_string())
+        // 40P01 deadlock_detected, 40001 serialization_failure: the transaction was rolled back.
+        let conflict = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "40P01" || c == "40001");
+        if conflict {
+            Self::Aborted(e.to_string())
+        } else {
+            Self::Internal(e.to_string())
+        }
     }
 }
 
@@ -106,6 +119,10 @@ impl From<ApiError> for Status {
             ApiError::NotFound(what) => Status::not_found(what),
             ApiError::AlreadyExists(what) => Status::already_exists(what),
             ApiError::PermissionDenied(what) => Status::permission_denied(what),
+            ApiError::Aborted(detail) => {
+                tracing::warn!(error = %detail, "transaction conflict; the caller may retry");
+                Status::aborted("a concurrent change conflicted; nothing was changed, retry the call")
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Status::internal("internal error; see the service log")
