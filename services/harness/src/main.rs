@@ -24,8 +24,12 @@ use rz_harness::chaos::checks::{Checker, Invariant, Sources};
 use rz_harness::chaos::faults::{self, FaultPlan, FaultReport, Infra, Rng};
 use rz_harness::chaos::flows::{Endpoints, Load, LoadStats};
 use rz_harness::chaos::receiver::Receiver;
+use rz_harness::chaos::webhooks::WebhookReceiver;
 use rz_harness::cluster::{ACHTERHOEK, random_bytes};
 use rz_harness::{Cluster, ClusterSpec};
+
+/// The services' date during the run (see the flows' dates in `chaos::flows`).
+const TODAY: &str = "2022-09-01";
 
 #[derive(Debug)]
 struct Args {
@@ -192,7 +196,35 @@ async fn run(args: Args) -> Result<bool, String> {
     );
     spec.db_prefix = "chaos".into();
     spec.municipalities = args.municipalities.clone();
-    spec.extra_env = vec![("*".into(), "RZ__SERVER__SHUTDOWN_GRACE_SECS=3".into())];
+    spec.extra_env = vec![
+        ("*".into(), "RZ__SERVER__SHUTDOWN_GRACE_SECS=3".into()),
+        // The services' date: the flows decide in July and August 2022, care starts on
+        // 1 September; the handover (as of 1 July) runs "later", so new providers take over on
+        // this day (never retroactively).
+        ("access".into(), format!("RZ__ACCESS__TODAY={TODAY}")),
+        (
+            "assignment".into(),
+            format!("RZ__ASSIGNMENT__TODAY={TODAY}"),
+        ),
+        (
+            "notification".into(),
+            format!("RZ__NOTIFICATION__TODAY={TODAY}"),
+        ),
+        // Webhook retries on a scale that settles within the run (the defaults back off to 30 min).
+        (
+            "notification".into(),
+            "RZ__WEBHOOKS__INITIAL_BACKOFF_MS=200".into(),
+        ),
+        (
+            "notification".into(),
+            "RZ__WEBHOOKS__MAX_BACKOFF_MS=2000".into(),
+        ),
+        (
+            "notification".into(),
+            "RZ__WEBHOOKS__REQUEST_TIMEOUT_MS=2000".into(),
+        ),
+        ("notification".into(), "RZ__WEBHOOKS__LEASE_MS=5000".into()),
+    ];
     let mut cluster = Cluster::start(spec).await.map_err(|e| e.to_string())?;
     let mut seeded = Err(String::new());
     for _ in 0..3 {
@@ -226,6 +258,20 @@ async fn run(args: Args) -> Result<bool, String> {
     let stats = Arc::new(LoadStats::default());
     let load = Arc::new(Load::new(endpoints.clone(), stats.clone()).await?);
 
+    // Every provider subscribes a webhook before the first event.
+    let hooks = WebhookReceiver::start().await?;
+    let subscribed = hooks
+        .subscribe_all(
+            &endpoints.registration,
+            &endpoint("notification")?,
+            &stats.retries,
+        )
+        .await?;
+    println!(
+        "  {subscribed} providers subscribed webhooks at http://{}/hook/<agb>",
+        hooks.addr
+    );
+
     // The provider receiver runs from before the first event until the checks.
     let receiver = Arc::new(Receiver::new());
     let receiver_stop = Arc::new(AtomicBool::new(false));
@@ -250,28 +296,34 @@ async fn run(args: Args) -> Result<bool, String> {
     let import_task = {
         let load = load.clone();
         let per = args.clients_per_old_provider;
-        tokio::spawn(async move { load.import_existing_care(per).await })
+        tokio::spawn(async move {
+            let r = load.import_existing_care(per).await;
+            tracing::info!(at_s = t0.elapsed().as_secs_f64(), "existing care imported");
+            r
+        })
     };
     let handover_in_flight = Arc::new(AtomicBool::new(false));
+    // (durations of completed runs, errors); the task is aborted when the faults end, a run in
+    // flight then is simply interrupted (the handover is idempotent; the final runs complete it).
+    let handover_log: Arc<std::sync::Mutex<(Vec<f64>, Vec<String>)>> = Arc::default();
     let handover_task = {
         let load = load.clone();
-        let stop = stop.clone();
         let in_flight = handover_in_flight.clone();
+        let log = handover_log.clone();
         tokio::spawn(async move {
-            let mut runs: Vec<f64> = Vec::new();
-            let mut errors = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
+            loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let started = Instant::now();
                 in_flight.store(true, Ordering::Relaxed);
                 let r = load.run_handover().await;
                 in_flight.store(false, Ordering::Relaxed);
-                match r {
-                    Ok(_) => runs.push(started.elapsed().as_secs_f64()),
-                    Err(e) => errors.push(e),
+                if let Ok(mut log) = log.lock() {
+                    match r {
+                        Ok(_) => log.0.push(started.elapsed().as_secs_f64()),
+                        Err(e) => log.1.push(e),
+                    }
                 }
             }
-            (runs, errors)
         })
     };
 
@@ -295,8 +347,12 @@ async fn run(args: Args) -> Result<bool, String> {
     let chaos_s = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let _ = flows_task.await;
+    tracing::info!(at_s = t0.elapsed().as_secs_f64(), "care flows stopped");
     let import_result = import_task.await.map_err(|e| e.to_string()).and_then(|r| r);
-    let (handover_runs, handover_errors) = handover_task.await.unwrap_or_default();
+    handover_task.abort();
+    let _ = handover_task.await;
+    let (handover_runs, handover_errors) =
+        handover_log.lock().map(|l| l.clone()).unwrap_or_default();
     faults::restart_crashed(&mut cluster, &mut report, t0).await;
     println!(
         "  faults stopped after {chaos_s:.1} s; {} kills; load finished after {:.1} s",
@@ -342,7 +398,11 @@ async fn run(args: Args) -> Result<bool, String> {
     .await?;
     let settle_start = Instant::now();
     let (progress, settled) = checker
-        .settle(&receiver.state, Duration::from_secs(args.settle_seconds))
+        .settle(
+            &receiver.state,
+            &hooks.state,
+            Duration::from_secs(args.settle_seconds),
+        )
         .await;
     println!(
         "  {} after {:.1} s: {progress:?}",
@@ -362,11 +422,17 @@ async fn run(args: Args) -> Result<bool, String> {
         .lock()
         .map(|s| s.clone())
         .map_err(|_| "receiver state poisoned".to_string())?;
+    let hook_state = hooks
+        .state
+        .lock()
+        .map(|s| s.clone())
+        .map_err(|_| "webhook state poisoned".to_string())?;
     let contracted_after = load.contracted_on("2022-07-01").await?;
     let mut invariants = checker
         .check(
             &flows,
             &state,
+            &hook_state,
             last_handover.not_arranged,
             &contracted_after,
         )
@@ -466,6 +532,13 @@ async fn run(args: Args) -> Result<bool, String> {
         rs.start_already.load(Ordering::Relaxed),
         rs.reconnects.load(Ordering::Relaxed),
         rs.retries.snapshot()
+    );
+    println!(
+        "webhooks: {} POSTs, {} events applied, {} redeliveries skipped, {} bad signatures",
+        hooks.stats.posts.load(Ordering::Relaxed),
+        hook_state.applied.len(),
+        hooks.stats.redeliveries.load(Ordering::Relaxed),
+        hook_state.bad_signatures.len()
     );
     println!("\ninvariants:");
     for inv in &invariants {

@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 
 use super::flows::FlowRecord;
 use super::receiver::ReceiverState;
+use super::webhooks::WebhookState;
 
 pub const ISSUED: &str = "nl.regiozorg.assignment.issued.v1";
 
@@ -76,6 +77,8 @@ pub struct Progress {
     pub granted_products: i64,
     pub products_not_handled: i64,
     pub not_started: i64,
+    pub provider_events: usize,
+    pub webhooks_not_received: usize,
     pub reporting_caught_up: bool,
 }
 
@@ -85,6 +88,7 @@ impl Progress {
             && self.issued_not_received == 0
             && self.products_not_handled == 0
             && self.not_started == 0
+            && self.webhooks_not_received == 0
             && self.reporting_caught_up
     }
 }
@@ -176,7 +180,22 @@ impl Checker {
         Ok((per, unassigned.into_iter().collect()))
     }
 
-    pub async fn progress(&mut self, receiver: &ReceiverState) -> Result<Progress, String> {
+    /// Every event addressed to one provider (`<ns>.assignment.<m>.<agb>.<event>`): (id, subject).
+    async fn provider_events(&self) -> Result<Vec<(String, String)>, String> {
+        let rows = sqlx::query(
+            "SELECT id::text, nats_subject FROM outbox WHERE split_part(nats_subject, '.', 4) <> '_'",
+        )
+        .fetch_all(self.db("assignment")?)
+        .await
+        .map_err(db_err("provider events"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn progress(
+        &mut self,
+        receiver: &ReceiverState,
+        webhooks: &WebhookState,
+    ) -> Result<Progress, String> {
         let mut p = Progress::default();
         for (service, db) in &self.pools {
             let n: i64 =
@@ -199,6 +218,12 @@ impl Checker {
             .iter()
             .filter(|(id, _, _)| !per.contains_key(id) && !unassigned.contains(id))
             .count() as i64;
+        let provider_events = self.provider_events().await?;
+        p.provider_events = provider_events.len();
+        p.webhooks_not_received = provider_events
+            .iter()
+            .filter(|(id, _)| !webhooks.applied.contains(id))
+            .count();
         p.not_started =
             sqlx::query_scalar("SELECT count(*) FROM assignments WHERE status = 'issued'")
                 .fetch_one(self.db("assignment")?)
@@ -218,24 +243,23 @@ impl Checker {
     pub async fn settle(
         &mut self,
         receiver: &std::sync::Mutex<ReceiverState>,
+        webhooks: &std::sync::Mutex<WebhookState>,
         timeout: Duration,
     ) -> (Progress, bool) {
         let deadline = Instant::now() + timeout;
         let mut last: Option<Progress> = None;
         loop {
-            let snapshot = match receiver.lock() {
-                Ok(r) => {
-                    let copy = ReceiverState {
-                        applied: r.applied.clone(),
-                        ..ReceiverState::default()
-                    };
-                    Some(copy)
-                }
-                Err(_) => None,
-            };
-            let now = match snapshot {
-                Some(r) => self.progress(&r).await.ok(),
-                None => None,
+            let r = receiver.lock().map(|r| ReceiverState {
+                applied: r.applied.clone(),
+                ..ReceiverState::default()
+            });
+            let w = webhooks.lock().map(|w| WebhookState {
+                applied: w.applied.clone(),
+                ..WebhookState::default()
+            });
+            let now = match (r, w) {
+                (Ok(r), Ok(w)) => self.progress(&r, &w).await.ok(),
+                _ => None,
             };
             if let Some(now) = now {
                 if now.done() && last.as_ref() == Some(&now) {
@@ -258,6 +282,7 @@ impl Checker {
         &mut self,
         flows: &[FlowRecord],
         receiver: &ReceiverState,
+        webhooks: &WebhookState,
         handover_not_arranged: u32,
         contracted_after: &HashSet<(String, String, String)>,
     ) -> Result<Vec<Invariant>, String> {
@@ -270,6 +295,7 @@ impl Checker {
             self.outboxes_drained().await?,
             self.issued_events_received(receiver).await?,
             no_duplicated_effects(receiver),
+            self.webhooks_delivered(webhooks).await?,
             self.reporting_equals_direct_counts().await?,
             self.nothing_dead_lettered().await?,
         ])
@@ -514,6 +540,44 @@ impl Checker {
         for (m, n, reason) in &receiver.start_refused {
             inv.violations.push(format!(
                 "start of care of assignment {n} in {m} refused: {reason}"
+            ));
+        }
+        Ok(inv)
+    }
+
+    async fn webhooks_delivered(&self, webhooks: &WebhookState) -> Result<Invariant, String> {
+        let mut inv = Invariant::new(
+            "webhooks_delivered",
+            "every event addressed to a provider reached its webhook, signed, at least once",
+        );
+        for (id, subject) in self.provider_events().await? {
+            inv.checked += 1;
+            if !webhooks.applied.contains(&id) {
+                inv.lost += 1;
+                inv.violations.push(format!(
+                    "event {id} on {subject} never reached the provider's webhook"
+                ));
+            }
+        }
+        for (agb, id) in &webhooks.bad_signatures {
+            inv.violations.push(format!(
+                "delivery of {id} to {agb} had a missing or wrong signature"
+            ));
+        }
+        let failed = sqlx::query(
+            "SELECT agb_code, event_id::text, attempts, COALESCE(last_error, '') FROM deliveries
+             WHERE status = 'failed'",
+        )
+        .fetch_all(self.db("notification")?)
+        .await
+        .map_err(db_err("failed deliveries"))?;
+        for r in failed {
+            inv.violations.push(format!(
+                "delivery of {} to {} failed for good after {} attempts: {}",
+                r.get::<String, _>(1),
+                r.get::<String, _>(0),
+                r.get::<i32, _>(2),
+                r.get::<String, _>(3)
             ));
         }
         Ok(inv)
