@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rz_platform::Shutdown;
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
@@ -58,6 +58,10 @@ pub struct ConsumerSpec {
     pub max_attempts: u32,
     /// Delay before the first redelivery; doubles each attempt, capped at one minute.
     pub retry_delay: Duration,
+    /// At most this many events that have already arrived are applied in one transaction (their
+    /// inbox rows in one statement). 1 = a transaction per event. Only events already buffered are
+    /// taken, so a lone event is never held back waiting for others.
+    pub batch: usize,
 }
 
 impl ConsumerSpec {
@@ -68,6 +72,7 @@ impl ConsumerSpec {
             filter_subject,
             max_attempts: 5,
             retry_delay: Duration::from_millis(500),
+            batch: 64,
         }
     }
 }
@@ -78,6 +83,18 @@ pub struct EventConsumer<H> {
     ns: Namespace,
     spec: ConsumerSpec,
     handler: Arc<H>,
+}
+
+/// Why a batch transaction did not commit.
+enum BatchError {
+    /// The handler of the `k`-th event failed.
+    At(usize, HandleError),
+    /// BEGIN, the inbox insert or COMMIT failed.
+    Transaction(sqlx::Error),
+}
+
+fn delivered(message: &jetstream::Message) -> u32 {
+    message.info().map(|i| i.delivered).unwrap_or(1).max(1) as u32
 }
 
 enum Outcome {
@@ -140,31 +157,57 @@ impl<H: Handler> EventConsumer<H> {
             .map_err(EventingError::nats)
     }
 
-    /// Consumes until `shutdown`; the message in hand is finished (applied and acked) first.
+    /// Consumes until `shutdown`; the messages in hand are finished (applied and acked) first.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), EventingError> {
         let consumer = self.ensure().await?;
         let mut messages = consumer.messages().await.map_err(EventingError::nats)?;
+        let max = self.spec.batch.max(1);
+        let mut batch: Vec<jetstream::Message> = Vec::with_capacity(max);
         loop {
             let next = tokio::select! {
                 _ = shutdown.wait() => break,
                 m = messages.next() => m,
             };
             let Some(message) = next else { break };
-            let message = match message {
-                Ok(m) => m,
+            let mut ended = false;
+            match message {
+                Ok(m) => batch.push(m),
                 Err(e) => {
-                    tracing::warn!(consumer = %self.spec.name, error = %e, "consumer stream error");
-                    continue;
+                    tracing::warn!(consumer = %self.spec.name, error = %e, "consumer stream error")
                 }
-            };
-            self.process(&message).await;
+            }
+            // Take what has already arrived, without waiting for more.
+            while batch.len() < max {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(m))) => batch.push(m),
+                    Some(Some(Err(e))) => {
+                        tracing::warn!(consumer = %self.spec.name, error = %e, "consumer stream error");
+                        break;
+                    }
+                    Some(None) => {
+                        ended = true;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            match batch.len() {
+                0 => {}
+                1 => self.process(&batch[0]).await,
+                _ => self.process_batch(&batch).await,
+            }
+            batch.clear();
+            if ended {
+                break;
+            }
         }
         tracing::info!(consumer = %self.spec.name, "consumer stopped");
         Ok(())
     }
 
+    /// One message in its own transaction.
     async fn process(&self, message: &jetstream::Message) {
-        let delivered = message.info().map(|i| i.delivered).unwrap_or(1).max(1) as u32;
+        let delivered = delivered(message);
         let outcome = match Event::from_parts(
             message.subject.as_str(),
             message.headers.as_ref(),
@@ -172,21 +215,161 @@ impl<H: Handler> EventConsumer<H> {
         ) {
             Err(e) => self.dead_letter(message, &e.to_string(), delivered).await,
             Ok(event) => {
-                let span = tracing::info_span!(
-                    "event.consume",
-                    consumer = %self.spec.name,
-                    event_id = %event.id,
-                    event_type = %event.event_type,
-                    attempt = delivered,
-                );
-                if let Some(tp) = &event.traceparent {
-                    rz_telemetry::set_parent_from_traceparent(&span, tp);
-                }
+                let span = self.span(&event, delivered);
                 self.apply_or_retry(message, &event, delivered)
                     .instrument(span)
                     .await
             }
         };
+        self.ack(message, outcome).await;
+    }
+
+    /// Several messages: those that can be applied go through one transaction, in stream order.
+    /// If a handler fails, that transaction is rolled back, the events before the failing one are
+    /// applied again in a transaction of their own, the failing one is settled with its error as a
+    /// lone event would be (redelivered later or dead-lettered), and the events after it are taken
+    /// again.
+    async fn process_batch(&self, messages: &[jetstream::Message]) {
+        let mut ready: Vec<(&jetstream::Message, Event, u32)> = Vec::with_capacity(messages.len());
+        for message in messages {
+            let delivered = delivered(message);
+            match Event::from_parts(
+                message.subject.as_str(),
+                message.headers.as_ref(),
+                message.payload.clone(),
+            ) {
+                Err(e) => {
+                    let outcome = self.dead_letter(message, &e.to_string(), delivered).await;
+                    self.ack(message, outcome).await;
+                }
+                Ok(_) if delivered > self.spec.max_attempts => self.process(message).await,
+                Ok(event) => ready.push((message, event, delivered)),
+            }
+        }
+        let mut rest: &[(&jetstream::Message, Event, u32)] = &ready;
+        while !rest.is_empty() {
+            if rest.len() == 1 {
+                let (message, event, delivered) = &rest[0];
+                let span = self.span(event, *delivered);
+                let outcome = self
+                    .apply_or_retry(message, event, *delivered)
+                    .instrument(span)
+                    .await;
+                self.ack(message, outcome).await;
+                break;
+            }
+            let events: Vec<&Event> = rest.iter().map(|(_, e, _)| e).collect();
+            let span = tracing::info_span!(
+                "event.consume_batch",
+                consumer = %self.spec.name,
+                events = events.len(),
+            );
+            match self.apply_all(&events).instrument(span).await {
+                Ok(fresh) => {
+                    for ((message, _, _), fresh) in rest.iter().zip(fresh) {
+                        if !fresh {
+                            tracing::debug!("duplicate event ignored");
+                        }
+                        self.ack(message, Outcome::Applied).await;
+                    }
+                    break;
+                }
+                Err(BatchError::At(k, error)) => {
+                    // Rolled back. The events before `k` succeeded: apply them again on their own
+                    // (an empty prefix is skipped); the failing one is settled with its error as a
+                    // lone event would be (retried later or dead-lettered), not run again now.
+                    if k > 0 {
+                        let prefix: Vec<&Event> = events[..k].to_vec();
+                        match self.apply_all(&prefix).await {
+                            Ok(_) => {
+                                for (message, _, _) in &rest[..k] {
+                                    self.ack(message, Outcome::Applied).await;
+                                }
+                            }
+                            Err(_) => {
+                                // Something changed in between: one by one.
+                                for (message, event, delivered) in &rest[..k] {
+                                    let outcome =
+                                        self.apply_or_retry(message, event, *delivered).await;
+                                    self.ack(message, outcome).await;
+                                }
+                            }
+                        }
+                    }
+                    let (message, event, delivered) = &rest[k];
+                    let span = self.span(event, *delivered);
+                    let outcome = self
+                        .settle(message, Err(error), *delivered)
+                        .instrument(span)
+                        .await;
+                    self.ack(message, outcome).await;
+                    rest = &rest[k + 1..];
+                }
+                Err(BatchError::Transaction(e)) => {
+                    // BEGIN, the inbox insert or COMMIT failed: every event as a lone one.
+                    tracing::warn!(consumer = %self.spec.name, error = %e, "batch transaction failed; applying one by one");
+                    for (message, event, delivered) in rest {
+                        let span = self.span(event, *delivered);
+                        let outcome = self
+                            .apply_or_retry(message, event, *delivered)
+                            .instrument(span)
+                            .await;
+                        self.ack(message, outcome).await;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Applies `events` in stream order in one transaction, their inbox rows written by one
+    /// statement; returns per event whether it was new (false: seen before, or earlier in the
+    /// batch). Nothing is committed unless every handler succeeded.
+    async fn apply_all(&self, events: &[&Event]) -> Result<Vec<bool>, BatchError> {
+        let mut tx = self.pool.begin().await.map_err(BatchError::Transaction)?;
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+        let inserted: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&self.spec.name)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(BatchError::Transaction)?;
+        let mut fresh_ids: std::collections::HashSet<uuid::Uuid> = inserted.into_iter().collect();
+        let mut fresh = Vec::with_capacity(events.len());
+        for (k, event) in events.iter().enumerate() {
+            // The first occurrence of a new id is applied; a repeat within the batch is a duplicate.
+            if !fresh_ids.remove(&event.id) {
+                fresh.push(false);
+                continue;
+            }
+            let span = self.span(event, 0);
+            if let Err(e) = self.handler.handle(&mut tx, event).instrument(span).await {
+                return Err(BatchError::At(k, e));
+            }
+            fresh.push(true);
+        }
+        tx.commit().await.map_err(BatchError::Transaction)?;
+        Ok(fresh)
+    }
+
+    fn span(&self, event: &Event, delivered: u32) -> tracing::Span {
+        let span = tracing::info_span!(
+            "event.consume",
+            consumer = %self.spec.name,
+            event_id = %event.id,
+            event_type = %event.event_type,
+            attempt = delivered,
+        );
+        if let Some(tp) = &event.traceparent {
+            rz_telemetry::set_parent_from_traceparent(&span, tp);
+        }
+        span
+    }
+
+    async fn ack(&self, message: &jetstream::Message, outcome: Outcome) {
         let ack = match outcome {
             Outcome::Applied | Outcome::Duplicate | Outcome::DeadLettered => {
                 message.ack_with(AckKind::Ack).await
@@ -210,7 +393,19 @@ impl<H: Handler> EventConsumer<H> {
             let reason = format!("not acknowledged after {} deliveries", delivered - 1);
             return self.dead_letter(message, &reason, delivered).await;
         }
-        match self.apply(event).await {
+        let result = self.apply(event).await;
+        self.settle(message, result, delivered).await
+    }
+
+    /// What to do with a message after its event was applied (`Ok(true)`), found a duplicate
+    /// (`Ok(false)`) or failed.
+    async fn settle(
+        &self,
+        message: &jetstream::Message,
+        result: Result<bool, HandleError>,
+        delivered: u32,
+    ) -> Outcome {
+        match result {
             Ok(true) => Outcome::Applied,
             Ok(false) => {
                 tracing::debug!("duplicate event ignored");

@@ -27,7 +27,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         name: "effects",
-        sql: "CREATE TABLE effects (event_id UUID NOT NULL, body TEXT NOT NULL)",
+        sql: "CREATE TABLE effects (seq BIGSERIAL, event_id UUID NOT NULL, body TEXT NOT NULL)",
     },
 ];
 
@@ -391,6 +391,84 @@ async fn a_permanent_failure_is_dead_lettered_without_retries() {
     let letter = &dlq.list().await.unwrap()[0];
     assert_eq!(letter.attempts, 1);
     assert!(letter.reason.contains("not acceptable"));
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}
+
+/// Events already on the stream when the consumer starts arrive together and are applied in
+/// batches: in stream order, each exactly once, a duplicate inside a batch ignored, and a failing
+/// event in the middle of a batch neither loses nor doubles the events around it.
+#[tokio::test]
+async fn a_backlog_is_applied_in_batches_in_order_exactly_once() {
+    let f = fixture().await;
+    let recorder = Recorder::default();
+    recorder
+        .fail_times
+        .lock()
+        .unwrap()
+        .insert("b-050".into(), 1);
+    recorder.broken.lock().unwrap().push("b-120".into());
+    recorder.permanent.store(true, Ordering::SeqCst);
+    let mut bodies = Vec::new();
+    for i in 0..200 {
+        let body = format!("b-{i:03}");
+        let e = event(&f.ns, &body);
+        publish_raw(&f, &e, &format!("m{i}")).await;
+        if i == 10 {
+            // The same event again right behind it (another message id): one effect.
+            publish_raw(&f, &e, "m10-again").await;
+        }
+        bodies.push(body);
+    }
+    let shutdown = Shutdown::new();
+    let mut s = spec(&f, "batches");
+    s.batch = 32;
+    let task = tokio::spawn(
+        EventConsumer::new(
+            f.js.clone(),
+            f.pool.clone(),
+            f.ns.clone(),
+            s,
+            recorder.clone(),
+        )
+        .run(shutdown.clone()),
+    );
+    wait_until("the backlog applied", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(DISTINCT body) FROM effects")
+            .fetch_one(&f.pool)
+            .await
+            .unwrap();
+        n == 199
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for b in &bodies {
+        let want = if b == "b-120" { 0 } else { 1 };
+        assert_eq!(effects(&f.pool, b).await, want, "{b}");
+    }
+    // The permanently failing one went to the dead-letter stream, nothing else did.
+    let dead = DeadLetters::new(f.js.clone(), f.ns.clone())
+        .list()
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    // Apart from the retried one (applied after its redelivery), effects follow stream order.
+    let order: Vec<String> = sqlx::query_scalar("SELECT body FROM effects ORDER BY seq")
+        .fetch_all(&f.pool)
+        .await
+        .unwrap();
+    let without_retried: Vec<&String> = order.iter().filter(|b| *b != "b-050").collect();
+    let mut sorted = without_retried.clone();
+    sorted.sort();
+    assert_eq!(without_retried, sorted);
+    // More than one event per transaction: fewer distinct transaction ids than events.
+    let xids: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT xmin::text) FROM inbox WHERE consumer = 'batches'",
+    )
+    .fetch_one(&f.pool)
+    .await
+    .unwrap();
+    assert!(xids < 100, "{xids} transactions for 199 events");
     shutdown.trigger();
     task.await.unwrap().unwrap();
 }
