@@ -514,9 +514,10 @@ async fn run(args: Args) -> Result<bool, String> {
         last_handover
     );
     println!(
-        "load: {} flows started, {} granted, {} refused, {} failed; {} existing clients imported ({} failed); client retries {:?}",
+        "load: {} flows started, {} granted ({} then extended), {} refused, {} failed; {} existing clients imported ({} failed); client retries {:?}",
         stats.flows_started.load(Ordering::Relaxed),
         stats.granted.load(Ordering::Relaxed),
+        flows.iter().filter(|f| f.amended).count(),
         stats.refused.load(Ordering::Relaxed),
         stats.failed.load(Ordering::Relaxed),
         stats.imported.load(Ordering::Relaxed),

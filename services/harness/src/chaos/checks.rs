@@ -79,6 +79,7 @@ pub struct Progress {
     pub not_started: i64,
     pub provider_events: usize,
     pub webhooks_not_received: usize,
+    pub amendments_not_applied: usize,
     pub reporting_caught_up: bool,
 }
 
@@ -89,6 +90,7 @@ impl Progress {
             && self.products_not_handled == 0
             && self.not_started == 0
             && self.webhooks_not_received == 0
+            && self.amendments_not_applied == 0
             && self.reporting_caught_up
     }
 }
@@ -180,6 +182,71 @@ impl Checker {
         Ok((per, unassigned.into_iter().collect()))
     }
 
+    /// Amended products (version > 1) of every access instance, and those whose active
+    /// assignment does not show the amendment (version, end), as evidence lines.
+    async fn amendments(&self) -> Result<(usize, Vec<String>), String> {
+        let mut amended: HashMap<String, (String, i32, Option<String>)> = HashMap::new();
+        for (service, db) in self.access_dbs() {
+            let m = service.trim_start_matches("access@").to_owned();
+            let rows = sqlx::query(
+                "SELECT id::text, version, period_end::text FROM products WHERE version > 1",
+            )
+            .fetch_all(db)
+            .await
+            .map_err(db_err("amended products"))?;
+            for r in rows {
+                amended.insert(r.get(0), (m.clone(), r.get(1), r.get(2)));
+            }
+        }
+        if amended.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let ids: Vec<String> = amended.keys().cloned().collect();
+        let db = self.db("assignment")?;
+        let rows = sqlx::query(
+            "SELECT granted_product_id, number, product_version, end_date::text FROM assignments
+             WHERE granted_product_id = ANY($1) AND status IN ('issued', 'started')",
+        )
+        .bind(&ids)
+        .fetch_all(db)
+        .await
+        .map_err(db_err("amended assignments"))?;
+        let unassigned: HashSet<String> = sqlx::query_scalar(
+            "SELECT granted_product_id FROM unassigned_products WHERE granted_product_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(db)
+        .await
+        .map_err(db_err("unassigned amended"))?
+        .into_iter()
+        .collect();
+        let mut seen = HashSet::new();
+        let mut bad = Vec::new();
+        for r in rows {
+            let id: String = r.get(0);
+            let Some((m, version, end)) = amended.get(&id) else {
+                continue;
+            };
+            seen.insert(id.clone());
+            let (number, pv, a_end): (i64, i32, Option<String>) = (r.get(1), r.get(2), r.get(3));
+            if pv != *version || a_end != *end {
+                bad.push(format!(
+                    "product {id} in {m} is version {version} ending {}; its assignment {number} shows version {pv} ending {}",
+                    end.as_deref().unwrap_or("-"),
+                    a_end.as_deref().unwrap_or("-")
+                ));
+            }
+        }
+        for (id, (m, version, _)) in &amended {
+            if !seen.contains(id) && !unassigned.contains(id) {
+                bad.push(format!(
+                    "product {id} in {m} (version {version}) has no active assignment"
+                ));
+            }
+        }
+        Ok((amended.len(), bad))
+    }
+
     /// Every event addressed to one provider (`<ns>.assignment.<m>.<agb>.<event>`): (id, subject).
     async fn provider_events(&self) -> Result<Vec<(String, String)>, String> {
         let rows = sqlx::query(
@@ -218,6 +285,7 @@ impl Checker {
             .iter()
             .filter(|(id, _, _)| !per.contains_key(id) && !unassigned.contains(id))
             .count() as i64;
+        p.amendments_not_applied = self.amendments().await?.1.len();
         let provider_events = self.provider_events().await?;
         p.provider_events = provider_events.len();
         p.webhooks_not_received = provider_events
@@ -289,6 +357,7 @@ impl Checker {
         Ok(vec![
             self.acknowledged_decisions_kept(flows).await?,
             self.granted_products_assigned_once().await?,
+            self.amendments_applied().await?,
             self.no_two_providers_on_a_day().await?,
             self.handover_leaves_nobody_without_provider(handover_not_arranged, contracted_after)
                 .await?,
@@ -370,6 +439,17 @@ impl Checker {
                 )),
             }
         }
+        Ok(inv)
+    }
+
+    async fn amendments_applied(&self) -> Result<Invariant, String> {
+        let mut inv = Invariant::new(
+            "amendments_applied",
+            "every amended (extended) product's active assignment carries the new version and end",
+        );
+        let (checked, bad) = self.amendments().await?;
+        inv.checked = checked;
+        inv.violations = bad;
         Ok(inv)
     }
 

@@ -62,6 +62,8 @@ pub struct FlowRecord {
     pub case_id: String,
     /// Products granted (0 = refused).
     pub products: u32,
+    /// The first product was extended right after the decision (a second version).
+    pub amended: bool,
 }
 
 /// What the load did.
@@ -344,11 +346,36 @@ impl Load {
                 decided.status()
             ));
         }
+        // Every fourth granted decision is extended at once: the amendment's event follows the
+        // decision's closely, so assignment may see it before it has assigned the product.
+        let mut amended = false;
+        if !refuse
+            && i % 4 == 1
+            && let Some(first) = decided.products.first()
+        {
+            let r = acc::AmendProductRequest {
+                product_id: first.id.clone(),
+                amendment: acc::Amendment::Extend as i32,
+                date: "2022-09-01".into(),
+                new_end: "2023-12-31".into(),
+                ..Default::default()
+            };
+            let product_id = first.id.clone();
+            self.amend(&ac, &case_id, &product_id, || {
+                let mut ac = ac.clone();
+                let r = r.clone();
+                async move { ac.amend_product(r).await }
+            })
+            .await
+            .map_err(|e| format!("AmendProduct: {e}"))?;
+            amended = true;
+        }
         Ok(FlowRecord {
             index: i,
             municipality: m,
             case_id,
             products: grant.len() as u32,
+            amended,
         })
     }
 
@@ -393,6 +420,56 @@ impl Load {
                     .into_inner();
                     if done.contains(&case.status()) {
                         return Ok(case);
+                    }
+                }
+                Err(s) => return Err(format!("{:?} {}", s.code(), s.message())),
+            }
+        }
+    }
+
+    /// An amendment (no idempotency key): after a transient failure the product's version says
+    /// whether it was applied before the connection broke.
+    async fn amend<F, Fut>(
+        &self,
+        ac: &AccessServiceClient<Channel>,
+        case_id: &str,
+        product_id: &str,
+        mut call: F,
+    ) -> Result<(), String>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<tonic::Response<acc::GrantedProduct>, Status>>,
+    {
+        let deadline = Instant::now() + RETRY_FOR;
+        let mut failed_before = false;
+        loop {
+            match call().await {
+                Ok(_) => return Ok(()),
+                Err(s)
+                    if (is_transient(s.code())
+                        || (failed_before && s.code() == Code::FailedPrecondition))
+                        && Instant::now() < deadline =>
+                {
+                    self.stats.retries.record(s.code());
+                    failed_before = true;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let get = acc::GetCaseRequest {
+                        case_id: case_id.to_owned(),
+                    };
+                    let case = retry(&self.stats.retries, || {
+                        let mut ac = ac.clone();
+                        let g = get.clone();
+                        async move { ac.get_case(g).await }
+                    })
+                    .await
+                    .map_err(status_msg("GetCase"))?
+                    .into_inner();
+                    if case
+                        .products
+                        .iter()
+                        .any(|p| p.id == product_id && p.version > 1)
+                    {
+                        return Ok(());
                     }
                 }
                 Err(s) => return Err(format!("{:?} {}", s.code(), s.message())),
