@@ -3,9 +3,17 @@
 # nats-server and PostgreSQL are SIGKILLed and restarted; then the invariants are checked.
 #
 # Usage: deploy/chaos.sh [--short] [--seconds N] [--seed N] [other regiozorg-chaos flags]
+#        make chaos [CHAOS_ARGS="--short"]
 #
-#   --short      the short version (one round of faults, about 30 s, 4 municipalities; under 2 minutes in all)
-#   --seconds N  how long faults are injected (default 150)
+#   --short      the short version (one round of faults, about 30 s, 4 municipalities; about a
+#                minute in all on an otherwise idle 2-core machine)
+#   --seconds N  faults for at least N seconds, finishing the round (default 150: 6 rounds)
+#   --seed N     repeat a run's fault schedule (gaps, downtimes, which access; each run prints its seed)
+#   --rate F, --concurrency N, --municipalities M,M, --settle-seconds N: see regiozorg-chaos --help
+#
+# Environment: BIN (directory of the built binaries, default target/debug), CHAOS_NO_BUILD=1 (do not
+# run `cargo build` first; make chaos builds already).
+# The run's record: var/chaos/run/result.json, the services' logs var/chaos/run/*.log.
 #
 # It starts its OWN PostgreSQL cluster and nats-server (JetStream, file store) under var/chaos/ on
 # free ports, so it can kill and restart them without touching the shared stack (DATABASE_URL and
@@ -168,7 +176,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --short) SHORT=1; SECONDS_ARG=20; shift ;;
         --seconds) [ $# -ge 2 ] || die "--seconds needs a value"; SECONDS_ARG="$2"; shift 2 ;;
-        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
         *) ARGS+=("$1"); shift ;;
     esac
 done
