@@ -123,12 +123,19 @@ start assignment rz_assignment "${ACCESS_ENV[@]}" RZ__ASSIGNMENT__TODAY_FILE="$C
     RZ__ASSIGNMENT__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ASSIGNMENT__REGISTRATION_ENDPOINT="$REG"
 ASG="http://127.0.0.1:$(cat "$DEMO/assignment.port")"
 start reporting rz_reporting
-start notification rz_notification
+NOTIFICATION_ENV=()
+for m in $MUNICIPALITIES; do
+    NOTIFICATION_ENV+=("RZ__NOTIFICATION__ACCESS_ENDPOINTS__$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
+done
+# The demo asks for deadline scans itself, with each simulated date (ScanDeadlines).
+start notification rz_notification "${NOTIFICATION_ENV[@]}" RZ__NOTIFICATION__ASSIGNMENT_ENDPOINT="$ASG" \
+    RZ__NOTIFICATION__SCAN_INTERVAL_SECS=0
+NTF="http://127.0.0.1:$(cat "$DEMO/notification.port")"
 REP="http://127.0.0.1:$(cat "$DEMO/reporting.port")"
 
 # The provider systems: one simulator answering every provider's assignments with a start of care.
 stop provider-sim
-NATS_URL="$NATS_URL" setsid nohup "$BIN/provider-sim" --endpoint "$ASG" >"$DEMO/provider-sim.log" 2>&1 </dev/null &
+NATS_URL="$NATS_URL" setsid nohup "$BIN/provider-sim" --endpoint "$ASG" --late-start-every 20 >"$DEMO/provider-sim.log" 2>&1 </dev/null &
 echo $! >"$DEMO/provider-sim.pid"
 echo "  provider-sim answering assignments (log: var/demo/provider-sim.log)"
 
@@ -143,20 +150,24 @@ DEMO_ARGS=()
 for m in $MUNICIPALITIES; do
     DEMO_ARGS+=(--access "$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
 done
-RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/regiozorg-demo" --registration "$REG" --assignment "$ASG" --reporting "$REP" --clock-file "$CLOCK" \
+RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/regiozorg-demo" --registration "$REG" --assignment "$ASG" --reporting "$REP" --clock-file "$CLOCK" --notification "$NTF" \
     --reports-dir "$DEMO/reports" --messages-dir "$DEMO/messages" "${DEMO_ARGS[@]}" \
     | tee "$DEMO/care-flow.txt"
 
 say "Look around"
+NTF_DB="$(db_url rz_notification)"
 cat <<EOT
 The services keep running until 'make down'. Try:
-  target/debug/registration landscape --endpoint $REG        # the contract landscape again
-  cat var/demo/care-flow.txt                                  # the care flow report again
-  ls var/demo/reports/                                        # the reporting read model as CSV
-  psql "$(db_url rz_notification)" -c 'select municipality, text from letters limit 1'   # residents' letters
-  ls var/demo/messages/*/ | head                              # the providers' messages as XML (JW301, WMO301, JW319, ...)
-  psql "$(db_url rz_registration)" -c 'select agb_code, name, kind from providers order by 1'
-  psql "$(db_url rz_registration)" -c 'select event_type, nats_subject from outbox order by id desc limit 10'
-  NATS_URL=$NATS_URL target/debug/rzctl dlq list   # the dead-letter stream
-Logs: var/demo/*.log (JSON lines).
+  cat var/demo/care-flow.txt                      # this report again
+  target/debug/registration landscape --endpoint $REG     # contracted providers per segment and municipality
+  psql "$(db_url rz_registration)" -c 'select agb_code, name, kind from providers order by 1'   # every provider
+  # a resident's letters: pick a client key, then read that resident's letters
+  psql "$NTF_DB" -c "select client_key, kind, created_at::date from letters where municipality = '0197' order by client_key, created_at limit 12"
+  psql "$NTF_DB" -c "select kind, text from letters where client_key = 'PASTE-A-CLIENT-KEY'"
+  psql "$NTF_DB" -c "select municipality, kind, state, due from staff_alerts where state <> 'resolved' order by due"   # staff alerts
+  NATS_URL=$NATS_URL target/debug/rzctl events --provider 03010028     # a provider's events, as its system receives them
+  ls var/demo/messages/03010028/                  # the same provider's messages as iStandaarden XML (JW301, JW319)
+  ls var/demo/reports/                            # the reporting read model as CSV
+  NATS_URL=$NATS_URL target/debug/rzctl dlq list  # the dead-letter stream (empty when all went well)
+Logs: var/demo/*.log (JSON lines, no personal data).
 EOT

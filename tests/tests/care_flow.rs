@@ -103,6 +103,7 @@ async fn a_decision_reaches_a_contracted_provider_who_starts_care_within_one_tra
         assignment_endpoint: assignment_url.clone(),
         agb_codes: vec![PROVIDER.into()],
         name: format!("provider-sim-{PROVIDER}"),
+        late_start_every: 0,
     };
     tokio::spawn(provider_sim::run(sim, stats.clone(), shutdown.clone()));
 

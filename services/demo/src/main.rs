@@ -10,6 +10,7 @@
 //! report from the reporting read model ([`report`]), CSV exports and the providers' messages as
 //! iStandaarden XML.
 
+mod lag;
 mod people;
 mod report;
 mod season;
@@ -24,6 +25,7 @@ use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as asg;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use rz_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use rz_proto::registration::v1 as reg;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
 use rz_proto::types::v1 as types;
@@ -129,6 +131,8 @@ pub struct Clients {
     pub registration: RegistrationServiceClient<Channel>,
     pub assignment: AssignmentServiceClient<Channel>,
     pub access: HashMap<String, AccessServiceClient<Channel>>,
+    /// Residents' letters and staff alerts, when the demo runs notification.
+    pub notification: Option<NotificationServiceClient<Channel>>,
 }
 
 /// A subsegment of the catalogue, as the demo needs it.
@@ -202,7 +206,13 @@ async fn run() -> Result<()> {
         registration: RegistrationServiceClient::new(connect(&args.registration).await?),
         assignment: AssignmentServiceClient::new(connect(&args.assignment).await?),
         access: HashMap::new(),
+        notification: None,
     };
+    if !args.notification.is_empty() {
+        clients.notification = Some(NotificationServiceClient::new(
+            connect(&args.notification).await?,
+        ));
+    }
     for (m, u) in &args.access {
         clients
             .access
@@ -255,7 +265,7 @@ async fn run() -> Result<()> {
         let tally = season.play().await?;
         season.set_clock(season::last_day())?;
         println!(
-            "   total: {} requests, {} decisions ({} refused), {} changes to granted products, {} GP referrals ({} granted, {} refused), {} clients handed over",
+            "   total: {} requests, {} decisions ({} refused), {} changes to granted products, {} GP referrals ({} granted, {} refused), {} clients handed over, {} staff alerts raised ({} became overdue)",
             tally.requests,
             tally.decisions,
             tally.refused,
@@ -263,7 +273,9 @@ async fn run() -> Result<()> {
             tally.gp_requests,
             tally.gp_granted,
             tally.gp_refused,
-            tally.handed_over
+            tally.handed_over,
+            tally.alerts_opened,
+            tally.alerts_overdue
         );
         if let Some(first) = tally.failures.first() {
             println!("   {} steps failed, e.g. {first}", tally.failures.len());
@@ -272,6 +284,7 @@ async fn run() -> Result<()> {
     }
     report::wait_until_settled(&args, &clients).await?;
     report::print(&args, &clients).await?;
+    report::letters_and_alerts(&clients).await?;
     export_messages(&args, &mut clients.registration, clients.assignment.clone()).await?;
     export_csv(&args).await?;
     println!(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rz_proto::access::v1 as acc;
 use rz_proto::assignment::v1 as asg;
+use rz_proto::notification::v1 as ntf;
 use rz_proto::reporting::v1 as rep;
 use rz_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 use tonic::transport::Channel;
@@ -203,15 +204,19 @@ pub async fn print(args: &Args, clients: &Clients) -> Result<()> {
     let mut per_segment: BTreeMap<String, Row> = BTreeMap::new();
     for (code, _, _) in MUNICIPALITIES {
         let mut total = Row::default();
+        let mut lines = Vec::new();
         for ((m, seg), row) in per.range((code.to_owned(), String::new())..) {
             if m != code {
                 break;
             }
-            println!("{}", row.line(&format!("  {seg}")));
+            lines.push(row.line(&format!("  {seg}")));
             total.merge(row);
             per_segment.entry(seg.clone()).or_default().merge(row);
         }
         println!("{}", total.line(&format!("{} ({code})", name(code))));
+        for l in lines {
+            println!("{l}");
+        }
         region.merge(&total);
     }
     println!("   {}", "-".repeat(95));
@@ -234,7 +239,7 @@ pub async fn print(args: &Args, clients: &Clients) -> Result<()> {
         progress.deadline
     );
     println!(
-        "   {:<26} {:>11} {:>8} {:>17} {:>12}",
+        "   {:<26} {:>11} {:>13} {:>17} {:>12}",
         "municipality", "handed over", "of which late", "waiting for start", "not arranged"
     );
     let mut hp: BTreeMap<String, [u32; 4]> = BTreeMap::new();
@@ -248,7 +253,7 @@ pub async fn print(args: &Args, clients: &Clients) -> Result<()> {
     let mut t = [0u32; 4];
     for (m, v) in &hp {
         println!(
-            "   {:<26} {:>11} {:>8} {:>17} {:>12}",
+            "   {:<26} {:>11} {:>13} {:>17} {:>12}",
             format!("{} ({m})", name(m)),
             v[0],
             v[1],
@@ -260,7 +265,7 @@ pub async fn print(args: &Args, clients: &Clients) -> Result<()> {
         }
     }
     println!(
-        "   {:<26} {:>11} {:>8} {:>17} {:>12}",
+        "   {:<26} {:>11} {:>13} {:>17} {:>12}",
         "region", t[0], t[1], t[2], t[3]
     );
 
@@ -352,6 +357,76 @@ pub async fn print(args: &Args, clients: &Clients) -> Result<()> {
             chain_late("start_of_care"),
             chain_late("request_answer")
         );
+    }
+    Ok(())
+}
+
+/// Residents' letters and the staff alerts still open, per municipality, and one letter in full.
+pub async fn letters_and_alerts(clients: &Clients) -> Result<()> {
+    let Some(mut n) = clients.notification.clone() else {
+        return Ok(());
+    };
+    println!(
+        "\n   Residents' letters written, and staff alerts open on 31 December 2022 (notification)"
+    );
+    println!(
+        "   {:<26} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "municipality", "granted", "refused", "provider", "ending", "overdue", "upcoming"
+    );
+    let mut example = None;
+    for (code, _, _) in MUNICIPALITIES {
+        let letters = n
+            .list_letters(ntf::ListLettersRequest {
+                municipality: code.into(),
+                client_key: String::new(),
+                limit: 1000,
+            })
+            .await
+            .map_err(status_msg("ListLetters"))?
+            .into_inner()
+            .letters;
+        let capped = letters.len() >= 1000;
+        let count = |kind: &str| {
+            let c = letters.iter().filter(|l| l.kind == kind).count();
+            if capped {
+                format!("{c}+")
+            } else {
+                c.to_string()
+            }
+        };
+        if example.is_none() {
+            example = letters
+                .iter()
+                .find(|l| l.kind == "decision_granted")
+                .map(|l| l.text.clone());
+        }
+        let alerts = n
+            .list_staff_alerts(ntf::ListStaffAlertsRequest {
+                municipality: code.into(),
+                states: vec![],
+                limit: 1000,
+            })
+            .await
+            .map_err(status_msg("ListStaffAlerts"))?
+            .into_inner()
+            .alerts;
+        let state = |s: ntf::AlertState| alerts.iter().filter(|a| a.state() == s).count();
+        println!(
+            "   {:<26} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            format!("{} ({code})", name(code)),
+            count("decision_granted"),
+            count("decision_refused"),
+            count("provider_assigned"),
+            count("indication_ending"),
+            state(ntf::AlertState::Overdue),
+            state(ntf::AlertState::Upcoming)
+        );
+    }
+    if let Some(text) = example {
+        println!("\n   One of the letters (a decision), as the resident receives it:\n");
+        for line in text.lines() {
+            println!("   | {line}");
+        }
     }
     Ok(())
 }

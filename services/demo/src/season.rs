@@ -21,6 +21,7 @@ use chrono::{Days, NaiveDate};
 use futures::{StreamExt, stream};
 use rz_proto::access::v1 as acc;
 use rz_proto::assignment::v1 as asg;
+use rz_proto::notification::v1 as ntf;
 use rz_proto::registration::v1 as reg;
 use rz_proto::types::v1 as types;
 
@@ -60,6 +61,8 @@ pub struct Tally {
     pub gp_granted: u32,
     pub gp_refused: u32,
     pub handed_over: u32,
+    pub alerts_opened: u32,
+    pub alerts_overdue: u32,
     pub failures: Vec<String>,
 }
 
@@ -74,6 +77,8 @@ impl Tally {
         self.gp_granted += o.gp_granted;
         self.gp_refused += o.gp_refused;
         self.handed_over += o.handed_over;
+        self.alerts_opened += o.alerts_opened;
+        self.alerts_overdue += o.alerts_overdue;
         self.failures.extend(o.failures.iter().cloned());
     }
 }
@@ -146,6 +151,8 @@ pub struct Season<'a> {
     pub referrals_per_week: u32,
     /// Contracted youth providers per (subsegment, municipality), for the GP referrals.
     contracted: HashMap<(String, String), Vec<String>>,
+    /// The event consumers a week waits for.
+    lag: Option<crate::lag::Lag>,
 }
 
 const PARALLEL: usize = 16;
@@ -165,6 +172,7 @@ impl<'a> Season<'a> {
             requests_per_week,
             referrals_per_week,
             contracted: HashMap::new(),
+            lag: None,
         }
     }
 
@@ -210,11 +218,18 @@ impl<'a> Season<'a> {
                 self.contracted.insert((code, m.to_owned()), list);
             }
         }
+        self.lag = match crate::lag::Lag::connect().await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                println!("   (not waiting for the event consumers between weeks: {e})");
+                None
+            }
+        };
         let mut total = Tally::default();
         let mut resident = 100_000u32;
         let mut referral = 0u32;
         println!(
-            "   {:<10} {:>8} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8}  time",
+            "   {:<10} {:>8} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>7} {:>8} {:>8}  time",
             "week of",
             "requests",
             "decisions",
@@ -223,6 +238,8 @@ impl<'a> Season<'a> {
             "GP refs",
             "GP answer",
             "handover",
+            "alerts",
+            "overdue",
             "failures",
         );
         let mut week = 0u64;
@@ -303,8 +320,26 @@ impl<'a> Season<'a> {
                     }
                 }
             }
+            // The week is over once assignment has assigned its decisions and the providers'
+            // systems have answered (a minute at most).
+            if let Some(lag) = &self.lag {
+                lag.wait(std::time::Duration::from_secs(60)).await?;
+            }
+            // Staff alerts for deadlines about to pass or passed, as of the week's last day.
+            if let Some(mut n) = self.clients.notification.clone() {
+                let scan = n
+                    .scan_deadlines(ntf::ScanDeadlinesRequest {
+                        as_of: end.to_string(),
+                    })
+                    .await
+                    .map_err(status_msg("ScanDeadlines"))?
+                    .into_inner();
+                tally.alerts_opened += scan.alerts_opened;
+                tally.alerts_overdue += scan.alerts_overdue;
+                tally.failures.extend(scan.errors);
+            }
             println!(
-                "   {:<10} {:>8} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8}  {:.1} s",
+                "   {:<10} {:>8} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>7} {:>8} {:>8}  {:.1} s",
                 start.to_string(),
                 tally.requests,
                 tally.decisions,
@@ -313,6 +348,8 @@ impl<'a> Season<'a> {
                 tally.gp_requests,
                 tally.gp_granted + tally.gp_refused,
                 tally.handed_over,
+                tally.alerts_opened,
+                tally.alerts_overdue,
                 tally.failures.len(),
                 timer.elapsed().as_secs_f64()
             );

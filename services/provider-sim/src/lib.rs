@@ -38,6 +38,21 @@ pub struct SimConfig {
     pub agb_codes: Vec<String>,
     /// Durable consumer name (one per simulated provider system).
     pub name: String,
+    /// Every n-th assignment (by number) starts 10 days after its start date instead of on it,
+    /// as a busy provider's would: 0 = never. The demo uses it to show missed start deadlines.
+    pub late_start_every: u32,
+}
+
+/// The start of care the simulator reports for assignment `number` starting on `start`.
+pub fn start_date(start: &str, number: u32, late_start_every: u32) -> String {
+    if late_start_every == 0 || !number.is_multiple_of(late_start_every) {
+        return start.to_owned();
+    }
+    chrono::NaiveDate::parse_from_str(start, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.checked_add_days(chrono::Days::new(10)))
+        .map(|d| d.to_string())
+        .unwrap_or_else(|| start.to_owned())
 }
 
 /// Runs until `shutdown`.
@@ -144,7 +159,7 @@ async fn handle(
         agb_code: a.agb_code.clone(),
         municipality: a.municipality.clone(),
         assignment_number: a.number,
-        start_date: start,
+        start_date: start_date(&start, a.number, config.late_start_every),
     });
     if let Some(tp) = traceparent.and_then(|t| t.parse().ok()) {
         request.metadata_mut().insert("traceparent", tp);
@@ -166,5 +181,18 @@ async fn handle(
             stats.refused.fetch_add(1, Ordering::Relaxed);
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_date;
+
+    #[test]
+    fn every_nth_assignment_starts_ten_days_late() {
+        assert_eq!(start_date("2022-09-01", 7, 0), "2022-09-01");
+        assert_eq!(start_date("2022-09-01", 7, 5), "2022-09-01");
+        assert_eq!(start_date("2022-09-01", 10, 5), "2022-09-11");
+        assert_eq!(start_date("not a date", 10, 5), "not a date");
     }
 }

@@ -1,5 +1,5 @@
-//! `provider-sim --endpoint URL [--agb CODE]...`: simulate provider systems answering their
-//! assignments with a start of care. `NATS_URL` and `RZ_NAMESPACE` (default `rz`) say where events are.
+//! `provider-sim --endpoint URL [--agb CODE]... [--late-start-every N]`: simulate provider systems
+//! answering their assignments with a start of care (every N-th one 10 days late). `NATS_URL` and `RZ_NAMESPACE` (default `rz`) say where events are.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,13 +13,19 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut endpoint = "http://127.0.0.1:50051".to_owned();
     let mut agb_codes = Vec::new();
+    let mut late_start_every = 0;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match (a.as_str(), it.next()) {
             ("--endpoint", Some(v)) => endpoint = v.clone(),
             ("--agb", Some(v)) => agb_codes.push(v.clone()),
+            ("--late-start-every", Some(v)) if v.parse::<u32>().is_ok() => {
+                late_start_every = v.parse().unwrap_or(0)
+            }
             _ => {
-                eprintln!("usage: provider-sim --endpoint URL [--agb CODE]...");
+                eprintln!(
+                    "usage: provider-sim --endpoint URL [--agb CODE]... [--late-start-every N]"
+                );
                 return ExitCode::FAILURE;
             }
         }
@@ -33,6 +39,7 @@ async fn main() -> ExitCode {
             _ => "provider-sim".into(),
         },
         agb_codes,
+        late_start_every,
     };
     let stats = Arc::new(Stats::default());
     let shutdown = Shutdown::new();
