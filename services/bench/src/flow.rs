@@ -360,10 +360,17 @@ pub async fn run(
 ) -> Result<(), BenchError> {
     let receiver =
         ProviderReceiver::start(js, &spec.nats_namespace, e.assignment.clone(), 128).await?;
-    let watcher = ReportWatcher::connect(&spec.reporting_db).await?;
+    let watcher = match ReportWatcher::start(&spec.reporting_db, receiver.seen.clone()).await {
+        Ok(w) => w,
+        Err(err) => {
+            receiver.stop().await;
+            return Err(err);
+        }
+    };
     let result = phases(e, subs, spec, &receiver, &watcher, report).await;
+    let stopped = watcher.stop().await;
     receiver.stop().await;
-    result
+    result.and(stopped)
 }
 
 async fn phases(
@@ -404,13 +411,12 @@ async fn phases(
     }
     let ids: HashSet<String> = warm_ids.keys().cloned().collect();
     watcher
-        .watch(
-            &seen,
+        .wait(
             &ids,
             Duration::from_secs(10),
             Instant::now() + Duration::from_secs(30),
         )
-        .await?;
+        .await;
     let assigned: HashSet<(String, String)> = {
         let r = seen.received.lock().await;
         warm_ids
@@ -450,13 +456,12 @@ async fn phases(
     let commits: HashMap<String, Instant> = decided.into_iter().filter_map(Result::ok).collect();
     let ids: HashSet<String> = commits.keys().cloned().collect();
     let visible = watcher
-        .watch(
-            &seen,
+        .wait(
             &ids,
             Duration::from_secs(15),
             Instant::now() + Duration::from_secs(180),
         )
-        .await?;
+        .await;
     let first = commits.values().min().copied().unwrap_or(started);
     let last = visible.values().max().copied().unwrap_or(first);
     let flows = visible.len() as u64;
@@ -509,13 +514,12 @@ async fn phases(
     }
     let ids: HashSet<String> = commits.keys().cloned().collect();
     let visible = watcher
-        .watch(
-            &seen,
+        .wait(
             &ids,
             Duration::from_secs(15),
             Instant::now() + Duration::from_secs(120),
         )
-        .await?;
+        .await;
     let mut to_provider = Vec::new();
     {
         let r = seen.received.lock().await;

@@ -147,69 +147,122 @@ impl ProviderReceiver {
     }
 }
 
-/// Records when the reporting read model shows each watched granted product as started
-/// (`assignments.started_on` set), polling the read model's database.
+/// Records, while the flows run, when the reporting read model shows each granted product the
+/// provider received as started (`assignments.started_on` set): it polls the read model's database
+/// every 5 ms by its primary key (municipality, number), which the receiver learnt from the event.
 pub struct ReportWatcher {
-    pool: sqlx::PgPool,
+    pub visible: Arc<Mutex<HashMap<String, Instant>>>,
+    task: tokio::task::JoinHandle<Result<(), BenchError>>,
+    stop: Arc<tokio::sync::Notify>,
 }
 
 impl ReportWatcher {
-    pub async fn connect(url: &str) -> Result<Self, BenchError> {
+    pub async fn start(url: &str, seen: Arc<Seen>) -> Result<Self, BenchError> {
         let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(1)
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        let visible: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let task = {
+            let visible = visible.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    poll(&pool, &seen, &visible).await?;
+                    tokio::select! {
+                        _ = stop.notified() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                    }
+                }
+                Ok(())
+            })
+        };
+        Ok(Self {
+            visible,
+            task,
+            stop,
+        })
     }
 
-    /// Polls every 5 ms (by the read model's primary key, municipality and number, which the
-    /// provider receiver learnt from the event) until every product of `ids` is visible, `deadline`
-    /// passes or nothing became visible for `stall`; returns the instant each became visible.
-    pub async fn watch(
+    /// Waits until every product of `ids` is visible, `deadline` passes or nothing of `ids` became
+    /// visible for `stall`; returns when each became visible.
+    pub async fn wait(
         &self,
-        seen: &Seen,
         ids: &HashSet<String>,
         stall: Duration,
         deadline: Instant,
-    ) -> Result<HashMap<String, Instant>, BenchError> {
-        let every = Duration::from_millis(5);
-        let mut visible: HashMap<String, Instant> = HashMap::new();
+    ) -> HashMap<String, Instant> {
+        let mut count = 0;
         let mut progress = Instant::now();
-        while visible.len() < ids.len() && Instant::now() < deadline && progress.elapsed() < stall {
-            let pending: Vec<(String, String, i64)> = {
-                let r = seen.received.lock().await;
-                r.iter()
-                    .filter(|(id, _)| ids.contains(*id) && !visible.contains_key(*id))
-                    .map(|(id, (_, m, n))| (id.clone(), m.clone(), i64::from(*n)))
+        loop {
+            let got: HashMap<String, Instant> = {
+                let v = self.visible.lock().await;
+                ids.iter()
+                    .filter_map(|id| v.get(id).map(|at| (id.clone(), *at)))
                     .collect()
             };
-            if !pending.is_empty() {
-                let ms: Vec<String> = pending.iter().map(|p| p.1.clone()).collect();
-                let ns: Vec<i64> = pending.iter().map(|p| p.2).collect();
-                let found: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT a.municipality, a.number FROM assignments a
-                     JOIN unnest($1::text[], $2::bigint[]) AS k(m, n)
-                       ON a.municipality = k.m AND a.number = k.n
-                     WHERE a.started_on IS NOT NULL",
-                )
-                .bind(&ms)
-                .bind(&ns)
-                .fetch_all(&self.pool)
-                .await?;
-                let now = Instant::now();
-                let by_key: HashMap<(String, i64), String> =
-                    pending.into_iter().map(|(id, m, n)| ((m, n), id)).collect();
-                for key in found {
-                    if let Some(id) = by_key.get(&key) {
-                        visible.entry(id.clone()).or_insert(now);
-                        progress = now;
-                    }
-                }
+            if got.len() == ids.len()
+                || Instant::now() >= deadline
+                || progress.elapsed() >= stall
+                || self.task.is_finished()
+            {
+                return got;
             }
-            tokio::time::sleep(every).await;
+            if got.len() > count {
+                count = got.len();
+                progress = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(visible)
     }
+
+    pub async fn stop(self) -> Result<(), BenchError> {
+        self.stop.notify_one();
+        self.task
+            .await
+            .map_err(|e| BenchError::Failed(format!("report watcher: {e}")))?
+    }
+}
+
+async fn poll(
+    pool: &sqlx::PgPool,
+    seen: &Seen,
+    visible: &Mutex<HashMap<String, Instant>>,
+) -> Result<(), BenchError> {
+    let pending: Vec<(String, String, i64)> = {
+        let r = seen.received.lock().await;
+        let v = visible.lock().await;
+        r.iter()
+            .filter(|(id, _)| !v.contains_key(*id))
+            .map(|(id, (_, m, n))| (id.clone(), m.clone(), i64::from(*n)))
+            .collect()
+    };
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let ms: Vec<String> = pending.iter().map(|p| p.1.clone()).collect();
+    let ns: Vec<i64> = pending.iter().map(|p| p.2).collect();
+    let found: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT a.municipality, a.number FROM assignments a
+         JOIN unnest($1::text[], $2::bigint[]) AS k(m, n)
+           ON a.municipality = k.m AND a.number = k.n
+         WHERE a.started_on IS NOT NULL",
+    )
+    .bind(&ms)
+    .bind(&ns)
+    .fetch_all(pool)
+    .await?;
+    let now = Instant::now();
+    let by_key: HashMap<(String, i64), String> =
+        pending.into_iter().map(|(id, m, n)| ((m, n), id)).collect();
+    let mut v = visible.lock().await;
+    for key in found {
+        if let Some(id) = by_key.get(&key) {
+            v.entry(id.clone()).or_insert(now);
+        }
+    }
+    Ok(())
 }
 
 fn nats(e: impl std::fmt::Display) -> BenchError {
