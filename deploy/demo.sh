@@ -154,6 +154,23 @@ RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/regiozorg-demo" --registratio
     --reports-dir "$DEMO/reports" --messages-dir "$DEMO/messages" "${DEMO_ARGS[@]}" \
     | tee "$DEMO/care-flow.txt"
 
+# Every message written for the providers, checked against the official XSDs (when they are here).
+XSD_DIR="${ISTANDAARDEN_DIR:-$ROOT/../shared/istandaarden}"
+if [ -d "$XSD_DIR" ] && command -v xmllint >/dev/null && [ -d "$DEMO/messages" ]; then
+    say "The providers' XML messages against the official iJw/iWmo 3.2 XSDs ($XSD_DIR)"
+    for pair in "ijw-3.2 JW301 jw301" "ijw-3.2 JW319 jw319" "iwmo-3.2 WMO301 wmo301" "iwmo-3.2 WMO319 wmo319"; do
+        set -- $pair
+        mapfile -t files < <(grep -rl "istandaarden.nl/${1%-3.2}/3_2/$3/schema" "$DEMO/messages" 2>/dev/null || true)
+        [ "${#files[@]}" -gt 0 ] || continue
+        failed=0
+        for ((i = 0; i < ${#files[@]}; i += 200)); do
+            out="$(xmllint --noout --schema "$XSD_DIR/$1/$2.xsd" "${files[@]:i:200}" 2>&1 || true)"
+            failed=$(( failed + $(grep -c 'fails to validate' <<<"$out" || true) ))
+        done
+        printf '  %-7s %5d messages, %d invalid\n' "$2" "${#files[@]}" "$failed" | tee -a "$DEMO/care-flow.txt"
+    done
+fi
+
 say "Look around"
 NTF_DB="$(db_url rz_notification)"
 cat <<EOT
