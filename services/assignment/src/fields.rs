@@ -1,11 +1,12 @@
 //! Parsing request fields, collecting every malformed one so a single reply names them all.
 
 use chrono::NaiveDate;
-use rz_domain::{AgbCode, FieldError, GemeenteCode, Period, parse_date};
+use rz_domain::{AgbCode, FieldError, GemeenteCode, Period, ProductCode, parse_date};
 use rz_proto::types::v1 as types;
 
 use crate::domain::MAX_NUMBER;
 use crate::error::{Error, Result};
+use crate::upstream::SubsegmentInfo;
 
 #[derive(Default)]
 pub(crate) struct Fields(Vec<FieldError>);
@@ -27,6 +28,22 @@ impl Fields {
         if v.trim().is_empty() {
             self.push(field, "must not be empty");
         }
+    }
+
+    /// The request's `product_code` for subsegment `sub` (see
+    /// [`rz_domain::ExecutionVariant::product_code`]); without a known subsegment, only its form is
+    /// checked. Empty when the assignment names no product.
+    pub fn product_code(&mut self, sub: Option<&SubsegmentInfo>, given: &str) -> String {
+        const FIELD: &str = "product_code";
+        match sub {
+            Some(s) => self
+                .check(s.variant.product_code(&s.product_codes, given, FIELD))
+                .flatten(),
+            None if given.is_empty() => None,
+            None => self.check(ProductCode::parse(given).map_err(|e| e.at(FIELD))),
+        }
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default()
     }
 
     pub fn finish(self) -> Result<()> {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use rz_domain::{Bsn, ClientKey, Period, ProductCode};
+use rz_domain::{Bsn, ClientKey, Period};
 use rz_platform::ApiError;
 use rz_proto::assignment::v1 as pb;
 
@@ -93,18 +93,7 @@ impl Assigner {
                 SizeFields::API,
             ))
         });
-        let product_code = match &sub {
-            Some(s) => f
-                .check(
-                    s.variant
-                        .product_code(&s.product_codes, &r.product_code, "product_code"),
-                )
-                .flatten(),
-            None if r.product_code.is_empty() => None,
-            None => f.check(ProductCode::parse(&r.product_code).map_err(|e| e.at("product_code"))),
-        }
-        .map(|c| c.as_str().to_owned())
-        .unwrap_or_default();
+        let product_code = f.product_code(sub.as_ref(), &r.product_code);
         let key = match (&bsn, &given_key) {
             (Some(b), Some(k)) => {
                 let derived = ClientKey::derive(&self.secret, b);

@@ -2,7 +2,7 @@
 //! (315) and a request to change one (317). A provider names itself and may only touch its own
 //! assignments.
 
-use rz_domain::{Bsn, ClientKey, ProductCode, Referrer, RequestReason};
+use rz_domain::{Bsn, ClientKey, Referrer, RequestReason};
 use rz_proto::assignment::v1 as pb;
 use uuid::Uuid;
 
@@ -177,18 +177,7 @@ impl Assigner {
                 SizeFields::API,
             ))
         });
-        let product_code = match &sub {
-            Some(s) => f
-                .check(
-                    s.variant
-                        .product_code(&s.product_codes, &r.product_code, "product_code"),
-                )
-                .flatten(),
-            None if r.product_code.is_empty() => None,
-            None => f.check(ProductCode::parse(&r.product_code).map_err(|e| e.at("product_code"))),
-        }
-        .map(|c| c.as_str().to_owned())
-        .unwrap_or_default();
+        let product_code = f.product_code(sub.as_ref(), &r.product_code);
         f.finish()?;
         let (Some(agb), Some(m), Some(bsn), Some(period), Some(sub)) = (agb, m, bsn, period, sub)
         else {
