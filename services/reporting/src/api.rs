@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::consumers::{self, Consumers};
+use crate::facts::GOALS;
 use crate::figures::{self, Month};
 use crate::{csv, store};
 
@@ -144,6 +145,57 @@ impl ReportingApi {
         Ok(pb::MonthlyFiguresResponse { rows })
     }
 
+    pub async fn goals(&self, r: &pb::GoalsRequest) -> ApiResult<pb::GoalsResponse> {
+        let mut f = Fields::default();
+        let m = f.check(municipality("municipality", &r.municipality));
+        let from = f.check(month("from_month", &r.from_month));
+        let to = f.check(month("to_month", &r.to_month));
+        f.finish()?;
+        let (Some(m), Some(from), Some(to)) = (m, from, to) else {
+            return Err(ApiError::field("request", "incomplete"));
+        };
+        let span = from.count_to(to);
+        if span < 1 {
+            return Err(ApiError::field("to_month", "must not be before from_month"));
+        }
+        if span > MAX_MONTHS {
+            return Err(ApiError::field(
+                "to_month",
+                "must be at most 120 months after from_month",
+            ));
+        }
+        let mut conn = self.pool.acquire().await?;
+        let products = store::load_goal_products(&mut conn, m.as_deref()).await?;
+        let decisions = store::load_decisions(&mut conn, m.as_deref()).await?;
+        let assignments = store::load_assignments(&mut conn, m.as_deref(), None).await?;
+        let rows = figures::goals(&products, &decisions, &assignments, from, to)
+            .into_iter()
+            .map(|(municipality, r)| pb::GoalsRow {
+                municipality,
+                goals: GOALS
+                    .iter()
+                    .zip(r.granted)
+                    .map(|(g, n)| pb::GoalProducts {
+                        goal: (*g).to_owned(),
+                        granted_products: n,
+                    })
+                    .collect(),
+                decisions: r.decisions,
+                decisions_in_time: r.decisions_in_time,
+                decisions_in_time_pct: figures::percent(r.decisions_in_time, r.decisions),
+                starts: r.starts,
+                starts_in_time: r.starts_in_time,
+                starts_in_time_pct: figures::percent(r.starts_in_time, r.starts),
+                scaled_down: r.scaled_down,
+            })
+            .collect();
+        Ok(pb::GoalsResponse {
+            from_month: from.to_string(),
+            to_month: to.to_string(),
+            rows,
+        })
+    }
+
     pub async fn handover_progress(
         &self,
         r: &pb::HandoverProgressRequest,
@@ -256,6 +308,10 @@ impl ReportingApi {
                 format!("providers-per-segment-{}.csv", q.date),
                 csv::providers(&self.providers_per_segment(q).await?),
             ),
+            Some(Report::Goals(q)) => (
+                format!("goals-{}-{}.csv", q.from_month, q.to_month),
+                csv::goals(&self.goals(q).await?),
+            ),
         };
         Ok(pb::ExportCsvResponse {
             filename,
@@ -342,6 +398,15 @@ impl ReportingService for ReportingApi {
     ) -> Result<Response<pb::ProvidersPerSegmentResponse>, Status> {
         Ok(Response::new(
             ReportingApi::providers_per_segment(self, request.get_ref()).await?,
+        ))
+    }
+
+    async fn goals(
+        &self,
+        request: Request<pb::GoalsRequest>,
+    ) -> Result<Response<pb::GoalsResponse>, Status> {
+        Ok(Response::new(
+            ReportingApi::goals(self, request.get_ref()).await?,
         ))
     }
 

@@ -123,6 +123,12 @@ impl Handler for AccessHandler {
                 if let Some(p) = &e.product {
                     let fact = facts::product_fact(p, None, &m).map_err(permanent)?;
                     store::upsert_product(tx, &fact).await?;
+                    // scaling down: the product ended earlier than before
+                    if e.amendment == acc::Amendment::End as i32
+                        && let Some(end) = fact.period_end
+                    {
+                        store::mark_scaled_down(tx, &fact.product_id, end, fact.version).await?;
+                    }
                 }
             }
             _ => {}

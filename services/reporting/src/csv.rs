@@ -161,6 +161,59 @@ pub fn providers(r: &pb::ProvidersPerSegmentResponse) -> String {
     out
 }
 
+pub const GOALS_HEADER: &[&str] = &[
+    "from_month",
+    "to_month",
+    "municipality",
+    "granted_timely_lasting_result",
+    "granted_meaningful_life",
+    "granted_participation",
+    "granted_flexible_ambulant",
+    "granted_resident_satisfaction",
+    "granted_chain_satisfaction",
+    "decisions",
+    "decisions_in_time",
+    "decisions_in_time_pct",
+    "starts",
+    "starts_in_time",
+    "starts_in_time_pct",
+    "scaled_down",
+];
+
+/// One line per municipality; the per-goal columns follow the goals' order in the row (the
+/// enum's order, as [`crate::facts::GOALS`]).
+pub fn goals(r: &pb::GoalsResponse) -> String {
+    let mut out = String::new();
+    line(&mut out, &header(GOALS_HEADER));
+    for row in &r.rows {
+        let mut f = vec![
+            r.from_month.clone(),
+            r.to_month.clone(),
+            row.municipality.clone(),
+        ];
+        for g in crate::facts::GOALS {
+            let n = row
+                .goals
+                .iter()
+                .find(|x| x.goal == g)
+                .map(|x| x.granted_products)
+                .unwrap_or_default();
+            f.push(n.to_string());
+        }
+        f.extend([
+            row.decisions.to_string(),
+            row.decisions_in_time.to_string(),
+            format!("{:.1}", row.decisions_in_time_pct),
+            row.starts.to_string(),
+            row.starts_in_time.to_string(),
+            format!("{:.1}", row.starts_in_time_pct),
+            row.scaled_down.to_string(),
+        ]);
+        line(&mut out, &f);
+    }
+    out
+}
+
 fn header(h: &[&str]) -> Vec<String> {
     h.iter().map(|s| (*s).to_owned()).collect()
 }

@@ -54,6 +54,42 @@ pub struct ProductFact {
     pub frequency: String,
     pub status: String,
     pub version: i64,
+    /// Access' goal code ([`GOALS`]); empty when the event named none.
+    pub goal: String,
+}
+
+/// The region's six goals, in the order of `regiozorg.access.v1.Goal`, by access' codes.
+pub const GOALS: [&str; 6] = [
+    "timely_lasting_result",
+    "meaningful_life",
+    "participation",
+    "flexible_ambulant",
+    "resident_satisfaction",
+    "chain_satisfaction",
+];
+
+/// A granted product as the goals report sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GoalProduct {
+    pub municipality: String,
+    pub goal: String,
+    /// The decision of its case (`None` while the case is unknown to the read model).
+    pub decided_on: Option<NaiveDate>,
+    /// The end set by its last END amendment; `None` when it was never ended early.
+    pub scaled_down_to: Option<NaiveDate>,
+}
+
+pub fn goal_code(g: i32) -> String {
+    match acc::Goal::try_from(g) {
+        Ok(acc::Goal::TimelyLastingResult) => GOALS[0],
+        Ok(acc::Goal::MeaningfulLife) => GOALS[1],
+        Ok(acc::Goal::Participation) => GOALS[2],
+        Ok(acc::Goal::FlexibleAmbulant) => GOALS[3],
+        Ok(acc::Goal::ResidentSatisfaction) => GOALS[4],
+        Ok(acc::Goal::ChainSatisfaction) => GOALS[5],
+        _ => "",
+    }
+    .to_owned()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -238,6 +274,7 @@ pub fn product_fact(
         frequency: p.frequency.clone(),
         status: p.status.clone(),
         version: i64::from(p.version),
+        goal: goal_code(p.goal),
     })
 }
 

@@ -7,14 +7,18 @@
 //!   municipality, segment, subsegment and provider; request -> decision and decision ->
 //!   assignment count each assignment made from a decision (not the replacements of a handover);
 //! - a start of care is late when it is after 5 working days ([`WorkingDays`]) from the
-//!   assignment's start.
+//!   assignment's start;
+//! - the region's goals ([`goals`]) only where the data measures them: granted products per goal,
+//!   decisions within their term, starts within 5 working days, products ended early by an END
+//!   amendment; satisfaction is recorded by no service and not reported.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{Datelike, NaiveDate};
 use rz_domain::WorkingDays;
 
-use crate::facts::{AssignmentFact, BudgetFact, CaseFact, ContractFact};
+use crate::facts::{AssignmentFact, BudgetFact, CaseFact, ContractFact, GOALS, GoalProduct};
+use crate::store::Decision;
 
 /// Working days a provider has to start care after the assignment's start.
 pub const START_DAYS: u32 = 5;
@@ -440,6 +444,80 @@ pub fn providers_per_segment(
     out
 }
 
+/// The goals report of one municipality (see `GoalsRow` in the proto).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GoalsRow {
+    /// Granted products decided in the period, per goal in [`GOALS`] order.
+    pub granted: [u32; 6],
+    pub decisions: u32,
+    pub decisions_in_time: u32,
+    pub starts: u32,
+    pub starts_in_time: u32,
+    pub scaled_down: u32,
+}
+
+/// `part / whole` in percent, one decimal; 0 when `whole` is 0.
+pub fn percent(part: u32, whole: u32) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    (f64::from(part) * 1000.0 / f64::from(whole)).round() / 10.0
+}
+
+/// The region's goals per municipality over `from..=to`: granted products per goal (by the
+/// decision of their case), decisions within their term, starts of care within
+/// [`START_DAYS`] working days (the rule of `starts_late`), and products ended early by an END
+/// amendment (by the end it set). A municipality appears when it has any of these in the period.
+pub fn goals(
+    products: &[GoalProduct],
+    decisions: &[Decision],
+    assignments: &[AssignmentFact],
+    from: Month,
+    to: Month,
+) -> BTreeMap<String, GoalsRow> {
+    let in_range = |d: NaiveDate| {
+        let m = Month::of(d);
+        from <= m && m <= to
+    };
+    let mut out: BTreeMap<String, GoalsRow> = BTreeMap::new();
+    for p in products {
+        if p.decided_on.is_some_and(in_range)
+            && let Some(i) = GOALS.iter().position(|g| *g == p.goal)
+            && let Some(n) = out
+                .entry(p.municipality.clone())
+                .or_default()
+                .granted
+                .get_mut(i)
+        {
+            *n += 1;
+        }
+        if p.scaled_down_to.is_some_and(in_range) {
+            out.entry(p.municipality.clone()).or_default().scaled_down += 1;
+        }
+    }
+    for (m, decided, due) in decisions {
+        if in_range(*decided) {
+            let row = out.entry(m.clone()).or_default();
+            row.decisions += 1;
+            if due.is_some_and(|due| *decided <= due) {
+                row.decisions_in_time += 1;
+            }
+        }
+    }
+    for a in assignments {
+        if let Some(started) = a.started_on
+            && in_range(started)
+        {
+            let row = out.entry(a.municipality.clone()).or_default();
+            row.starts += 1;
+            if started <= start_due(a.period_start) {
+                row.starts_in_time += 1;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -477,6 +555,43 @@ mod tests {
             started_on: started.map(d),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn goals_count_products_decisions_starts_and_scaling_down() {
+        let m = |s: &str| Month::parse(s).unwrap();
+        let product = |goal: &str, decided: &str, down: Option<&str>| GoalProduct {
+            municipality: "0222".into(),
+            goal: goal.into(),
+            decided_on: Some(d(decided)),
+            scaled_down_to: down.map(d),
+        };
+        let products = vec![
+            product("participation", "2022-07-04", None),
+            product("participation", "2022-07-05", Some("2022-09-30")),
+            product("meaningful_life", "2022-06-30", Some("2022-07-31")),
+            product("", "2022-07-05", None),
+        ];
+        let decisions = vec![
+            ("0222".to_string(), d("2022-07-04"), Some(d("2022-07-04"))),
+            ("0222".to_string(), d("2022-07-05"), Some(d("2022-07-01"))),
+            ("0222".to_string(), d("2022-06-30"), Some(d("2022-07-01"))),
+        ];
+        let facts = vec![
+            // due 2022-08-08: on time, late
+            a(1, "k1", "2022-08-01", Some("2022-08-08"), None),
+            a(2, "k2", "2022-08-01", Some("2022-08-09"), None),
+            a(3, "k3", "2022-08-01", None, None),
+        ];
+        let rows = goals(&products, &decisions, &facts, m("2022-07"), m("2022-09"));
+        let row = rows.get("0222").unwrap();
+        assert_eq!(row.granted, [0, 0, 2, 0, 0, 0]);
+        assert_eq!((row.decisions, row.decisions_in_time), (2, 1));
+        assert_eq!((row.starts, row.starts_in_time), (2, 1));
+        assert_eq!(row.scaled_down, 2);
+        assert_eq!(percent(1, 3), 33.3);
+        assert_eq!(percent(2, 3), 66.7);
+        assert_eq!(percent(0, 0), 0.0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rz_platform::db::Migration;
 use sqlx::{PgConnection, Row};
 
-use crate::facts::{AssignmentFact, BudgetFact, CaseFact, ContractFact, ProductFact};
+use crate::facts::{AssignmentFact, BudgetFact, CaseFact, ContractFact, GoalProduct, ProductFact};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -22,6 +22,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "read_model",
         sql: include_str!("../migrations/0002_read_model.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "goals",
+        sql: include_str!("../migrations/0003_goals.sql"),
     },
 ];
 
@@ -98,8 +103,8 @@ pub async fn upsert_product(tx: &mut PgConnection, p: &ProductFact) -> Result<()
     sqlx::query(
         "INSERT INTO granted_products (product_id, case_id, municipality, client_key, law, segment_code,
             subsegment_code, period_start, period_end, variant, budget_cents, volume, unit, frequency,
-            status, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            status, version, goal)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          ON CONFLICT (product_id) DO UPDATE SET
             case_id = EXCLUDED.case_id, municipality = EXCLUDED.municipality,
             client_key = EXCLUDED.client_key, law = EXCLUDED.law,
@@ -107,7 +112,7 @@ pub async fn upsert_product(tx: &mut PgConnection, p: &ProductFact) -> Result<()
             period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
             variant = EXCLUDED.variant, budget_cents = EXCLUDED.budget_cents,
             volume = EXCLUDED.volume, unit = EXCLUDED.unit, frequency = EXCLUDED.frequency,
-            status = EXCLUDED.status, version = EXCLUDED.version
+            status = EXCLUDED.status, version = EXCLUDED.version, goal = EXCLUDED.goal
          WHERE EXCLUDED.version >= granted_products.version",
     )
     .bind(&p.product_id)
@@ -126,6 +131,27 @@ pub async fn upsert_product(tx: &mut PgConnection, p: &ProductFact) -> Result<()
     .bind(&p.frequency)
     .bind(&p.status)
     .bind(p.version)
+    .bind(&p.goal)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A product ended early by an END amendment (after [`upsert_product`] of the same event): keeps
+/// the end set by the amendment of the highest version.
+pub async fn mark_scaled_down(
+    tx: &mut PgConnection,
+    product_id: &str,
+    end: NaiveDate,
+    version: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE granted_products SET scaled_down_to = $2, scaled_down_version = $3
+         WHERE product_id = $1 AND (scaled_down_version IS NULL OR scaled_down_version <= $3)",
+    )
+    .bind(product_id)
+    .bind(end)
+    .bind(version)
     .execute(tx)
     .await?;
     Ok(())
@@ -334,6 +360,52 @@ pub async fn load_product_cases(
                     decided_on: r.try_get(11)?,
                 },
             ))
+        })
+        .collect()
+}
+
+/// A decision of a case: (municipality, decided_on, decision_due).
+pub type Decision = (String, NaiveDate, Option<NaiveDate>);
+
+/// The decided cases, optionally of one municipality.
+pub async fn load_decisions(
+    conn: &mut PgConnection,
+    municipality: Option<&str>,
+) -> Result<Vec<Decision>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT municipality, decided_on, decision_due FROM cases
+         WHERE decided_on IS NOT NULL AND ($1::text IS NULL OR municipality = $1)",
+    )
+    .bind(municipality)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+/// Granted products with their goal, the decision date of their case and the end set by their
+/// last END amendment, optionally of one municipality.
+pub async fn load_goal_products(
+    conn: &mut PgConnection,
+    municipality: Option<&str>,
+) -> Result<Vec<GoalProduct>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT p.municipality, p.goal, c.decided_on, p.scaled_down_to
+         FROM granted_products p LEFT JOIN cases c ON c.case_id = p.case_id
+         WHERE ($1::text IS NULL OR p.municipality = $1)",
+    )
+    .bind(municipality)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(GoalProduct {
+                municipality: r.try_get(0)?,
+                goal: r.try_get(1)?,
+                decided_on: r.try_get(2)?,
+                scaled_down_to: r.try_get(3)?,
+            })
         })
         .collect()
 }

@@ -6,10 +6,12 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use prost::Message;
 use reporting::consumers::{
-    AssignmentHandler, CONTRACT_CHANGED, CONTRACT_CONCLUDED, LIFECYCLE, RegistrationHandler,
+    AccessHandler, AssignmentHandler, CONTRACT_CHANGED, CONTRACT_CONCLUDED, LIFECYCLE,
+    PRODUCT_AMENDED, RegistrationHandler,
 };
 use reporting::store;
 use rz_eventing::{Event, Handler};
+use rz_proto::access::v1 as acc;
 use rz_proto::assignment::v1 as asg;
 use rz_proto::registration::v1 as reg;
 use rz_proto::types::v1 as types;
@@ -172,4 +174,69 @@ async fn a_contract_keeps_its_newest_budgets() {
     let budgets = store::load_budgets(&mut conn, 2022).await.unwrap();
     assert_eq!(budgets.len(), 1);
     assert_eq!(budgets[0].1.amount_cents, 5_000);
+}
+
+fn amended(version: u32, amendment: acc::Amendment, end: &str) -> Event {
+    event(
+        PRODUCT_AMENDED,
+        Utc::now(),
+        "t.access.0222._.product_amended",
+        acc::ProductAmended {
+            product: Some(acc::GrantedProduct {
+                id: "p1".into(),
+                case_id: "c1".into(),
+                segment_code: "WIO".into(),
+                subsegment_code: "WIO-PV".into(),
+                goal: acc::Goal::FlexibleAmbulant as i32,
+                period: Some(types::Period {
+                    start: "2022-07-04".into(),
+                    end: end.into(),
+                }),
+                version,
+                ..Default::default()
+            }),
+            amendment: amendment as i32,
+            municipality: "0222".into(),
+        }
+        .encode_to_vec(),
+    )
+}
+
+async fn product_state(pool: &PgPool) -> (String, Option<NaiveDate>, Option<NaiveDate>) {
+    sqlx::query_as(
+        "SELECT goal, period_end, scaled_down_to FROM granted_products WHERE product_id = 'p1'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_product_keeps_its_last_early_end_whatever_the_order() {
+    let pool = db().await;
+    let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let end_v2 = amended(2, acc::Amendment::End, "2022-11-30");
+    let end_v3 = amended(3, acc::Amendment::End, "2022-10-31");
+    let extend_v4 = amended(4, acc::Amendment::Extend, "2023-03-31");
+    // newest first, as a replay may deliver them
+    for e in [&extend_v4, &end_v3, &end_v2] {
+        apply(&pool, &AccessHandler, e).await;
+    }
+    let (goal, end, down) = product_state(&pool).await;
+    assert_eq!(goal, "flexible_ambulant");
+    assert_eq!(end, Some(d("2023-03-31")), "the newest version's end");
+    assert_eq!(down, Some(d("2022-10-31")), "the last END amendment's end");
+    // in order: the same state
+    let pool = db().await;
+    for e in [&end_v2, &end_v3, &extend_v4] {
+        apply(&pool, &AccessHandler, e).await;
+    }
+    assert_eq!(
+        product_state(&pool).await,
+        (
+            "flexible_ambulant".into(),
+            Some(d("2023-03-31")),
+            Some(d("2022-10-31"))
+        )
+    );
 }

@@ -156,6 +156,8 @@ async fn spawn_stack() -> Stack {
         municipality: M.into(),
         client_key_secret: SECRET.into(),
         registration_endpoint: registration_endpoint.clone(),
+        // products are amended on TODAY, while they are still active
+        today: Some(d(TODAY)),
         ..Default::default()
     };
     let access_url = config.database.url.clone();
@@ -355,6 +357,22 @@ impl Stack {
         }
     }
 
+    /// Waits until assignment applied an amendment: an active assignment of the client ends on `end`.
+    async fn wait_for_end(&mut self, bsn: &str, end: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = self.assignments_of(bsn, 1).await;
+            if got
+                .iter()
+                .any(|a| a.period.as_ref().is_some_and(|p| p.end == end))
+            {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{bsn}: {got:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn start(&mut self, a: &asg::Assignment, date: &str) {
         self.assignment
             .report_start_of_care(asg::ReportStartOfCareRequest {
@@ -419,6 +437,7 @@ impl Stack {
     async fn figures(&mut self) -> Figures {
         let r = &mut self.reporting;
         Figures {
+            goals: r.goals(goals_request()).await.unwrap().into_inner(),
             monthly: r
                 .monthly_figures(monthly_request())
                 .await
@@ -467,8 +486,17 @@ fn handover_request() -> pb::HandoverProgressRequest {
     }
 }
 
+fn goals_request() -> pb::GoalsRequest {
+    pb::GoalsRequest {
+        municipality: M.into(),
+        from_month: "2022-06".into(),
+        to_month: "2023-03".into(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Figures {
+    goals: pb::GoalsResponse,
     monthly: pb::MonthlyFiguresResponse,
     handover: pb::HandoverProgressResponse,
     budget: pb::BudgetUseResponse,
@@ -558,6 +586,69 @@ async fn source_cases(db: &PgPool) -> HashMap<String, SourceCase> {
         )
     })
     .collect()
+}
+
+/// The goals report as a direct count over access' and assignment's databases.
+async fn expected_goals(access_db: &PgPool, assignments: &[SourceAssignment]) -> pb::GoalsRow {
+    let (first, last) = (d("2022-06-01"), d("2023-03-31"));
+    let in_range = |x: NaiveDate| first <= x && x <= last;
+    let goal_rows: Vec<(String, NaiveDate)> = sqlx::query_as(
+        "SELECT p.goal, c.decided_on FROM products p JOIN cases c ON c.id = p.case_id",
+    )
+    .fetch_all(access_db)
+    .await
+    .unwrap();
+    let goals = reporting::facts::GOALS
+        .iter()
+        .map(|g| pb::GoalProducts {
+            goal: g.to_string(),
+            granted_products: goal_rows
+                .iter()
+                .filter(|(goal, decided)| goal == g && in_range(*decided))
+                .count() as u32,
+        })
+        .collect();
+    let decided: Vec<(NaiveDate, NaiveDate)> =
+        sqlx::query_as("SELECT decided_on, decision_due FROM cases WHERE decided_on IS NOT NULL")
+            .fetch_all(access_db)
+            .await
+            .unwrap();
+    let decisions: Vec<_> = decided.iter().filter(|(d, _)| in_range(*d)).collect();
+    let decisions_in_time = decisions.iter().filter(|(d, due)| d <= due).count() as u32;
+    let starts: Vec<_> = assignments
+        .iter()
+        .filter(|a| a.started_on.is_some_and(in_range))
+        .collect();
+    let starts_in_time = starts
+        .iter()
+        .filter(|a| a.started_on.unwrap() <= WorkingDays::add_working_days(a.start, 5))
+        .count() as u32;
+    // the end set by each product's last END amendment
+    let ended: Vec<(Option<NaiveDate>,)> = sqlx::query_as(
+        "SELECT DISTINCT ON (product_id) period_end FROM product_amendments
+         WHERE amendment = 'end' ORDER BY product_id, version DESC",
+    )
+    .fetch_all(access_db)
+    .await
+    .unwrap();
+    let pct = |part: u32, whole: usize| {
+        if whole == 0 {
+            0.0
+        } else {
+            (part as f64 * 100.0 / whole as f64 * 10.0).round() / 10.0
+        }
+    };
+    pb::GoalsRow {
+        municipality: M.into(),
+        goals,
+        decisions: decisions.len() as u32,
+        decisions_in_time,
+        decisions_in_time_pct: pct(decisions_in_time, decisions.len()),
+        starts: starts.len() as u32,
+        starts_in_time,
+        starts_in_time_pct: pct(starts_in_time, starts.len()),
+        scaled_down: ended.iter().filter(|(e,)| e.is_some_and(in_range)).count() as u32,
+    }
 }
 
 fn ym(d: NaiveDate) -> String {
@@ -783,12 +874,15 @@ async fn every_figure_equals_a_direct_count_over_the_source_data() {
     )
     .await;
 
-    // starts of care: on time, late (after 5 working days), and not yet
+    // starts of care: on time, on the due day, late (after 5 working days)
     let a = s.assignments_of(&ya, 1).await.remove(0);
     s.start(&a, "2022-07-05").await;
     let b = s.assignments_of(&yb, 1).await.remove(0);
     s.start(&b, "2022-07-20").await;
-    s.assignments_of(&yc, 1).await;
+    // C starts on the last day allowed (2022-07-06 + 5 working days)
+    let c = s.assignments_of(&yc, 1).await.remove(0);
+    assert_eq!(c.period.as_ref().unwrap().start, "2022-07-06");
+    s.start(&c, "2022-07-13").await;
     let w = s.assignments_of(&wa, 1).await.remove(0);
     s.start(&w, "2022-07-06").await;
     // care of A stops early
@@ -824,6 +918,43 @@ async fn every_figure_equals_a_direct_count_over_the_source_data() {
     s.start(&new, "2022-07-07").await;
     s.clock.set(d(TODAY));
 
+    // scaling down: WA's product is ended early (2022-12-31 -> 2022-11-30); YB's is extended,
+    // which is no scaling down
+    let product_of = |subsegment: &'static str, client: String| {
+        let db = s.access_db.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT id::text FROM products WHERE subsegment_code = $1 AND client_key = $2",
+            )
+            .bind(subsegment)
+            .bind(client)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    let wa_product = product_of("WIO-PV", key_of(&wa)).await;
+    let yb_product = product_of("IAJ-ON", key_of(&yb)).await;
+    for (product_id, amendment, new_end) in [
+        (wa_product, acc::Amendment::End, "2022-11-30"),
+        (yb_product, acc::Amendment::Extend, "2023-06-30"),
+    ] {
+        s.access
+            .amend_product(acc::AmendProductRequest {
+                product_id,
+                amendment: amendment as i32,
+                date: TODAY.into(),
+                new_end: new_end.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    // assignment takes the amendments from access' stream before reporting's view is compared
+    s.wait_for_end(&wa, "2022-11-30").await;
+    s.wait_for_end(&yb, "2023-06-30").await;
+
     s.settle().await;
     let figures = s.figures().await;
 
@@ -846,6 +977,30 @@ async fn every_figure_equals_a_direct_count_over_the_source_data() {
         "A stopped, OLD's first client handed over"
     );
     assert!(figures.monthly.rows.iter().any(|r| !r.pxq.is_empty()));
+
+    // --- the goals against access' and assignment's databases ---
+    let expected = expected_goals(&s.access_db, &source).await;
+    assert_eq!(figures.goals.rows, vec![expected.clone()]);
+    assert_eq!(
+        (
+            figures.goals.from_month.as_str(),
+            figures.goals.to_month.as_str()
+        ),
+        ("2022-06", "2023-03")
+    );
+    // the scenario exercises what it should: 3 Participation, 1 TimelyLastingResult; one late
+    // decision of four; B's late start; WA's product ended early
+    let granted: Vec<u32> = expected.goals.iter().map(|g| g.granted_products).collect();
+    assert_eq!(granted, vec![1, 0, 3, 0, 0, 0]);
+    assert_eq!((expected.decisions, expected.decisions_in_time), (4, 3));
+    assert_eq!(expected.decisions_in_time_pct, 75.0);
+    assert_eq!(
+        expected.starts - expected.starts_in_time,
+        sum(|r| r.starts_late),
+        "the rule of starts_late"
+    );
+    assert!(expected.starts >= 5, "{expected:?}");
+    assert_eq!(expected.scaled_down, 1);
 
     // --- handover progress equals assignment's own report ---
     let theirs = s
@@ -967,6 +1122,7 @@ async fn every_figure_equals_a_direct_count_over_the_source_data() {
             date: "2022-08-01".into(),
             municipality: M.into(),
         }),
+        pb::export_csv_request::Report::Goals(goals_request()),
     ] {
         let out = s
             .reporting
@@ -1000,6 +1156,28 @@ async fn every_figure_equals_a_direct_count_over_the_source_data() {
         assert_eq!(f[17].parse::<u32>().unwrap(), row.decisions_late);
         assert_eq!(f[18].parse::<u32>().unwrap(), row.starts_late);
     }
+    let goals_csv = reporting::csv::goals(&figures.goals);
+    assert!(
+        all_csv.ends_with(&goals_csv),
+        "the goals export carries the gRPC figures"
+    );
+    let lines: Vec<&str> = goals_csv.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[0],
+        "from_month,to_month,municipality,granted_timely_lasting_result,granted_meaningful_life,\
+         granted_participation,granted_flexible_ambulant,granted_resident_satisfaction,\
+         granted_chain_satisfaction,decisions,decisions_in_time,decisions_in_time_pct,starts,\
+         starts_in_time,starts_in_time_pct,scaled_down"
+    );
+    let g = &figures.goals.rows[0];
+    assert_eq!(
+        lines[1],
+        format!(
+            "2022-06,2023-03,{M},1,0,3,0,0,0,4,3,75.0,{},{},{:.1},1",
+            g.starts, g.starts_in_time, g.starts_in_time_pct
+        )
+    );
     let everyone: Vec<String> = old_clients
         .iter()
         .chain([&ya, &yb, &yc, &wa])
@@ -1048,4 +1226,35 @@ async fn every_figure_equals_a_direct_count_over_the_source_data() {
     assert!(rebuilt.events_applied > 0);
     let again = s.figures().await;
     assert_eq!(again, figures);
+}
+
+#[tokio::test]
+async fn goals_reject_a_bad_month_naming_the_field() {
+    let mut s = spawn_stack().await;
+    let err = s
+        .reporting
+        .goals(pb::GoalsRequest {
+            municipality: M.into(),
+            from_month: "2022-13".into(),
+            to_month: "2023-03".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("from_month"), "{err:?}");
+    assert!(!err.message().contains("to_month"), "{err:?}");
+    // the same through the export
+    let err = s
+        .reporting
+        .export_csv(pb::ExportCsvRequest {
+            report: Some(pb::export_csv_request::Report::Goals(pb::GoalsRequest {
+                municipality: String::new(),
+                from_month: "2022-06".into(),
+                to_month: "March".into(),
+            })),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("to_month"), "{err:?}");
 }
