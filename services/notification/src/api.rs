@@ -365,6 +365,12 @@ impl NotificationService for NotificationApi {
                     case_id: l.case_id.map(|c| c.to_string()).unwrap_or_default(),
                     product_id: l.product_id.map(|p| p.to_string()).unwrap_or_default(),
                     ends_on: l.ends_on.map(|d| d.to_string()).unwrap_or_default(),
+                    status: l.status,
+                    attempts: u32::try_from(l.attempts).unwrap_or(0),
+                    channel: l.channel.unwrap_or_default(),
+                    sent_at: l.sent_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    failed_at: l.failed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    last_error: l.last_error.unwrap_or_default(),
                 })
                 .collect(),
         }))

@@ -48,6 +48,8 @@ pub struct NotificationConfig {
     /// A file holding the date (`YYYY-MM-DD`), read at every background scan; wins over `today`.
     /// The demo moves it to play half a year in minutes. Never set in production.
     pub today_file: Option<PathBuf>,
+    /// `[notification.letters]`: how residents' letters are sent.
+    pub letters: LettersConfig,
 }
 
 impl Default for NotificationConfig {
@@ -60,7 +62,101 @@ impl Default for NotificationConfig {
             alert_within_days: 7,
             today: None,
             today_file: None,
+            letters: LettersConfig::default(),
         }
+    }
+}
+
+/// How residents' letters leave the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LetterChannelKind {
+    /// Letters are stored and listed only (no dispatcher runs; they stay `pending`).
+    #[default]
+    None,
+    /// Each letter as a UTF-8 text file `<municipality>/<letter id>.txt` in `spool_dir`, which a
+    /// print house collects.
+    Post,
+}
+
+/// `[notification.letters]`: the channel residents' letters are sent through and the dispatcher's
+/// retry schedule.
+///
+/// A failed attempt `n` (1-based) is retried after `initial_backoff_ms * 2^(n-1)`, capped at
+/// `max_backoff_ms`; after `max_attempts` attempts (or at once for a permanent error) the letter
+/// is `failed` with the reason. Defaults: 1 s doubling, capped at 30 min, 20 attempts (the last
+/// one about 4.6 hours after the first).
+///
+/// Environment: `RZ__NOTIFICATION__LETTERS__CHANNEL=post`,
+/// `RZ__NOTIFICATION__LETTERS__SPOOL_DIR=/var/spool/regiozorg/letters`,
+/// `RZ__NOTIFICATION__LETTERS__MAX_ATTEMPTS`, ...
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LettersConfig {
+    /// `none` (default: stored only, as before), or `post`.
+    pub channel: LetterChannelKind,
+    /// Where the `post` channel writes letters; required for it.
+    pub spool_dir: Option<PathBuf>,
+    /// Attempts before a letter is `failed`; at least 1.
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Letters sent at once, per replica.
+    pub max_in_flight: usize,
+    /// How long one send may take.
+    pub send_timeout_ms: u64,
+    /// How long a claimed letter is held before another replica may take it over (a replica that
+    /// died mid-send). Longer than `send_timeout_ms`.
+    pub lease_ms: u64,
+    /// How often an idle dispatcher looks for due letters.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for LettersConfig {
+    fn default() -> Self {
+        Self {
+            channel: LetterChannelKind::None,
+            spool_dir: None,
+            max_attempts: 20,
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 30 * 60 * 1_000,
+            max_in_flight: 16,
+            send_timeout_ms: 30_000,
+            lease_ms: 120_000,
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
+impl LettersConfig {
+    /// The delay after the `attempts`-th failed attempt.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u64.saturating_pow(attempts.saturating_sub(1).min(62));
+        Duration::from_millis(
+            self.initial_backoff_ms
+                .saturating_mul(factor)
+                .min(self.max_backoff_ms),
+        )
+    }
+
+    /// The rules between the keys; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_attempts == 0 {
+            return Err("notification.letters.max_attempts must be at least 1".into());
+        }
+        if self.lease_ms <= self.send_timeout_ms {
+            return Err(
+                "notification.letters.lease_ms must be longer than notification.letters.send_timeout_ms"
+                    .into(),
+            );
+        }
+        if self.channel == LetterChannelKind::Post && self.spool_dir.is_none() {
+            return Err(
+                "notification.letters.spool_dir is required when notification.letters.channel = \"post\""
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -149,6 +245,12 @@ mod tests {
             );
             std::env::set_var("RZNOTTEST__NOTIFICATION__SCAN_INTERVAL_SECS", "0");
             std::env::set_var("RZNOTTEST__NOTIFICATION__TODAY_FILE", "/tmp/rz-today");
+            std::env::set_var("RZNOTTEST__NOTIFICATION__LETTERS__CHANNEL", "post");
+            std::env::set_var(
+                "RZNOTTEST__NOTIFICATION__LETTERS__SPOOL_DIR",
+                "/tmp/rz-spool",
+            );
+            std::env::set_var("RZNOTTEST__NOTIFICATION__LETTERS__MAX_ATTEMPTS", "5");
         }
         let c: Config = rz_platform::config::load_with_env(None, "RZNOTTEST").unwrap_or_default();
         let n = &c.notification;
@@ -163,6 +265,47 @@ mod tests {
         assert_eq!(n.today_file, Some(PathBuf::from("/tmp/rz-today")));
         assert_eq!(n.today, None);
         assert_eq!(Config::default().notification.scan_interval_secs, 900);
+        let l = &n.letters;
+        assert_eq!(l.channel, LetterChannelKind::Post);
+        assert_eq!(l.spool_dir, Some(PathBuf::from("/tmp/rz-spool")));
+        assert_eq!(l.max_attempts, 5);
+        assert_eq!(l.lease_ms, 120_000);
+        assert_eq!(l.validate(), Ok(()));
+        assert_eq!(
+            Config::default().notification.letters.channel,
+            LetterChannelKind::None
+        );
+    }
+
+    #[test]
+    fn letters_config_rules_name_the_key() {
+        let mut c = LettersConfig {
+            channel: LetterChannelKind::Post,
+            ..LettersConfig::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .contains("notification.letters.spool_dir")
+        );
+        c.spool_dir = Some(PathBuf::from("/tmp/x"));
+        c.max_attempts = 0;
+        assert!(c.validate().unwrap_err().contains("max_attempts"));
+        c.max_attempts = 3;
+        c.lease_ms = c.send_timeout_ms;
+        assert!(c.validate().unwrap_err().contains("lease_ms"));
+        assert_eq!(LettersConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn letter_backoff_gives_up_after_about_four_and_a_half_hours() {
+        let c = LettersConfig::default();
+        assert_eq!(c.backoff(1), Duration::from_secs(1));
+        assert_eq!(c.backoff(11), Duration::from_secs(1024));
+        assert_eq!(c.backoff(12), Duration::from_secs(1800));
+        // The delays between the 20 attempts: 1+2+...+1024 s, then eight of 30 minutes.
+        let total: Duration = (1..c.max_attempts).map(|n| c.backoff(n)).sum();
+        assert_eq!(total, Duration::from_secs(2047 + 8 * 1800));
     }
 
     #[test]

@@ -26,6 +26,18 @@
 //!
 //! For youth care (Jeugdwet) to a child under 16 letters go to the parents or carers.
 //!
+//! **Sending letters** ([`dispatch`]): every letter starts `pending`. The channel
+//! (`notification.letters.channel`) is a [`dispatch::LetterChannel`]: `none` (the default: no
+//! dispatcher runs, letters are stored and listed only, as before) or `post`, which writes each
+//! letter as the UTF-8 file `<spool_dir>/<municipality>/<letter id>.txt` (a temp file, synced,
+//! then renamed) for a print house to collect. The [`dispatch::LetterDispatcher`] claims due
+//! letters under a lease (`FOR UPDATE SKIP LOCKED`, so replicas never send one at once), sends
+//! them and marks them `sent` (never sent again); a transient error is retried with exponential
+//! backoff, and after `max_attempts` attempts (or a permanent error) the letter is `failed` with
+//! the reason in `last_error`. `ListLetters` shows status, attempts, channel, times and the error.
+//! At least once: a replica that dies between sending and recording sends again after the lease;
+//! for the post spool that rewrites the same file.
+//!
 //! **Staff alerts** ([`scan`], `ListStaffAlerts`): access `ListDeadlines` (investigation 6 weeks,
 //! decision 2 or 8 weeks) and assignment `ListChainDeadlines` (answer to a provider request, start
 //! of care 5 working days after an assignment's start). One row per deadline, `upcoming` (due
@@ -41,6 +53,7 @@
 //! Layout: [`webhook`] holds the webhook rules without I/O, [`letters`] the letter templates,
 //! [`store`] the SQL, [`consumer`] and [`decisions`] the event consumers, [`scan`] the deadline
 //! scans, [`upstream`] the gRPC clients of access and assignment, [`delivery`] the HTTP worker,
+//! [`dispatch`] the letter channels and their dispatcher,
 //! [`api`] the gRPC edge, and [`App`] wires them.
 
 pub mod api;
@@ -48,6 +61,7 @@ pub mod config;
 pub mod consumer;
 pub mod decisions;
 pub mod delivery;
+pub mod dispatch;
 pub mod letters;
 pub mod scan;
 pub mod store;
@@ -88,6 +102,7 @@ pub struct App {
     js: rz_eventing::nats::jetstream::Context,
     ns: Namespace,
     worker: delivery::DeliveryWorker,
+    dispatcher: Option<dispatch::LetterDispatcher>,
     upstream: std::sync::Arc<upstream::Upstream>,
 }
 
@@ -109,7 +124,29 @@ impl App {
                 "notification.assignment_endpoint is not set: chain deadlines are not scanned"
             );
         }
+        let letters_config = &config.notification.letters;
+        letters_config.validate().map_err(StartError::Config)?;
+        let channel: Option<std::sync::Arc<dyn dispatch::LetterChannel>> =
+            match (letters_config.channel, &letters_config.spool_dir) {
+                (config::LetterChannelKind::None, _) => None,
+                (config::LetterChannelKind::Post, Some(dir)) => Some(std::sync::Arc::new(
+                    dispatch::PostChannel::new(dir).map_err(|e| {
+                        StartError::Config(format!(
+                            "notification.letters.spool_dir {}: {e}",
+                            dir.display()
+                        ))
+                    })?,
+                )),
+                (config::LetterChannelKind::Post, None) => {
+                    return Err(StartError::Config(
+                        "notification.letters.spool_dir is required for the post channel".into(),
+                    ));
+                }
+            };
         let pool = rz_platform::db::connect(&config.database).await?;
+        let dispatcher = channel.map(|c| {
+            dispatch::LetterDispatcher::new(pool.clone(), c, config.notification.letters.clone())
+        });
         let worker = delivery::DeliveryWorker::new(pool.clone(), config.webhooks.clone())
             .map_err(|e| StartError::Config(format!("webhooks: {e}")))?;
         rz_platform::db::migrate(&pool, store::MIGRATIONS).await?;
@@ -127,6 +164,7 @@ impl App {
             js,
             ns,
             worker,
+            dispatcher,
             upstream,
         })
     }
@@ -195,6 +233,12 @@ impl App {
             }));
         }
         background.push(tokio::spawn(self.worker.run(shutdown.clone())));
+        match self.dispatcher {
+            Some(d) => background.push(tokio::spawn(d.run(shutdown.clone()))),
+            None => tracing::info!(
+                "notification.letters.channel is none: letters are stored and listed, not sent"
+            ),
+        }
         let scanner = scan::Scanner::new(
             self.pool.clone(),
             self.upstream.clone(),
