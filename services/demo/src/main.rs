@@ -157,11 +157,13 @@ fn product_for(sub: &Sub, start: NaiveDate, end: NaiveDate) -> acc::ProductToGra
         } else {
             "Zelfstandig wonen en meedoen in de buurt".into()
         },
-        goal: if youth {
-            acc::Goal::Participation as i32
-        } else {
-            acc::Goal::TimelyLastingResult as i32
-        },
+        // The region's goal the result serves, by the kind of care.
+        goal: match sub.segment.as_str() {
+            "IAJ" | "WLOG" => acc::Goal::FlexibleAmbulant,
+            "GWV" | "HCWV" | "WWON" => acc::Goal::MeaningfulLife,
+            "WIO" => acc::Goal::Participation,
+            _ => acc::Goal::TimelyLastingResult,
+        } as i32,
         period: Some(types::Period {
             start: start.to_string(),
             end: end.to_string(),
@@ -402,6 +404,11 @@ async fn export_csv(args: &Args) -> Result<()> {
         rep::export_csv_request::Report::ProvidersPerSegment(rep::ProvidersPerSegmentRequest {
             date: "2022-12-31".into(),
             ..Default::default()
+        }),
+        rep::export_csv_request::Report::Goals(rep::GoalsRequest {
+            municipality: String::new(),
+            from_month: "2022-07".into(),
+            to_month: "2022-12".into(),
         }),
     ];
     for report in reports {

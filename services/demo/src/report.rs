@@ -305,6 +305,52 @@ pub async fn print(args: &Args, clients: &Clients) -> Result<()> {
         );
     }
 
+    // The region's goals, where the data can measure them.
+    let goals = r
+        .goals(rep::GoalsRequest {
+            municipality: String::new(),
+            from_month: "2022-07".into(),
+            to_month: "2022-12".into(),
+        })
+        .await
+        .map_err(status_msg("Goals"))?
+        .into_inner()
+        .rows;
+    println!(
+        "\n   The region's goals, July to December 2022 (satisfaction is not recorded by any service, so not reported)"
+    );
+    println!(
+        "   {:<26} {:>15} {:>15} {:>11} {:>8} {:>8} {:>8} {:>8}",
+        "municipality",
+        "decided in time",
+        "started in time",
+        "scaled down",
+        "lasting",
+        "health",
+        "partic.",
+        "flexible"
+    );
+    for g in &goals {
+        let products = |code: &str| {
+            g.goals
+                .iter()
+                .find(|x| x.goal == code)
+                .map(|x| x.granted_products)
+                .unwrap_or(0)
+        };
+        println!(
+            "   {:<26} {:>15} {:>15} {:>11} {:>8} {:>8} {:>8} {:>8}",
+            format!("{} ({})", name(&g.municipality), g.municipality),
+            format!("{:.1} % of {}", g.decisions_in_time_pct, g.decisions),
+            format!("{:.1} % of {}", g.starts_in_time_pct, g.starts),
+            g.scaled_down,
+            products("timely_lasting_result"),
+            products("meaningful_life"),
+            products("participation"),
+            products("flexible_ambulant")
+        );
+    }
+
     // Deadlines still open and late at the year's end.
     println!(
         "\n   Deadlines open and passed on 31 December 2022 (statutory: access; chain: assignment)"
