@@ -77,6 +77,9 @@ pub enum LetterChannelKind {
     /// Each letter as a UTF-8 text file `<municipality>/<letter id>.txt` in `spool_dir`, which a
     /// print house collects.
     Post,
+    /// Each letter as an e-mail to its municipality's mailroom through a local SMTP relay
+    /// (see [`crate::smtp`]).
+    Smtp,
 }
 
 /// `[notification.letters]`: the channel residents' letters are sent through and the dispatcher's
@@ -93,7 +96,7 @@ pub enum LetterChannelKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct LettersConfig {
-    /// `none` (default: stored only, as before), or `post`.
+    /// `none` (default: stored only, as before), `post` or `smtp`.
     pub channel: LetterChannelKind,
     /// Where the `post` channel writes letters; required for it.
     pub spool_dir: Option<PathBuf>,
@@ -110,6 +113,8 @@ pub struct LettersConfig {
     pub lease_ms: u64,
     /// How often an idle dispatcher looks for due letters.
     pub poll_interval_ms: u64,
+    /// `[notification.letters.smtp]`: the relay and the mailroom addresses (channel `smtp`).
+    pub smtp: crate::smtp::SmtpConfig,
 }
 
 impl Default for LettersConfig {
@@ -124,6 +129,7 @@ impl Default for LettersConfig {
             send_timeout_ms: 30_000,
             lease_ms: 120_000,
             poll_interval_ms: 1_000,
+            smtp: crate::smtp::SmtpConfig::default(),
         }
     }
 }
@@ -155,6 +161,9 @@ impl LettersConfig {
                 "notification.letters.spool_dir is required when notification.letters.channel = \"post\""
                     .into(),
             );
+        }
+        if self.channel == LetterChannelKind::Smtp {
+            self.smtp.validate()?;
         }
         Ok(())
     }
@@ -251,6 +260,10 @@ mod tests {
                 "/tmp/rz-spool",
             );
             std::env::set_var("RZNOTTEST__NOTIFICATION__LETTERS__MAX_ATTEMPTS", "5");
+            std::env::set_var(
+                "RZNOTTEST__NOTIFICATION__LETTERS__SMTP__MAILROOM__0222",
+                "postkamer@doetinchem.example",
+            );
         }
         let c: Config = rz_platform::config::load_with_env(None, "RZNOTTEST").unwrap_or_default();
         let n = &c.notification;
@@ -270,6 +283,11 @@ mod tests {
         assert_eq!(l.spool_dir, Some(PathBuf::from("/tmp/rz-spool")));
         assert_eq!(l.max_attempts, 5);
         assert_eq!(l.lease_ms, 120_000);
+        assert_eq!(
+            l.smtp.mailroom.get("0222").map(String::as_str),
+            Some("postkamer@doetinchem.example")
+        );
+        assert_eq!(l.smtp.relay, "127.0.0.1:25");
         assert_eq!(l.validate(), Ok(()));
         assert_eq!(
             Config::default().notification.letters.channel,

@@ -28,15 +28,18 @@
 //!
 //! **Sending letters** ([`dispatch`]): every letter starts `pending`. The channel
 //! (`notification.letters.channel`) is a [`dispatch::LetterChannel`]: `none` (the default: no
-//! dispatcher runs, letters are stored and listed only, as before) or `post`, which writes each
+//! dispatcher runs, letters are stored and listed only, as before); `post`, which writes each
 //! letter as the UTF-8 file `<spool_dir>/<municipality>/<letter id>.txt` (a temp file, synced,
-//! then renamed) for a print house to collect. The [`dispatch::LetterDispatcher`] claims due
+//! then renamed) for a print house to collect, or `smtp` ([`smtp`]), which e-mails each letter
+//! through a local relay (no TLS) to its municipality's mailroom (residents have no e-mail
+//! address in access yet). The [`dispatch::LetterDispatcher`] claims due
 //! letters under a lease (`FOR UPDATE SKIP LOCKED`, so replicas never send one at once), sends
 //! them and marks them `sent` (never sent again); a transient error is retried with exponential
 //! backoff, and after `max_attempts` attempts (or a permanent error) the letter is `failed` with
 //! the reason in `last_error`. `ListLetters` shows status, attempts, channel, times and the error.
 //! At least once: a replica that dies between sending and recording sends again after the lease;
-//! for the post spool that rewrites the same file.
+//! for the post spool that rewrites the same file, and a mailroom can drop the duplicate
+//! e-mail by its `Message-ID` (the letter id).
 //!
 //! **Staff alerts** ([`scan`], `ListStaffAlerts`): access `ListDeadlines` (investigation 6 weeks,
 //! decision 2 or 8 weeks) and assignment `ListChainDeadlines` (answer to a provider request, start
@@ -53,7 +56,7 @@
 //! Layout: [`webhook`] holds the webhook rules without I/O, [`letters`] the letter templates,
 //! [`store`] the SQL, [`consumer`] and [`decisions`] the event consumers, [`scan`] the deadline
 //! scans, [`upstream`] the gRPC clients of access and assignment, [`delivery`] the HTTP worker,
-//! [`dispatch`] the letter channels and their dispatcher,
+//! [`dispatch`] the letter channels and their dispatcher, [`smtp`] the e-mail channel,
 //! [`api`] the gRPC edge, and [`App`] wires them.
 
 pub mod api;
@@ -64,6 +67,7 @@ pub mod delivery;
 pub mod dispatch;
 pub mod letters;
 pub mod scan;
+pub mod smtp;
 pub mod store;
 pub mod upstream;
 pub mod webhook;
@@ -136,6 +140,10 @@ impl App {
                             dir.display()
                         ))
                     })?,
+                )),
+                (config::LetterChannelKind::Smtp, _) => Some(std::sync::Arc::new(
+                    smtp::SmtpChannel::new(letters_config.smtp.clone())
+                        .map_err(StartError::Config)?,
                 )),
                 (config::LetterChannelKind::Post, None) => {
                     return Err(StartError::Config(
