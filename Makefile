@@ -26,6 +26,8 @@ build:
 
 test: up
 	$(WITH_STACK) $(CARGO) test --workspace
+	$(CARGO) build --workspace --bins
+	$(WITH_STACK) CHAOS_NO_BUILD=1 deploy/chaos.sh --short
 
 lint:
 	$(CARGO) fmt --all -- --check

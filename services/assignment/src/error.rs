@@ -96,9 +96,9 @@ impl From<Error> for HandleError {
     fn from(e: Error) -> Self {
         match e {
             Error::Unavailable(what) => HandleError::Transient(what),
-            Error::Api(ApiError::Internal(what) | ApiError::Aborted(what)) => {
-                HandleError::Transient(what)
-            }
+            Error::Api(
+                ApiError::Internal(what) | ApiError::Aborted(what) | ApiError::Unavailable(what),
+            ) => HandleError::Transient(what),
             other => HandleError::Permanent(other.to_string()),
         }
     }

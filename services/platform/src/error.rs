@@ -25,6 +25,9 @@ pub enum ApiError {
     AlreadyExists(String),
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// The database (or another dependency) cannot be reached now: UNAVAILABLE, worth retrying.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A transaction lost a deadlock or serialisation conflict: nothing was changed and the
     /// same call can simply be made again (ABORTED).
     #[error("aborted: {0}")]
@@ -83,9 +86,16 @@ impl From<sqlx::Error> for ApiError {
             .and_then(|d| d.code())
             .is_some_and(|c| c == "40P01" || c == "40001");
         if conflict {
-            Self::Aborted(e.to_string())
-        } else {
-            Self::Internal(e.to_string())
+            return Self::Aborted(e.to_string());
+        }
+        match e {
+            // The server went away or the pool has no connection to give: retryable.
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
+            _ => Self::Internal(e.to_string()),
         }
     }
 }
@@ -119,9 +129,15 @@ impl From<ApiError> for Status {
             ApiError::NotFound(what) => Status::not_found(what),
             ApiError::AlreadyExists(what) => Status::already_exists(what),
             ApiError::PermissionDenied(what) => Status::permission_denied(what),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "dependency unavailable");
+                Status::unavailable("the database is unavailable; retry the call")
+            }
             ApiError::Aborted(detail) => {
                 tracing::warn!(error = %detail, "transaction conflict; the caller may retry");
-                Status::aborted("a concurrent change conflicted; nothing was changed, retry the call")
+                Status::aborted(
+                    "a concurrent change conflicted; nothing was changed, retry the call",
+                )
             }
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
