@@ -309,13 +309,10 @@ impl NotificationService for NotificationApi {
         request: Request<pb::ReplayDeliveryRequest>,
     ) -> Result<Response<pb::Delivery>, Status> {
         let id = uuid(&request.get_ref().delivery_id, "delivery_id")?;
-        let replayed = store::replay(&self.pool, id)
+        let (replayed, row) = store::replay(&self.pool, id)
             .await
             .map_err(ApiError::from)?;
-        let row = store::delivery(&self.pool, id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
+        let row = row.ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
         if !replayed {
             return Err(ApiError::rule(
                 "notification.replay_only_failed",

@@ -757,13 +757,16 @@ pub async fn mark_failed(
     Ok(done)
 }
 
-pub async fn delivery(pool: &PgPool, id: Uuid) -> Result<Option<DeliveryRow>, sqlx::Error> {
+pub async fn delivery<'e, E>(db: E, id: Uuid) -> Result<Option<DeliveryRow>, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
          WHERE d.id = $1"
     )))
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
@@ -784,8 +787,8 @@ pub async fn failed_deliveries(
 }
 
 /// Puts a failed delivery back in the queue with a fresh retry budget and resolves its alert.
-/// `false`: the delivery is not failed (or does not exist).
-pub async fn replay(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+/// `false`: the delivery is not failed (or does not exist). Also the row as replayed (or as it is).
+pub async fn replay(pool: &PgPool, id: Uuid) -> Result<(bool, Option<DeliveryRow>), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE deliveries SET status = 'pending', attempts = 0, first_attempt_at = NULL,
@@ -805,6 +808,8 @@ pub async fn replay(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     }
+    // The row as this transaction left it: once committed, a worker may deliver it at once.
+    let row = delivery(&mut *tx, id).await?;
     tx.commit().await?;
-    Ok(done)
+    Ok((done, row))
 }
