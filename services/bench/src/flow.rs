@@ -348,6 +348,8 @@ pub struct FlowSpec {
     pub saturation_flows: u32,
     /// Seconds of the moderate-rate phase.
     pub moderate_secs: u64,
+    /// Decisions of the moderate phase at least (for the percentiles), however low the rate.
+    pub moderate_min: u32,
 }
 
 /// Runs the warm-up, the saturation and the moderate phase; records the figures.
@@ -491,7 +493,8 @@ async fn phases(
 
     // Moderate rate: a tenth of saturation, decisions paced open-loop.
     let moderate = (sat_rate / 10.0).max(1.0);
-    let n = ((moderate * spec.moderate_secs as f64) as u32).clamp(50, 20_000);
+    let n = ((moderate * spec.moderate_secs as f64) as u32)
+        .clamp(spec.moderate_min.max(1), 20_000.max(spec.moderate_min));
     eprintln!("bench: preparing {n} cases for the moderate phase ({moderate:.1}/s)");
     let modr = prepare(e, &combos, 20_000 + spec.saturation_flows, n).await?;
     eprintln!(

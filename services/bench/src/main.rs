@@ -57,6 +57,7 @@ pub struct Args {
     pub flow_cases: u32,
     pub clients: u64,
     pub keep: bool,
+    pub quick: bool,
     pub extra_env: Vec<(String, String)>,
     pub webhook_events: u64,
     pub database_url: String,
@@ -73,9 +74,10 @@ fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
         pgbench_secs: 10,
         js_messages: 200_000,
         flow_secs: 20,
-        flow_cases: 3_000,
+        flow_cases: 1_000,
         clients: 20_000,
         keep: false,
+        quick: false,
         extra_env: Vec::new(),
         webhook_events: 20_000,
         database_url: std::env::var("DATABASE_URL").unwrap_or_default(),
@@ -90,10 +92,11 @@ fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
         match k.as_str() {
             "--help" | "-h" => return Err(BenchError::Usage(USAGE.into())),
             "--quick" => {
+                a.quick = true;
                 a.pgbench_secs = 5;
                 a.js_messages = 50_000;
                 a.flow_secs = 8;
-                a.flow_cases = 600;
+                a.flow_cases = 300;
                 a.clients = 2_000;
                 a.webhook_events = 5_000;
             }

@@ -145,6 +145,7 @@ async fn sections(
                 .ok_or_else(|| BenchError::Failed("no reporting database".into()))?,
             saturation_flows: args.flow_cases,
             moderate_secs: args.flow_secs,
+            moderate_min: if args.quick { 50 } else { 100 },
         };
         if let Err(err) = flow::run(&e, &js, &subs, &spec, report).await {
             eprintln!("bench: flow: {err}");
