@@ -47,18 +47,9 @@ pub const GP: [&str; 5] = [
     "Huisartsen Winterswijk-Zuid",
 ];
 
-/// A deterministic valid BSN (11-test) for resident number `n`.
+/// A deterministic valid BSN for number `n` (see [`rz_domain::Bsn::synthetic`]).
 pub fn bsn(n: u32) -> String {
-    const W: [u32; 8] = [9, 8, 7, 6, 5, 4, 3, 2];
-    let mut head = 20_000_000 + n * 10;
-    loop {
-        let s = format!("{head:08}");
-        let sum: u32 = s.bytes().zip(W).map(|(b, w)| u32::from(b - b'0') * w).sum();
-        if sum % 11 < 10 {
-            return format!("{s}{}", sum % 11);
-        }
-        head += 1;
-    }
+    rz_domain::Bsn::synthetic(n).as_str().to_owned()
 }
 
 /// Registers resident `n` in the municipality's access (idempotent); returns the BSN.
