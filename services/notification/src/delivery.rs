@@ -46,6 +46,9 @@ impl DeliveryWorker {
         let permits = Arc::new(Semaphore::new(max));
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
         let lease = i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX);
+        // New deliveries wake the worker at once (NOTIFY at the matcher's commit); the poll stays
+        // as the fallback for retries that fall due and for a lost listener connection.
+        let mut listener = listen(&self.pool).await;
         while !shutdown.is_triggered() {
             let free = permits.available_permits();
             if free == 0 {
@@ -77,15 +80,45 @@ impl DeliveryWorker {
                 });
             }
             if idle {
+                let woken = async {
+                    match listener.as_mut() {
+                        Some(l) => l.recv().await.map(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = shutdown.wait() => break,
                     _ = tokio::time::sleep(poll) => {}
+                    r = woken => {
+                        if let Err(e) = r {
+                            tracing::warn!(error = %e, "delivery listener lost; polling only");
+                            listener = None;
+                        }
+                    }
                 }
             }
         }
         // Let attempts in flight record their outcome.
         let _ = permits.acquire_many(max as u32).await;
         tracing::info!("delivery worker stopped");
+    }
+}
+
+/// A listener on [`store::DELIVERIES_CHANNEL`], or `None` (polling only) when it cannot connect.
+async fn listen(pool: &PgPool) -> Option<sqlx::postgres::PgListener> {
+    let mut l = match sqlx::postgres::PgListener::connect_with(pool).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "no delivery listener; polling only");
+            return None;
+        }
+    };
+    match l.listen(store::DELIVERIES_CHANNEL).await {
+        Ok(()) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "no delivery listener; polling only");
+            None
+        }
     }
 }
 

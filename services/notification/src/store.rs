@@ -650,8 +650,17 @@ pub async fn insert_delivery(
     .bind(d.body)
     .execute(&mut *tx)
     .await?;
+    // Wakes the delivery workers when this transaction commits (PostgreSQL sends a notification
+    // only then, and only once per transaction for the same payload).
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(DELIVERIES_CHANNEL)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
+
+/// The LISTEN/NOTIFY channel on which new deliveries are announced.
+pub const DELIVERIES_CHANNEL: &str = "rz_deliveries";
 
 /// Claims up to `limit` due deliveries for `lease_ms`: concurrent claimers skip each other's rows,
 /// and a claim whose holder died expires with its lease.

@@ -187,6 +187,28 @@ async fn a_receiver_that_never_recovers_fails_raises_an_alert_and_can_be_replaye
 }
 
 #[tokio::test]
+async fn a_new_delivery_wakes_the_worker_without_waiting_for_its_poll() {
+    // The worker polls once an hour here: only the NOTIFY at the matcher's commit can wake it.
+    let mut app = common::spawn_app_with(|c| c.webhooks.poll_interval_ms = 3_600_000).await;
+    let receiver = Receiver::start(0).await;
+    app.subscribe(AGB_A, &receiver.url("/a"), &[], &[], &[])
+        .await;
+    // Let the worker go idle first.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for n in 1..=3 {
+        app.publish_assignment("0222", AGB_A, "issued", n, "IAJ")
+            .await;
+        app.wait_count(
+            "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
+            i64::from(n),
+        )
+        .await;
+    }
+    assert_eq!(receiver.received().len(), 3);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn providers_only_get_their_own_events_through_their_filters() {
     let mut app = spawn_app().await;
     let receiver = Receiver::start(0).await;
