@@ -24,6 +24,9 @@ use crate::webhook;
 pub const SIGNATURE_HEADER: &str = "x-regiozorg-signature";
 pub const DELIVERY_HEADER: &str = "x-regiozorg-delivery";
 
+/// How long a woken worker waits for more deliveries before it claims.
+const COALESCE: Duration = Duration::from_millis(5);
+
 pub struct DeliveryWorker {
     pool: PgPool,
     config: Arc<WebhookConfig>,
@@ -89,8 +92,11 @@ impl DeliveryWorker {
                 tokio::select! {
                     _ = shutdown.wait() => break,
                     _ = tokio::time::sleep(poll) => {}
-                    r = woken => {
-                        if let Err(e) = r {
+                    r = woken => match r {
+                        // A few milliseconds for the deliveries committed right after this one,
+                        // so a busy stream is claimed in batches rather than one by one.
+                        Ok(()) => tokio::time::sleep(COALESCE).await,
+                        Err(e) => {
                             tracing::warn!(error = %e, "delivery listener lost; polling only");
                             listener = None;
                         }
