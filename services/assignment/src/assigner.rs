@@ -17,9 +17,19 @@ use crate::clock::Clock;
 use crate::convert::{assignment_pb, request_pb};
 use crate::domain::choice::{Candidate, lowest_caseload};
 use crate::domain::{Assignment, ProviderRequest};
+use crate::domain::{Extent, SizeFields};
 use crate::error::{Error, Result};
+use crate::fields::Fields;
 use crate::store;
-use crate::upstream::{ClientLookup, ContractCache, Upstream};
+use crate::upstream::{ClientLookup, ContractCache, SubsegmentInfo, Upstream};
+
+/// What [`Assigner::product_fields`] found; `None` where a field was malformed.
+pub(crate) struct ProductFields {
+    pub sub: Option<SubsegmentInfo>,
+    pub extent: Option<Extent>,
+    /// Empty when the assignment names no product.
+    pub product_code: String,
+}
 
 pub const CONTEXT: &str = "assignment";
 
@@ -202,6 +212,57 @@ impl Assigner {
             &message,
         )
         .await
+    }
+
+    /// A product as a request names it, checked against the region's catalogue: the subsegment and
+    /// the municipality must be the region's, and the size, budget and product code must fit the
+    /// subsegment's execution variant. Every malformed field is collected in `f`; when the catalogue
+    /// cannot be fetched, the malformed fields are named first, else registration is unavailable.
+    pub(crate) async fn product_fields(
+        &self,
+        f: &mut Fields,
+        municipality: Option<&str>,
+        subsegment_code: &str,
+        size: Option<&pb::Size>,
+        budget_cents: i64,
+        product_code: &str,
+    ) -> Result<ProductFields> {
+        let catalogue = match self.upstream.catalogue().await {
+            Ok(c) => c,
+            Err(e) => {
+                std::mem::take(f).finish()?;
+                return Err(e);
+            }
+        };
+        let sub = catalogue.subsegment(subsegment_code).cloned();
+        if sub.is_none() && !subsegment_code.is_empty() {
+            f.push(
+                "subsegment_code",
+                "is not a subsegment of the region's catalogue",
+            );
+        }
+        if let Some(m) = municipality
+            && !catalogue.municipalities.contains(m)
+        {
+            f.push("municipality", "is not a municipality of the region");
+        }
+        let size = size.cloned().unwrap_or_default();
+        let extent = sub.as_ref().and_then(|s| {
+            f.check_all(Extent::parse(
+                s.variant,
+                size.volume,
+                &size.unit,
+                &size.frequency,
+                budget_cents,
+                SizeFields::API,
+            ))
+        });
+        let product_code = f.product_code(sub.as_ref(), product_code);
+        Ok(ProductFields {
+            sub,
+            extent,
+            product_code,
+        })
     }
 
     /// The client block for a provider message: from the municipality's access instance; for a

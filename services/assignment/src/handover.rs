@@ -14,9 +14,11 @@ use rz_domain::{Bsn, ClientKey, Period};
 use rz_platform::ApiError;
 use rz_proto::assignment::v1 as pb;
 
-use crate::assigner::{Assigner, Choice, ChoiceInput, fingerprint, key_conflict, stacking_text};
+use crate::assigner::{
+    Assigner, Choice, ChoiceInput, ProductFields, fingerprint, key_conflict, stacking_text,
+};
 use crate::convert::assignment_pb;
-use crate::domain::{Assignment, ChangeReason, Extent, Origin, SizeFields, Status};
+use crate::domain::{Assignment, ChangeReason, Origin, Status};
 use crate::error::{Error, Result};
 use crate::fields::{self, Fields};
 use crate::store::{self, Claim};
@@ -63,37 +65,20 @@ impl Assigner {
         }
         f.non_empty("subsegment_code", &r.subsegment_code);
         let period = f.check_all(fields::period(r.period.as_ref()));
-        let catalogue = match self.upstream.catalogue().await {
-            Ok(c) => c,
-            Err(e) => {
-                f.finish()?;
-                return Err(e);
-            }
-        };
-        let sub = catalogue.subsegment(&r.subsegment_code).cloned();
-        if sub.is_none() && !r.subsegment_code.is_empty() {
-            f.push(
-                "subsegment_code",
-                "is not a subsegment of the region's catalogue",
-            );
-        }
-        if let Some(m) = &m
-            && !catalogue.municipalities.contains(m)
-        {
-            f.push("municipality", "is not a municipality of the region");
-        }
-        let size = r.size.clone().unwrap_or_default();
-        let extent = sub.as_ref().and_then(|s| {
-            f.check_all(Extent::parse(
-                s.variant,
-                size.volume,
-                &size.unit,
-                &size.frequency,
+        let ProductFields {
+            sub,
+            extent,
+            product_code,
+        } = self
+            .product_fields(
+                &mut f,
+                m.as_deref(),
+                &r.subsegment_code,
+                r.size.as_ref(),
                 r.budget_cents,
-                SizeFields::API,
-            ))
-        });
-        let product_code = f.product_code(sub.as_ref(), &r.product_code);
+                &r.product_code,
+            )
+            .await?;
         let key = match (&bsn, &given_key) {
             (Some(b), Some(k)) => {
                 let derived = ClientKey::derive(&self.secret, b);

@@ -6,7 +6,7 @@ use rz_domain::{Bsn, ClientKey, Referrer, RequestReason};
 use rz_proto::assignment::v1 as pb;
 use uuid::Uuid;
 
-use crate::assigner::{Assigner, fingerprint, key_conflict};
+use crate::assigner::{Assigner, ProductFields, fingerprint, key_conflict};
 use crate::convert::{assignment_pb, request_pb};
 use crate::domain::{
     Assignment, Extent, ProviderRequest, ReferrerInfo, RequestKind, RequestStatus, SizeFields,
@@ -145,39 +145,20 @@ impl Assigner {
                     })
             }
         };
-        // The catalogue: is the subsegment known, and which size does its variant take.
-        let catalogue = match self.upstream.catalogue().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Name the malformed fields first; otherwise registration is unavailable.
-                f.finish()?;
-                return Err(e);
-            }
-        };
-        let sub = catalogue.subsegment(&r.subsegment_code).cloned();
-        if sub.is_none() && !r.subsegment_code.is_empty() {
-            f.push(
-                "subsegment_code",
-                "is not a subsegment of the region's catalogue",
-            );
-        }
-        if let Some(m) = &m
-            && !catalogue.municipalities.contains(m)
-        {
-            f.push("municipality", "is not a municipality of the region");
-        }
-        let size = r.size.clone().unwrap_or_default();
-        let extent = sub.as_ref().and_then(|s| {
-            f.check_all(Extent::parse(
-                s.variant,
-                size.volume,
-                &size.unit,
-                &size.frequency,
+        let ProductFields {
+            sub,
+            extent,
+            product_code,
+        } = self
+            .product_fields(
+                &mut f,
+                m.as_deref(),
+                &r.subsegment_code,
+                r.size.as_ref(),
                 r.budget_cents,
-                SizeFields::API,
-            ))
-        });
-        let product_code = f.product_code(sub.as_ref(), &r.product_code);
+                &r.product_code,
+            )
+            .await?;
         f.finish()?;
         let (Some(agb), Some(m), Some(bsn), Some(period), Some(sub)) = (agb, m, bsn, period, sub)
         else {
