@@ -134,15 +134,16 @@ impl Default for LettersConfig {
     }
 }
 
+/// `initial_ms` doubled for every failed attempt after the first, capped at `max_ms`.
+fn backoff(initial_ms: u64, max_ms: u64, attempts: u32) -> Duration {
+    let factor = 2u64.saturating_pow(attempts.saturating_sub(1).min(62));
+    Duration::from_millis(initial_ms.saturating_mul(factor).min(max_ms))
+}
+
 impl LettersConfig {
     /// The delay after the `attempts`-th failed attempt.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 2u64.saturating_pow(attempts.saturating_sub(1).min(62));
-        Duration::from_millis(
-            self.initial_backoff_ms
-                .saturating_mul(factor)
-                .min(self.max_backoff_ms),
-        )
+        backoff(self.initial_backoff_ms, self.max_backoff_ms, attempts)
     }
 
     /// The rules between the keys; the error names the key.
@@ -218,12 +219,7 @@ impl Default for WebhookConfig {
 impl WebhookConfig {
     /// The delay after the `attempts`-th failed attempt.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 2u64.saturating_pow(attempts.saturating_sub(1).min(62));
-        Duration::from_millis(
-            self.initial_backoff_ms
-                .saturating_mul(factor)
-                .min(self.max_backoff_ms),
-        )
+        backoff(self.initial_backoff_ms, self.max_backoff_ms, attempts)
     }
 
     pub fn retry_window(&self) -> Duration {

@@ -160,7 +160,8 @@ async fn attempt(pool: &PgPool, config: &WebhookConfig, client: &HttpClient, d: 
             } else {
                 tracing::warn!(delivery = %d.id, attempts, %error, retry_in_ms = delay.as_millis() as u64, "webhook attempt failed");
                 let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-                store::schedule_retry(pool, d.id, d.claim, &error, ms).await
+                store::schedule_retry(pool, store::Queue::Deliveries, d.id, d.claim, &error, ms)
+                    .await
             }
         }
     };

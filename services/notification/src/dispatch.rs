@@ -215,7 +215,8 @@ impl LetterDispatcher {
                     );
                     let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
                     let reason = format!("{channel}: {error}");
-                    store::schedule_letter_retry(&self.pool, id, claim, &reason, ms).await
+                    store::schedule_retry(&self.pool, store::Queue::Letters, id, claim, &reason, ms)
+                        .await
                 }
             }
         };
