@@ -46,6 +46,7 @@ impl Handler for WebhookMatcher {
             payload.data,
             &event.payload,
         );
+        let mut queued = false;
         for s in subscriptions {
             let filters = Filters {
                 event_types: s.event_types,
@@ -68,6 +69,10 @@ impl Handler for WebhookMatcher {
             )
             .await?;
             tracing::debug!(subscription = %s.id, event_id = %event.id, "delivery queued");
+            queued = true;
+        }
+        if queued {
+            store::announce_deliveries(tx).await?;
         }
         Ok(())
     }

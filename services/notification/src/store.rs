@@ -628,8 +628,12 @@ pub async fn insert_delivery(
     .bind(d.body)
     .execute(&mut *tx)
     .await?;
-    // Wakes the delivery workers when this transaction commits (PostgreSQL sends a notification
-    // only then, and only once per transaction for the same payload).
+    Ok(())
+}
+
+/// Wakes the delivery workers when this transaction commits (PostgreSQL sends a notification
+/// only then, and only once per transaction for the same payload).
+pub async fn announce_deliveries(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(DELIVERIES_CHANNEL)
         .execute(&mut *tx)
