@@ -1,6 +1,8 @@
 //! Durable pull consumers with an inbox: exactly one effect per event, bounded retries, dead letters.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +10,8 @@ use async_nats::jetstream::{self, AckKind};
 use futures::{FutureExt, StreamExt};
 use rz_platform::Shutdown;
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::envelope::{CE_ID, MSG_ID};
@@ -44,6 +48,17 @@ pub trait Handler: Send + Sync + 'static {
         tx: &'a mut PgConnection,
         event: &'a Event,
     ) -> impl Future<Output = Result<(), HandleError>> + Send + 'a;
+
+    /// Called with the events about to be applied (a batch, in stream order), before their
+    /// transaction begins: a handler that needs answers from other services may fetch them here
+    /// concurrently instead of one after another inside the transaction. It is a hint only:
+    /// nothing it does may be needed for correctness — `handle` must work (fetching what it needs
+    /// itself) when this did nothing, failed, or ran for other events. Duplicates are not filtered
+    /// out yet. Default: nothing.
+    fn prefetch<'a>(&'a self, events: &'a [&'a Event]) -> impl Future<Output = ()> + Send + 'a {
+        let _ = events;
+        async {}
+    }
 }
 
 /// What a consumer reads and how hard it tries.
@@ -62,6 +77,15 @@ pub struct ConsumerSpec {
     /// inbox rows in one statement). 1 = a transaction per event. Only events already buffered are
     /// taken, so a lone event is never held back waiting for others.
     pub batch: usize,
+    /// Partitioned consumption: `Some(k)` applies the events whose subjects differ in token `k`
+    /// (0-based; 2 is the municipality in `<ns>.<context>.<municipality>.<agb>.<event>`) in
+    /// separate transactions at the same time, one worker per token value (up to `partitions`;
+    /// beyond that, values share workers). Events with the same token value stay in stream order.
+    /// Use it only when the handler's effects for different values do not depend on each other.
+    /// `None`: one worker, stream order over all events.
+    pub partition_token: Option<usize>,
+    /// At most this many partition workers (with `partition_token`).
+    pub partitions: usize,
 }
 
 impl ConsumerSpec {
@@ -73,7 +97,17 @@ impl ConsumerSpec {
             max_attempts: 5,
             retry_delay: Duration::from_millis(500),
             batch: 64,
+            partition_token: None,
+            partitions: 16,
         }
+    }
+
+    /// The partition key of a subject (see [`ConsumerSpec::partition_token`]); empty when the
+    /// subject has fewer tokens or the consumer is not partitioned.
+    pub fn partition_key<'a>(&self, subject: &'a str) -> &'a str {
+        self.partition_token
+            .and_then(|k| subject.split('.').nth(k))
+            .unwrap_or("")
     }
 }
 
@@ -160,7 +194,18 @@ impl<H: Handler> EventConsumer<H> {
     /// Consumes until `shutdown`; the messages in hand are finished (applied and acked) first.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), EventingError> {
         let consumer = self.ensure().await?;
-        let mut messages = consumer.messages().await.map_err(EventingError::nats)?;
+        let messages = consumer.messages().await.map_err(EventingError::nats)?;
+        if self.spec.partition_token.is_some() {
+            return Arc::new(self).run_partitioned(messages, shutdown).await;
+        }
+        self.run_sequential(messages, shutdown).await
+    }
+
+    async fn run_sequential(
+        self,
+        mut messages: jetstream::consumer::pull::Stream,
+        shutdown: Shutdown,
+    ) -> Result<(), EventingError> {
         let max = self.spec.batch.max(1);
         let mut batch: Vec<jetstream::Message> = Vec::with_capacity(max);
         loop {
@@ -191,11 +236,7 @@ impl<H: Handler> EventConsumer<H> {
                     None => break,
                 }
             }
-            match batch.len() {
-                0 => {}
-                1 => self.process(&batch[0]).await,
-                _ => self.process_batch(&batch).await,
-            }
+            self.process_messages(&batch).await;
             batch.clear();
             if ended {
                 break;
@@ -203,6 +244,113 @@ impl<H: Handler> EventConsumer<H> {
         }
         tracing::info!(consumer = %self.spec.name, "consumer stopped");
         Ok(())
+    }
+
+    /// One reader hands the messages, in stream order, to a worker per partition key; each worker
+    /// applies what has arrived for it in batches, as the sequential consumer does. A full worker
+    /// queue holds the reader back (and so the other partitions), which bounds the memory.
+    async fn run_partitioned(
+        self: Arc<Self>,
+        mut messages: jetstream::consumer::pull::Stream,
+        shutdown: Shutdown,
+    ) -> Result<(), EventingError> {
+        let cap = self.spec.partitions.max(1);
+        let queue = (self.spec.batch.max(1) * 16).max(256);
+        let mut slots: HashMap<String, usize> = HashMap::new();
+        let mut workers: Vec<(mpsc::Sender<jetstream::Message>, JoinHandle<()>)> = Vec::new();
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.wait() => break,
+                m = messages.next() => m,
+            };
+            let message = match next {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(consumer = %self.spec.name, error = %e, "consumer stream error");
+                    continue;
+                }
+                Some(Ok(m)) => m,
+            };
+            let key = self.spec.partition_key(message.subject.as_str()).to_owned();
+            let slot = match slots.get(&key) {
+                Some(&i) => i,
+                None => {
+                    let i = if workers.len() < cap {
+                        let (tx, rx) = mpsc::channel(queue);
+                        let worker = tokio::spawn(self.clone().work(rx, shutdown.clone()));
+                        workers.push((tx, worker));
+                        workers.len() - 1
+                    } else {
+                        let mut h = std::collections::hash_map::DefaultHasher::new();
+                        key.hash(&mut h);
+                        (h.finish() % cap as u64) as usize
+                    };
+                    slots.insert(key.clone(), i);
+                    i
+                }
+            };
+            let Some((tx, _)) = workers.get(slot) else {
+                continue;
+            };
+            if let Err(mpsc::error::SendError(m)) = tx.send(message).await {
+                // The worker is gone (it panicked): leave the message to a redelivery.
+                tracing::error!(consumer = %self.spec.name, partition = %key, "partition worker gone");
+                self.ack(&m, Outcome::Retry(self.spec.retry_delay)).await;
+            }
+        }
+        let handles: Vec<JoinHandle<()>> = workers.into_iter().map(|(_, h)| h).collect();
+        for h in handles {
+            if let Err(e) = h.await {
+                tracing::error!(consumer = %self.spec.name, error = %e, "partition worker failed");
+            }
+        }
+        tracing::info!(consumer = %self.spec.name, "consumer stopped");
+        Ok(())
+    }
+
+    /// A partition worker: applies its messages in batches until its queue closes. After a
+    /// shutdown it finishes the batch in hand and hands the rest back for redelivery at once.
+    async fn work(self: Arc<Self>, mut rx: mpsc::Receiver<jetstream::Message>, shutdown: Shutdown) {
+        let max = self.spec.batch.max(1);
+        let mut batch: Vec<jetstream::Message> = Vec::with_capacity(max);
+        while let Some(m) = rx.recv().await {
+            batch.push(m);
+            while batch.len() < max {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            self.process_messages(&batch).await;
+            batch.clear();
+            if shutdown.is_triggered() {
+                rx.close();
+                while let Some(m) = rx.recv().await {
+                    if let Err(e) = m.ack_with(AckKind::Nak(None)).await {
+                        tracing::warn!(consumer = %self.spec.name, error = %e, "nak failed");
+                    }
+                }
+                break;
+            }
+        }
+    }
+
+    async fn process_messages(&self, batch: &[jetstream::Message]) {
+        match batch.len() {
+            0 => {}
+            1 => {
+                // Prefetch for a lone event too: it may need several answers.
+                if let Ok(event) = Event::from_parts(
+                    batch[0].subject.as_str(),
+                    batch[0].headers.as_ref(),
+                    batch[0].payload.clone(),
+                ) {
+                    self.handler.prefetch(&[&event]).await;
+                }
+                self.process(&batch[0]).await
+            }
+            _ => self.process_batch(batch).await,
+        }
     }
 
     /// One message in its own transaction.
@@ -245,6 +393,10 @@ impl<H: Handler> EventConsumer<H> {
                 Ok(_) if delivered > self.spec.max_attempts => self.process(message).await,
                 Ok(event) => ready.push((message, event, delivered)),
             }
+        }
+        if !ready.is_empty() {
+            let events: Vec<&Event> = ready.iter().map(|(_, e, _)| e).collect();
+            self.handler.prefetch(&events).await;
         }
         let mut rest: &[(&jetstream::Message, Event, u32)] = &ready;
         while !rest.is_empty() {

@@ -472,3 +472,139 @@ async fn a_backlog_is_applied_in_batches_in_order_exactly_once() {
     shutdown.trigger();
     task.await.unwrap().unwrap();
 }
+
+/// Records `(partition, body)` effects; the event `hold` waits (inside its transaction) until
+/// `release` is set; remembers which events a prefetch saw before they were applied.
+#[derive(Clone, Default)]
+struct Partitioned {
+    hold: Arc<Mutex<Option<String>>>,
+    release: Arc<AtomicBool>,
+    prefetched: Arc<Mutex<std::collections::HashSet<uuid::Uuid>>>,
+    handled_without_prefetch: Arc<Mutex<Vec<String>>>,
+}
+
+impl Handler for Partitioned {
+    async fn prefetch(&self, events: &[&Event]) {
+        let mut p = self.prefetched.lock().unwrap();
+        for e in events {
+            p.insert(e.id);
+        }
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let body: String = event.decode()?;
+        if !self.prefetched.lock().unwrap().contains(&event.id) {
+            self.handled_without_prefetch
+                .lock()
+                .unwrap()
+                .push(body.clone());
+        }
+        sqlx::query("INSERT INTO effects (event_id, body) VALUES ($1, $2)")
+            .bind(event.id)
+            .bind(&body)
+            .execute(&mut *tx)
+            .await?;
+        if self.hold.lock().unwrap().as_deref() == Some(body.as_str()) {
+            for _ in 0..400 {
+                if self.release.load(Ordering::SeqCst) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn event_in(ns: &Namespace, municipality: &str, body: &str) -> NewEvent {
+    NewEvent::new(
+        ns.subject("demo", Some(municipality), None, "happened"),
+        "nl.regiozorg.demo.happened.v1",
+        "test",
+        body,
+        &body.to_owned(),
+    )
+}
+
+async fn committed(pool: &PgPool, prefix: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM effects WHERE starts_with(body, $1)")
+        .bind(prefix)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// With `partition_token`, a municipality whose event is stuck does not hold up another
+/// municipality's events; within a municipality the events stay in stream order; every event
+/// has one effect (a duplicate too); the prefetch hook saw every event before it was applied.
+#[tokio::test]
+async fn partitions_proceed_independently_each_in_order_exactly_once() {
+    let f = fixture().await;
+    let handler = Partitioned::default();
+    *handler.hold.lock().unwrap() = Some("a-000".into());
+    for i in 0..60 {
+        let a = event_in(&f.ns, "0222", &format!("a-{i:03}"));
+        publish_raw(&f, &a, &format!("a{i}")).await;
+        let b = event_in(&f.ns, "1859", &format!("b-{i:03}"));
+        publish_raw(&f, &b, &format!("b{i}")).await;
+        if i == 7 {
+            publish_raw(&f, &b, "b7-again").await;
+        }
+    }
+    let shutdown = Shutdown::new();
+    let mut s = spec(&f, "partitioned");
+    s.batch = 16;
+    s.partition_token = Some(2);
+    assert_eq!(
+        s.partition_key(&f.ns.subject("demo", Some("0222"), None, "x")),
+        "0222"
+    );
+    let task = tokio::spawn(
+        EventConsumer::new(
+            f.js.clone(),
+            f.pool.clone(),
+            f.ns.clone(),
+            s,
+            handler.clone(),
+        )
+        .run(shutdown.clone()),
+    );
+    // 1859 is applied completely while 0222's first event is still in its transaction.
+    wait_until("1859 applied", || async {
+        committed(&f.pool, "b-").await == 60
+    })
+    .await;
+    assert_eq!(committed(&f.pool, "a-").await, 0, "0222 must still wait");
+    handler.release.store(true, Ordering::SeqCst);
+    wait_until("0222 applied", || async {
+        committed(&f.pool, "a-").await == 60
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..60 {
+        assert_eq!(effects(&f.pool, &format!("a-{i:03}")).await, 1);
+        assert_eq!(effects(&f.pool, &format!("b-{i:03}")).await, 1);
+    }
+    for prefix in ["a-", "b-"] {
+        let order: Vec<String> =
+            sqlx::query_scalar("SELECT body FROM effects WHERE starts_with(body, $1) ORDER BY seq")
+                .bind(prefix)
+                .fetch_all(&f.pool)
+                .await
+                .unwrap();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "{prefix} out of stream order");
+    }
+    assert!(
+        handler.handled_without_prefetch.lock().unwrap().is_empty(),
+        "applied without a prefetch first: {:?}",
+        handler.handled_without_prefetch.lock().unwrap()
+    );
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the partitioned consumer stops")
+        .unwrap()
+        .unwrap();
+}
