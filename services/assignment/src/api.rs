@@ -119,6 +119,13 @@ impl AssignmentService for AssignmentApi {
         reply(self.assigner.import_assignment(r.into_inner()).await)
     }
 
+    async fn import_assignments(
+        &self,
+        r: Request<pb::ImportAssignmentsRequest>,
+    ) -> Reply<pb::ImportAssignmentsResponse> {
+        reply(self.assigner.import_assignments(r.into_inner()).await)
+    }
+
     async fn run_handover(
         &self,
         r: Request<pb::RunHandoverRequest>,

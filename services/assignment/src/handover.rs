@@ -10,19 +10,16 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use rz_domain::{Bsn, ClientKey, Period};
+use rz_domain::Period;
 use rz_platform::ApiError;
 use rz_proto::assignment::v1 as pb;
 
-use crate::assigner::{
-    Assigner, Choice, ChoiceInput, ProductFields, fingerprint, key_conflict, stacking_text,
-};
-use crate::convert::assignment_pb;
+use crate::assigner::{Assigner, Choice, ChoiceInput, stacking_text};
 use crate::domain::{Assignment, ChangeReason, Origin, Status};
 use crate::error::{Error, Result};
 use crate::fields::{self, Fields};
-use crate::store::{self, Claim};
-use crate::upstream::{ClientLookup, ContractCache};
+use crate::store;
+use crate::upstream::ContractCache;
 
 /// The counts of one handover run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -40,164 +37,6 @@ enum One {
 }
 
 impl Assigner {
-    /// Existing care from before the platform. The provider must have been contracted on the
-    /// assignment's start; otherwise it is stored like any assignment (and the provider told).
-    pub async fn import_assignment(
-        &self,
-        r: pb::ImportAssignmentRequest,
-    ) -> Result<pb::Assignment> {
-        let mut f = Fields::default();
-        f.non_empty("idempotency_key", &r.idempotency_key);
-        let m = f.check(fields::municipality("municipality", &r.municipality));
-        let agb = f.check(fields::agb("agb_code", &r.agb_code));
-        let bsn = if r.bsn.is_empty() {
-            None
-        } else {
-            f.check(Bsn::parse(&r.bsn).map_err(|e| e.at("bsn")))
-        };
-        let given_key = if r.client_key.is_empty() {
-            None
-        } else {
-            f.check(ClientKey::parse(&r.client_key))
-        };
-        if r.bsn.is_empty() && r.client_key.is_empty() {
-            f.push("bsn", "give the BSN or the client key");
-        }
-        f.non_empty("subsegment_code", &r.subsegment_code);
-        let period = f.check_all(fields::period(r.period.as_ref()));
-        let ProductFields {
-            sub,
-            extent,
-            product_code,
-        } = self
-            .product_fields(
-                &mut f,
-                m.as_deref(),
-                &r.subsegment_code,
-                r.size.as_ref(),
-                r.budget_cents,
-                &r.product_code,
-            )
-            .await?;
-        let key = match (&bsn, &given_key) {
-            (Some(b), Some(k)) => {
-                let derived = ClientKey::derive(&self.secret, b);
-                if &derived != k {
-                    f.push("client_key", "does not belong to the given BSN");
-                }
-                Some(derived)
-            }
-            (Some(b), None) => Some(ClientKey::derive(&self.secret, b)),
-            (None, k) => k.clone(),
-        };
-        f.finish()?;
-        let (Some(m), Some(agb), Some(period), Some(sub), Some(extent), Some(key)) =
-            (m, agb, period, sub, extent, key)
-        else {
-            return Err(Error::field("request", "incomplete"));
-        };
-        let key = key.to_string();
-        let Some(contract) = self
-            .upstream
-            .check_contracted(&agb, &sub.code, &m, period.start())
-            .await?
-        else {
-            return Err(Error::rule(
-                "import.provider_contracted",
-                "agb_code",
-                format!(
-                    "provider {agb} was not contracted for {} in {m} on {}",
-                    sub.code,
-                    period.start()
-                ),
-            ));
-        };
-        let client = match (self.upstream.client(&m, &key).await?, &bsn) {
-            (ClientLookup::Found(c), _) => *c,
-            (_, Some(b)) => pb::Client {
-                bsn: b.as_str().to_owned(),
-                ..Default::default()
-            },
-            (_, None) => self.client_block(&m, &key).await?,
-        };
-        let fp = fingerprint(&format!(
-            "{:?}",
-            pb::ImportAssignmentRequest {
-                bsn: key.clone(),
-                ..r.clone()
-            }
-        ));
-        let idempotency_key = format!("import/{}", r.idempotency_key);
-        let mut tx = self.pool.begin().await?;
-        match store::claim_key(&mut tx, &idempotency_key, "import_assignment", &fp, "").await? {
-            Claim::Replay(resource) => {
-                let (rm, rn) = resource.split_once('/').unwrap_or_default();
-                let n: u32 = rn.parse().unwrap_or(0);
-                return store::load_assignment(&mut tx, rm, n, false)
-                    .await?
-                    .map(|a| assignment_pb(&a))
-                    .ok_or_else(|| Error::not_found(format!("assignment {resource}")));
-            }
-            Claim::Conflict => return Err(key_conflict()),
-            Claim::New => {}
-        }
-        if let Some(b) = &bsn {
-            store::save_identity(&mut tx, &m, &key, b.as_str()).await?;
-        }
-        if let Some(other) = self
-            .stacked(&mut tx, &m, &key, &sub.code, &period, None)
-            .await?
-        {
-            return Err(Self::stacking_rule(&other));
-        }
-        let mut a = Assignment {
-            municipality: m.clone(),
-            number: 0,
-            client_key: key,
-            agb_code: agb.clone(),
-            law: sub.law,
-            segment_code: sub.segment_code.clone(),
-            subsegment_code: sub.code.clone(),
-            product_category: sub.product_categories.first().cloned().unwrap_or_default(),
-            product_code: product_code.clone(),
-            period,
-            extent,
-            status: if r.started {
-                Status::Started
-            } else {
-                Status::Issued
-            },
-            assigned_on: period.start(),
-            change_reason: String::new(),
-            started_on: r.started.then_some(period.start()),
-            stopped_on: None,
-            end_reason: String::new(),
-            withdrawn_on: None,
-            valid_until: period.end(),
-            choice_reason: format!(
-                "imported existing care: provider {agb} was contracted for {} in {m} on {} (contract {contract})",
-                sub.code,
-                period.start()
-            ),
-            origin: Origin::Import,
-            granted_product_id: None,
-            granted_version: None,
-            product_version: 0,
-            preferred_agb: None,
-            request_id: None,
-            replaces_number: None,
-            replaced_by_number: None,
-        };
-        self.insert_new(&mut tx, &mut a, &client).await?;
-        sqlx::query("UPDATE idempotency_keys SET resource_id = $2 WHERE key = $1")
-            .bind(&idempotency_key)
-            .bind(format!("{m}/{}", a.number))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(assignment_pb(&a))
-    }
-
     pub async fn run_handover_api(
         &self,
         r: pb::RunHandoverRequest,

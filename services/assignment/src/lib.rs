@@ -23,6 +23,7 @@ pub mod domain;
 pub mod error;
 mod fields;
 pub mod handover;
+pub mod import;
 mod municipality;
 mod provider;
 pub mod store;

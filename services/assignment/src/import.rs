@@ -1,0 +1,447 @@
+//! Existing care imported from before the platform (at go-live of a region): one assignment per
+//! call (`ImportAssignment`) or up to [`MAX_BATCH`] per call (`ImportAssignments`, for a migration
+//! of a whole region). Both check an item the same way ([`Assigner::prepare_import`]) and store it
+//! the same way ([`Assigner::store_import`]); the batch stores its accepted items in one transaction
+//! and answers every refused item with what the single call would have answered.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use futures::{StreamExt, stream};
+use rz_domain::{Bsn, ClientKey, Period};
+use rz_platform::ApiError;
+use rz_proto::assignment::v1 as pb;
+use sqlx::{Acquire, PgConnection};
+use tokio::sync::Mutex;
+
+use crate::assigner::{Assigner, ProductFields, fingerprint, key_conflict};
+use crate::convert::assignment_pb;
+use crate::domain::{Assignment, Extent, Origin, Status};
+use crate::error::{Error, Result};
+use crate::fields::{self, Fields};
+use crate::store::{self, Claim};
+use crate::upstream::ClientLookup;
+use crate::upstream::SubsegmentInfo;
+
+/// The most items one `ImportAssignments` call may carry.
+pub const MAX_BATCH: usize = 1_000;
+
+/// Upstream calls of one batch in flight at once (contract checks and client lookups).
+const UPSTREAM_IN_FLIGHT: usize = 16;
+
+/// Times a batch transaction is re-run after losing a deadlock (nothing of it was stored).
+const CONFLICT_RETRIES: usize = 3;
+
+/// Contract checks already answered in this call: (AGB, subsegment, municipality, date) -> contract.
+type ContractMemo = Mutex<HashMap<(String, String, String, NaiveDate), Option<String>>>;
+
+/// One import, checked and ready to store.
+pub(crate) struct PreparedImport {
+    idempotency_key: String,
+    fingerprint: String,
+    municipality: String,
+    agb_code: String,
+    bsn: Option<Bsn>,
+    client_key: String,
+    sub: SubsegmentInfo,
+    extent: Extent,
+    product_code: String,
+    period: Period,
+    started: bool,
+    contract: String,
+    client: pb::Client,
+}
+
+/// What storing one import did.
+pub(crate) enum Stored {
+    New(Box<Assignment>),
+    Replayed(Box<Assignment>),
+}
+
+impl Stored {
+    fn assignment(&self) -> &Assignment {
+        match self {
+            Self::New(a) | Self::Replayed(a) => a,
+        }
+    }
+}
+
+/// True for an answer about the item itself (bad field, broken rule, key reused): the item is
+/// refused and the rest of a batch goes on. Anything else (a dependency down, a database error)
+/// fails the whole call, which the caller repeats.
+fn refuses_item(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Api(
+            ApiError::InvalidArgument(_)
+                | ApiError::FailedPrecondition { .. }
+                | ApiError::AlreadyExists(_)
+                | ApiError::NotFound(_)
+        )
+    )
+}
+
+fn refusal(e: &Error) -> pb::ImportRefusal {
+    let mut r = pb::ImportRefusal {
+        code: "INTERNAL".into(),
+        message: e.to_string(),
+        ..Default::default()
+    };
+    match e {
+        Error::Api(ApiError::InvalidArgument(errors)) => {
+            r.code = "INVALID_ARGUMENT".into();
+            r.fields = errors
+                .iter()
+                .map(|f| pb::ImportFieldViolation {
+                    field: f.field.clone(),
+                    rule: f.rule.clone(),
+                })
+                .collect();
+        }
+        Error::Api(ApiError::FailedPrecondition { rule, .. }) => {
+            r.code = "FAILED_PRECONDITION".into();
+            r.rule = rule.clone();
+        }
+        Error::Api(ApiError::AlreadyExists(_)) => r.code = "ALREADY_EXISTS".into(),
+        Error::Api(ApiError::NotFound(_)) => r.code = "NOT_FOUND".into(),
+        _ => {}
+    }
+    r
+}
+
+impl Assigner {
+    /// Existing care from before the platform. The provider must have been contracted on the
+    /// assignment's start; otherwise it is stored like any assignment (and the provider told).
+    pub async fn import_assignment(
+        &self,
+        r: pb::ImportAssignmentRequest,
+    ) -> Result<pb::Assignment> {
+        let p = self.prepare_import(&r, &ContractMemo::default()).await?;
+        let mut tx = self.pool.begin().await?;
+        let stored = self.store_import(&mut tx, &p).await?;
+        tx.commit().await?;
+        Ok(assignment_pb(stored.assignment()))
+    }
+
+    /// Up to [`MAX_BATCH`] imports: every item is checked on its own, the accepted ones are stored
+    /// in one transaction; one outcome per item, in request order.
+    pub async fn import_assignments(
+        &self,
+        r: pb::ImportAssignmentsRequest,
+    ) -> Result<pb::ImportAssignmentsResponse> {
+        if r.assignments.is_empty() {
+            return Err(Error::field(
+                "assignments",
+                "must hold at least one assignment",
+            ));
+        }
+        if r.assignments.len() > MAX_BATCH {
+            return Err(Error::field(
+                "assignments",
+                format!("at most {MAX_BATCH} per call"),
+            ));
+        }
+        let mut outcomes: Vec<pb::ImportOutcome> = r
+            .assignments
+            .iter()
+            .enumerate()
+            .map(|(i, item)| pb::ImportOutcome {
+                index: i as u32,
+                idempotency_key: item.idempotency_key.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let memo = ContractMemo::default();
+        let memo = &memo;
+        let prepared: Vec<(usize, Result<PreparedImport>)> =
+            stream::iter(r.assignments.into_iter().enumerate())
+                .map(|(i, item)| async move { (i, self.prepare_import(&item, memo).await) })
+                .buffered(UPSTREAM_IN_FLIGHT)
+                .collect()
+                .await;
+        let mut ready = Vec::new();
+        for (i, p) in prepared {
+            match p {
+                Ok(p) => ready.push((i, p)),
+                Err(e) if refuses_item(&e) => {
+                    if let Some(o) = outcomes.get_mut(i) {
+                        o.refused = Some(refusal(&e));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // One order of the municipalities' number counters for every batch, so two batches at
+        // once do not deadlock on them; within a municipality the request order stays (the first
+        // of two items with one idempotency key wins, as in two single calls).
+        ready.sort_by(|(_, a), (_, b)| a.municipality.cmp(&b.municipality));
+        let mut attempt = 0;
+        let results = loop {
+            attempt += 1;
+            match self.store_batch(&ready).await {
+                Err(e) if e.is_conflict() && attempt <= CONFLICT_RETRIES => {
+                    tracing::info!(attempt, "import batch lost a deadlock; running it again");
+                }
+                other => break other?,
+            }
+        };
+        for (i, result) in results {
+            let Some(o) = outcomes.get_mut(i) else {
+                continue;
+            };
+            match result {
+                Ok(stored) => {
+                    let a = stored.assignment();
+                    o.municipality = a.municipality.clone();
+                    o.number = a.number;
+                    o.replayed = matches!(stored, Stored::Replayed(_));
+                }
+                Err(e) => o.refused = Some(refusal(&e)),
+            }
+        }
+        let refused = outcomes.iter().filter(|o| o.refused.is_some()).count() as u32;
+        let replayed = outcomes.iter().filter(|o| o.replayed).count() as u32;
+        tracing::info!(
+            items = outcomes.len(),
+            refused,
+            replayed,
+            "import batch stored"
+        );
+        Ok(pb::ImportAssignmentsResponse {
+            imported: outcomes.len() as u32 - refused - replayed,
+            replayed,
+            refused,
+            outcomes,
+        })
+    }
+
+    /// Stores the accepted items in one transaction; an item refused by a rule is rolled back to
+    /// its savepoint and the rest goes on.
+    async fn store_batch(
+        &self,
+        ready: &[(usize, PreparedImport)],
+    ) -> Result<Vec<(usize, Result<Stored>)>> {
+        let mut tx = self.pool.begin().await?;
+        let mut results = Vec::with_capacity(ready.len());
+        for (i, p) in ready {
+            let mut item = tx.begin().await?;
+            match self.store_import(&mut item, p).await {
+                Ok(stored) => {
+                    item.commit().await?;
+                    results.push((*i, Ok(stored)));
+                }
+                Err(e) if refuses_item(&e) => {
+                    item.rollback().await?;
+                    results.push((*i, Err(e)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Checks one import: its fields, the catalogue, that the provider was contracted on the start,
+    /// and the client block for the provider's message (from access, else the BSN given).
+    pub(crate) async fn prepare_import(
+        &self,
+        r: &pb::ImportAssignmentRequest,
+        memo: &ContractMemo,
+    ) -> Result<PreparedImport> {
+        let mut f = Fields::default();
+        f.non_empty("idempotency_key", &r.idempotency_key);
+        let m = f.check(fields::municipality("municipality", &r.municipality));
+        let agb = f.check(fields::agb("agb_code", &r.agb_code));
+        let bsn = if r.bsn.is_empty() {
+            None
+        } else {
+            f.check(Bsn::parse(&r.bsn).map_err(|e| e.at("bsn")))
+        };
+        let given_key = if r.client_key.is_empty() {
+            None
+        } else {
+            f.check(ClientKey::parse(&r.client_key))
+        };
+        if r.bsn.is_empty() && r.client_key.is_empty() {
+            f.push("bsn", "give the BSN or the client key");
+        }
+        f.non_empty("subsegment_code", &r.subsegment_code);
+        let period = f.check_all(fields::period(r.period.as_ref()));
+        let ProductFields {
+            sub,
+            extent,
+            product_code,
+        } = self
+            .product_fields(
+                &mut f,
+                m.as_deref(),
+                &r.subsegment_code,
+                r.size.as_ref(),
+                r.budget_cents,
+                &r.product_code,
+            )
+            .await?;
+        let key = match (&bsn, &given_key) {
+            (Some(b), Some(k)) => {
+                let derived = ClientKey::derive(&self.secret, b);
+                if &derived != k {
+                    f.push("client_key", "does not belong to the given BSN");
+                }
+                Some(derived)
+            }
+            (Some(b), None) => Some(ClientKey::derive(&self.secret, b)),
+            (None, k) => k.clone(),
+        };
+        f.finish()?;
+        let (Some(m), Some(agb), Some(period), Some(sub), Some(extent), Some(key)) =
+            (m, agb, period, sub, extent, key)
+        else {
+            return Err(Error::field("request", "incomplete"));
+        };
+        let key = key.to_string();
+        let memo_key = (agb.clone(), sub.code.clone(), m.clone(), period.start());
+        let known = memo.lock().await.get(&memo_key).cloned();
+        let contract = match known {
+            Some(c) => c,
+            None => {
+                let c = self
+                    .upstream
+                    .check_contracted(&agb, &sub.code, &m, period.start())
+                    .await?;
+                memo.lock().await.insert(memo_key, c.clone());
+                c
+            }
+        };
+        let Some(contract) = contract else {
+            return Err(Error::rule(
+                "import.provider_contracted",
+                "agb_code",
+                format!(
+                    "provider {agb} was not contracted for {} in {m} on {}",
+                    sub.code,
+                    period.start()
+                ),
+            ));
+        };
+        let client = match (self.upstream.client(&m, &key).await?, &bsn) {
+            (ClientLookup::Found(c), _) => *c,
+            (_, Some(b)) => pb::Client {
+                bsn: b.as_str().to_owned(),
+                ..Default::default()
+            },
+            (_, None) => self.client_block(&m, &key).await?,
+        };
+        let fingerprint = fingerprint(&format!(
+            "{:?}",
+            pb::ImportAssignmentRequest {
+                bsn: key.clone(),
+                ..r.clone()
+            }
+        ));
+        Ok(PreparedImport {
+            idempotency_key: format!("import/{}", r.idempotency_key),
+            fingerprint,
+            municipality: m,
+            agb_code: agb,
+            bsn,
+            client_key: key,
+            sub,
+            extent,
+            product_code,
+            period,
+            started: r.started,
+            contract,
+            client,
+        })
+    }
+
+    /// Stores one checked import in `tx`: a replay of its idempotency key answers what it stored
+    /// before; a key used for another request, or an assignment that would stack on another, is
+    /// refused.
+    pub(crate) async fn store_import(
+        &self,
+        tx: &mut PgConnection,
+        p: &PreparedImport,
+    ) -> Result<Stored> {
+        match store::claim_key(
+            tx,
+            &p.idempotency_key,
+            "import_assignment",
+            &p.fingerprint,
+            "",
+        )
+        .await?
+        {
+            Claim::Replay(resource) => {
+                let (rm, rn) = resource.split_once('/').unwrap_or_default();
+                let n: u32 = rn.parse().unwrap_or(0);
+                return store::load_assignment(tx, rm, n, false)
+                    .await?
+                    .map(|a| Stored::Replayed(Box::new(a)))
+                    .ok_or_else(|| Error::not_found(format!("assignment {resource}")));
+            }
+            Claim::Conflict => return Err(key_conflict()),
+            Claim::New => {}
+        }
+        let m = &p.municipality;
+        if let Some(b) = &p.bsn {
+            store::save_identity(tx, m, &p.client_key, b.as_str()).await?;
+        }
+        if let Some(other) = self
+            .stacked(tx, m, &p.client_key, &p.sub.code, &p.period, None)
+            .await?
+        {
+            return Err(Self::stacking_rule(&other));
+        }
+        let start = p.period.start();
+        let mut a = Assignment {
+            municipality: m.clone(),
+            number: 0,
+            client_key: p.client_key.clone(),
+            agb_code: p.agb_code.clone(),
+            law: p.sub.law,
+            segment_code: p.sub.segment_code.clone(),
+            subsegment_code: p.sub.code.clone(),
+            product_category: p
+                .sub
+                .product_categories
+                .first()
+                .cloned()
+                .unwrap_or_default(),
+            product_code: p.product_code.clone(),
+            period: p.period,
+            extent: p.extent,
+            status: if p.started {
+                Status::Started
+            } else {
+                Status::Issued
+            },
+            assigned_on: start,
+            change_reason: String::new(),
+            started_on: p.started.then_some(start),
+            stopped_on: None,
+            end_reason: String::new(),
+            withdrawn_on: None,
+            valid_until: p.period.end(),
+            choice_reason: format!(
+                "imported existing care: provider {} was contracted for {} in {m} on {start} (contract {})",
+                p.agb_code, p.sub.code, p.contract
+            ),
+            origin: Origin::Import,
+            granted_product_id: None,
+            granted_version: None,
+            product_version: 0,
+            preferred_agb: None,
+            request_id: None,
+            replaces_number: None,
+            replaced_by_number: None,
+        };
+        self.insert_new(tx, &mut a, &p.client).await?;
+        sqlx::query("UPDATE idempotency_keys SET resource_id = $2 WHERE key = $1")
+            .bind(&p.idempotency_key)
+            .bind(format!("{m}/{}", a.number))
+            .execute(&mut *tx)
+            .await?;
+        Ok(Stored::New(Box::new(a)))
+    }
+}
