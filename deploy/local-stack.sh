@@ -8,7 +8,8 @@
 #   status  show what runs on which port; exit 1 when the stack is not running
 #   env     print var/stack.env
 #
-# All state lives under var/stack/ of the repository root (git-ignored).
+# All state lives under var/stack/ of the repository root (git-ignored); with STACK_NAME=x under
+# var/x/ and var/x.env instead (make bench runs its own durable stack that way).
 # var/stack.env holds two plain KEY=VALUE lines, readable by make (`include`)
 # and by bash (`set -a; . var/stack.env; set +a`):
 #   DATABASE_URL=postgres://postgres@127.0.0.1:<pgport>/postgres
@@ -22,6 +23,11 @@
 #                            /usr/lib/postgresql/*/bin).
 #   STACK_DURABLE=1          run PostgreSQL with fsync, synchronous_commit and
 #                            full_page_writes on (default: off, for fast tests).
+#   STACK_NAME=name          a second, independent stack under var/<name>/ with
+#                            its env file var/<name>.env (default: stack).
+#
+# PostgreSQL loads pg_stat_statements when the server has it, so statements can
+# be profiled (CREATE EXTENSION pg_stat_statements in the database you query).
 #
 # Processes are started detached and outlive this script; `down` stops them.
 set -euo pipefail
@@ -29,8 +35,12 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 ROOT="$(cd "$SCRIPT_DIR/.." && pwd -P)"
 VAR_DIR="$ROOT/var"
-STACK_DIR="$VAR_DIR/stack"
-ENV_FILE="$VAR_DIR/stack.env"
+STACK_NAME="${STACK_NAME:-stack}"
+case "$STACK_NAME" in
+    *[!a-z0-9_-]* | "") printf 'local-stack: error: STACK_NAME must be [a-z0-9_-]+, not `%s`\n' "$STACK_NAME" >&2; exit 2 ;;
+esac
+STACK_DIR="$VAR_DIR/$STACK_NAME"
+ENV_FILE="$VAR_DIR/$STACK_NAME.env"
 EXTERNAL_FLAG="$STACK_DIR/external"
 LOCK_FILE="$STACK_DIR/.lock"
 
@@ -316,6 +326,9 @@ pg_start() { # port
     opts="-p $port -k '$sockdir' -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB"
     if [ "$(pg_durable_mode)" = fast ]; then
         opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    if [ -f "$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || echo "$PG_BIN/../lib")/pg_stat_statements.so" ]; then
+        opts="$opts -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top"
     fi
     # A postmaster.pid left by a crash or reboot whose pid is dead would block the start.
     # Same for socket lock files in our private socket dir (their pid may be a

@@ -4,21 +4,17 @@
 //! client in care. Saturation first (flows/s), then latency percentiles at a tenth of that rate.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
-use rz_proto::assignment::v1 as asg;
-use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
 use rz_proto::registration::v1 as reg;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
 use rz_proto::reporting::v1 as rep;
 use rz_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 use rz_proto::types::v1 as types;
 use serde_json::json;
-use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
 use crate::BenchError;
@@ -84,7 +80,7 @@ pub async fn catalogue(e: &Endpoints) -> Result<Vec<Sub>, BenchError> {
         .collect())
 }
 
-fn product(sub: &Sub, start: &str, end: &str) -> acc::ProductToGrant {
+pub(crate) fn product(sub: &Sub, start: &str, end: &str) -> acc::ProductToGrant {
     let mut p = acc::ProductToGrant {
         subsegment_code: sub.code.clone(),
         result: "Zelfstandig wonen en meedoen in de buurt".into(),
@@ -104,104 +100,6 @@ fn product(sub: &Sub, start: &str, end: &str) -> acc::ProductToGrant {
         p.budget_cents = 250_000;
     }
     p
-}
-
-/// Loads `clients` existing care assignments (started) of the providers whose contracts ended on
-/// 2022-06-30, spread over their municipalities and subsegments. Returns how many were loaded.
-pub async fn preload(
-    e: &Endpoints,
-    subs: &[Sub],
-    clients: u64,
-    report: &mut Report,
-) -> Result<u64, BenchError> {
-    let ended: Vec<reg::Contract> = RegistrationServiceClient::new(e.registration.clone())
-        .list_contracts(reg::ListContractsRequest {
-            active_on: "2022-06-30".into(),
-            ..Default::default()
-        })
-        .await
-        .map_err(status("ListContracts"))?
-        .into_inner()
-        .contracts
-        .into_iter()
-        .filter(|c| c.terminated_on == "2022-06-30" && !c.municipalities.is_empty())
-        .collect();
-    let mut jobs = Vec::new();
-    for n in 0..clients {
-        let c = &ended[(n as usize) % ended.len().max(1)];
-        let Some(sub) = c
-            .subsegment_codes
-            .get((n as usize / ended.len().max(1)) % c.subsegment_codes.len().max(1))
-            .and_then(|code| subs.iter().find(|s| &s.code == code))
-        else {
-            continue;
-        };
-        let m = c.municipalities[(n as usize / 7) % c.municipalities.len()].clone();
-        jobs.push((n, m, sub.clone(), c.agb_code.clone()));
-    }
-    if jobs.is_empty() {
-        return Err(BenchError::Failed(
-            "no contracts ended on 2022-06-30 with a known subsegment".into(),
-        ));
-    }
-    let refused = AtomicU64::new(0);
-    let first_error = Mutex::new(None::<String>);
-    let started = Instant::now();
-    let loaded = stream::iter(jobs)
-        .map(|(n, m, sub, agb)| {
-            let mut client = AssignmentServiceClient::new(e.assignment.clone());
-            let refused = &refused;
-            let first_error = &first_error;
-            async move {
-                let p = product(&sub, "2021-09-01", "2023-08-31");
-                let r = client
-                    .import_assignment(asg::ImportAssignmentRequest {
-                        idempotency_key: format!("bench-import-{n}"),
-                        municipality: m,
-                        bsn: bsn(1_000_000 + n as u32),
-                        client_key: String::new(),
-                        agb_code: agb,
-                        subsegment_code: sub.code.clone(),
-                        product_code: p.product_code,
-                        period: p.period,
-                        size: (p.volume > 0).then_some(asg::Size {
-                            volume: p.volume,
-                            unit: p.unit,
-                            frequency: p.frequency,
-                        }),
-                        budget_cents: p.budget_cents,
-                        started: true,
-                    })
-                    .await;
-                match r {
-                    Ok(_) => 1u64,
-                    Err(s) => {
-                        refused.fetch_add(1, Ordering::Relaxed);
-                        first_error
-                            .lock()
-                            .await
-                            .get_or_insert_with(|| format!("{:?} {}", s.code(), s.message()));
-                        0
-                    }
-                }
-            }
-        })
-        .buffer_unordered(32)
-        .fold(0u64, |acc, x| async move { acc + x })
-        .await;
-    let elapsed = started.elapsed();
-    report.detail(
-        "preload",
-        json!({
-            "clients_in_care_loaded": loaded,
-            "refused": refused.load(Ordering::Relaxed),
-            "first_refusal": first_error.lock().await.clone(),
-            "seconds": elapsed.as_secs_f64(),
-            "imports_per_s": rate(loaded, elapsed),
-            "how": "ImportAssignment (started) for providers whose contracts ended on 2022-06-30, 32 in flight",
-        }),
-    );
-    Ok(loaded)
 }
 
 /// Waits until the reporting read model says it has caught up with the streams.
@@ -341,6 +239,9 @@ pub struct FlowSpec {
     pub moderate_secs: u64,
     /// Decisions of the moderate phase at least (for the percentiles), however low the rate.
     pub moderate_min: u32,
+    /// Added to the client numbers of the residents this run registers, so that a second run on the
+    /// same services (the national scale after the region) gets residents of its own.
+    pub client_offset: u32,
 }
 
 /// Runs the warm-up, the saturation and the moderate phase; records the figures.
@@ -395,7 +296,7 @@ async fn phases(
         "bench: flow warm-up over {} municipality/subsegment pairs",
         combos.len()
     );
-    let warm = prepare(e, &combos, 10_000, combos.len() as u32).await?;
+    let warm = prepare(e, &combos, spec.client_offset + 10_000, combos.len() as u32).await?;
     let mut warm_ids: HashMap<String, (String, String)> = HashMap::new();
     for r in &warm {
         if let Ok((id, _)) = decide(e, r).await {
@@ -434,7 +335,13 @@ async fn phases(
         "bench: preparing {} cases for the saturation phase",
         spec.saturation_flows
     );
-    let sat = prepare(e, &combos, 20_000, spec.saturation_flows).await?;
+    let sat = prepare(
+        e,
+        &combos,
+        spec.client_offset + 20_000,
+        spec.saturation_flows,
+    )
+    .await?;
     eprintln!(
         "bench: saturation: deciding {} cases, 64 in flight",
         sat.len()
@@ -487,7 +394,13 @@ async fn phases(
     let n = ((moderate * spec.moderate_secs as f64) as u32)
         .clamp(spec.moderate_min.max(1), 20_000.max(spec.moderate_min));
     eprintln!("bench: preparing {n} cases for the moderate phase ({moderate:.1}/s)");
-    let modr = prepare(e, &combos, 20_000 + spec.saturation_flows, n).await?;
+    let modr = prepare(
+        e,
+        &combos,
+        spec.client_offset + 20_000 + spec.saturation_flows,
+        n,
+    )
+    .await?;
     eprintln!(
         "bench: moderate phase: {} decisions at {moderate:.1}/s",
         modr.len()

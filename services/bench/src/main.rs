@@ -9,9 +9,11 @@
 
 mod flow;
 mod limits;
+mod preload;
 mod receiver;
 mod report;
 mod services;
+mod statements;
 mod stats;
 mod webhook;
 
@@ -37,12 +39,18 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
 }
 
-const SECTIONS: &[&str] = &["limits", "flow", "webhook", "handover"];
+const SECTIONS: &[&str] = &["limits", "flow", "webhook", "national", "handover"];
 
-const USAGE: &str = "usage: regiozorg-bench [--only limits,flow,webhook,handover] [--out FILE]
+const USAGE: &str =
+    "usage: regiozorg-bench [--only limits,flow,webhook,national,handover] [--out FILE]
          [--bin-dir DIR] [--work-dir DIR] [--pgbench PATH] [--pgbench-secs N]
-         [--js-messages N] [--flow-secs N] [--clients N] [--webhook-events N] [--quick]
-Reads DATABASE_URL and NATS_URL (make bench sets them from var/stack.env).";
+         [--js-messages N] [--flow-secs N] [--clients N] [--webhook-events N]
+         [--national-clients N] [--handover-clients N] [--quick]
+  --clients N           clients in care at region scale (default 20000)
+  --national-clients N  clients in care for the national figures (default 1500000)
+  --handover-clients N  clients of ended contracts handed over (default 100000 with the
+                        national section, else --clients)
+Reads DATABASE_URL and NATS_URL (make bench sets them from var/bench-stack.env).";
 
 #[derive(Debug, Clone)]
 pub struct Args {
@@ -56,6 +64,8 @@ pub struct Args {
     pub flow_secs: u64,
     pub flow_cases: u32,
     pub clients: u64,
+    pub national_clients: u64,
+    pub handover_clients: u64,
     pub keep: bool,
     pub quick: bool,
     pub extra_env: Vec<(String, String)>,
@@ -76,6 +86,8 @@ fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
         flow_secs: 20,
         flow_cases: 1_000,
         clients: 20_000,
+        national_clients: 1_500_000,
+        handover_clients: 100_000,
         keep: false,
         quick: false,
         extra_env: Vec::new(),
@@ -98,6 +110,8 @@ fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
                 a.flow_secs = 8;
                 a.flow_cases = 300;
                 a.clients = 2_000;
+                a.national_clients = 50_000;
+                a.handover_clients = 5_000;
                 a.webhook_events = 5_000;
             }
             "--only" => {
@@ -152,6 +166,8 @@ fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
             }
             "--flow-secs" => a.flow_secs = num(k, it.next())?,
             "--clients" => a.clients = num(k, it.next())?,
+            "--national-clients" => a.national_clients = num(k, it.next())?,
+            "--handover-clients" => a.handover_clients = num(k, it.next())?,
             "--webhook-events" => a.webhook_events = num(k, it.next())?,
             other => {
                 return Err(BenchError::Usage(format!(
@@ -230,7 +246,10 @@ async fn main() -> ExitCode {
         report.not_measured("js_publish_per_s", skipped);
     }
 
-    if ["flow", "webhook", "handover"].iter().any(|s| args.runs(s)) {
+    if ["flow", "webhook", "national", "handover"]
+        .iter()
+        .any(|s| args.runs(s))
+    {
         services::run(&args, &mut report).await;
     }
     for (section, keys) in [
@@ -250,7 +269,16 @@ async fn main() -> ExitCode {
             "webhook",
             &["webhook_per_s", "webhook_p50_ms", "webhook_p99_ms"][..],
         ),
-        ("handover", &["handover_per_s"][..]),
+        ("handover", &["handover_per_s", "handover_clients"][..]),
+        (
+            "national",
+            &[
+                "national_clients_in_care",
+                "national_flows_per_s",
+                "national_decision_to_provider_p99_ms",
+                "national_decision_to_report_p99_ms",
+            ][..],
+        ),
     ] {
         if !args.runs(section) {
             for k in keys {
@@ -258,10 +286,6 @@ async fn main() -> ExitCode {
             }
         }
     }
-    report.not_measured(
-        "national_flows_per_s",
-        "national scale (1.5 M clients in care preloaded) is not run: see details.preload.imports_per_s for how long loading them would take; only region scale (--clients) is measured",
-    );
     report.finish();
 
     let meta = serde_json::json!({
@@ -270,6 +294,7 @@ async fn main() -> ExitCode {
         "sections": args.only,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "clients_in_care_requested": args.clients,
+        "national_clients_requested": args.runs("national").then_some(args.national_clients),
         "flow_cases": args.flow_cases,
         "extra_env": args.extra_env.iter().map(|(s, kv)| format!("{s}:{kv}")).collect::<Vec<_>>(),
     });

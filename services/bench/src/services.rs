@@ -13,9 +13,10 @@ use serde_json::json;
 use sqlx::Connection;
 
 use crate::flow::{self, Endpoints};
+use crate::preload::{self, PreloadSpec};
 use crate::report::Report;
 use crate::stats::rate;
-use crate::{Args, BenchError, webhook};
+use crate::{Args, BenchError, statements, webhook};
 
 const FLOW_KEYS: &[&str] = &[
     "flows_per_s",
@@ -27,6 +28,13 @@ const FLOW_KEYS: &[&str] = &[
     "decision_to_report_p99_ms",
 ];
 const WEBHOOK_KEYS: &[&str] = &["webhook_per_s", "webhook_p50_ms", "webhook_p99_ms"];
+/// Keys of the national section, without their `national_` prefix.
+const NATIONAL_KEYS: &[&str] = &[
+    "clients_in_care",
+    "flows_per_s",
+    "decision_to_provider_p99_ms",
+    "decision_to_report_p99_ms",
+];
 
 pub async fn run(args: &Args, report: &mut Report) {
     let ns = format!("rzb{}", std::process::id());
@@ -87,6 +95,11 @@ fn fail_all(args: &Args, report: &mut Report, why: &str) {
     if args.runs("handover") {
         report.not_measured("handover_per_s", why);
     }
+    if args.runs("national") {
+        for k in NATIONAL_KEYS {
+            report.not_measured(&format!("national_{k}"), why);
+        }
+    }
 }
 
 async fn sections(
@@ -126,33 +139,51 @@ async fn sections(
     let subs = flow::catalogue(&e).await?;
 
     let mut loaded = 0;
-    if args.runs("flow") || args.runs("handover") {
+    let mut next_client = 0;
+    if args.runs("flow") || args.runs("handover") || args.runs("national") {
         eprintln!(
             "bench: preloading {} clients in care (existing care of ended contracts)",
             args.clients
         );
-        loaded = flow::preload(&e, &subs, args.clients, report).await?;
+        let l = preload::bulk(
+            &e,
+            &subs,
+            &PreloadSpec {
+                first: 0,
+                ended: args.clients,
+                ongoing: 0,
+            },
+            "region preload",
+        )
+        .await?;
+        report.detail("preload", l.json());
+        loaded = l.imported + l.replayed;
+        next_client = l.next;
         let caught_up = flow::reporting_caught_up(&e, Duration::from_secs(300)).await?;
         report.detail("preload_reporting_caught_up", json!(caught_up));
     }
     report.detail("clients_in_care_preloaded", json!(loaded));
+    let reporting_db = cluster
+        .database_url("reporting")
+        .ok_or_else(|| BenchError::Failed("no reporting database".into()))?;
 
     if args.runs("flow") {
         let spec = flow::FlowSpec {
             nats_namespace: ns.to_owned(),
-            reporting_db: cluster
-                .database_url("reporting")
-                .ok_or_else(|| BenchError::Failed("no reporting database".into()))?,
+            reporting_db: reporting_db.clone(),
             saturation_flows: args.flow_cases,
             moderate_secs: args.flow_secs,
             moderate_min: if args.quick { 50 } else { 100 },
+            client_offset: 0,
         };
+        let profiled = profile_start(args).await;
         if let Err(err) = flow::run(&e, &js, &subs, &spec, report).await {
             eprintln!("bench: flow: {err}");
             for k in FLOW_KEYS {
                 report.not_measured(k, &err.to_string());
             }
         }
+        profile_end(args, ns, profiled, "flow_statements", report).await;
     }
 
     if args.runs("webhook") {
@@ -163,12 +194,48 @@ async fn sections(
             latency_secs: 10,
         };
         let ch = flow::channel(&url("notification")?).await?;
+        let profiled = profile_start(args).await;
         if let Err(err) = webhook::run(ch, &js, &spec, report).await {
             eprintln!("bench: webhook: {err}");
             for k in WEBHOOK_KEYS {
                 report.not_measured(k, &err.to_string());
             }
         }
+        profile_end(args, ns, profiled, "webhook_statements", report).await;
+    }
+
+    if args.runs("national") {
+        let extra_ended = args.handover_clients.saturating_sub(loaded);
+        let extra_ongoing = args.national_clients.saturating_sub(loaded + extra_ended);
+        report.set_prefix("national_");
+        let profiled = profile_start(args).await;
+        match national(
+            args,
+            &e,
+            &js,
+            &subs,
+            ns,
+            &reporting_db,
+            loaded,
+            PreloadSpec {
+                first: next_client,
+                ended: extra_ended,
+                ongoing: extra_ongoing,
+            },
+            report,
+        )
+        .await
+        {
+            Ok(l) => loaded += l.ended,
+            Err(err) => {
+                eprintln!("bench: national: {err}");
+                for k in NATIONAL_KEYS {
+                    report.not_measured(k, &err.to_string());
+                }
+            }
+        }
+        profile_end(args, ns, profiled, "flow_statements", report).await;
+        report.set_prefix("");
     }
 
     if args.runs("handover")
@@ -179,6 +246,87 @@ async fn sections(
     }
     let _ = nats.flush().await;
     Ok(())
+}
+
+/// Resets the statement counters before a section; the reason when there is no profile.
+async fn profile_start(args: &Args) -> Result<(), String> {
+    statements::reset(&args.database_url)
+        .await
+        .map_err(|e| format!("pg_stat_statements not available: {e}"))
+}
+
+/// Records the heaviest statements of the section under `key` (or why there is no profile).
+async fn profile_end(
+    args: &Args,
+    ns: &str,
+    started: Result<(), String>,
+    key: &str,
+    report: &mut Report,
+) {
+    let value = match started {
+        Ok(()) => match statements::top(&args.database_url, &format!("{ns}_"), 15).await {
+            Ok(v) => v,
+            Err(e) => json!({ "not_available": e.to_string() }),
+        },
+        Err(why) => json!({ "not_available": why }),
+    };
+    report.detail(key, value);
+}
+
+/// What the national top-up loaded.
+struct NationalLoad {
+    /// Clients of ended contracts among them (handed over later).
+    ended: u64,
+}
+
+/// Tops the region's clients in care up to the national volume, waits until reporting has taken
+/// them in, and measures the care flow again (figures under `national_`).
+#[allow(clippy::too_many_arguments)]
+async fn national(
+    args: &Args,
+    e: &Endpoints,
+    js: &async_nats::jetstream::Context,
+    subs: &[flow::Sub],
+    ns: &str,
+    reporting_db: &str,
+    region_loaded: u64,
+    top_up: PreloadSpec,
+    report: &mut Report,
+) -> Result<NationalLoad, BenchError> {
+    eprintln!(
+        "bench: national scale: loading {} more clients in care ({} of ended contracts)",
+        top_up.ended + top_up.ongoing,
+        top_up.ended
+    );
+    let l = preload::bulk(e, subs, &top_up, "national preload").await?;
+    report.detail("preload", l.json());
+    let started = Instant::now();
+    let caught_up = flow::reporting_caught_up(e, Duration::from_secs(3_600)).await?;
+    report.detail(
+        "preload_reporting",
+        json!({"caught_up": caught_up, "seconds_after_the_last_import": started.elapsed().as_secs_f64()}),
+    );
+    if !caught_up {
+        return Err(BenchError::Failed(
+            "reporting did not take in the national preload within an hour".into(),
+        ));
+    }
+    report.measured(
+        "clients_in_care",
+        (region_loaded + l.imported + l.replayed) as f64,
+    );
+    let spec = flow::FlowSpec {
+        nats_namespace: ns.to_owned(),
+        reporting_db: reporting_db.to_owned(),
+        saturation_flows: args.flow_cases,
+        moderate_secs: args.flow_secs,
+        moderate_min: if args.quick { 50 } else { 100 },
+        client_offset: 100_000,
+    };
+    flow::run(e, js, subs, &spec, report).await?;
+    Ok(NationalLoad {
+        ended: top_up.ended,
+    })
 }
 
 /// RunHandover over every municipality for the preloaded clients; `handover_per_s` is the clients
@@ -197,7 +345,10 @@ async fn handover(e: &Endpoints, loaded: u64, report: &mut Report) -> Result<(),
         .into_inner();
     let elapsed = started.elapsed();
     match rate(u64::from(r.newly_arranged), elapsed) {
-        Some(v) if r.newly_arranged > 0 => report.measured("handover_per_s", v),
+        Some(v) if r.newly_arranged > 0 => {
+            report.measured("handover_per_s", v);
+            report.measured("handover_clients", f64::from(r.newly_arranged));
+        }
         _ => report.not_measured("handover_per_s", "the handover arranged no client"),
     }
     report.detail(

@@ -1,0 +1,255 @@
+//! Existing care loaded before the measurements, as a region migrates at go-live: started
+//! assignments through `ImportAssignments` (batches of [`BATCH`], a few in flight). Clients of
+//! providers whose contracts ended on 2022-06-30 are the ones the handover moves; clients of
+//! providers with a running contract only add volume (the national scale).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use futures::{StreamExt, stream};
+use rz_proto::assignment::v1 as asg;
+use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use rz_proto::registration::v1 as reg;
+use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::BenchError;
+use crate::flow::{Endpoints, Sub, bsn, product};
+use crate::stats::rate;
+
+/// Items per ImportAssignments call.
+pub const BATCH: usize = 500;
+/// Calls in flight.
+const IN_FLIGHT: usize = 4;
+
+/// Which existing care to load. Client numbers `first .. first + ended + ongoing` (BSNs from
+/// [`bsn`]) must not overlap another preload of the same run.
+pub struct PreloadSpec {
+    pub first: u64,
+    /// Clients of providers whose contracts ended on 2022-06-30 (to be handed over).
+    pub ended: u64,
+    /// Clients of providers whose contracts run on after 2022-07-01.
+    pub ongoing: u64,
+}
+
+/// What a preload did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Loaded {
+    pub imported: u64,
+    pub replayed: u64,
+    pub refused: u64,
+    pub seconds: f64,
+    /// The first client number after this preload's.
+    pub next: u64,
+}
+
+impl Loaded {
+    pub fn json(&self) -> serde_json::Value {
+        let per_s = rate(
+            self.imported + self.replayed,
+            std::time::Duration::from_secs_f64(self.seconds),
+        );
+        json!({
+            "imported": self.imported,
+            "replayed": self.replayed,
+            "refused": self.refused,
+            "seconds": self.seconds,
+            "imports_per_s": per_s,
+            "how": format!("ImportAssignments, {BATCH} per call, {IN_FLIGHT} calls in flight"),
+        })
+    }
+}
+
+async fn contracts(
+    e: &Endpoints,
+    active_on: &str,
+    keep: impl Fn(&reg::Contract) -> bool,
+) -> Result<Vec<reg::Contract>, BenchError> {
+    Ok(RegistrationServiceClient::new(e.registration.clone())
+        .list_contracts(reg::ListContractsRequest {
+            active_on: active_on.into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| BenchError::Failed(format!("ListContracts: {:?} {}", s.code(), s.message())))?
+        .into_inner()
+        .contracts
+        .into_iter()
+        .filter(|c| !c.municipalities.is_empty() && !c.subsegment_codes.is_empty() && keep(c))
+        .collect())
+}
+
+/// Client `n` of `list`: contract, subsegment and municipality spread evenly.
+fn item(
+    n: u64,
+    list: &[reg::Contract],
+    subs: &[Sub],
+    start: &str,
+) -> Option<asg::ImportAssignmentRequest> {
+    let i = n as usize;
+    let c = list.get(i % list.len().max(1))?;
+    let round = i / list.len().max(1);
+    let code = c.subsegment_codes.get(round % c.subsegment_codes.len())?;
+    let sub = subs.iter().find(|s| &s.code == code)?;
+    let m = c.municipalities.get((round / 7) % c.municipalities.len())?;
+    if !sub.municipalities.contains(m) {
+        return None;
+    }
+    let start = match c.period.as_ref().map(|p| p.start.as_str()) {
+        Some(s) if s > start => s.to_owned(),
+        _ => start.to_owned(),
+    };
+    let p = product(sub, &start, "2023-12-31");
+    Some(asg::ImportAssignmentRequest {
+        idempotency_key: format!("bench-import-{n}"),
+        municipality: m.clone(),
+        bsn: bsn(1_000_000 + n as u32),
+        client_key: String::new(),
+        agb_code: c.agb_code.clone(),
+        subsegment_code: sub.code.clone(),
+        product_code: p.product_code,
+        period: p.period,
+        size: (p.volume > 0).then_some(asg::Size {
+            volume: p.volume,
+            unit: p.unit,
+            frequency: p.frequency,
+        }),
+        budget_cents: p.budget_cents,
+        started: true,
+    })
+}
+
+/// Loads the existing care of `spec`; `progress` names it in the log.
+pub async fn bulk(
+    e: &Endpoints,
+    subs: &[Sub],
+    spec: &PreloadSpec,
+    progress: &str,
+) -> Result<Loaded, BenchError> {
+    let ended = contracts(e, "2022-06-30", |c| c.terminated_on == "2022-06-30").await?;
+    let ongoing = if spec.ongoing > 0 {
+        contracts(e, "2022-07-01", |c| c.terminated_on.is_empty()).await?
+    } else {
+        Vec::new()
+    };
+    if spec.ended > 0 && ended.is_empty() {
+        return Err(BenchError::Failed(
+            "no contract ended on 2022-06-30 (nothing to hand over)".into(),
+        ));
+    }
+    if spec.ongoing > 0 && ongoing.is_empty() {
+        return Err(BenchError::Failed(
+            "no contract runs on after 2022-07-01".into(),
+        ));
+    }
+    // Client numbers in order; an item whose contract has no usable subsegment is skipped (and a
+    // further number takes its place), so exactly ended + ongoing items are imported.
+    let mut items: Vec<asg::ImportAssignmentRequest> =
+        Vec::with_capacity((spec.ended + spec.ongoing) as usize);
+    let mut n = spec.first;
+    let mut k = 0u64;
+    let mut misses = 0u64;
+    while (items.len() as u64) < spec.ended {
+        match item(n, &ended, subs, "2021-09-01") {
+            Some(i) => items.push(i),
+            None => misses += 1,
+        }
+        n += 1;
+        if misses > 10 * spec.ended + 1_000 {
+            return Err(BenchError::Failed(
+                "ended contracts give no importable item".into(),
+            ));
+        }
+    }
+    while (items.len() as u64) < spec.ended + spec.ongoing {
+        match item(k, &ongoing, subs, "2022-07-01") {
+            Some(mut i) => {
+                let bsn_n = 1_000_000 + n as u32;
+                i.idempotency_key = format!("bench-import-{n}");
+                i.bsn = bsn(bsn_n);
+                items.push(i);
+                n += 1;
+            }
+            None => misses += 1,
+        }
+        k += 1;
+        if misses > 10 * (spec.ended + spec.ongoing) + 1_000 {
+            return Err(BenchError::Failed(
+                "running contracts give no importable item".into(),
+            ));
+        }
+    }
+    let total = items.len() as u64;
+    let done = AtomicU64::new(0);
+    let first_error = Mutex::new(None::<BenchError>);
+    let out = Mutex::new(Loaded::default());
+    let started = Instant::now();
+    let batches: Vec<Vec<asg::ImportAssignmentRequest>> =
+        items.chunks(BATCH).map(<[_]>::to_vec).collect();
+    drop(items);
+    stream::iter(batches)
+        .for_each_concurrent(IN_FLIGHT, |batch| {
+            let mut client = AssignmentServiceClient::new(e.assignment.clone())
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20);
+            let (done, first_error, out) = (&done, &first_error, &out);
+            async move {
+                let len = batch.len() as u64;
+                // A batch that fails as a whole (a dependency restarting) is sent again: the
+                // idempotency keys make that safe.
+                let mut tries = 0;
+                let reply =
+                    loop {
+                        tries += 1;
+                        match client
+                            .import_assignments(asg::ImportAssignmentsRequest {
+                                assignments: batch.clone(),
+                            })
+                            .await
+                        {
+                            Ok(r) => break Some(r.into_inner()),
+                            Err(s) if tries < 3 && s.code() != tonic::Code::InvalidArgument => {
+                                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            }
+                            Err(s) => {
+                                first_error.lock().await.get_or_insert(BenchError::Failed(
+                                    format!("ImportAssignments: {:?} {}", s.code(), s.message()),
+                                ));
+                                break None;
+                            }
+                        }
+                    };
+                if let Some(r) = reply {
+                    let mut o = out.lock().await;
+                    o.imported += u64::from(r.imported);
+                    o.replayed += u64::from(r.replayed);
+                    o.refused += u64::from(r.refused);
+                    if r.refused > 0
+                        && o.refused == u64::from(r.refused)
+                        && let Some(first) = r.outcomes.iter().find_map(|x| x.refused.as_ref())
+                    {
+                        eprintln!(
+                            "bench: first refused import: {} {}",
+                            first.code, first.message
+                        );
+                    }
+                }
+                let d = done.fetch_add(len, Ordering::Relaxed) + len;
+                if d / 100_000 != (d - len) / 100_000 {
+                    eprintln!(
+                        "bench: {progress}: {d} of {total} imported ({:.0}/s)",
+                        d as f64 / started.elapsed().as_secs_f64().max(0.001)
+                    );
+                }
+            }
+        })
+        .await;
+    if let Some(err) = first_error.into_inner() {
+        return Err(err);
+    }
+    let mut loaded = out.into_inner();
+    loaded.seconds = started.elapsed().as_secs_f64();
+    loaded.next = n;
+    Ok(loaded)
+}
