@@ -2,11 +2,19 @@
 //! contracted provider (the resident's preference when contracted, else the caseload rule) and an
 //! assignment; an amended product changes the active assignment(s) of that product.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use chrono::NaiveDate;
 use rz_domain::{ClientKey, GemeenteCode, Period, parse_date};
 use rz_eventing::{ConsumerSpec, Event, HandleError, Handler, Namespace};
 use rz_proto::access::v1 as acc;
+use rz_proto::assignment::v1 as pb;
 use sqlx::PgConnection;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use uuid::Uuid;
 
 use crate::assigner::{Assigner, Choice, ChoiceInput, stacking_text};
 use crate::convert::{law_from_pb, variant_from_pb};
@@ -21,6 +29,12 @@ pub const PRODUCT_AMENDED: &str = "nl.regiozorg.access.product_amended.v1";
 pub const CONSUMER: &str = "assignment-decisions";
 
 /// Every event of every municipality's access instance; other event types are ignored.
+///
+/// Partitioned by municipality (the subject's third token): the decisions of different
+/// municipalities are applied at the same time, in transactions of their own; within a
+/// municipality they stay in stream order (an amendment after its decision). What one
+/// municipality's decisions write (its numbers, its caseloads, its clients' locks) is disjoint from
+/// another's, so the partitions do not wait for each other.
 pub fn consumer_spec(ns: &Namespace) -> ConsumerSpec {
     let mut spec = ConsumerSpec::new(
         CONSUMER,
@@ -30,25 +44,150 @@ pub fn consumer_spec(ns: &Namespace) -> ConsumerSpec {
     // Access or registration down for a few minutes must not dead-letter decisions:
     // 0.5 + 1 + 2 + ... s, capped at a minute, about 3 minutes in all.
     spec.max_attempts = 10;
+    spec.partition_token = Some(2);
     spec
+}
+
+/// How long a prefetch may take before the batch is applied without (the normal path asks again).
+const PREFETCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Calls of one prefetch in flight at once.
+const PREFETCH_CONCURRENCY: usize = 16;
+/// A prefetched answer not used within this time is dropped.
+const PREFETCH_KEEP: Duration = Duration::from_secs(60);
+
+/// What was fetched for a batch of decisions just before it is applied: the client blocks from
+/// access and registration's answers, shared by the batch's events.
+#[derive(Debug, Default)]
+pub struct Prefetched {
+    clients: HashMap<(String, String), pb::Client>,
+    contracts: ContractCache,
+}
+
+impl Prefetched {
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+}
+
+/// The upstream questions the decisions of a batch will ask.
+#[derive(Debug, Default)]
+pub struct Wanted {
+    clients: HashSet<(String, String)>,
+    checks: HashSet<(String, String, String, NaiveDate)>,
+    lists: HashSet<(String, String, NaiveDate)>,
+}
+
+impl Wanted {
+    /// The questions of the granted decisions among `events` (what cannot be parsed is left to
+    /// the normal path, which reports it).
+    pub fn of(events: &[&Event]) -> Self {
+        let mut w = Self::default();
+        for event in events {
+            if event.event_type != DECISION_GRANTED {
+                continue;
+            }
+            let Ok(e) = event.decode::<acc::DecisionGranted>() else {
+                continue;
+            };
+            let Ok(m) = GemeenteCode::parse(&e.municipality).map(|m| m.to_string()) else {
+                continue;
+            };
+            let Some(case) = &e.case else { continue };
+            for p in &case.products {
+                let key = if p.client_key.is_empty() {
+                    &case.client_key
+                } else {
+                    &p.client_key
+                };
+                if let Ok(key) = ClientKey::parse(key) {
+                    w.clients.insert((m.clone(), key.to_string()));
+                }
+                let Ok(period) = product_period(p) else {
+                    continue;
+                };
+                let d = period.start();
+                if !p.preferred_provider_agb.is_empty() {
+                    w.checks.insert((
+                        p.preferred_provider_agb.clone(),
+                        p.subsegment_code.clone(),
+                        m.clone(),
+                        d,
+                    ));
+                }
+                w.lists.insert((p.subsegment_code.clone(), m.clone(), d));
+            }
+        }
+        w
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty() && self.checks.is_empty() && self.lists.is_empty()
+    }
+}
+
+enum Answer {
+    Client(String, String, pb::Client),
+    Check(String, String, String, NaiveDate, Option<String>),
+    List(String, String, NaiveDate, Vec<(String, i64)>),
+    Failed,
 }
 
 pub struct DecisionHandler {
     assigner: Assigner,
+    /// Per event id: what the prefetch of its batch fetched (and when).
+    prefetched: Mutex<HashMap<Uuid, (Instant, Arc<Prefetched>)>>,
 }
 
 impl DecisionHandler {
     pub fn new(assigner: Assigner) -> Self {
-        Self { assigner }
+        Self {
+            assigner,
+            prefetched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn prefetched_for(&self, id: Uuid) -> Option<Arc<Prefetched>> {
+        self.prefetched
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).map(|(_, p)| p.clone()))
+    }
+
+    /// Events with a prefetched answer waiting (for tests).
+    pub fn prefetched_events(&self) -> usize {
+        self.prefetched.lock().map(|m| m.len()).unwrap_or(0)
     }
 }
 
 impl Handler for DecisionHandler {
+    async fn prefetch(&self, events: &[&Event]) {
+        let wanted = Wanted::of(events);
+        if wanted.is_empty() {
+            return;
+        }
+        let fetched =
+            match tokio::time::timeout(PREFETCH_TIMEOUT, self.assigner.prefetch(wanted)).await {
+                Ok(p) => Arc::new(p),
+                Err(_) => {
+                    tracing::warn!("prefetch for decisions timed out; applying without");
+                    return;
+                }
+            };
+        if let Ok(mut m) = self.prefetched.lock() {
+            m.retain(|_, (at, _)| at.elapsed() < PREFETCH_KEEP);
+            let now = Instant::now();
+            for e in events.iter().filter(|e| e.event_type == DECISION_GRANTED) {
+                m.insert(e.id, (now, fetched.clone()));
+            }
+        }
+    }
+
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
         match event.event_type.as_str() {
             DECISION_GRANTED => {
                 let e: acc::DecisionGranted = event.decode()?;
-                self.assigner.apply_decision(tx, e).await?;
+                let pre = self.prefetched_for(event.id).unwrap_or_default();
+                self.assigner.apply_decision_with(tx, e, &pre).await?;
             }
             PRODUCT_AMENDED => {
                 let e: acc::ProductAmended = event.decode()?;
@@ -79,11 +218,78 @@ fn product_period(p: &acc::GrantedProduct) -> Result<Period> {
 }
 
 impl Assigner {
+    /// Asks access and registration what `wanted` names, [`PREFETCH_CONCURRENCY`] calls at a time.
+    /// An answer that fails is left out (the normal path asks again and handles the failure).
+    pub async fn prefetch(&self, wanted: Wanted) -> Prefetched {
+        let permits = Arc::new(Semaphore::new(PREFETCH_CONCURRENCY));
+        let mut calls: JoinSet<Answer> = JoinSet::new();
+        for (m, key) in wanted.clients {
+            let (up, permits) = (self.upstream.clone(), permits.clone());
+            calls.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return Answer::Failed;
+                };
+                match up.client(&m, &key).await {
+                    Ok(ClientLookup::Found(c)) => Answer::Client(m, key, *c),
+                    _ => Answer::Failed,
+                }
+            });
+        }
+        for (agb, s, m, d) in wanted.checks {
+            let (up, permits) = (self.upstream.clone(), permits.clone());
+            calls.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return Answer::Failed;
+                };
+                match up.check_contracted(&agb, &s, &m, d).await {
+                    Ok(c) => Answer::Check(agb, s, m, d, c),
+                    Err(_) => Answer::Failed,
+                }
+            });
+        }
+        for (s, m, d) in wanted.lists {
+            let (up, permits) = (self.upstream.clone(), permits.clone());
+            calls.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return Answer::Failed;
+                };
+                match up.contracted_providers(&s, &m, d).await {
+                    Ok(l) => Answer::List(s, m, d, l),
+                    Err(_) => Answer::Failed,
+                }
+            });
+        }
+        let mut p = Prefetched::default();
+        while let Some(answer) = calls.join_next().await {
+            match answer {
+                Ok(Answer::Client(m, key, c)) => {
+                    p.clients.insert((m, key), c);
+                }
+                Ok(Answer::Check(agb, s, m, d, c)) => p.contracts.put_check(&agb, &s, &m, d, c),
+                Ok(Answer::List(s, m, d, l)) => p.contracts.put_list(&s, &m, d, l),
+                Ok(Answer::Failed) | Err(_) => {}
+            }
+        }
+        p
+    }
+
     /// Assigns every product of a granted decision (in the consumer's inbox transaction).
     pub async fn apply_decision(
         &self,
         tx: &mut PgConnection,
         e: acc::DecisionGranted,
+    ) -> Result<()> {
+        self.apply_decision_with(tx, e, &Prefetched::default())
+            .await
+    }
+
+    /// As [`Assigner::apply_decision`], using the answers `pre` fetched for it where they are
+    /// there and asking upstream for the rest.
+    pub async fn apply_decision_with(
+        &self,
+        tx: &mut PgConnection,
+        e: acc::DecisionGranted,
+        pre: &Prefetched,
     ) -> Result<()> {
         let m = GemeenteCode::parse(&e.municipality)
             .map_err(|_| malformed(format!("municipality `{}`", e.municipality)))?
@@ -103,14 +309,15 @@ impl Assigner {
         } else {
             parse_date("decided_on", &case.decided_on).map_err(malformed)?
         };
-        let mut cache = ContractCache::default();
+        let mut cache = pre.contracts.clone();
         for p in &case.products {
-            self.assign_product(tx, &m, &case, p, decided_on, &mut cache)
+            self.assign_product(tx, &m, &case, p, decided_on, &mut cache, pre)
                 .await?;
         }
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn assign_product(
         &self,
         tx: &mut PgConnection,
@@ -119,6 +326,7 @@ impl Assigner {
         p: &acc::GrantedProduct,
         decided_on: NaiveDate,
         cache: &mut ContractCache,
+        pre: &Prefetched,
     ) -> Result<()> {
         if store::decision_handled(tx, &p.id, p.version).await? {
             tracing::debug!(product = %p.id, version = p.version, "granted product handled before");
@@ -160,7 +368,11 @@ impl Assigner {
             SizeFields::PRODUCT,
         )
         .map_err(|e| malformed(format!("granted product {}: {e:?}", p.id)))?;
-        let client = match self.upstream.client(m, &key).await? {
+        let lookup = match pre.clients.get(&(m.to_owned(), key.clone())) {
+            Some(c) => ClientLookup::Found(Box::new(c.clone())),
+            None => self.upstream.client(m, &key).await?,
+        };
+        let client = match lookup {
             ClientLookup::Found(c) => *c,
             ClientLookup::Unknown => {
                 return Err(Error::Upstream(format!(

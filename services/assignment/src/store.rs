@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "provider_messages_backfill",
         sql: include_str!("../migrations/0004_provider_messages_backfill.sql"),
     },
+    Migration {
+        version: 5,
+        name: "number_sequences",
+        sql: include_str!("../migrations/0005_number_sequences.sql"),
+    },
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {
@@ -53,16 +58,14 @@ pub use rz_platform::idempotency::{Claim, claim_key};
 
 // --- numbers and locks ---
 
-/// The next assignment number of a municipality (serialised by the counter row's lock).
+/// The next assignment number of a municipality, from its sequence: no lock is held until the
+/// transaction ends, so concurrent transactions of one municipality do not wait for each other;
+/// a number of a transaction that rolls back stays unused (a gap).
 pub async fn next_number(tx: &mut PgConnection, municipality: &str) -> Result<u32, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar(
-        "INSERT INTO assignment_counters (municipality, last_number) VALUES ($1, 1)
-         ON CONFLICT (municipality) DO UPDATE SET last_number = assignment_counters.last_number + 1
-         RETURNING last_number",
-    )
-    .bind(municipality)
-    .fetch_one(&mut *tx)
-    .await?;
+    let n: i64 = sqlx::query_scalar("SELECT next_municipality_number('assignment', $1)")
+        .bind(municipality)
+        .fetch_one(&mut *tx)
+        .await?;
     number(n)
 }
 
@@ -796,19 +799,16 @@ pub async fn identity(
 
 // --- the standard's messages (XML) ---
 
-/// The next message number of `municipality` (BerichtIdentificatie: the number in decimal).
+/// The next message number of `municipality` (BerichtIdentificatie: the number in decimal), from
+/// its sequence (no lock held; gaps where a transaction rolled back).
 pub async fn next_message_number(
     tx: &mut PgConnection,
     municipality: &str,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO message_counters (municipality, last_number) VALUES ($1, 1)
-         ON CONFLICT (municipality) DO UPDATE SET last_number = message_counters.last_number + 1
-         RETURNING last_number",
-    )
-    .bind(municipality)
-    .fetch_one(&mut *tx)
-    .await
+    sqlx::query_scalar("SELECT next_municipality_number('message', $1)")
+        .bind(municipality)
+        .fetch_one(&mut *tx)
+        .await
 }
 
 /// Records a message to a provider (`kind`: `assignment` or `answer`) with its payload.

@@ -267,14 +267,44 @@ impl Upstream {
 }
 
 /// Answers from registration within one operation (a handover run asks the same questions for
-/// many assignments).
-#[derive(Debug, Default)]
+/// many assignments; a batch of decisions shares the answers fetched for it just before).
+#[derive(Debug, Default, Clone)]
 pub struct ContractCache {
     checks: HashMap<(String, String, String, NaiveDate), Option<String>>,
     lists: HashMap<(String, String, NaiveDate), Vec<(String, i64)>>,
 }
 
 impl ContractCache {
+    /// Records an answer fetched elsewhere (a prefetch), as [`ContractCache::check`] would.
+    pub fn put_check(
+        &mut self,
+        agb: &str,
+        subsegment: &str,
+        municipality: &str,
+        date: NaiveDate,
+        contract: Option<String>,
+    ) {
+        let key = (
+            agb.to_owned(),
+            subsegment.to_owned(),
+            municipality.to_owned(),
+            date,
+        );
+        self.checks.insert(key, contract);
+    }
+
+    /// Records an answer fetched elsewhere (a prefetch), as [`ContractCache::list`] would.
+    pub fn put_list(
+        &mut self,
+        subsegment: &str,
+        municipality: &str,
+        date: NaiveDate,
+        providers: Vec<(String, i64)>,
+    ) {
+        let key = (subsegment.to_owned(), municipality.to_owned(), date);
+        self.lists.insert(key, providers);
+    }
+
     pub async fn check(
         &mut self,
         upstream: &Upstream,
