@@ -197,6 +197,12 @@ pub struct WebhookConfig {
     pub ca_file: Option<PathBuf>,
     /// Refuse `http://` subscription URLs (payloads carry the BSN, as the standard's 301 does).
     pub require_https: bool,
+    /// Keep-alive connections kept per receiver origin (scheme, host, port) between deliveries;
+    /// 0 = a fresh connection per attempt.
+    pub max_idle_per_origin: usize,
+    /// A kept-alive connection unused this long is closed (receivers close idle connections
+    /// too; staying under their timeout avoids sending on a connection they are closing).
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for WebhookConfig {
@@ -212,6 +218,8 @@ impl Default for WebhookConfig {
             lease_ms: 60_000,
             ca_file: None,
             require_https: false,
+            max_idle_per_origin: 64,
+            idle_timeout_ms: 4_000,
         }
     }
 }

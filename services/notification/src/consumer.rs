@@ -6,18 +6,30 @@ use rz_eventing::{ConsumerSpec, Event, HandleError, Handler, Namespace};
 use sqlx::PgConnection;
 
 use crate::store;
-use crate::webhook::{self, CloudEvent, Filters, Route};
+use crate::webhook::{self, CloudEvent, Route};
 
 pub const CONSUMER: &str = "notification-webhooks";
 pub const ASSIGNMENT: &str = "assignment";
 
+/// The subject token that names the provider (`<ns>.assignment.<municipality>.<agb>.<event>`).
+const AGB_TOKEN: usize = 3;
+
+/// Partitioned by provider: one provider's events are matched in stream order, different
+/// providers' at the same time (their deliveries do not depend on each other), so the matcher is
+/// not one transaction after another while a burst of events comes in.
 pub fn consumer_spec(ns: &Namespace) -> ConsumerSpec {
-    ConsumerSpec::new(
+    let mut spec = ConsumerSpec::new(
         CONSUMER,
         ns.stream_name(ASSIGNMENT),
         format!("{}.{ASSIGNMENT}.>", ns.as_str()),
-    )
+    );
+    spec.partition_token = Some(AGB_TOKEN);
+    spec.partitions = PARTITIONS;
+    spec
 }
+
+/// Transactions of the matcher at once (each holds a database connection while it runs).
+const PARTITIONS: usize = 6;
 
 pub struct WebhookMatcher;
 
@@ -30,10 +42,6 @@ impl Handler for WebhookMatcher {
         let Some(agb) = route.agb.as_deref() else {
             return Ok(());
         };
-        let subscriptions = store::subscriptions_of(tx, agb).await?;
-        if subscriptions.is_empty() {
-            return Ok(());
-        }
         let payload = webhook::payload(&event.event_type, &event.payload);
         let body = webhook::render(
             &CloudEvent {
@@ -46,33 +54,24 @@ impl Handler for WebhookMatcher {
             payload.data,
             &event.payload,
         );
-        let mut queued = false;
-        for s in subscriptions {
-            let filters = Filters {
-                event_types: s.event_types,
-                municipalities: s.municipalities,
-                segments: s.segments,
-            };
-            if !filters.matches(&event.event_type, &route, &payload.segments) {
-                continue;
-            }
-            store::insert_delivery(
-                tx,
-                &store::NewDelivery {
-                    subscription_id: s.id,
-                    agb_code: agb,
-                    event_id: event.id,
-                    event_type: &event.event_type,
-                    event_subject: &event.subject,
-                    body: &body,
-                },
-            )
-            .await?;
-            tracing::debug!(subscription = %s.id, event_id = %event.id, "delivery queued");
-            queued = true;
-        }
-        if queued {
-            store::announce_deliveries(tx).await?;
+        // The provider's subscriptions are matched, the deliveries written and the workers woken
+        // in one statement (the filters as `Filters::matches` states them).
+        let queued = store::queue_deliveries(
+            tx,
+            &store::EventToQueue {
+                agb_code: agb,
+                event_id: event.id,
+                event_type: &event.event_type,
+                short_type: &route.event,
+                event_subject: &event.subject,
+                municipality: &route.municipality,
+                segments: &payload.segments,
+                body: &body,
+            },
+        )
+        .await?;
+        if queued > 0 {
+            tracing::debug!(event_id = %event.id, deliveries = queued, "deliveries queued");
         }
         Ok(())
     }

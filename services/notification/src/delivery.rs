@@ -2,20 +2,29 @@
 //! `FOR UPDATE SKIP LOCKED` and a lease), POSTs each one and records the outcome: 2xx delivered;
 //! otherwise retried with exponential backoff until the retry budget is spent, then failed with an
 //! operator alert.
+//!
+//! Throughput: the POSTs go over a small pool of keep-alive HTTP/1.1 connections per origin
+//! ([`HttpClient`]), and successes are recorded in batches (one `UPDATE ... FROM unnest(...)`
+//! for whatever finished while the previous batch was written), each row still only under the
+//! claim that sent it.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use rz_platform::Shutdown;
 use sqlx::PgPool;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, RootCertStore};
+use uuid::Uuid;
 
 use crate::config::WebhookConfig;
 use crate::store::{self, Claimed};
@@ -26,6 +35,9 @@ pub const DELIVERY_HEADER: &str = "x-regiozorg-delivery";
 
 /// How long a woken worker waits for more deliveries before it claims.
 const COALESCE: Duration = Duration::from_millis(5);
+
+/// At most this many successes are recorded by one statement.
+const RECORD_BATCH: usize = 1_024;
 
 pub struct DeliveryWorker {
     pool: PgPool,
@@ -43,22 +55,27 @@ impl DeliveryWorker {
         })
     }
 
-    /// Delivers until `shutdown`; attempts in flight are finished first.
+    /// Delivers until `shutdown`; attempts in flight are finished and recorded first.
     pub async fn run(self, shutdown: Shutdown) {
         let max = self.config.max_in_flight.max(1);
         let permits = Arc::new(Semaphore::new(max));
+        // Claim in batches of at least a quarter of the budget while busy, rather than one
+        // delivery per finished attempt (each claim is a statement).
+        let low = (max / 4).max(1);
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
         let lease = i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX);
+        let (delivered, recorded) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record_delivered(self.pool.clone(), recorded));
         // New deliveries wake the worker at once (NOTIFY at the matcher's commit); the poll stays
         // as the fallback for retries that fall due and for a lost listener connection.
         let mut listener = listen(&self.pool).await;
         while !shutdown.is_triggered() {
             let free = permits.available_permits();
-            if free == 0 {
-                // Wait for one attempt to finish.
+            if free < low {
+                // Wait until enough attempts finished.
                 tokio::select! {
                     _ = shutdown.wait() => break,
-                    p = permits.clone().acquire_owned() => drop(p),
+                    p = permits.clone().acquire_many_owned(low as u32) => drop(p),
                 }
                 continue;
             }
@@ -69,7 +86,8 @@ impl DeliveryWorker {
                     Vec::new()
                 }
             };
-            let idle = claimed.is_empty();
+            // Fewer than asked for: the queue is drained for now.
+            let idle = claimed.len() < free;
             for d in claimed {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
@@ -77,8 +95,9 @@ impl DeliveryWorker {
                 let pool = self.pool.clone();
                 let config = self.config.clone();
                 let client = self.client.clone();
+                let delivered = delivered.clone();
                 tokio::spawn(async move {
-                    attempt(&pool, &config, &client, d).await;
+                    attempt(&pool, &config, &client, &delivered, d).await;
                     drop(permit);
                 });
             }
@@ -91,7 +110,7 @@ impl DeliveryWorker {
                 };
                 tokio::select! {
                     _ = shutdown.wait() => break,
-                    _ = tokio::time::sleep(poll) => {}
+                    _ = tokio::time::sleep(poll) => self.client.sweep(),
                     r = woken => match r {
                         // A few milliseconds for the deliveries committed right after this one,
                         // so a busy stream is claimed in batches rather than one by one.
@@ -104,8 +123,10 @@ impl DeliveryWorker {
                 }
             }
         }
-        // Let attempts in flight record their outcome.
+        // Let attempts in flight finish, then record their successes.
         let _ = permits.acquire_many(max as u32).await;
+        drop(delivered);
+        let _ = recorder.await;
         tracing::info!("delivery worker stopped");
     }
 }
@@ -128,7 +149,44 @@ async fn listen(pool: &PgPool) -> Option<sqlx::postgres::PgListener> {
     }
 }
 
-async fn attempt(pool: &PgPool, config: &WebhookConfig, client: &HttpClient, d: Claimed) {
+/// Records the successes sent on `rx` until every sender is gone: whatever arrived while the
+/// previous batch was written goes in the next statement. A batch that cannot be written is
+/// tried once more; after that its deliveries are sent again when their lease expires (at least
+/// once).
+async fn record_delivered(pool: PgPool, mut rx: mpsc::UnboundedReceiver<(Uuid, Uuid)>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let mut result = store::mark_delivered_many(&pool, &batch).await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, deliveries = batch.len(), "cannot record deliveries; trying again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            result = store::mark_delivered_many(&pool, &batch).await;
+        }
+        match result {
+            Ok(marked) if marked.len() == batch.len() => {}
+            Ok(marked) => {
+                for (id, _) in batch.iter().filter(|(id, _)| !marked.contains(id)) {
+                    // The lease expired and another worker took the delivery over: its outcome
+                    // counts.
+                    tracing::warn!(delivery = %id, "claim lost before the outcome was recorded");
+                }
+            }
+            // The leases expire and the deliveries are attempted again (at least once).
+            Err(e) => {
+                tracing::warn!(error = %e, deliveries = batch.len(), "cannot record deliveries")
+            }
+        }
+        batch.clear();
+    }
+}
+
+async fn attempt(
+    pool: &PgPool,
+    config: &WebhookConfig,
+    client: &HttpClient,
+    delivered: &mpsc::UnboundedSender<(Uuid, Uuid)>,
+    d: Claimed,
+) {
     let attempts = u32::try_from(d.attempts).unwrap_or(0) + 1;
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let result = match tokio::time::timeout(timeout, client.post(&d)).await {
@@ -137,8 +195,13 @@ async fn attempt(pool: &PgPool, config: &WebhookConfig, client: &HttpClient, d: 
     };
     let outcome = match result {
         Ok(()) => {
-            tracing::info!(delivery = %d.id, event_id = %d.event_id, attempts, "webhook delivered");
-            store::mark_delivered(pool, d.id, d.claim).await
+            tracing::debug!(delivery = %d.id, event_id = %d.event_id, attempts, "webhook delivered");
+            if delivered.send((d.id, d.claim)).is_err() {
+                // Only while stopping, after the recorder is gone: the lease expires and the
+                // delivery is sent again.
+                tracing::warn!(delivery = %d.id, "delivered but not recorded");
+            }
+            return;
         }
         Err(error) => {
             let delay = config.backoff(attempts);
@@ -174,13 +237,52 @@ async fn attempt(pool: &PgPool, config: &WebhookConfig, client: &HttpClient, d: 
     }
 }
 
-/// The HTTP(S) client of the worker: a fresh HTTP/1.1 connection per attempt (deliveries to one
-/// receiver are spread over time by the backoff, so pooling buys little), TLS through rustls with
-/// the system's roots plus `webhooks.ca_file`.
+/// Where a connection goes: scheme, host and port. Connections are pooled per origin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Origin {
+    https: bool,
+    /// Without the brackets of an IPv6 literal: what is connected to and what the certificate
+    /// must name.
+    host: String,
+    port: u16,
+}
+
+/// A keep-alive connection waiting for its next request.
+struct Idle {
+    sender: SendRequest<Full<Bytes>>,
+    since: Instant,
+}
+
+struct Pool {
+    idle: HashMap<Origin, Vec<Idle>>,
+    last_sweep: Instant,
+}
+
+/// The HTTP(S) client of the worker: HTTP/1.1 with keep-alive, TLS through rustls with the
+/// system's roots plus `webhooks.ca_file`.
+///
+/// A connection whose exchange completed (response read to its end) goes back to the pool of its
+/// origin, at most `webhooks.max_idle_per_origin` of them, and is closed after
+/// `webhooks.idle_timeout_ms` unused. A connection that errored, or that its peer closed, is
+/// dropped. A request that fails on a reused connection before any response arrived (the peer
+/// closed it just then) is sent once more on a fresh connection: the receiver may see it twice,
+/// which the delivery id header and at-least-once delivery allow for.
 #[derive(Clone)]
 pub struct HttpClient {
-    tls: TlsConnector,
+    inner: Arc<Inner>,
 }
+
+struct Inner {
+    tls: TlsConnector,
+    pool: Mutex<Pool>,
+    max_idle: usize,
+    idle_timeout: Duration,
+    /// Connections opened, for tests and diagnostics.
+    connects: AtomicU64,
+}
+
+/// How long a pooled connection may take to become ready for its next request.
+const READY_WAIT: Duration = Duration::from_millis(250);
 
 impl HttpClient {
     pub fn new(config: &WebhookConfig) -> Result<Self, String> {
@@ -212,8 +314,27 @@ impl HttpClient {
         .with_root_certificates(roots)
         .with_no_client_auth();
         Ok(Self {
-            tls: TlsConnector::from(Arc::new(tls)),
+            inner: Arc::new(Inner {
+                tls: TlsConnector::from(Arc::new(tls)),
+                pool: Mutex::new(Pool {
+                    idle: HashMap::new(),
+                    last_sweep: Instant::now(),
+                }),
+                max_idle: config.max_idle_per_origin,
+                idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+                connects: AtomicU64::new(0),
+            }),
         })
+    }
+
+    /// Connections opened so far.
+    pub fn connects(&self) -> u64 {
+        self.inner.connects.load(Ordering::Relaxed)
+    }
+
+    /// Idle connections in the pool now.
+    pub fn idle(&self) -> usize {
+        self.lock().idle.values().map(Vec::len).sum()
     }
 
     /// One POST. `Ok` only for a 2xx answer.
@@ -225,74 +346,171 @@ impl HttpClient {
             _ => return Err(format!("unsupported scheme in {}", d.url)),
         };
         let host = uri.host().ok_or("url has no host")?;
-        // `[::1]` in a URL is `::1` to connect to and to check the certificate against.
-        let bare = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
+        let origin = Origin {
+            https,
+            // `[::1]` in a URL is `::1` to connect to and to check the certificate against.
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
+        };
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
             .to_owned();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let stream = tokio::net::TcpStream::connect((bare.as_str(), port))
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str())
+            .unwrap_or(host)
+            .to_owned();
+        let body = Bytes::from(d.body.clone());
+        let signature = webhook::signature(&d.secret, &body);
+        let delivery = d.id.to_string();
+        let request = || {
+            http::Request::post(path.as_str())
+                .header(http::header::HOST, authority.as_str())
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "application/cloudevents+json; charset=utf-8",
+                )
+                .header(http::header::USER_AGENT, "regiozorg-notification/0.1")
+                .header(SIGNATURE_HEADER, signature.as_str())
+                .header(DELIVERY_HEADER, delivery.as_str())
+                .body(Full::new(body.clone()))
+                .map_err(|e| format!("request: {e}"))
+        };
+        if let Some(mut sender) = self.checkout(&origin).await {
+            match sender.send_request(request()?).await {
+                Ok(response) => return self.finish(origin, sender, response).await,
+                // No response on a kept-alive connection: most likely the peer closed it as the
+                // request went out. Once more on a fresh one.
+                Err(e) => tracing::debug!(error = %e, "reused connection failed; reconnecting"),
+            }
+        }
+        let mut sender = self.connect(&origin).await?;
+        let response = sender
+            .send_request(request()?)
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        self.finish(origin, sender, response).await
+    }
+
+    /// Reads the answer to its end and returns the connection to the pool if it can carry
+    /// another request.
+    async fn finish(
+        &self,
+        origin: Origin,
+        sender: SendRequest<Full<Bytes>>,
+        response: http::Response<hyper::body::Incoming>,
+    ) -> Result<(), String> {
+        let status = response.status();
+        // Read (and drop) the body so the exchange completes and the connection can be reused.
+        let complete = response.into_body().collect().await.is_ok();
+        if complete {
+            self.checkin(origin, sender);
+        }
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", status.as_u16()))
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.inner.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most recently used live connection of `origin`, ready for a request.
+    async fn checkout(&self, origin: &Origin) -> Option<SendRequest<Full<Bytes>>> {
+        loop {
+            let idle = {
+                let mut pool = self.lock();
+                let list = pool.idle.get_mut(origin)?;
+                let timeout = self.inner.idle_timeout;
+                list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < timeout);
+                list.pop()?
+            };
+            let mut sender = idle.sender;
+            if sender.is_ready() {
+                return Some(sender);
+            }
+            // Just returned: the connection task may not have taken note of the response's end
+            // yet. A closed connection answers with an error; one that hangs is given up.
+            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, sender.ready()).await {
+                return Some(sender);
+            }
+        }
+    }
+
+    fn checkin(&self, origin: Origin, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() || self.inner.max_idle == 0 {
+            return;
+        }
+        let mut pool = self.lock();
+        if pool.last_sweep.elapsed() >= self.inner.idle_timeout / 2 {
+            sweep(&mut pool, self.inner.idle_timeout);
+        }
+        let list = pool.idle.entry(origin).or_default();
+        if list.len() < self.inner.max_idle {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+        // Else dropped: the connection closes.
+    }
+
+    /// Drops the connections that were idle too long or that their peer closed.
+    pub fn sweep(&self) {
+        let mut pool = self.lock();
+        sweep(&mut pool, self.inner.idle_timeout);
+    }
+
+    async fn connect(&self, origin: &Origin) -> Result<SendRequest<Full<Bytes>>, String> {
+        let stream = tokio::net::TcpStream::connect((origin.host.as_str(), origin.port))
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        self.inner.connects.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        let body = Bytes::from(d.body.clone());
-        let request = http::Request::post(
-            uri.path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| "/".into()),
-        )
-        .header(
-            http::header::HOST,
-            uri.authority().map(|a| a.as_str()).unwrap_or(host),
-        )
-        .header(
-            http::header::CONTENT_TYPE,
-            "application/cloudevents+json; charset=utf-8",
-        )
-        .header(http::header::USER_AGENT, "regiozorg-notification/0.1")
-        .header(SIGNATURE_HEADER, webhook::signature(&d.secret, &body))
-        .header(DELIVERY_HEADER, d.id.to_string())
-        .body(Full::new(body))
-        .map_err(|e| format!("request: {e}"))?;
-        if https {
-            let name = ServerName::try_from(bare).map_err(|e| format!("server name: {e}"))?;
+        if origin.https {
+            let name = ServerName::try_from(origin.host.clone())
+                .map_err(|e| format!("server name: {e}"))?;
             let tls = self
+                .inner
                 .tls
                 .connect(name, stream)
                 .await
                 .map_err(|e| format!("tls: {e}"))?;
-            exchange(tls, request).await
+            handshake(tls).await
         } else {
-            exchange(stream, request).await
+            handshake(stream).await
         }
     }
 }
 
-async fn exchange<S>(io: S, request: http::Request<Full<Bytes>>) -> Result<(), String>
+fn sweep(pool: &mut Pool, timeout: Duration) {
+    pool.idle.retain(|_, list| {
+        list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < timeout);
+        !list.is_empty()
+    });
+    pool.last_sweep = Instant::now();
+}
+
+/// An HTTP/1.1 connection over `io`; its task ends when the connection closes or when its
+/// [`SendRequest`] is dropped.
+async fn handshake<S>(io: S) -> Result<SendRequest<Full<Bytes>>, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-    let connection = tokio::spawn(conn);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("send: {e}"));
-    let result = match response {
-        Ok(response) => {
-            let status = response.status();
-            // Read (and drop) the body so the exchange completes.
-            let _ = response.into_body().collect().await;
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(format!("HTTP {}", status.as_u16()))
-            }
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "webhook connection ended");
         }
-        Err(e) => Err(e),
-    };
-    connection.abort();
-    result
+    });
+    Ok(sender)
 }

@@ -631,6 +631,76 @@ pub async fn insert_delivery(
     Ok(())
 }
 
+/// An event to queue for every matching subscription of its provider.
+pub struct EventToQueue<'a> {
+    pub agb_code: &'a str,
+    pub event_id: Uuid,
+    /// The full CloudEvents type, e.g. `nl.regiozorg.assignment.issued.v1`.
+    pub event_type: &'a str,
+    /// The last subject token, e.g. `issued` (a filter may name either).
+    pub short_type: &'a str,
+    pub event_subject: &'a str,
+    pub municipality: &'a str,
+    /// The event's segment and subsegment codes (empty ones are ignored).
+    pub segments: &'a [String],
+    /// The CloudEvent as it is POSTed.
+    pub body: &'a str,
+}
+
+/// Writes one delivery per subscription of the event's provider whose filters match (the rules
+/// of [`crate::webhook::Filters::matches`]: an empty list matches everything; the type by full or
+/// short name; the municipality; any non-empty segment code), and wakes the delivery workers at
+/// this transaction's commit if any was written: one statement per event. An event already
+/// queued for a subscription is not queued again. Returns the deliveries written.
+pub async fn queue_deliveries(
+    tx: &mut PgConnection,
+    e: &EventToQueue<'_>,
+) -> Result<u64, sqlx::Error> {
+    let segments: Vec<&str> = e
+        .segments
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    // Delivery ids are UUIDv7 (time ordered, as `Uuid::now_v7` makes them): the millisecond
+    // clock in the first 48 bits of a random UUID, version nibble set to 7.
+    let (written, _woken): (i64, i64) = sqlx::query_as(
+        "WITH ins AS (
+             INSERT INTO deliveries (id, subscription_id, agb_code, event_id, event_type,
+                                     event_subject, body)
+             SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+                        placing substring(int8send(floor(extract(epoch FROM clock_timestamp())
+                                                          * 1000)::bigint) FROM 3)
+                        FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid,
+                    s.id, s.agb_code, $2, $3, $5, $9
+             FROM subscriptions s
+             WHERE s.agb_code = $1
+               AND (cardinality(s.event_types) = 0 OR s.event_types && ARRAY[$3, $4]::text[])
+               AND (cardinality(s.municipalities) = 0 OR $6 = ANY (s.municipalities))
+               AND (cardinality(s.segments) = 0 OR s.segments && $7::text[])
+             ORDER BY s.created_at, s.id
+             ON CONFLICT (event_id, subscription_id) DO NOTHING
+             RETURNING 1
+         ),
+         woken AS (
+             SELECT pg_notify($8, '') FROM (SELECT 1 FROM ins LIMIT 1) one
+         )
+         SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM woken)",
+    )
+    .bind(e.agb_code)
+    .bind(e.event_id)
+    .bind(e.event_type)
+    .bind(e.short_type)
+    .bind(e.event_subject)
+    .bind(e.municipality)
+    .bind(&segments)
+    .bind(DELIVERIES_CHANNEL)
+    .bind(e.body)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(u64::try_from(written).unwrap_or(0))
+}
+
 /// Wakes the delivery workers when this transaction commits (PostgreSQL sends a notification
 /// only then, and only once per transaction for the same payload).
 pub async fn announce_deliveries(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -686,6 +756,27 @@ pub async fn mark_delivered(pool: &PgPool, id: Uuid, claim: Uuid) -> Result<bool
     .await?
     .rows_affected()
         == 1)
+}
+
+/// Marks delivered every `(id, claim)` whose claim still holds, in one statement; returns the ids
+/// it marked. A delivery whose lease expired and that another worker claimed since is left to
+/// that worker.
+pub async fn mark_delivered_many(
+    pool: &PgPool,
+    delivered: &[(Uuid, Uuid)],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let (ids, claims): (Vec<Uuid>, Vec<Uuid>) = delivered.iter().copied().unzip();
+    sqlx::query_scalar(
+        "UPDATE deliveries d SET status = 'delivered', attempts = d.attempts + 1,
+                delivered_at = now(), last_error = NULL, claim = NULL
+         FROM unnest($1::uuid[], $2::uuid[]) AS u(id, claim)
+         WHERE d.id = u.id AND d.claim = u.claim AND d.status = 'pending'
+         RETURNING d.id",
+    )
+    .bind(&ids)
+    .bind(&claims)
+    .fetch_all(pool)
+    .await
 }
 
 /// The two queues a worker claims from, sends and retries: webhook deliveries and letters.
