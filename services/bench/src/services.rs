@@ -47,6 +47,14 @@ pub async fn run(args: &Args, report: &mut Report) {
     spec.db_prefix = ns.clone();
     spec.nats_namespace = ns.clone();
     spec.extra_env = args.extra_env.clone();
+    // Assignment's date comes from a file the handover section sets to the handover's date (a
+    // handover never starts care in the past); while the file is absent it is the system date.
+    let today_file = today_file(args);
+    let _ = std::fs::remove_file(&today_file);
+    spec.extra_env.push((
+        "assignment".into(),
+        format!("RZ__ASSIGNMENT__TODAY_FILE={}", today_file.display()),
+    ));
     eprintln!(
         "bench: starting the services from {}",
         args.bin_dir.display()
@@ -239,13 +247,19 @@ async fn sections(
     }
 
     if args.runs("handover")
-        && let Err(err) = handover(&e, loaded, report).await
+        && let Err(err) = handover(&e, loaded, &today_file(args), report).await
     {
         eprintln!("bench: handover: {err}");
         report.not_measured("handover_per_s", &err.to_string());
     }
     let _ = nats.flush().await;
     Ok(())
+}
+
+/// The file assignment reads its date from.
+fn today_file(args: &Args) -> std::path::PathBuf {
+    let dir = std::path::absolute(&args.work_dir).unwrap_or_else(|_| args.work_dir.clone());
+    dir.join("assignment-today")
 }
 
 /// Resets the statement counters before a section; the reason when there is no profile.
@@ -331,19 +345,28 @@ async fn national(
 
 /// RunHandover over every municipality for the preloaded clients; `handover_per_s` is the clients
 /// newly arranged per second of the call.
-async fn handover(e: &Endpoints, loaded: u64, report: &mut Report) -> Result<(), BenchError> {
+async fn handover(
+    e: &Endpoints,
+    loaded: u64,
+    today: &std::path::Path,
+    report: &mut Report,
+) -> Result<(), BenchError> {
     eprintln!("bench: handover of the {loaded} preloaded clients");
     let mut a = AssignmentServiceClient::new(e.assignment.clone());
+    // The run happens on its day, 2022-07-01, as in the region's story.
+    std::fs::write(today, "2022-07-01\n")?;
     let started = Instant::now();
     let r = a
         .run_handover(asg::RunHandoverRequest {
             as_of: "2022-07-01".into(),
             municipality: String::new(),
         })
-        .await
+        .await;
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_file(today);
+    let r = r
         .map_err(|s| BenchError::Failed(format!("RunHandover: {:?} {}", s.code(), s.message())))?
         .into_inner();
-    let elapsed = started.elapsed();
     match rate(u64::from(r.newly_arranged), elapsed) {
         Some(v) if r.newly_arranged > 0 => {
             report.measured("handover_per_s", v);
