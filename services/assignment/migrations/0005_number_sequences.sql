@@ -10,6 +10,9 @@
 -- The sequence of a municipality is created on its first use, starting after the highest number
 -- the counter row or the table holds, so numbers given out before this migration are not
 -- repeated. From then on the counter rows are no longer written (they stay as a record).
+-- The transaction that makes a sequence holds it (and makes others of its municipality wait) until
+-- it ends; if it rolls back, the sequence goes with it, and with it the numbers it took (never
+-- visible outside it), and the next user makes it again.
 -- Never drop such a sequence: it is the only record of the last number given out.
 
 CREATE FUNCTION next_municipality_number(counter TEXT, municipality TEXT) RETURNS BIGINT
