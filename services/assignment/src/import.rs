@@ -5,6 +5,7 @@
 //! and answers every refused item with what the single call would have answered.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::{StreamExt, stream};
@@ -12,7 +13,7 @@ use rz_domain::{Bsn, ClientKey, Period};
 use rz_platform::ApiError;
 use rz_proto::assignment::v1 as pb;
 use sqlx::{Acquire, PgConnection};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::assigner::{Assigner, ProductFields, fingerprint, key_conflict};
 use crate::convert::assignment_pb;
@@ -26,14 +27,18 @@ use crate::upstream::SubsegmentInfo;
 /// The most items one `ImportAssignments` call may carry.
 pub const MAX_BATCH: usize = 1_000;
 
-/// Upstream calls of one batch in flight at once (contract checks and client lookups).
-const UPSTREAM_IN_FLIGHT: usize = 16;
+/// Items of one batch checked at once (their contract checks and client lookups are calls to
+/// registration and access).
+const UPSTREAM_IN_FLIGHT: usize = 32;
 
 /// Times a batch transaction is re-run after losing a deadlock (nothing of it was stored).
 const CONFLICT_RETRIES: usize = 3;
 
-/// Contract checks already answered in this call: (AGB, subsegment, municipality, date) -> contract.
-type ContractMemo = Mutex<HashMap<(String, String, String, NaiveDate), Option<String>>>;
+/// The contract checks of one call, each asked of registration once however many items share it
+/// (concurrent items wait for the first one's answer): (AGB, subsegment, municipality, date) ->
+/// the contract id, if contracted.
+type ContractMemo =
+    Mutex<HashMap<(String, String, String, NaiveDate), Arc<OnceCell<Option<String>>>>>;
 
 /// One import, checked and ready to store.
 pub(crate) struct PreparedImport {
@@ -299,19 +304,19 @@ impl Assigner {
             return Err(Error::field("request", "incomplete"));
         };
         let key = key.to_string();
-        let memo_key = (agb.clone(), sub.code.clone(), m.clone(), period.start());
-        let known = memo.lock().await.get(&memo_key).cloned();
-        let contract = match known {
-            Some(c) => c,
-            None => {
-                let c = self
-                    .upstream
+        let cell = memo
+            .lock()
+            .await
+            .entry((agb.clone(), sub.code.clone(), m.clone(), period.start()))
+            .or_default()
+            .clone();
+        let contract = cell
+            .get_or_try_init(|| {
+                self.upstream
                     .check_contracted(&agb, &sub.code, &m, period.start())
-                    .await?;
-                memo.lock().await.insert(memo_key, c.clone());
-                c
-            }
-        };
+            })
+            .await?
+            .clone();
         let Some(contract) = contract else {
             return Err(Error::rule(
                 "import.provider_contracted",
