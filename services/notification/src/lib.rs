@@ -8,9 +8,13 @@
 //! [`delivery::DeliveryWorker`] POSTs each delivery as a CloudEvents 1.0 structured JSON document,
 //! signed with `X-Regiozorg-Signature: sha256=<hex HMAC-SHA256 of the body>` and tagged with
 //! `X-Regiozorg-Delivery: <delivery id>`; the CloudEvent id is the event id on every attempt, so
-//! receivers drop duplicates (delivery is at least once). Failed attempts back off exponentially;
-//! when the retry budget is spent the delivery fails, an operator alert is raised and
-//! `ReplayDelivery` puts it back.
+//! receivers drop duplicates (delivery is at least once). The POSTs reuse keep-alive HTTP/1.1
+//! connections (a small pool per receiver origin, `webhooks.max_idle_per_origin`,
+//! `webhooks.idle_timeout_ms`); successes are recorded in batches, each row only under the claim
+//! that sent it. The matcher writes an event's deliveries in one statement and runs one
+//! transaction per provider at a time (partitioned by the AGB token). Failed attempts back off
+//! exponentially; when the retry budget is spent the delivery fails, an operator alert is raised
+//! and `ReplayDelivery` puts it back.
 //!
 //! **Residents' letters** ([`letters`], listed with `ListLetters` per municipality and resident):
 //! - `provider_assigned`: consumer `notification-letters` on `<ns>.assignment.*.*.issued` (the
