@@ -54,8 +54,23 @@ impl Assigner {
             n.unwrap_or_default(),
             date.unwrap_or_default(),
         );
+        // Most starts replace nothing: one transaction, the rules checked under the row lock.
+        let mut tx = self.pool.begin().await?;
+        let mut a = store::load_assignment(&mut tx, &m, n, true)
+            .await?
+            .ok_or_else(|| not_found(&m, n))?;
+        a.start_care(&agb, date)?;
+        if a.replaces_number.is_none() {
+            store::update_assignment(&mut tx, &a).await?;
+            self.emit_lifecycle(&mut tx, &a, "started").await?;
+            tx.commit().await?;
+            tracing::info!(municipality = %m, number = n, agb_code = %agb, started_on = %date, "start of care");
+            return Ok(assignment_pb(&a));
+        }
+        // A handover's replacement also ends the old assignment, whose message needs the client
+        // block from access: asked without holding the row lock, then checked again.
+        drop(tx);
         let current = self.load(&m, n).await?;
-        // The rules first, so a refused start needs no other service.
         current.clone().start_care(&agb, date)?;
         let old_client = match current.replaces_number {
             Some(_) => Some(self.client_block(&m, &current.client_key).await?),
