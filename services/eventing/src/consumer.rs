@@ -248,14 +248,18 @@ impl<H: Handler> EventConsumer<H> {
 
     /// One reader hands the messages, in stream order, to a worker per partition key; each worker
     /// applies what has arrived for it in batches, as the sequential consumer does. A full worker
-    /// queue holds the reader back (and so the other partitions), which bounds the memory.
+    /// queue holds the reader back (and so the other partitions), which bounds what is delivered
+    /// but not yet applied.
     async fn run_partitioned(
         self: Arc<Self>,
         mut messages: jetstream::consumer::pull::Stream,
         shutdown: Shutdown,
     ) -> Result<(), EventingError> {
         let cap = self.spec.partitions.max(1);
-        let queue = (self.spec.batch.max(1) * 16).max(256);
+        // Small queues: a message waiting in one is delivered but not acknowledged, and must be
+        // applied within the ack wait, or JetStream delivers it again (counting towards
+        // `max_attempts`).
+        let queue = (self.spec.batch.max(1) * 2).max(64);
         let mut slots: HashMap<String, usize> = HashMap::new();
         let mut workers: Vec<(mpsc::Sender<jetstream::Message>, JoinHandle<()>)> = Vec::new();
         loop {
