@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "resident_gender",
         sql: include_str!("../migrations/0003_gender.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbox_wake",
+        sql: rz_eventing::OUTBOX_WAKE_SQL,
+    },
 ];
 
 /// Tables a command can change (tests compare their row counts).

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "number_sequences",
         sql: include_str!("../migrations/0005_number_sequences.sql"),
     },
+    Migration {
+        version: 6,
+        name: "outbox_wake",
+        sql: rz_eventing::OUTBOX_WAKE_SQL,
+    },
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {

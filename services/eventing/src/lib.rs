@@ -30,6 +30,9 @@ use async_nats::jetstream;
 
 /// SQL creating the outbox and inbox tables; each service includes it in its own migrations.
 pub const MIGRATION_SQL: &str = include_str!("../migrations/outbox_inbox.sql");
+/// SQL dropping the outbox's NOTIFY trigger (see the file for why); each service runs it after
+/// [`MIGRATION_SQL`], as migration `outbox_wake`.
+pub const OUTBOX_WAKE_SQL: &str = include_str!("../migrations/outbox_wake.sql");
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventingError {

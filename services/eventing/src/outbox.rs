@@ -1,7 +1,16 @@
 //! Writing events in the transaction of the state change they report.
+//!
+//! Writing one also wakes this process's relay ([`crate::relay::OutboxRelay`]), which gives the
+//! transaction a moment to commit and then publishes it. There is deliberately no NOTIFY: inside the
+//! writing transaction it would serialise every commit on the server (see
+//! `migrations/outbox_wake.sql`). Relays of other processes find the row by their poll.
 
 use sqlx::PgConnection;
+use tokio::sync::Notify;
 use uuid::Uuid;
+
+/// Wakes the relay of this process: a row was written (its transaction may not have committed yet).
+pub(crate) static WRITTEN: Notify = Notify::const_new();
 
 use crate::NewEvent;
 
@@ -21,6 +30,7 @@ pub async fn enqueue(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid, 
     .bind(&event.payload)
     .execute(conn)
     .await?;
+    WRITTEN.notify_one();
     Ok(event.id)
 }
 

@@ -3,20 +3,27 @@
 //! Rows are claimed in batches (`FOR UPDATE SKIP LOCKED`, so replicas share the work), published with
 //! their event id as `Nats-Msg-Id` with all acks in flight at once, and marked sent only for the
 //! publishes JetStream acknowledged. A crash between ack and mark republishes the row; JetStream's
-//! duplicate window and the consumers' inbox make that harmless. New rows wake the relay through
-//! `LISTEN rz_outbox`; a short poll covers a lost notification.
+//! duplicate window and the consumers' inbox make that harmless. A row written in this process wakes
+//! the relay at once ([`crate::outbox::enqueue`]); it looks again a few times in quick succession
+//! until the writer's transaction has committed. Rows of other processes (other replicas, or one
+//! that died before its relay ran) are found by a short poll.
 
 use std::time::Duration;
 
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
 use rz_platform::Shutdown;
-use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::EventingError;
 use crate::envelope::headers;
+use crate::outbox::WRITTEN;
+
+/// A woken relay waits this long before it looks (the writer's commit is on its way).
+const SETTLE: Duration = Duration::from_millis(1);
+/// After a wake that found nothing yet, it looks again after these pauses (ms), then polls.
+const CHASE_MS: [u64; 6] = [1, 2, 4, 8, 16, 32];
 
 pub struct OutboxRelay {
     pool: PgPool,
@@ -33,28 +40,24 @@ impl OutboxRelay {
             pool,
             js,
             batch: 512,
-            poll: Duration::from_millis(500),
+            poll: Duration::from_millis(100),
             retention: Duration::from_secs(7 * 24 * 3600),
         }
+    }
+
+    /// How long the relay sleeps when nothing woke it (rows of other processes wait this long).
+    pub fn with_poll(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
     }
 
     /// Runs until `shutdown`; then publishes everything still pending before it returns. Trigger
     /// `shutdown` only once nothing writes to the outbox any more (see [`crate::host::Host`]).
     pub async fn run(self, shutdown: Shutdown) {
-        let mut listener = match PgListener::connect_with(&self.pool).await {
-            Ok(mut l) => match l.listen("rz_outbox").await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox relay cannot LISTEN; polling only");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox relay cannot LISTEN; polling only");
-                None
-            }
-        };
         let mut last_cleanup = tokio::time::Instant::now();
+        // Some(i): a wake found no row yet (its transaction had not committed); look again after
+        // CHASE_MS[i].
+        let mut chase: Option<usize> = None;
         loop {
             if last_cleanup.elapsed() > Duration::from_secs(600) {
                 last_cleanup = tokio::time::Instant::now();
@@ -62,24 +65,37 @@ impl OutboxRelay {
                     tracing::warn!(error = %e, "outbox cleanup failed");
                 }
             }
-            let full = match self.publish_batch().await {
-                Ok(n) => n as i64 == self.batch,
+            let claimed = match self.publish_batch().await {
+                Ok(n) => n as i64,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay batch failed; will retry");
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    false
+                    0
                 }
             };
             if shutdown.is_triggered() {
                 break;
             }
-            if full {
+            if claimed == self.batch {
                 continue;
             }
+            let wait = match chase {
+                Some(i) if claimed == 0 && i < CHASE_MS.len() => {
+                    chase = Some(i + 1);
+                    Duration::from_millis(CHASE_MS[i])
+                }
+                _ => {
+                    chase = None;
+                    self.poll
+                }
+            };
             tokio::select! {
                 _ = shutdown.wait() => break,
-                _ = wait_notification(&mut listener) => {}
-                _ = tokio::time::sleep(self.poll) => {}
+                _ = WRITTEN.notified() => {
+                    chase = Some(0);
+                    tokio::time::sleep(SETTLE).await;
+                }
+                _ = tokio::time::sleep(wait) => {}
             }
         }
         // Everything committed before the shutdown is published before the relay returns.
@@ -172,16 +188,5 @@ impl OutboxRelay {
             "outbox batch"
         );
         Ok(rows.len())
-    }
-}
-
-async fn wait_notification(listener: &mut Option<PgListener>) {
-    match listener {
-        Some(l) => {
-            if l.recv().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        None => std::future::pending::<()>().await,
     }
 }

@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "effects",
         sql: "CREATE TABLE effects (seq BIGSERIAL, event_id UUID NOT NULL, body TEXT NOT NULL)",
     },
+    Migration {
+        version: 3,
+        name: "outbox_wake",
+        sql: rz_eventing::OUTBOX_WAKE_SQL,
+    },
 ];
 
 struct Fixture {
@@ -212,18 +217,37 @@ async fn relay_publishes_with_the_event_id_and_marks_rows_only_after_the_ack() {
         .unwrap();
     assert_eq!(relay.delete_published().await.unwrap(), 1);
 
-    // Running relay: new rows are published promptly after commit (LISTEN/NOTIFY).
+    // Running relay: a row written in this process is published promptly after its commit,
+    // without a NOTIFY (the trigger is gone) and long before the relay's poll.
+    // The relay's poll is an hour here: only the wake can bring the row out in time, and the
+    // writer commits 30 ms after it wrote (the relay must look again until it has).
+    let triggers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox_notify'")
+            .fetch_one(&f.pool)
+            .await
+            .unwrap();
+    assert_eq!(triggers, 0, "no NOTIFY in the writing transaction");
     let shutdown = Shutdown::new();
-    let running =
-        tokio::spawn(OutboxRelay::new(f.pool.clone(), f.js.clone()).run(shutdown.clone()));
-    let mut conn = f.pool.acquire().await.unwrap();
-    outbox::enqueue(&mut conn, &event(&f.ns, "d"))
-        .await
-        .unwrap();
+    let running = tokio::spawn(
+        OutboxRelay::new(f.pool.clone(), f.js.clone())
+            .with_poll(Duration::from_secs(3_600))
+            .run(shutdown.clone()),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut tx = f.pool.begin().await.unwrap();
+    outbox::enqueue(&mut tx, &event(&f.ns, "d")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    tx.commit().await.unwrap();
+    let committed = std::time::Instant::now();
     wait_until("the fourth message", || async {
         stream_messages(&f).await == 4
     })
     .await;
+    assert!(
+        committed.elapsed() < Duration::from_secs(2),
+        "published {:?} after its commit",
+        committed.elapsed()
+    );
     shutdown.trigger();
     running.await.unwrap();
 }

@@ -35,6 +35,8 @@ pub const DELIVERY_HEADER: &str = "x-regiozorg-delivery";
 
 /// How long a woken worker waits for more deliveries before it claims.
 const COALESCE: Duration = Duration::from_millis(5);
+/// After a wake that found nothing yet, the worker looks again after these pauses (ms), then polls.
+const CHASE_MS: [u64; 6] = [1, 2, 4, 8, 16, 32];
 
 /// At most this many successes are recorded by one statement.
 const RECORD_BATCH: usize = 1_024;
@@ -66,9 +68,11 @@ impl DeliveryWorker {
         let lease = i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX);
         let (delivered, recorded) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(record_delivered(self.pool.clone(), recorded));
-        // New deliveries wake the worker at once (NOTIFY at the matcher's commit); the poll stays
-        // as the fallback for retries that fall due and for a lost listener connection.
-        let mut listener = listen(&self.pool).await;
+        // New deliveries written in this process wake the worker at once; the poll stays as the
+        // fallback for retries that fall due and for deliveries matched by another replica.
+        // Some(i): a wake found nothing yet (the matcher's commit was on its way); look again
+        // after CHASE_MS[i].
+        let mut chase: Option<usize> = None;
         while !shutdown.is_triggered() {
             let free = permits.available_permits();
             if free < low {
@@ -88,6 +92,7 @@ impl DeliveryWorker {
             };
             // Fewer than asked for: the queue is drained for now.
             let idle = claimed.len() < free;
+            let nothing = claimed.is_empty();
             for d in claimed {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
@@ -102,23 +107,28 @@ impl DeliveryWorker {
                 });
             }
             if idle {
-                let woken = async {
-                    match listener.as_mut() {
-                        Some(l) => l.recv().await.map(|_| ()),
-                        None => std::future::pending().await,
+                let wait = match chase {
+                    Some(i) if nothing && i < CHASE_MS.len() => {
+                        chase = Some(i + 1);
+                        Duration::from_millis(CHASE_MS[i])
+                    }
+                    _ => {
+                        chase = None;
+                        poll
                     }
                 };
                 tokio::select! {
                     _ = shutdown.wait() => break,
-                    _ = tokio::time::sleep(poll) => self.client.sweep(),
-                    r = woken => match r {
+                    _ = tokio::time::sleep(wait) => {
+                        if chase.is_none() {
+                            self.client.sweep();
+                        }
+                    }
+                    _ = store::DELIVERIES_WRITTEN.notified() => {
                         // A few milliseconds for the deliveries committed right after this one,
                         // so a busy stream is claimed in batches rather than one by one.
-                        Ok(()) => tokio::time::sleep(COALESCE).await,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "delivery listener lost; polling only");
-                            listener = None;
-                        }
+                        chase = Some(0);
+                        tokio::time::sleep(COALESCE).await;
                     }
                 }
             }
@@ -128,24 +138,6 @@ impl DeliveryWorker {
         drop(delivered);
         let _ = recorder.await;
         tracing::info!("delivery worker stopped");
-    }
-}
-
-/// A listener on [`store::DELIVERIES_CHANNEL`], or `None` (polling only) when it cannot connect.
-async fn listen(pool: &PgPool) -> Option<sqlx::postgres::PgListener> {
-    let mut l = match sqlx::postgres::PgListener::connect_with(pool).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(error = %e, "no delivery listener; polling only");
-            return None;
-        }
-    };
-    match l.listen(store::DELIVERIES_CHANNEL).await {
-        Ok(()) => Some(l),
-        Err(e) => {
-            tracing::warn!(error = %e, "no delivery listener; polling only");
-            None
-        }
     }
 }
 

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "letter_dispatch",
         sql: include_str!("../migrations/0005_letter_dispatch.sql"),
     },
+    Migration {
+        version: 6,
+        name: "outbox_wake",
+        sql: rz_eventing::OUTBOX_WAKE_SQL,
+    },
 ];
 
 #[derive(Debug, Clone)]
@@ -649,9 +654,9 @@ pub struct EventToQueue<'a> {
 
 /// Writes one delivery per subscription of the event's provider whose filters match (the rules
 /// of [`crate::webhook::Filters::matches`]: an empty list matches everything; the type by full or
-/// short name; the municipality; any non-empty segment code), and wakes the delivery workers at
-/// this transaction's commit if any was written: one statement per event. An event already
-/// queued for a subscription is not queued again. Returns the deliveries written.
+/// short name; the municipality; any non-empty segment code) in one statement, and wakes this
+/// process's delivery worker if any was written ([`DELIVERIES_WRITTEN`]). An event already queued
+/// for a subscription is not queued again. Returns the deliveries written.
 pub async fn queue_deliveries(
     tx: &mut PgConnection,
     e: &EventToQueue<'_>,
@@ -664,7 +669,7 @@ pub async fn queue_deliveries(
         .collect();
     // Delivery ids are UUIDv7 (time ordered, as `Uuid::now_v7` makes them): the millisecond
     // clock in the first 48 bits of a random UUID, version nibble set to 7.
-    let (written, _woken): (i64, i64) = sqlx::query_as(
+    let written: i64 = sqlx::query_scalar(
         "WITH ins AS (
              INSERT INTO deliveries (id, subscription_id, agb_code, event_id, event_type,
                                      event_subject, body)
@@ -672,7 +677,7 @@ pub async fn queue_deliveries(
                         placing substring(int8send(floor(extract(epoch FROM clock_timestamp())
                                                           * 1000)::bigint) FROM 3)
                         FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid,
-                    s.id, s.agb_code, $2, $3, $5, $9
+                    s.id, s.agb_code, $2, $3, $5, $8
              FROM subscriptions s
              WHERE s.agb_code = $1
                AND (cardinality(s.event_types) = 0 OR s.event_types && ARRAY[$3, $4]::text[])
@@ -681,11 +686,8 @@ pub async fn queue_deliveries(
              ORDER BY s.created_at, s.id
              ON CONFLICT (event_id, subscription_id) DO NOTHING
              RETURNING 1
-         ),
-         woken AS (
-             SELECT pg_notify($8, '') FROM (SELECT 1 FROM ins LIMIT 1) one
          )
-         SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM woken)",
+         SELECT count(*) FROM ins",
     )
     .bind(e.agb_code)
     .bind(e.event_id)
@@ -694,25 +696,21 @@ pub async fn queue_deliveries(
     .bind(e.event_subject)
     .bind(e.municipality)
     .bind(&segments)
-    .bind(DELIVERIES_CHANNEL)
     .bind(e.body)
     .fetch_one(&mut *tx)
     .await?;
+    if written > 0 {
+        DELIVERIES_WRITTEN.notify_one();
+    }
     Ok(u64::try_from(written).unwrap_or(0))
 }
 
-/// Wakes the delivery workers when this transaction commits (PostgreSQL sends a notification
-/// only then, and only once per transaction for the same payload).
-pub async fn announce_deliveries(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(DELIVERIES_CHANNEL)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-/// The LISTEN/NOTIFY channel on which new deliveries are announced.
-pub const DELIVERIES_CHANNEL: &str = "rz_deliveries";
+/// Wakes this process's delivery worker: deliveries were written (their transaction may not have
+/// committed yet; the worker looks again shortly when it finds nothing). There is deliberately no
+/// NOTIFY: inside the matcher's transaction it would take PostgreSQL's server-wide notify lock
+/// through the commit's WAL flush and serialise every such commit on the server. Workers of other
+/// replicas find the deliveries by their poll.
+pub static DELIVERIES_WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Claims up to `limit` due deliveries for `lease_ms`: concurrent claimers skip each other's rows,
 /// and a claim whose holder died expires with its lease.

@@ -22,6 +22,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "register",
         sql: include_str!("../migrations/0002_register.sql"),
     },
+    Migration {
+        version: 3,
+        name: "outbox_wake",
+        sql: rz_eventing::OUTBOX_WAKE_SQL,
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "goals",
         sql: include_str!("../migrations/0003_goals.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbox_wake",
+        sql: rz_eventing::OUTBOX_WAKE_SQL,
+    },
 ];
 
 /// The read model's tables, emptied by a rebuild.
