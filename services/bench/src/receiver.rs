@@ -28,6 +28,9 @@ pub struct Seen {
     pub start_failed: AtomicU64,
 }
 
+/// Receivers started in this process (each gets its own durable consumer).
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
 pub struct ProviderReceiver {
     pub seen: Arc<Seen>,
     task: tokio::task::JoinHandle<()>,
@@ -55,7 +58,12 @@ impl ProviderReceiver {
             .map_err(nats)?;
         let consumer = stream
             .create_consumer(jetstream::consumer::pull::Config {
-                durable_name: Some("bench-provider".into()),
+                // A consumer of its own per run: a second run (the national scale) must not
+                // inherit the first one's position and work through the preload's events first.
+                durable_name: Some(format!(
+                    "bench-provider-{}",
+                    RUNS.fetch_add(1, Ordering::Relaxed)
+                )),
                 filter_subject: format!("{ns}.assignment.*.*.issued"),
                 deliver_policy: jetstream::consumer::DeliverPolicy::New,
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,

@@ -224,7 +224,7 @@ async fn sections(
             &subs,
             ns,
             &reporting_db,
-            loaded,
+            &mut loaded,
             PreloadSpec {
                 first: next_client,
                 ended: extra_ended,
@@ -234,7 +234,7 @@ async fn sections(
         )
         .await
         {
-            Ok(l) => loaded += l.ended,
+            Ok(()) => {}
             Err(err) => {
                 eprintln!("bench: national: {err}");
                 for k in NATIONAL_KEYS {
@@ -287,14 +287,9 @@ async fn profile_end(
     report.detail(key, value);
 }
 
-/// What the national top-up loaded.
-struct NationalLoad {
-    /// Clients of ended contracts among them (handed over later).
-    ended: u64,
-}
-
 /// Tops the region's clients in care up to the national volume, waits until reporting has taken
-/// them in, and measures the care flow again (figures under `national_`).
+/// them in, and measures the care flow again (figures under `national_`). `loaded` (the clients of
+/// ended contracts, for the handover) grows by the top-up's.
 #[allow(clippy::too_many_arguments)]
 async fn national(
     args: &Args,
@@ -303,10 +298,11 @@ async fn national(
     subs: &[flow::Sub],
     ns: &str,
     reporting_db: &str,
-    region_loaded: u64,
+    loaded: &mut u64,
     top_up: PreloadSpec,
     report: &mut Report,
-) -> Result<NationalLoad, BenchError> {
+) -> Result<(), BenchError> {
+    let region_loaded = *loaded;
     eprintln!(
         "bench: national scale: loading {} more clients in care ({} of ended contracts)",
         top_up.ended + top_up.ongoing,
@@ -314,6 +310,7 @@ async fn national(
     );
     let l = preload::bulk(e, subs, &top_up, "national preload").await?;
     report.detail("preload", l.json());
+    *loaded += top_up.ended;
     let started = Instant::now();
     let caught_up = flow::reporting_caught_up(e, Duration::from_secs(3_600)).await?;
     report.detail(
@@ -337,10 +334,7 @@ async fn national(
         moderate_min: if args.quick { 50 } else { 100 },
         client_offset: 100_000,
     };
-    flow::run(e, js, subs, &spec, report).await?;
-    Ok(NationalLoad {
-        ended: top_up.ended,
-    })
+    flow::run(e, js, subs, &spec, report).await
 }
 
 /// RunHandover over every municipality for the preloaded clients; `handover_per_s` is the clients
@@ -351,7 +345,7 @@ async fn handover(
     today: &std::path::Path,
     report: &mut Report,
 ) -> Result<(), BenchError> {
-    eprintln!("bench: handover of the {loaded} preloaded clients");
+    eprintln!("bench: handover of the {loaded} preloaded clients of ended contracts");
     let mut a = AssignmentServiceClient::new(e.assignment.clone());
     // The run happens on its day, 2022-07-01, as in the region's story.
     std::fs::write(today, "2022-07-01\n")?;
