@@ -176,14 +176,7 @@ async fn sections(
         .ok_or_else(|| BenchError::Failed("no reporting database".into()))?;
 
     if args.runs("flow") {
-        let spec = flow::FlowSpec {
-            nats_namespace: ns.to_owned(),
-            reporting_db: reporting_db.clone(),
-            saturation_flows: args.flow_cases,
-            moderate_secs: args.flow_secs,
-            moderate_min: if args.quick { 50 } else { 100 },
-            client_offset: 0,
-        };
+        let spec = flow_spec(args, ns, &reporting_db, 0);
         let profiled = profile_start(args).await;
         if let Err(err) = flow::run(&e, &js, &subs, &spec, report).await {
             eprintln!("bench: flow: {err}");
@@ -256,6 +249,19 @@ async fn sections(
     Ok(())
 }
 
+/// The care flow as `--flow-cases` and `--flow-secs` ask; `client_offset` keeps the residents of
+/// a second run apart from the first's.
+fn flow_spec(args: &Args, ns: &str, reporting_db: &str, client_offset: u32) -> flow::FlowSpec {
+    flow::FlowSpec {
+        nats_namespace: ns.to_owned(),
+        reporting_db: reporting_db.to_owned(),
+        saturation_flows: args.flow_cases,
+        moderate_secs: args.flow_secs,
+        moderate_min: if args.quick { 50 } else { 100 },
+        client_offset,
+    }
+}
+
 /// The file assignment reads its date from.
 fn today_file(args: &Args) -> std::path::PathBuf {
     let dir = std::path::absolute(&args.work_dir).unwrap_or_else(|_| args.work_dir.clone());
@@ -326,14 +332,7 @@ async fn national(
         "clients_in_care",
         (region_loaded + l.imported + l.replayed) as f64,
     );
-    let spec = flow::FlowSpec {
-        nats_namespace: ns.to_owned(),
-        reporting_db: reporting_db.to_owned(),
-        saturation_flows: args.flow_cases,
-        moderate_secs: args.flow_secs,
-        moderate_min: if args.quick { 50 } else { 100 },
-        client_offset: 100_000,
-    };
+    let spec = flow_spec(args, ns, reporting_db, 100_000);
     flow::run(e, js, subs, &spec, report).await
 }
 
