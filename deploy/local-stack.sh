@@ -576,8 +576,10 @@ relocate_pg_if_unreachable() {
     getent passwd "$PG_USER" >/dev/null 2>&1 || return 0
     mkdir -p "$STACK_DIR"
     if [ -L "$PG_DIR" ] || ! runuser -u "$PG_USER" -- test -x "$ROOT"; then
-        local alt
-        alt="/var/tmp/regiozorg-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)/pg"
+        local alt sub=pg
+        # Each named stack of the checkout gets its own data directory.
+        [ "$STACK_NAME" = stack ] || sub="$STACK_NAME-pg"
+        alt="/var/tmp/regiozorg-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)/$sub"
         mkdir -p "$alt"
         chmod o+x "$(dirname "$alt")"
         [ -L "$PG_DIR" ] || { rm -rf "$PG_DIR"; ln -s "$alt" "$PG_DIR"; }
