@@ -19,11 +19,10 @@ use uuid::Uuid;
 use crate::EventingError;
 use crate::envelope::headers;
 use crate::outbox::WRITTEN;
+use crate::wake::Chase;
 
 /// A woken relay waits this long before it looks (the writer's commit is on its way).
 const SETTLE: Duration = Duration::from_millis(1);
-/// After a wake that found nothing yet, it looks again after these pauses (ms), then polls.
-const CHASE_MS: [u64; 6] = [1, 2, 4, 8, 16, 32];
 
 pub struct OutboxRelay {
     pool: PgPool,
@@ -55,9 +54,7 @@ impl OutboxRelay {
     /// `shutdown` only once nothing writes to the outbox any more (see [`crate::host::Host`]).
     pub async fn run(self, shutdown: Shutdown) {
         let mut last_cleanup = tokio::time::Instant::now();
-        // Some(i): a wake found no row yet (its transaction had not committed); look again after
-        // CHASE_MS[i].
-        let mut chase: Option<usize> = None;
+        let mut chase = Chase::default();
         loop {
             if last_cleanup.elapsed() > Duration::from_secs(600) {
                 last_cleanup = tokio::time::Instant::now();
@@ -79,20 +76,11 @@ impl OutboxRelay {
             if claimed == self.batch {
                 continue;
             }
-            let wait = match chase {
-                Some(i) if claimed == 0 && i < CHASE_MS.len() => {
-                    chase = Some(i + 1);
-                    Duration::from_millis(CHASE_MS[i])
-                }
-                _ => {
-                    chase = None;
-                    self.poll
-                }
-            };
+            let wait = chase.wait(claimed == 0, self.poll);
             tokio::select! {
                 _ = shutdown.wait() => break,
                 _ = WRITTEN.notified() => {
-                    chase = Some(0);
+                    chase.woken();
                     tokio::time::sleep(SETTLE).await;
                 }
                 _ = tokio::time::sleep(wait) => {}

@@ -19,6 +19,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
+use rz_eventing::wake::Chase;
 use rz_platform::Shutdown;
 use sqlx::PgPool;
 use tokio::sync::{Semaphore, mpsc};
@@ -35,8 +36,6 @@ pub const DELIVERY_HEADER: &str = "x-regiozorg-delivery";
 
 /// How long a woken worker waits for more deliveries before it claims.
 const COALESCE: Duration = Duration::from_millis(5);
-/// After a wake that found nothing yet, the worker looks again after these pauses (ms), then polls.
-const CHASE_MS: [u64; 6] = [1, 2, 4, 8, 16, 32];
 
 /// At most this many successes are recorded by one statement.
 const RECORD_BATCH: usize = 1_024;
@@ -70,9 +69,9 @@ impl DeliveryWorker {
         let recorder = tokio::spawn(record_delivered(self.pool.clone(), recorded));
         // New deliveries written in this process wake the worker at once; the poll stays as the
         // fallback for retries that fall due and for deliveries matched by another replica.
-        // Some(i): a wake found nothing yet (the matcher's commit was on its way); look again
-        // after CHASE_MS[i].
-        let mut chase: Option<usize> = None;
+        // A wake that finds nothing yet (the matcher's commit was on its way) is looked at again
+        // shortly.
+        let mut chase = Chase::default();
         while !shutdown.is_triggered() {
             let free = permits.available_permits();
             if free < low {
@@ -107,27 +106,18 @@ impl DeliveryWorker {
                 });
             }
             if idle {
-                let wait = match chase {
-                    Some(i) if nothing && i < CHASE_MS.len() => {
-                        chase = Some(i + 1);
-                        Duration::from_millis(CHASE_MS[i])
-                    }
-                    _ => {
-                        chase = None;
-                        poll
-                    }
-                };
+                let wait = chase.wait(nothing, poll);
                 tokio::select! {
                     _ = shutdown.wait() => break,
                     _ = tokio::time::sleep(wait) => {
-                        if chase.is_none() {
+                        if chase.polling() {
                             self.client.sweep();
                         }
                     }
                     _ = store::DELIVERIES_WRITTEN.notified() => {
                         // A few milliseconds for the deliveries committed right after this one,
                         // so a busy stream is claimed in batches rather than one by one.
-                        chase = Some(0);
+                        chase.woken();
                         tokio::time::sleep(COALESCE).await;
                     }
                 }
