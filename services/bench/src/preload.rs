@@ -80,14 +80,16 @@ async fn contracts(
         .collect())
 }
 
-/// Client `n` of `list`: contract, subsegment and municipality spread evenly.
+/// The `pick`-th spread of `list` (contract, subsegment and municipality evenly) for client number
+/// `client`; `None` when that contract's subsegment is not contracted in that municipality.
 fn item(
-    n: u64,
+    pick: u64,
+    client: u64,
     list: &[reg::Contract],
     subs: &[Sub],
     start: &str,
 ) -> Option<asg::ImportAssignmentRequest> {
-    let i = n as usize;
+    let i = pick as usize;
     let c = list.get(i % list.len().max(1))?;
     let round = i / list.len().max(1);
     let code = c.subsegment_codes.get(round % c.subsegment_codes.len())?;
@@ -102,9 +104,9 @@ fn item(
     };
     let p = product(sub, &start, "2023-12-31");
     Some(asg::ImportAssignmentRequest {
-        idempotency_key: format!("bench-import-{n}"),
+        idempotency_key: format!("bench-import-{client}"),
         municipality: m.clone(),
-        bsn: bsn(1_000_000 + n as u32),
+        bsn: bsn(1_000_000 + client as u32),
         client_key: String::new(),
         agb_code: c.agb_code.clone(),
         subsegment_code: sub.code.clone(),
@@ -118,6 +120,39 @@ fn item(
         budget_cents: p.budget_cents,
         started: true,
     })
+}
+
+/// Appends `count` items of `list` starting at spread `pick`, for clients `*next`, `*next + 1`,
+/// ...; a spread that gives no item is skipped (a further one takes its place).
+#[allow(clippy::too_many_arguments)]
+fn take(
+    items: &mut Vec<asg::ImportAssignmentRequest>,
+    count: u64,
+    list: &[reg::Contract],
+    subs: &[Sub],
+    start: &str,
+    mut pick: u64,
+    next: &mut u64,
+    what: &str,
+) -> Result<(), BenchError> {
+    let want = items.len() as u64 + count;
+    let mut misses = 0u64;
+    while (items.len() as u64) < want {
+        match item(pick, *next, list, subs, start) {
+            Some(i) => {
+                items.push(i);
+                *next += 1;
+            }
+            None => misses += 1,
+        }
+        pick += 1;
+        if misses > 10 * count + 1_000 {
+            return Err(BenchError::Failed(format!(
+                "{what} give no importable item"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Loads the existing care of `spec`; `progress` names it in the log.
@@ -143,43 +178,30 @@ pub async fn bulk(
             "no contract runs on after 2022-07-01".into(),
         ));
     }
-    // Client numbers in order; an item whose contract has no usable subsegment is skipped (and a
-    // further number takes its place), so exactly ended + ongoing items are imported.
+    // Exactly ended + ongoing items, for consecutive client numbers from `spec.first`.
     let mut items: Vec<asg::ImportAssignmentRequest> =
         Vec::with_capacity((spec.ended + spec.ongoing) as usize);
     let mut n = spec.first;
-    let mut k = 0u64;
-    let mut misses = 0u64;
-    while (items.len() as u64) < spec.ended {
-        match item(n, &ended, subs, "2021-09-01") {
-            Some(i) => items.push(i),
-            None => misses += 1,
-        }
-        n += 1;
-        if misses > 10 * spec.ended + 1_000 {
-            return Err(BenchError::Failed(
-                "ended contracts give no importable item".into(),
-            ));
-        }
-    }
-    while (items.len() as u64) < spec.ended + spec.ongoing {
-        match item(k, &ongoing, subs, "2022-07-01") {
-            Some(mut i) => {
-                let bsn_n = 1_000_000 + n as u32;
-                i.idempotency_key = format!("bench-import-{n}");
-                i.bsn = bsn(bsn_n);
-                items.push(i);
-                n += 1;
-            }
-            None => misses += 1,
-        }
-        k += 1;
-        if misses > 10 * (spec.ended + spec.ongoing) + 1_000 {
-            return Err(BenchError::Failed(
-                "running contracts give no importable item".into(),
-            ));
-        }
-    }
+    take(
+        &mut items,
+        spec.ended,
+        &ended,
+        subs,
+        "2021-09-01",
+        spec.first,
+        &mut n,
+        "ended contracts",
+    )?;
+    take(
+        &mut items,
+        spec.ongoing,
+        &ongoing,
+        subs,
+        "2022-07-01",
+        0,
+        &mut n,
+        "running contracts",
+    )?;
     let total = items.len() as u64;
     let done = AtomicU64::new(0);
     let first_error = Mutex::new(None::<BenchError>);
