@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_wake",
         sql: rz_eventing::OUTBOX_WAKE_SQL,
     },
+    Migration {
+        version: 5,
+        name: "outbox_vacuum",
+        sql: rz_eventing::OUTBOX_VACUUM_SQL,
+    },
 ];
 
 /// Tables a command can change (tests compare their row counts).

@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_wake",
         sql: rz_eventing::OUTBOX_WAKE_SQL,
     },
+    Migration {
+        version: 7,
+        name: "outbox_vacuum",
+        sql: rz_eventing::OUTBOX_VACUUM_SQL,
+    },
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {

@@ -59,6 +59,28 @@ pub trait Handler: Send + Sync + 'static {
         let _ = events;
         async {}
     }
+
+    /// `true`: the consumer applies the new events of a batch with one [`Handler::handle_batch`]
+    /// call instead of one `handle` call (and one tracing span) per event. Default: `false`.
+    const BATCHES: bool = false;
+
+    /// Applies several new events (in stream order, no duplicates) in the one transaction that
+    /// also records them in the inbox; used when [`Handler::BATCHES`] is set. On failure it names
+    /// the position of the event that failed (any position when it cannot tell, e.g. a statement
+    /// for all of them failed): the consumer then applies the events before it again, settles that
+    /// one with the error as a lone event, and takes the rest again. Default: `handle` for each.
+    fn handle_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [&'a Event],
+    ) -> impl Future<Output = Result<(), (usize, HandleError)>> + Send + 'a {
+        async move {
+            for (k, event) in events.iter().enumerate() {
+                self.handle(tx, event).await.map_err(|e| (k, e))?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// What a consumer reads and how hard it tries.
@@ -494,18 +516,33 @@ impl<H: Handler> EventConsumer<H> {
         .await
         .map_err(BatchError::Transaction)?;
         let mut fresh_ids: std::collections::HashSet<uuid::Uuid> = inserted.into_iter().collect();
-        let mut fresh = Vec::with_capacity(events.len());
-        for (k, event) in events.iter().enumerate() {
-            // The first occurrence of a new id is applied; a repeat within the batch is a duplicate.
-            if !fresh_ids.remove(&event.id) {
-                fresh.push(false);
-                continue;
-            }
-            let span = self.span(event, 0);
-            if let Err(e) = self.handler.handle(&mut tx, event).instrument(span).await {
+        // The first occurrence of a new id is applied; a repeat within the batch is a duplicate.
+        let fresh: Vec<bool> = events.iter().map(|e| fresh_ids.remove(&e.id)).collect();
+        if H::BATCHES {
+            // Positions in `events` of the events handed to the handler.
+            let (at, new): (Vec<usize>, Vec<&Event>) = events
+                .iter()
+                .zip(&fresh)
+                .enumerate()
+                .filter(|(_, (_, f))| **f)
+                .map(|(k, (e, _))| (k, *e))
+                .unzip();
+            if !new.is_empty()
+                && let Err((j, e)) = self.handler.handle_batch(&mut tx, &new).await
+            {
+                let k = at.get(j).or(at.first()).copied().unwrap_or(0);
                 return Err(BatchError::At(k, e));
             }
-            fresh.push(true);
+        } else {
+            for (k, event) in events.iter().enumerate() {
+                if !fresh[k] {
+                    continue;
+                }
+                let span = self.span(event, 0);
+                if let Err(e) = self.handler.handle(&mut tx, event).instrument(span).await {
+                    return Err(BatchError::At(k, e));
+                }
+            }
         }
         tx.commit().await.map_err(BatchError::Transaction)?;
         Ok(fresh)

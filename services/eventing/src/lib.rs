@@ -34,6 +34,10 @@ pub const MIGRATION_SQL: &str = include_str!("../migrations/outbox_inbox.sql");
 /// SQL dropping the outbox's NOTIFY trigger (see the file for why); each service runs it after
 /// [`MIGRATION_SQL`], as migration `outbox_wake`.
 pub const OUTBOX_WAKE_SQL: &str = include_str!("../migrations/outbox_wake.sql");
+/// SQL making autovacuum clean the outbox after a fixed number of changed rows rather than a share of
+/// the table (see the file for why); each service runs it after [`OUTBOX_WAKE_SQL`], as migration
+/// `outbox_vacuum`.
+pub const OUTBOX_VACUUM_SQL: &str = include_str!("../migrations/outbox_vacuum.sql");
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventingError {

@@ -34,6 +34,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "outbox_wake",
         sql: rz_eventing::OUTBOX_WAKE_SQL,
     },
+    Migration {
+        version: 4,
+        name: "outbox_vacuum",
+        sql: rz_eventing::OUTBOX_VACUUM_SQL,
+    },
 ];
 
 struct Fixture {
@@ -424,8 +429,75 @@ async fn a_permanent_failure_is_dead_lettered_without_retries() {
 /// event in the middle of a batch neither loses nor doubles the events around it.
 #[tokio::test]
 async fn a_backlog_is_applied_in_batches_in_order_exactly_once() {
-    let f = fixture().await;
     let recorder = Recorder::default();
+    backlog_in_batches("batches", recorder.clone(), &recorder).await;
+}
+
+/// A handler that applies a batch with one statement ([`Handler::BATCHES`]) and names the failing
+/// event's position, as the webhook matcher does.
+#[derive(Clone, Default)]
+struct BatchRecorder {
+    inner: Recorder,
+    sizes: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Handler for BatchRecorder {
+    const BATCHES: bool = true;
+
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        self.inner.handle(tx, event).await
+    }
+
+    async fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[&Event],
+    ) -> Result<(), (usize, HandleError)> {
+        self.sizes.lock().unwrap().push(events.len());
+        let mut ids = Vec::new();
+        let mut bodies = Vec::new();
+        for (k, e) in events.iter().enumerate() {
+            ids.push(e.id);
+            bodies.push(e.decode::<String>().map_err(|err| (k, err.into()))?);
+        }
+        sqlx::query(
+            "INSERT INTO effects (event_id, body) SELECT * FROM unnest($1::uuid[], $2::text[])",
+        )
+        .bind(&ids)
+        .bind(&bodies)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| (0, e.into()))?;
+        // The failures as `Recorder` has them, after the write (the rollback must undo it).
+        for (k, body) in bodies.iter().enumerate() {
+            let mut fail = self.inner.fail_times.lock().unwrap();
+            if let Some(n) = fail.get_mut(body).filter(|n| **n > 0) {
+                *n -= 1;
+                return Err((k, HandleError::Transient("downstream unavailable".into())));
+            }
+            if self.inner.broken.lock().unwrap().contains(body) {
+                return Err((k, HandleError::Permanent("body is not acceptable".into())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The backlog test with a handler that takes whole batches: the same guarantees, and the
+/// handler really got several events per call.
+#[tokio::test]
+async fn a_batch_handler_gets_the_backlog_in_batches_in_order_exactly_once() {
+    let handler = BatchRecorder::default();
+    backlog_in_batches("whole-batches", handler.clone(), &handler.inner).await;
+    let sizes = handler.sizes.lock().unwrap().clone();
+    assert!(sizes.iter().any(|n| *n > 1), "batch sizes {sizes:?}");
+    assert!(sizes.iter().all(|n| *n <= 32), "batch sizes {sizes:?}");
+}
+
+/// 200 events (one sent twice) already on the stream; `recorder` holds the failures: `b-050`
+/// fails once (transient), `b-120` always (permanent).
+async fn backlog_in_batches<H: Handler + Clone>(name: &str, handler: H, recorder: &Recorder) {
+    let f = fixture().await;
     recorder
         .fail_times
         .lock()
@@ -445,17 +517,11 @@ async fn a_backlog_is_applied_in_batches_in_order_exactly_once() {
         bodies.push(body);
     }
     let shutdown = Shutdown::new();
-    let mut s = spec(&f, "batches");
+    let mut s = spec(&f, name);
     s.batch = 32;
     let task = tokio::spawn(
-        EventConsumer::new(
-            f.js.clone(),
-            f.pool.clone(),
-            f.ns.clone(),
-            s,
-            recorder.clone(),
-        )
-        .run(shutdown.clone()),
+        EventConsumer::new(f.js.clone(), f.pool.clone(), f.ns.clone(), s, handler)
+            .run(shutdown.clone()),
     );
     wait_until("the backlog applied", || async {
         let n: i64 = sqlx::query_scalar("SELECT count(DISTINCT body) FROM effects")
@@ -486,12 +552,12 @@ async fn a_backlog_is_applied_in_batches_in_order_exactly_once() {
     sorted.sort();
     assert_eq!(without_retried, sorted);
     // More than one event per transaction: fewer distinct transaction ids than events.
-    let xids: i64 = sqlx::query_scalar(
-        "SELECT count(DISTINCT xmin::text) FROM inbox WHERE consumer = 'batches'",
-    )
-    .fetch_one(&f.pool)
-    .await
-    .unwrap();
+    let xids: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM inbox WHERE consumer = $1")
+            .bind(name)
+            .fetch_one(&f.pool)
+            .await
+            .unwrap();
     assert!(xids < 100, "{xids} transactions for 199 events");
     shutdown.trigger();
     task.await.unwrap().unwrap();

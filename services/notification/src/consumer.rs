@@ -33,46 +33,84 @@ const PARTITIONS: usize = 6;
 
 pub struct WebhookMatcher;
 
-impl Handler for WebhookMatcher {
-    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        let Some(route) = Route::from_subject(&event.nats_subject) else {
-            return Ok(());
-        };
-        // Providers only get their own events: the provider AGB is the subject token.
-        let Some(agb) = route.agb.as_deref() else {
-            return Ok(());
-        };
-        let payload = webhook::payload(&event.event_type, &event.payload);
-        let body = webhook::render(
-            &CloudEvent {
-                id: event.id,
-                event_type: &event.event_type,
-                source: &event.source,
-                subject: &event.subject,
-                time: event.time,
-            },
-            payload.data,
-            &event.payload,
+/// What the matcher needs of one event: its route (the provider AGB is a subject token) and the
+/// CloudEvent body as it is POSTed. `None`: not an event for a provider.
+struct Rendered<'a> {
+    event: &'a Event,
+    route: Route,
+    segments: Vec<String>,
+    body: String,
+}
+
+fn render(event: &Event) -> Option<Rendered<'_>> {
+    let route = Route::from_subject(&event.nats_subject)?;
+    // Providers only get their own events: the provider AGB is the subject token.
+    route.agb.as_ref()?;
+    let payload = webhook::payload(&event.event_type, &event.payload);
+    let body = webhook::render(
+        &CloudEvent {
+            id: event.id,
+            event_type: &event.event_type,
+            source: &event.source,
+            subject: &event.subject,
+            time: event.time,
+        },
+        payload.data,
+        &event.payload,
+    );
+    Some(Rendered {
+        event,
+        route,
+        segments: payload.segments,
+        body,
+    })
+}
+
+/// Matches the events' providers' subscriptions and writes the deliveries in one statement (the
+/// filters as `Filters::matches` states them), which also wakes the delivery workers.
+async fn queue(tx: &mut PgConnection, events: &[&Event]) -> Result<u64, HandleError> {
+    let rendered: Vec<Rendered<'_>> = events.iter().filter_map(|e| render(e)).collect();
+    let queue: Vec<store::EventToQueue<'_>> = rendered
+        .iter()
+        .filter_map(|r| {
+            Some(store::EventToQueue {
+                agb_code: r.route.agb.as_deref()?,
+                event_id: r.event.id,
+                event_type: &r.event.event_type,
+                short_type: &r.route.event,
+                event_subject: &r.event.subject,
+                municipality: &r.route.municipality,
+                segments: &r.segments,
+                body: &r.body,
+            })
+        })
+        .collect();
+    let queued = store::queue_deliveries(tx, &queue).await?;
+    if queued > 0 {
+        tracing::debug!(
+            events = queue.len(),
+            deliveries = queued,
+            "deliveries queued"
         );
-        // The provider's subscriptions are matched, the deliveries written and the workers woken
-        // in one statement (the filters as `Filters::matches` states them).
-        let queued = store::queue_deliveries(
-            tx,
-            &store::EventToQueue {
-                agb_code: agb,
-                event_id: event.id,
-                event_type: &event.event_type,
-                short_type: &route.event,
-                event_subject: &event.subject,
-                municipality: &route.municipality,
-                segments: &payload.segments,
-                body: &body,
-            },
-        )
-        .await?;
-        if queued > 0 {
-            tracing::debug!(event_id = %event.id, deliveries = queued, "deliveries queued");
-        }
-        Ok(())
+    }
+    Ok(queued)
+}
+
+impl Handler for WebhookMatcher {
+    /// A batch of events is matched by one statement.
+    const BATCHES: bool = true;
+
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        queue(tx, &[event]).await.map(|_| ())
+    }
+
+    /// The statement covers the whole batch, so a failure cannot name an event: it is reported
+    /// at the first one.
+    async fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[&Event],
+    ) -> Result<(), (usize, HandleError)> {
+        queue(tx, events).await.map(|_| ()).map_err(|e| (0, e))
     }
 }

@@ -38,6 +38,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_wake",
         sql: rz_eventing::OUTBOX_WAKE_SQL,
     },
+    Migration {
+        version: 7,
+        name: "outbox_vacuum",
+        sql: rz_eventing::OUTBOX_VACUUM_SQL,
+    },
+    Migration {
+        version: 8,
+        name: "queue_vacuum",
+        sql: include_str!("../migrations/0008_queue_vacuum.sql"),
+    },
 ];
 
 #[derive(Debug, Clone)]
@@ -652,51 +662,81 @@ pub struct EventToQueue<'a> {
     pub body: &'a str,
 }
 
-/// Writes one delivery per subscription of the event's provider whose filters match (the rules
-/// of [`crate::webhook::Filters::matches`]: an empty list matches everything; the type by full or
-/// short name; the municipality; any non-empty segment code) in one statement, and wakes this
-/// process's delivery worker if any was written ([`DELIVERIES_WRITTEN`]). An event already queued
-/// for a subscription is not queued again. Returns the deliveries written.
+/// Writes one delivery per (event, subscription of the event's provider whose filters match) for
+/// all `events` in one statement (the rules of [`crate::webhook::Filters::matches`]: an empty list
+/// matches everything; the type by full or short name; the municipality; any non-empty segment
+/// code), and wakes this process's delivery worker if any was written ([`DELIVERIES_WRITTEN`]). An
+/// event already queued for a subscription is not queued again. Returns the deliveries written.
 pub async fn queue_deliveries(
     tx: &mut PgConnection,
-    e: &EventToQueue<'_>,
+    events: &[EventToQueue<'_>],
 ) -> Result<u64, sqlx::Error> {
-    let segments: Vec<&str> = e
-        .segments
-        .iter()
-        .map(String::as_str)
-        .filter(|s| !s.is_empty())
-        .collect();
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut agbs = Vec::with_capacity(events.len());
+    let mut ids = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut short_types = Vec::with_capacity(events.len());
+    let mut subjects = Vec::with_capacity(events.len());
+    let mut municipalities = Vec::with_capacity(events.len());
+    // Segment codes are letters and digits: one comma-separated text per event (an array of
+    // arrays would have to be rectangular).
+    let mut segments = Vec::with_capacity(events.len());
+    let mut bodies = Vec::with_capacity(events.len());
+    for e in events {
+        agbs.push(e.agb_code);
+        ids.push(e.event_id);
+        types.push(e.event_type);
+        short_types.push(e.short_type);
+        subjects.push(e.event_subject);
+        municipalities.push(e.municipality);
+        segments.push(
+            e.segments
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        bodies.push(e.body);
+    }
     // Delivery ids are UUIDv7 (time ordered, as `Uuid::now_v7` makes them): the millisecond
     // clock in the first 48 bits of a random UUID, version nibble set to 7.
     let written: i64 = sqlx::query_scalar(
-        "WITH ins AS (
+        "WITH ev AS (
+             SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+                 AS e(agb_code, event_id, event_type, short_type, event_subject, municipality,
+                      segments, body, ord)
+         ), ins AS (
              INSERT INTO deliveries (id, subscription_id, agb_code, event_id, event_type,
                                      event_subject, body)
              SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
                         placing substring(int8send(floor(extract(epoch FROM clock_timestamp())
                                                           * 1000)::bigint) FROM 3)
                         FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid,
-                    s.id, s.agb_code, $2, $3, $5, $8
-             FROM subscriptions s
-             WHERE s.agb_code = $1
-               AND (cardinality(s.event_types) = 0 OR s.event_types && ARRAY[$3, $4]::text[])
-               AND (cardinality(s.municipalities) = 0 OR $6 = ANY (s.municipalities))
-               AND (cardinality(s.segments) = 0 OR s.segments && $7::text[])
-             ORDER BY s.created_at, s.id
+                    s.id, s.agb_code, e.event_id, e.event_type, e.event_subject, e.body
+             FROM ev e JOIN subscriptions s ON s.agb_code = e.agb_code
+             WHERE (cardinality(s.event_types) = 0
+                    OR s.event_types && ARRAY[e.event_type, e.short_type])
+               AND (cardinality(s.municipalities) = 0 OR e.municipality = ANY (s.municipalities))
+               AND (cardinality(s.segments) = 0
+                    OR s.segments && string_to_array(e.segments, ','))
+             ORDER BY e.ord, s.created_at, s.id
              ON CONFLICT (event_id, subscription_id) DO NOTHING
              RETURNING 1
          )
          SELECT count(*) FROM ins",
     )
-    .bind(e.agb_code)
-    .bind(e.event_id)
-    .bind(e.event_type)
-    .bind(e.short_type)
-    .bind(e.event_subject)
-    .bind(e.municipality)
+    .bind(&agbs)
+    .bind(&ids)
+    .bind(&types)
+    .bind(&short_types)
+    .bind(&subjects)
+    .bind(&municipalities)
     .bind(&segments)
-    .bind(e.body)
+    .bind(&bodies)
     .fetch_one(&mut *tx)
     .await?;
     if written > 0 {

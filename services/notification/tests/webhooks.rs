@@ -281,6 +281,82 @@ async fn providers_only_get_their_own_events_through_their_filters() {
     app.stop().await;
 }
 
+/// The matcher writes a whole batch of events' deliveries with one statement: the filters hold
+/// per event within it, a provider gets only its own events, and an event already queued is not
+/// queued again.
+#[tokio::test]
+async fn a_batch_of_events_is_matched_per_event_in_one_statement() {
+    use notification::store::{EventToQueue, queue_deliveries};
+    let mut app = spawn_app().await;
+    // Nothing listens there: the deliveries stay in the table to be looked at.
+    let url = |path: &str| format!("http://127.0.0.1:9{path}");
+    app.subscribe(AGB_A, &url("/a-all"), &[], &[], &[]).await;
+    app.subscribe(
+        AGB_A,
+        &url("/a-changed"),
+        &["nl.regiozorg.assignment.changed.v1"],
+        &[],
+        &[],
+    )
+    .await;
+    app.subscribe(AGB_A, &url("/a-0197"), &[], &["0197"], &[])
+        .await;
+    app.subscribe(AGB_A, &url("/a-wmo"), &["changed"], &[], &["WMO"])
+        .await;
+    app.subscribe(AGB_B, &url("/b-all"), &[], &[], &[]).await;
+    let ids: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
+    let (wmo, none) = (vec!["WMO".to_owned(), String::new()], Vec::new());
+    let event = |k: usize, agb, kind, municipality, segments| EventToQueue {
+        agb_code: agb,
+        event_id: ids[k],
+        event_type: if kind == "changed" {
+            "nl.regiozorg.assignment.changed.v1"
+        } else {
+            "nl.regiozorg.assignment.issued.v1"
+        },
+        short_type: kind,
+        event_subject: "0222/1",
+        municipality,
+        segments,
+        body: "{}",
+    };
+    let batch = [
+        event(0, AGB_A, "issued", "0222", &wmo),
+        event(1, AGB_B, "issued", "0222", &none),
+        event(2, AGB_A, "changed", "0197", &wmo),
+        event(3, AGB_A, "changed", "0222", &none),
+    ];
+    let mut tx = app.pool.begin().await.unwrap();
+    // 0 -> a-all; 1 -> b-all; 2 -> a-all, a-changed, a-0197, a-wmo; 3 -> a-all, a-changed.
+    assert_eq!(queue_deliveries(&mut tx, &batch).await.unwrap(), 8);
+    // The same events again (a redelivery): nothing new.
+    assert_eq!(queue_deliveries(&mut tx, &batch).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    let rows: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT d.event_id, s.url FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         ORDER BY d.event_id, s.url",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut want: Vec<(uuid::Uuid, String)> = [
+        (0, "/a-all"),
+        (1, "/b-all"),
+        (2, "/a-0197"),
+        (2, "/a-all"),
+        (2, "/a-changed"),
+        (2, "/a-wmo"),
+        (3, "/a-all"),
+        (3, "/a-changed"),
+    ]
+    .iter()
+    .map(|(k, p)| (ids[*k], url(p)))
+    .collect();
+    want.sort();
+    assert_eq!(rows, want);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn subscriptions_are_validated_idempotent_listed_and_deleted() {
     let mut app = spawn_app().await;

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_wake",
         sql: rz_eventing::OUTBOX_WAKE_SQL,
     },
+    Migration {
+        version: 5,
+        name: "outbox_vacuum",
+        sql: rz_eventing::OUTBOX_VACUUM_SQL,
+    },
 ];
 
 /// The read model's tables, emptied by a rebuild.
