@@ -3,7 +3,8 @@
 //! provider, and the progress against the deadline.
 //!
 //! The run handles each assignment in its own transaction and skips those already replaced, so a
-//! run that stops halfway and a second run give the same result as one clean run. The old
+//! run that stops halfway and a second run give the same result as one clean run. Replacements
+//! run in a few lanes at the same time, one lane per subsegment and municipality. The old
 //! assignment stays active until the new provider reports the start of care on day D; then it ends
 //! on D - 1 (see [`Assigner::report_start`]): never a day without an active provider, never two.
 
@@ -28,6 +29,19 @@ pub struct HandoverOutcome {
     pub newly_arranged: u32,
     pub already_arranged: u32,
     pub not_arranged: u32,
+}
+
+/// Replacements made at the same time in a handover run (each holds a database connection while
+/// its transaction runs; the pool has 16 by default, and decisions keep coming in meanwhile).
+const HANDOVER_LANES: usize = 8;
+
+/// The lane of a subsegment in a municipality (choices for it are serialised anyway, see
+/// [`Assigner::choose`]).
+fn lane(municipality: &str, subsegment: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (municipality, subsegment).hash(&mut h);
+    (h.finish() % HANDOVER_LANES as u64) as usize
 }
 
 enum One {
@@ -74,8 +88,12 @@ impl Assigner {
             let mut conn = self.pool.acquire().await?;
             store::handover_candidates(&mut conn, as_of, municipality).await?
         };
+        // First the cheap part, in order: which assignments need a replacement. The answers
+        // from registration are cached, so this asks it once per provider, subsegment and
+        // municipality.
         let mut cache = ContractCache::default();
         let mut out = HandoverOutcome::default();
+        let mut lanes: Vec<Vec<Assignment>> = vec![Vec::new(); HANDOVER_LANES];
         for a in candidates.into_iter().take(limit.unwrap_or(usize::MAX)) {
             out.examined += 1;
             if cache
@@ -95,6 +113,39 @@ impl Assigner {
                 out.already_arranged += 1;
                 continue;
             }
+            // The replacements for one subsegment in one municipality stay in one lane, in order:
+            // each choice weighs the caseloads the ones before it left (so a run gives the same
+            // result however it is split up), and a client's stacking check sees them.
+            lanes[lane(&a.municipality, &a.subsegment_code)].push(a);
+        }
+        // Then the replacements, in lanes at the same time: each is a client-block fetch, a
+        // transaction and its commit, mostly waiting.
+        let results = futures::future::join_all(
+            lanes
+                .into_iter()
+                .filter(|l| !l.is_empty())
+                .map(|l| self.hand_over_lane(l, as_of, cache.clone())),
+        )
+        .await;
+        for r in results {
+            let o = r?;
+            out.newly_arranged += o.newly_arranged;
+            out.already_arranged += o.already_arranged;
+            out.not_arranged += o.not_arranged;
+        }
+        tracing::info!(%as_of, examined = out.examined, newly = out.newly_arranged, already = out.already_arranged, not_arranged = out.not_arranged, "handover run");
+        Ok(out)
+    }
+
+    /// Replaces the assignments of one lane one after the other.
+    async fn hand_over_lane(
+        &self,
+        lane: Vec<Assignment>,
+        as_of: NaiveDate,
+        mut cache: ContractCache,
+    ) -> Result<HandoverOutcome> {
+        let mut out = HandoverOutcome::default();
+        for a in lane {
             // Each assignment is its own transaction; one that loses a deadlock against the
             // decisions being assigned at the same time is simply run again.
             let mut attempt = 0;
@@ -122,7 +173,6 @@ impl Assigner {
                 Err(e) => return Err(e),
             }
         }
-        tracing::info!(%as_of, examined = out.examined, newly = out.newly_arranged, already = out.already_arranged, not_arranged = out.not_arranged, "handover run");
         Ok(out)
     }
 

@@ -127,7 +127,7 @@ impl RegistrationApi {
     async fn provider(&self, conn: &mut PgConnection, agb: &str) -> ApiResult<ProviderRow> {
         store::get_provider(conn, agb)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("provider {agb} is not registered")))
+            .ok_or_else(|| not_registered(agb))
     }
 
     async fn contract(
@@ -794,10 +794,22 @@ impl RegistrationApi {
         let (s, m, d) = self.where_when(&r.subsegment_code, &r.municipality, &r.date)?;
         let mut conn = self.pool.acquire().await?;
         let rows = store::contracted(&mut conn, &s, &m, d, None).await?;
+        // The providers of all contracts in one statement rather than one per contract.
+        let agbs: Vec<String> = rows.iter().map(|(_, agb, _)| agb.clone()).collect();
+        let found: std::collections::HashMap<String, ProviderRow> =
+            store::get_providers(&mut conn, &agbs)
+                .await?
+                .into_iter()
+                .map(|p| (p.agb_code.clone(), p))
+                .collect();
         let mut providers = Vec::with_capacity(rows.len());
         for (contract_id, agb, budget) in rows {
+            let provider = found
+                .get(&agb)
+                .cloned()
+                .ok_or_else(|| not_registered(&agb))?;
             providers.push(pb::ContractedProvider {
-                provider: Some(provider_pb(self.provider(&mut conn, &agb).await?)),
+                provider: Some(provider_pb(provider)),
                 contract_id: contract_id.to_string(),
                 lumpsum_budget_cents: budget,
             });
@@ -824,6 +836,10 @@ impl RegistrationApi {
             },
         })
     }
+}
+
+fn not_registered(agb: &str) -> ApiError {
+    ApiError::NotFound(format!("provider {agb} is not registered"))
 }
 
 fn key_conflict() -> ApiError {

@@ -133,6 +133,20 @@ pub async fn get_provider(
     row.as_ref().map(provider_from_row).transpose()
 }
 
+/// The registered providers among `agbs`, in no particular order (one statement for all).
+pub async fn get_providers(
+    conn: &mut PgConnection,
+    agbs: &[String],
+) -> Result<Vec<ProviderRow>, sqlx::Error> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{PROVIDER_SELECT} WHERE p.agb_code = ANY($1)"
+    )))
+    .bind(agbs)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(provider_from_row).collect()
+}
+
 pub async fn list_providers(conn: &mut PgConnection) -> Result<Vec<ProviderRow>, sqlx::Error> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "{PROVIDER_SELECT} ORDER BY p.agb_code"
