@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_vacuum",
         sql: rz_eventing::OUTBOX_VACUUM_SQL,
     },
+    Migration {
+        version: 8,
+        name: "caseload_index",
+        sql: include_str!("../migrations/0008_caseload_index.sql"),
+    },
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {
