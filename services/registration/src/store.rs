@@ -124,13 +124,7 @@ pub async fn get_provider(
     conn: &mut PgConnection,
     agb: &str,
 ) -> Result<Option<ProviderRow>, sqlx::Error> {
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "{PROVIDER_SELECT} WHERE p.agb_code = $1"
-    )))
-    .bind(agb)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(provider_from_row).transpose()
+    Ok(get_providers(conn, &[agb.to_owned()]).await?.pop())
 }
 
 /// The registered providers among `agbs`, in no particular order (one statement for all).
