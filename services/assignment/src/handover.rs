@@ -35,6 +35,9 @@ pub struct HandoverOutcome {
 /// its transaction runs; the pool has 16 by default, and decisions keep coming in meanwhile).
 const HANDOVER_LANES: usize = 8;
 
+/// Candidates read per statement in a handover run.
+const CANDIDATE_PAGE: i64 = 5_000;
+
 /// The lane of a subsegment in a municipality (choices for it are serialised anyway, see
 /// [`Assigner::choose`]).
 fn lane(municipality: &str, subsegment: &str) -> usize {
@@ -84,39 +87,32 @@ impl Assigner {
         municipality: Option<&str>,
         limit: Option<usize>,
     ) -> Result<HandoverOutcome> {
-        let candidates = {
-            let mut conn = self.pool.acquire().await?;
-            store::handover_candidates(&mut conn, as_of, municipality).await?
-        };
-        // First the cheap part, in order: which assignments need a replacement. The answers
-        // from registration are cached, so this asks it once per provider, subsegment and
-        // municipality.
+        // First the cheap part, in order and page by page (only the assignments that need a
+        // replacement are kept): which assignments need one. The answers from registration are
+        // cached, so this asks it once per provider, subsegment and municipality.
         let mut cache = ContractCache::default();
         let mut out = HandoverOutcome::default();
         let mut lanes: Vec<Vec<Assignment>> = vec![Vec::new(); HANDOVER_LANES];
-        for a in candidates.into_iter().take(limit.unwrap_or(usize::MAX)) {
-            out.examined += 1;
-            if cache
-                .check(
-                    &self.upstream,
-                    &a.agb_code,
-                    &a.subsegment_code,
-                    &a.municipality,
-                    as_of,
-                )
-                .await?
-                .is_some()
-            {
-                continue;
+        let mut left = limit.unwrap_or(usize::MAX);
+        let mut after: Option<(String, i64)> = None;
+        while left > 0 {
+            let page = {
+                let mut conn = self.pool.acquire().await?;
+                let after = after.as_ref().map(|(m, n)| (m.as_str(), *n));
+                store::handover_candidates(&mut conn, as_of, municipality, after, CANDIDATE_PAGE)
+                    .await?
+            };
+            let Some(last) = page.last() else { break };
+            after = Some((last.municipality.clone(), i64::from(last.number)));
+            let full = page.len() as i64 == CANDIDATE_PAGE;
+            for a in page.into_iter().take(left) {
+                left -= 1;
+                self.sort_candidate(a, as_of, &mut cache, &mut out, &mut lanes)
+                    .await?;
             }
-            if a.replaced_by_number.is_some() {
-                out.already_arranged += 1;
-                continue;
+            if !full {
+                break;
             }
-            // The replacements for one subsegment in one municipality stay in one lane, in order:
-            // each choice weighs the caseloads the ones before it left (so a run gives the same
-            // result however it is split up), and a client's stacking check sees them.
-            lanes[lane(&a.municipality, &a.subsegment_code)].push(a);
         }
         // Then the replacements, in lanes at the same time: each is a client-block fetch, a
         // transaction and its commit, mostly waiting.
@@ -135,6 +131,41 @@ impl Assigner {
         }
         tracing::info!(%as_of, examined = out.examined, newly = out.newly_arranged, already = out.already_arranged, not_arranged = out.not_arranged, "handover run");
         Ok(out)
+    }
+
+    /// Counts a candidate as examined and, if its provider is not contracted on `as_of` and it
+    /// has no replacement yet, puts it in its lane.
+    async fn sort_candidate(
+        &self,
+        a: Assignment,
+        as_of: NaiveDate,
+        cache: &mut ContractCache,
+        out: &mut HandoverOutcome,
+        lanes: &mut [Vec<Assignment>],
+    ) -> Result<()> {
+        out.examined += 1;
+        if cache
+            .check(
+                &self.upstream,
+                &a.agb_code,
+                &a.subsegment_code,
+                &a.municipality,
+                as_of,
+            )
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        if a.replaced_by_number.is_some() {
+            out.already_arranged += 1;
+            return Ok(());
+        }
+        // The replacements for one subsegment in one municipality stay in one lane, in order:
+        // each choice weighs the caseloads the ones before it left (so a run gives the same
+        // result however it is split up), and a client's stacking check sees them.
+        lanes[lane(&a.municipality, &a.subsegment_code)].push(a);
+        Ok(())
     }
 
     /// Replaces the assignments of one lane one after the other.

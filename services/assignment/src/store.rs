@@ -434,20 +434,30 @@ pub async fn active_for_product(
 }
 
 /// Active assignments whose validity reaches `as_of`, in a stable order (the handover's work list).
+/// The next `limit` candidates of a handover after `(municipality, number)` `after` (from the
+/// start with `None`), in that order: a run reads them page by page, so it never holds every
+/// active assignment at once.
 pub async fn handover_candidates(
     conn: &mut PgConnection,
     as_of: NaiveDate,
     municipality: Option<&str>,
+    after: Option<(&str, i64)>,
+    limit: i64,
 ) -> Result<Vec<Assignment>, sqlx::Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments
          WHERE status IN ('issued', 'started')
            AND (valid_until IS NULL OR valid_until >= $1)
            AND ($2::text IS NULL OR municipality = $2)
-         ORDER BY municipality, number"
+           AND ($3::text IS NULL OR (municipality, number) > ($3, $4))
+         ORDER BY municipality, number
+         LIMIT $5"
     )))
     .bind(as_of)
     .bind(municipality)
+    .bind(after.map(|(m, _)| m))
+    .bind(after.map(|(_, n)| n).unwrap_or(0))
+    .bind(limit)
     .fetch_all(conn)
     .await?;
     rows.iter().map(assignment_from_row).collect()

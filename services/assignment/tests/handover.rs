@@ -478,6 +478,30 @@ async fn an_interrupted_handover_gives_the_same_result_as_a_clean_run() {
 
     assert_eq!(state(&app.a).await, state(&clean).await);
 
+    // A run reads the candidates page by page: pages of 2 give the same list as one read.
+    let mut conn = app.a.pool.acquire().await.unwrap();
+    let key = |a: &assignment::domain::Assignment| (a.municipality.clone(), a.number);
+    let all: Vec<_> = assignment::store::handover_candidates(&mut conn, as_of, None, None, 1_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(key)
+        .collect();
+    let mut paged = Vec::new();
+    let mut after: Option<(String, i64)> = None;
+    loop {
+        let from = after.as_ref().map(|(m, n)| (m.as_str(), *n));
+        let page = assignment::store::handover_candidates(&mut conn, as_of, None, from, 2)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.municipality.clone(), i64::from(last.number)));
+        paged.extend(page.iter().map(key));
+    }
+    assert!(all.len() > 4, "{all:?}");
+    assert_eq!(paged, all);
+    drop(conn);
+
     // And a third run changes nothing.
     let before = app.a.snapshot().await;
     let third = app
