@@ -30,13 +30,10 @@ use crate::wake::Chase;
 /// A woken relay waits this long before it looks (the writer's commit is on its way).
 const SETTLE: Duration = Duration::from_millis(1);
 
-/// Claims between full scans look at rows with ids no older than this (an id is made just before
-/// its row is written; a row committed later than this after, or written by a replica whose clock
-/// is behind by more, waits for the next full scan).
-pub const RECENT: Duration = Duration::from_secs(1);
+/// Claims between full scans look at rows with ids no older than this.
+pub const RECENT: Duration = Duration::from_secs(5);
 
-/// How often a claim looks at every pending row (and, while such claims come back full, every
-/// claim: a backlog is drained oldest first).
+/// How often a claim looks at every pending row.
 pub const FULL_SCAN: Duration = Duration::from_secs(5);
 
 pub struct OutboxRelay {
@@ -70,9 +67,6 @@ impl OutboxRelay {
     pub async fn run(self, shutdown: Shutdown) {
         let mut last_cleanup = tokio::time::Instant::now();
         let mut last_full: Option<tokio::time::Instant> = None;
-        // A full scan that came back full: older rows are waiting (a backlog, e.g. after a
-        // restart), so full scans go on until one comes back short.
-        let mut draining = false;
         let mut chase = Chase::default();
         loop {
             if last_cleanup.elapsed() > Duration::from_secs(600) {
@@ -81,7 +75,7 @@ impl OutboxRelay {
                     tracing::warn!(error = %e, "outbox cleanup failed");
                 }
             }
-            let full = draining || last_full.is_none_or(|t| t.elapsed() >= FULL_SCAN);
+            let full = last_full.is_none_or(|t| t.elapsed() >= FULL_SCAN);
             if full {
                 last_full = Some(tokio::time::Instant::now());
             }
@@ -94,9 +88,6 @@ impl OutboxRelay {
                     0
                 }
             };
-            if full {
-                draining = claimed == self.batch;
-            }
             if shutdown.is_triggered() {
                 break;
             }
