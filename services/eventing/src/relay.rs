@@ -7,12 +7,6 @@
 //! the relay at once ([`crate::outbox::enqueue`]); it looks again a few times in quick succession
 //! until the writer's transaction has committed. Rows of other processes (other replicas, or one
 //! that died before its relay ran) are found by a short poll.
-//!
-//! Most claims look only at rows whose id (a UUIDv7, so its time) is at most [`RECENT`] old. A
-//! published row leaves a dead entry in the pending-rows index until a vacuum removes it, and a
-//! claim from the oldest id on walks over all of them: with 180,000 rows imported in minutes, the
-//! claim averaged 1.9 ms. Every [`FULL_SCAN`] (and at the start) a claim looks at all pending rows,
-//! so a row whose transaction committed long after its id was made is published all the same.
 
 use std::time::Duration;
 
@@ -29,12 +23,6 @@ use crate::wake::Chase;
 
 /// A woken relay waits this long before it looks (the writer's commit is on its way).
 const SETTLE: Duration = Duration::from_millis(1);
-
-/// Claims between full scans look at rows with ids no older than this.
-pub const RECENT: Duration = Duration::from_secs(5);
-
-/// How often a claim looks at every pending row.
-pub const FULL_SCAN: Duration = Duration::from_secs(5);
 
 pub struct OutboxRelay {
     pool: PgPool,
@@ -66,7 +54,6 @@ impl OutboxRelay {
     /// `shutdown` only once nothing writes to the outbox any more (see [`crate::host::Host`]).
     pub async fn run(self, shutdown: Shutdown) {
         let mut last_cleanup = tokio::time::Instant::now();
-        let mut last_full: Option<tokio::time::Instant> = None;
         let mut chase = Chase::default();
         loop {
             if last_cleanup.elapsed() > Duration::from_secs(600) {
@@ -75,12 +62,7 @@ impl OutboxRelay {
                     tracing::warn!(error = %e, "outbox cleanup failed");
                 }
             }
-            let full = last_full.is_none_or(|t| t.elapsed() >= FULL_SCAN);
-            if full {
-                last_full = Some(tokio::time::Instant::now());
-            }
-            let since = if full { None } else { Some(RECENT) };
-            let claimed = match self.publish_pending(since).await {
+            let claimed = match self.publish_batch().await {
                 Ok(n) => n as i64,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay batch failed; will retry");
@@ -94,8 +76,7 @@ impl OutboxRelay {
             if claimed == self.batch {
                 continue;
             }
-            // Not beyond the next full scan, whatever the poll.
-            let wait = chase.wait(claimed == 0, self.poll).min(FULL_SCAN);
+            let wait = chase.wait(claimed == 0, self.poll);
             tokio::select! {
                 _ = shutdown.wait() => break,
                 _ = WRITTEN.notified() => {
@@ -137,20 +118,12 @@ impl OutboxRelay {
 
     /// Publishes one batch of pending rows; returns how many were claimed.
     pub async fn publish_batch(&self) -> Result<usize, EventingError> {
-        self.publish_pending(None).await
-    }
-
-    /// Publishes one batch of pending rows whose ids are at most `since` old (all pending rows
-    /// with `None`); returns how many were claimed.
-    pub async fn publish_pending(&self, since: Option<Duration>) -> Result<usize, EventingError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT id, nats_subject, event_type, source, subject, occurred_at, traceparent, payload
-             FROM outbox WHERE published_at IS NULL AND ($2::uuid IS NULL OR id >= $2)
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+             FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.batch)
-        .bind(since.map(v7_floor))
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
@@ -203,25 +176,5 @@ impl OutboxRelay {
             "outbox batch"
         );
         Ok(rows.len())
-    }
-}
-
-/// The smallest UUIDv7 of the moment `age` ago: its first 48 bits are the Unix time in ms.
-fn v7_floor(age: Duration) -> Uuid {
-    let ms = Utc::now().timestamp_millis() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
-    Uuid::from_u128(u128::from(u64::try_from(ms).unwrap_or(0)) << 80)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_floor_sorts_between_older_and_newer_v7_ids() {
-        let old = Uuid::now_v7();
-        std::thread::sleep(Duration::from_millis(20));
-        let floor = v7_floor(Duration::from_millis(10));
-        let new = Uuid::now_v7();
-        assert!(old < floor && floor < new, "{old} {floor} {new}");
     }
 }
