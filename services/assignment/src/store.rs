@@ -433,10 +433,9 @@ pub async fn active_for_product(
     rows.iter().map(assignment_from_row).collect()
 }
 
-/// Active assignments whose validity reaches `as_of`, in a stable order (the handover's work list).
-/// The next `limit` candidates of a handover after `(municipality, number)` `after` (from the
-/// start with `None`), in that order: a run reads them page by page, so it never holds every
-/// active assignment at once.
+/// The handover's work list: the next `limit` active assignments whose validity reaches `as_of`,
+/// in `(municipality, number)` order after `after` (from the start with `None`). A run reads them
+/// page by page, so it never holds every active assignment at once.
 pub async fn handover_candidates(
     conn: &mut PgConnection,
     as_of: NaiveDate,

@@ -115,23 +115,33 @@ impl Handler for Recorder {
             .bind(&body)
             .execute(&mut *tx)
             .await?;
+        match self.failure(&body) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Recorder {
+    /// The failure configured for `body` now, if any (a transient one is used up).
+    fn failure(&self, body: &str) -> Option<HandleError> {
         if let Some(n) = self
             .fail_times
             .lock()
             .unwrap()
-            .get_mut(&body)
+            .get_mut(body)
             .filter(|n| **n > 0)
         {
             *n -= 1;
-            return Err(HandleError::Transient("downstream unavailable".into()));
+            return Some(HandleError::Transient("downstream unavailable".into()));
         }
-        if self.broken.lock().unwrap().contains(&body) {
+        if self.broken.lock().unwrap().iter().any(|b| b == body) {
             if self.permanent.load(Ordering::SeqCst) {
-                return Err(HandleError::Permanent("body is not acceptable".into()));
+                return Some(HandleError::Permanent("body is not acceptable".into()));
             }
-            return Err(HandleError::Transient("still broken".into()));
+            return Some(HandleError::Transient("still broken".into()));
         }
-        Ok(())
+        None
     }
 }
 
@@ -470,13 +480,8 @@ impl Handler for BatchRecorder {
         .map_err(|e| (0, e.into()))?;
         // The failures as `Recorder` has them, after the write (the rollback must undo it).
         for (k, body) in bodies.iter().enumerate() {
-            let mut fail = self.inner.fail_times.lock().unwrap();
-            if let Some(n) = fail.get_mut(body).filter(|n| **n > 0) {
-                *n -= 1;
-                return Err((k, HandleError::Transient("downstream unavailable".into())));
-            }
-            if self.inner.broken.lock().unwrap().contains(body) {
-                return Err((k, HandleError::Permanent("body is not acceptable".into())));
+            if let Some(e) = self.inner.failure(body) {
+                return Err((k, e));
             }
         }
         Ok(())

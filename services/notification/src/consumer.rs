@@ -34,7 +34,7 @@ const PARTITIONS: usize = 6;
 pub struct WebhookMatcher;
 
 /// What the matcher needs of one event: its route (the provider AGB is a subject token) and the
-/// CloudEvent body as it is POSTed. `None`: not an event for a provider.
+/// CloudEvent body as it is POSTed.
 struct Rendered<'a> {
     event: &'a Event,
     route: Route,
@@ -42,6 +42,7 @@ struct Rendered<'a> {
     body: String,
 }
 
+/// `None`: not an event for a provider (nothing is rendered for it).
 fn render(event: &Event) -> Option<Rendered<'_>> {
     let route = Route::from_subject(&event.nats_subject)?;
     // Providers only get their own events: the provider AGB is the subject token.

@@ -11,8 +11,8 @@
 //! receivers drop duplicates (delivery is at least once). The POSTs reuse keep-alive HTTP/1.1
 //! connections (a small pool per receiver origin, `webhooks.max_idle_per_origin`,
 //! `webhooks.idle_timeout_ms`); successes are recorded in batches, each row only under the claim
-//! that sent it. The matcher writes an event's deliveries in one statement and runs one
-//! transaction per provider at a time (partitioned by the AGB token). Failed attempts back off
+//! that sent it. The matcher writes the deliveries of a batch of events in one statement
+//! and runs one transaction per provider at a time (partitioned by the AGB token). Failed attempts back off
 //! exponentially; when the retry budget is spent the delivery fails, an operator alert is raised
 //! and `ReplayDelivery` puts it back.
 //!
