@@ -7,6 +7,7 @@
 //! `make bench` runs it (after a release build) with `DATABASE_URL` and `NATS_URL` of the local
 //! stack. `regiozorg-bench --help` lists the flags (`--only` runs a subset).
 
+mod floor;
 mod flow;
 mod limits;
 mod preload;
@@ -39,13 +40,14 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
 }
 
-const SECTIONS: &[&str] = &["limits", "flow", "webhook", "national", "handover"];
+const SECTIONS: &[&str] = &["limits", "floor", "flow", "webhook", "national", "handover"];
 
 const USAGE: &str =
-    "usage: regiozorg-bench [--only limits,flow,webhook,national,handover] [--out FILE]
+    "usage: regiozorg-bench [--only limits,floor,flow,webhook,national,handover] [--out FILE]
          [--bin-dir DIR] [--work-dir DIR] [--pgbench PATH] [--pgbench-secs N]
          [--js-messages N] [--flow-secs N] [--clients N] [--webhook-events N]
-         [--national-clients N] [--handover-clients N] [--quick]
+         [--national-clients N] [--handover-clients N] [--floor-flows N] [--quick]
+  --floor-flows N       flows of the floor section (default 5000; see floor.rs)
   --clients N           clients in care at region scale (default 20000)
   --national-clients N  clients in care for the national figures (default 1500000)
   --handover-clients N  clients of ended contracts handed over (default 100000 with the
@@ -63,6 +65,7 @@ pub struct Args {
     pub js_messages: u64,
     pub flow_secs: u64,
     pub flow_cases: u32,
+    pub floor_flows: u32,
     pub clients: u64,
     pub national_clients: u64,
     pub handover_clients: u64,
@@ -85,6 +88,7 @@ fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
         js_messages: 200_000,
         flow_secs: 20,
         flow_cases: 1_000,
+        floor_flows: 5_000,
         clients: 20_000,
         national_clients: 1_500_000,
         handover_clients: 100_000,
@@ -109,6 +113,7 @@ fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
                 a.js_messages = 50_000;
                 a.flow_secs = 8;
                 a.flow_cases = 300;
+                a.floor_flows = 2_000;
                 a.clients = 2_000;
                 a.national_clients = 50_000;
                 a.handover_clients = 5_000;
@@ -147,6 +152,10 @@ fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
             "--flow-cases" => {
                 a.flow_cases = u32::try_from(num(k, it.next())?)
                     .map_err(|_| BenchError::Usage("--flow-cases is too large".into()))?
+            }
+            "--floor-flows" => {
+                a.floor_flows = u32::try_from(num(k, it.next())?)
+                    .map_err(|_| BenchError::Usage("--floor-flows is too large".into()))?
             }
             "--keep" => a.keep = true,
             "--env" => {
@@ -246,6 +255,25 @@ async fn main() -> ExitCode {
         report.not_measured("js_publish_per_s", skipped);
     }
 
+    if args.runs("floor") {
+        eprintln!(
+            "bench: the floor of a care flow ({} flows, 64 decisions in flight)",
+            args.floor_flows
+        );
+        let spec = floor::FloorSpec {
+            admin_url: &args.database_url,
+            nats_url: &args.nats_url,
+            flows: args.floor_flows,
+            in_flight: 64,
+        };
+        if let Err(e) = floor::floor(&spec, &mut report).await {
+            eprintln!("bench: floor: {e}");
+            report.not_measured("floor_flows_per_s", &e.to_string());
+        }
+    } else {
+        report.not_measured("floor_flows_per_s", skipped);
+    }
+
     if ["flow", "webhook", "national", "handover"]
         .iter()
         .any(|s| args.runs(s))
@@ -296,6 +324,7 @@ async fn main() -> ExitCode {
         "clients_in_care_requested": args.clients,
         "national_clients_requested": args.runs("national").then_some(args.national_clients),
         "flow_cases": args.flow_cases,
+        "floor_flows": args.runs("floor").then_some(args.floor_flows),
         "extra_env": args.extra_env.iter().map(|(s, kv)| format!("{s}:{kv}")).collect::<Vec<_>>(),
     });
     let json = report.to_json(meta);
@@ -340,6 +369,11 @@ mod tests {
         let a = parse_args(&argv("--only limits,flow --flow-secs 5")).unwrap();
         assert!(a.runs("limits") && a.runs("flow") && !a.runs("webhook"));
         assert_eq!(a.flow_secs, 5);
+        assert!(!a.runs("floor"));
+        let a = parse_args(&argv("--only floor --floor-flows 300")).unwrap();
+        assert!(a.runs("floor") && !a.runs("flow"));
+        assert_eq!(a.floor_flows, 300);
+        assert!(parse_args(&argv("--floor-flows x")).is_err());
         assert!(parse_args(&argv("--only nothing")).is_err());
         assert!(parse_args(&argv("--clients many")).is_err());
         assert!(parse_args(&argv("--flow-secs 0")).is_err());

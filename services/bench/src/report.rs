@@ -17,8 +17,20 @@ pub const FIGURES: &[(&str, &str)] = &[
         "JetStream publishes/s, async acks, file storage",
     ),
     (
+        "floor_flows_per_s",
+        "floor flows/s: the least a flow needs in this shape (floor.rs)",
+    ),
+    (
+        "floor_to_pg_ratio",
+        "floor_flows_per_s / pg_insert_tps (the highest ratio the shape allows)",
+    ),
+    (
         "flows_per_s",
         "care flows/s at saturation (decision -> report)",
+    ),
+    (
+        "flow_to_floor_ratio",
+        "flows_per_s / floor_flows_per_s (how near the product is to the floor)",
     ),
     (
         "flow_to_pg_ratio",
@@ -183,13 +195,27 @@ impl Report {
         self.figures.get(key).copied()
     }
 
-    /// Derives `flow_to_pg_ratio` and gives every figure still missing a reason.
+    /// Derives `flow_to_pg_ratio`, `floor_to_pg_ratio`, `flow_to_floor_ratio` and gives every figure still missing a reason.
     pub fn finish(&mut self) {
         match (self.get("flows_per_s"), self.get("pg_insert_tps")) {
             (Some(f), Some(p)) if p > 0.0 => self.measured("flow_to_pg_ratio", f / p),
             _ => self.not_measured(
                 "flow_to_pg_ratio",
                 "needs both flows_per_s and pg_insert_tps in the same run",
+            ),
+        }
+        match (self.get("floor_flows_per_s"), self.get("pg_insert_tps")) {
+            (Some(f), Some(p)) if p > 0.0 => self.measured("floor_to_pg_ratio", f / p),
+            _ => self.not_measured(
+                "floor_to_pg_ratio",
+                "needs both floor_flows_per_s and pg_insert_tps in the same run",
+            ),
+        }
+        match (self.get("flows_per_s"), self.get("floor_flows_per_s")) {
+            (Some(f), Some(l)) if l > 0.0 => self.measured("flow_to_floor_ratio", f / l),
+            _ => self.not_measured(
+                "flow_to_floor_ratio",
+                "needs both flows_per_s and floor_flows_per_s in the same run",
             ),
         }
         match (self.get("national_flows_per_s"), self.get("flows_per_s")) {
@@ -319,6 +345,15 @@ mod tests {
         assert_eq!(j["flow_to_pg_ratio"], json!(0.25));
         assert!(j["not_measured"].get("flows_per_s").is_none());
         assert_eq!(j["peak_rss_mb"]["assignment"], json!(42.0));
+        assert!(j["not_measured"]["floor_to_pg_ratio"].is_string());
+        let mut r = Report::new();
+        r.measured("pg_insert_tps", 2000.0);
+        r.measured("floor_flows_per_s", 400.0);
+        r.measured("flows_per_s", 100.0);
+        r.finish();
+        let j = r.to_json(json!({}));
+        assert_eq!(j["floor_to_pg_ratio"], json!(0.2));
+        assert_eq!(j["flow_to_floor_ratio"], json!(0.25));
     }
 
     #[test]
