@@ -100,38 +100,103 @@ fn municipality_of(given: &str, event: &Event) -> String {
 
 pub struct AccessHandler;
 
+/// The case of a case event (changed or decided), with its municipality.
+fn case_of(event: &Event) -> Result<Option<(acc::Case, String)>, HandleError> {
+    let (case, m) = match event.event_type.as_str() {
+        CASE_CHANGED => {
+            let e: acc::CaseChanged = event.decode()?;
+            (e.case, e.municipality)
+        }
+        DECISION_GRANTED => {
+            let e: acc::DecisionGranted = event.decode()?;
+            (e.case, e.municipality)
+        }
+        _ => return Ok(None),
+    };
+    Ok(case.map(|c| (c, municipality_of(&m, event))))
+}
+
+/// Case events waiting to be written together: the cases and their products.
+#[derive(Default)]
+struct PendingCases {
+    /// Position in the batch of the first event held.
+    first: Option<usize>,
+    cases: Vec<(facts::CaseFact, chrono::DateTime<chrono::Utc>)>,
+    products: Vec<facts::ProductFact>,
+}
+
+impl PendingCases {
+    fn add(&mut self, k: usize, c: &acc::Case, m: &str, event: &Event) -> Result<(), HandleError> {
+        self.cases
+            .push((facts::case_fact(c, m).map_err(permanent)?, event.time));
+        for p in &c.products {
+            self.products
+                .push(facts::product_fact(p, Some(c), m).map_err(permanent)?);
+        }
+        self.first.get_or_insert(k);
+        Ok(())
+    }
+
+    /// Writes what is held (cases and products are different tables: their order between them
+    /// does not matter).
+    async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), (usize, HandleError)> {
+        let Some(first) = self.first.take() else {
+            return Ok(());
+        };
+        let written = async {
+            store::upsert_cases(tx, &self.cases).await?;
+            store::upsert_products(tx, &self.products).await
+        }
+        .await;
+        self.cases.clear();
+        self.products.clear();
+        written.map_err(|e| (first, HandleError::from(e)))
+    }
+}
+
 impl Handler for AccessHandler {
+    /// A decision per care flow: the cases and products of a batch's decisions are written with
+    /// a statement per table and round; an amendment is applied on its own, in its place.
+    const BATCHES: bool = true;
+
+    async fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[&Event],
+    ) -> Result<(), (usize, HandleError)> {
+        let mut pending = PendingCases::default();
+        for (k, event) in events.iter().enumerate() {
+            if event.event_type == PRODUCT_AMENDED {
+                pending.flush(tx).await?;
+                self.handle(tx, event).await.map_err(|e| (k, e))?;
+                continue;
+            }
+            match case_of(event) {
+                Ok(Some((c, m))) => pending.add(k, &c, &m, event).map_err(|e| (k, e))?,
+                Ok(None) => {}
+                Err(e) => return Err((k, e)),
+            }
+        }
+        pending.flush(tx).await
+    }
+
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        match event.event_type.as_str() {
-            CASE_CHANGED => {
-                let e: acc::CaseChanged = event.decode()?;
-                let m = municipality_of(&e.municipality, event);
-                if let Some(c) = &e.case {
-                    apply_case(tx, c, &m, event).await?;
+        if let Some((c, m)) = case_of(event)? {
+            return apply_case(tx, &c, &m, event).await;
+        }
+        if event.event_type == PRODUCT_AMENDED {
+            let e: acc::ProductAmended = event.decode()?;
+            let m = municipality_of(&e.municipality, event);
+            if let Some(p) = &e.product {
+                let fact = facts::product_fact(p, None, &m).map_err(permanent)?;
+                store::upsert_product(tx, &fact).await?;
+                // scaling down: the product ended earlier than before
+                if e.amendment == acc::Amendment::End as i32
+                    && let Some(end) = fact.period_end
+                {
+                    store::mark_scaled_down(tx, &fact.product_id, end, fact.version).await?;
                 }
             }
-            DECISION_GRANTED => {
-                let e: acc::DecisionGranted = event.decode()?;
-                let m = municipality_of(&e.municipality, event);
-                if let Some(c) = &e.case {
-                    apply_case(tx, c, &m, event).await?;
-                }
-            }
-            PRODUCT_AMENDED => {
-                let e: acc::ProductAmended = event.decode()?;
-                let m = municipality_of(&e.municipality, event);
-                if let Some(p) = &e.product {
-                    let fact = facts::product_fact(p, None, &m).map_err(permanent)?;
-                    store::upsert_product(tx, &fact).await?;
-                    // scaling down: the product ended earlier than before
-                    if e.amendment == acc::Amendment::End as i32
-                        && let Some(end) = fact.period_end
-                    {
-                        store::mark_scaled_down(tx, &fact.product_id, end, fact.version).await?;
-                    }
-                }
-            }
-            _ => {}
         }
         Ok(())
     }
@@ -154,18 +219,52 @@ async fn apply_case(
 
 pub struct AssignmentHandler;
 
+/// The read model's change for an assignment event; `None` for an event of another type.
+fn assignment_change(event: &Event) -> Result<Option<store::AssignmentChange>, HandleError> {
+    if event.event_type != LIFECYCLE {
+        return Ok(None);
+    }
+    let e: asg::AssignmentLifecycle = event.decode()?;
+    let Some(a) = &e.assignment else {
+        return Err(permanent("lifecycle event without its assignment"));
+    };
+    Ok(Some(store::AssignmentChange {
+        fact: facts::assignment_fact(a).map_err(permanent)?,
+        change: e.change,
+        at: event.time,
+    }))
+}
+
 impl Handler for AssignmentHandler {
+    /// Two lifecycle events per care flow (issued, started): a batch is merged with one statement
+    /// per round instead of one per event.
+    const BATCHES: bool = true;
+
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        if event.event_type != LIFECYCLE {
-            return Ok(());
+        if let Some(c) = assignment_change(event)? {
+            store::upsert_assignment(tx, &c.fact, &c.change, c.at).await?;
         }
-        let e: asg::AssignmentLifecycle = event.decode()?;
-        let Some(a) = &e.assignment else {
-            return Err(permanent("lifecycle event without its assignment"));
-        };
-        let fact = facts::assignment_fact(a).map_err(permanent)?;
-        store::upsert_assignment(tx, &fact, &e.change, event.time).await?;
         Ok(())
+    }
+
+    async fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[&Event],
+    ) -> Result<(), (usize, HandleError)> {
+        let mut changes = Vec::with_capacity(events.len());
+        for (k, event) in events.iter().enumerate() {
+            match assignment_change(event) {
+                Ok(Some(c)) => changes.push(c),
+                Ok(None) => {}
+                Err(e) => return Err((k, e)),
+            }
+        }
+        // A database error is not one event's: it is reported at the first, which the consumer
+        // settles as failed (retried alone later) while it takes the rest again.
+        store::upsert_assignments(tx, &changes)
+            .await
+            .map_err(|e| (0, HandleError::from(e)))
     }
 }
 

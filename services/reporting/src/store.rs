@@ -67,12 +67,9 @@ fn merge_set(table: &str, state: &[&str], set_once: &[&str]) -> String {
     parts.join(", ")
 }
 
-pub async fn upsert_case(
-    tx: &mut PgConnection,
-    c: &CaseFact,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let set = merge_set(
+/// How a case event merges into its row: the newer event's state, the first known dates.
+fn case_merge_set() -> String {
+    merge_set(
         "cases",
         &["municipality", "client_key", "law", "status"],
         &[
@@ -83,7 +80,111 @@ pub async fn upsert_case(
             "decision_due",
             "decided_on",
         ],
+    )
+}
+
+/// Merges many case events, in order, with one statement per round (see [`upsert_assignments`]):
+/// the effect of [`upsert_case`] per event.
+pub async fn upsert_cases(
+    tx: &mut PgConnection,
+    cases: &[(CaseFact, DateTime<Utc>)],
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO cases (case_id, municipality, client_key, law, status, reported_on,
+            investigation_due, investigated_on, applied_on, decision_due, decided_on, event_time)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::date[], $7::date[], $8::date[], $9::date[], $10::date[], $11::date[],
+            $12::timestamptz[])
+         ON CONFLICT (case_id) DO UPDATE SET {}",
+        case_merge_set()
     );
+    for round in rounds(cases, |c| c.0.case_id.as_str()) {
+        let text = |f: &dyn Fn(&CaseFact) -> &String| -> Vec<String> {
+            round.iter().map(|c| f(&c.0).clone()).collect()
+        };
+        let date = |f: &dyn Fn(&CaseFact) -> Option<NaiveDate>| -> Vec<Option<NaiveDate>> {
+            round.iter().map(|c| f(&c.0)).collect()
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(text(&|c| &c.case_id))
+            .bind(text(&|c| &c.municipality))
+            .bind(text(&|c| &c.client_key))
+            .bind(text(&|c| &c.law))
+            .bind(text(&|c| &c.status))
+            .bind(date(&|c| c.reported_on))
+            .bind(date(&|c| c.investigation_due))
+            .bind(date(&|c| c.investigated_on))
+            .bind(date(&|c| c.applied_on))
+            .bind(date(&|c| c.decision_due))
+            .bind(date(&|c| c.decided_on))
+            .bind(round.iter().map(|c| c.1).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The columns [`upsert_product`] sets when its version is not older.
+const PRODUCT_SET: &str = "case_id = EXCLUDED.case_id, municipality = EXCLUDED.municipality,
+            client_key = EXCLUDED.client_key, law = EXCLUDED.law,
+            segment_code = EXCLUDED.segment_code, subsegment_code = EXCLUDED.subsegment_code,
+            period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
+            variant = EXCLUDED.variant, budget_cents = EXCLUDED.budget_cents,
+            volume = EXCLUDED.volume, unit = EXCLUDED.unit, frequency = EXCLUDED.frequency,
+            status = EXCLUDED.status, version = EXCLUDED.version, goal = EXCLUDED.goal
+         WHERE EXCLUDED.version >= granted_products.version";
+
+/// Many granted products, in order, with one statement per round (see [`upsert_assignments`]):
+/// the effect of [`upsert_product`] per product.
+pub async fn upsert_products(
+    tx: &mut PgConnection,
+    products: &[ProductFact],
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO granted_products (product_id, case_id, municipality, client_key, law, segment_code,
+            subsegment_code, period_start, period_end, variant, budget_cents, volume, unit, frequency,
+            status, version, goal)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::text[], $7::text[], $8::date[], $9::date[], $10::text[], $11::bigint[],
+            $12::bigint[], $13::text[], $14::text[], $15::text[], $16::bigint[], $17::text[])
+         ON CONFLICT (product_id) DO UPDATE SET {PRODUCT_SET}"
+    );
+    for round in rounds(products, |p| p.product_id.as_str()) {
+        let text = |f: &dyn Fn(&ProductFact) -> &String| -> Vec<String> {
+            round.iter().map(|p| f(p).clone()).collect()
+        };
+        let num =
+            |f: &dyn Fn(&ProductFact) -> i64| -> Vec<i64> { round.iter().map(|p| f(p)).collect() };
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(text(&|p| &p.product_id))
+            .bind(text(&|p| &p.case_id))
+            .bind(text(&|p| &p.municipality))
+            .bind(text(&|p| &p.client_key))
+            .bind(text(&|p| &p.law))
+            .bind(text(&|p| &p.segment_code))
+            .bind(text(&|p| &p.subsegment_code))
+            .bind(round.iter().map(|p| p.period_start).collect::<Vec<_>>())
+            .bind(round.iter().map(|p| p.period_end).collect::<Vec<_>>())
+            .bind(text(&|p| &p.variant))
+            .bind(num(&|p| p.budget_cents))
+            .bind(num(&|p| p.volume))
+            .bind(text(&|p| &p.unit))
+            .bind(text(&|p| &p.frequency))
+            .bind(text(&|p| &p.status))
+            .bind(num(&|p| p.version))
+            .bind(text(&|p| &p.goal))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn upsert_case(
+    tx: &mut PgConnection,
+    c: &CaseFact,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let set = case_merge_set();
     // The SQL joins constant fragments only; every value is a bind parameter.
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO cases (case_id, municipality, client_key, law, status, reported_on,
@@ -110,21 +211,13 @@ pub async fn upsert_case(
 
 /// A granted product: the highest version wins.
 pub async fn upsert_product(tx: &mut PgConnection, p: &ProductFact) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO granted_products (product_id, case_id, municipality, client_key, law, segment_code,
             subsegment_code, period_start, period_end, variant, budget_cents, volume, unit, frequency,
             status, version, goal)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-         ON CONFLICT (product_id) DO UPDATE SET
-            case_id = EXCLUDED.case_id, municipality = EXCLUDED.municipality,
-            client_key = EXCLUDED.client_key, law = EXCLUDED.law,
-            segment_code = EXCLUDED.segment_code, subsegment_code = EXCLUDED.subsegment_code,
-            period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
-            variant = EXCLUDED.variant, budget_cents = EXCLUDED.budget_cents,
-            volume = EXCLUDED.volume, unit = EXCLUDED.unit, frequency = EXCLUDED.frequency,
-            status = EXCLUDED.status, version = EXCLUDED.version, goal = EXCLUDED.goal
-         WHERE EXCLUDED.version >= granted_products.version",
-    )
+         ON CONFLICT (product_id) DO UPDATE SET {PRODUCT_SET}"
+    )))
     .bind(&p.product_id)
     .bind(&p.case_id)
     .bind(&p.municipality)
@@ -168,13 +261,10 @@ pub async fn mark_scaled_down(
 }
 
 /// An assignment's state, by (municipality, number), order-tolerant (see the module docs).
-pub async fn upsert_assignment(
-    tx: &mut PgConnection,
-    a: &AssignmentFact,
-    change: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let set = merge_set(
+/// How an assignment event merges into its row: the newer event's state, the first known date of
+/// start and stop and the first known replacement links.
+fn assignment_merge_set() -> String {
+    merge_set(
         "assignments",
         &[
             "client_key",
@@ -200,7 +290,120 @@ pub async fn upsert_assignment(
             "replaces_number",
             "replaced_by_number",
         ],
+    )
+}
+
+/// An assignment event for [`upsert_assignments`].
+#[derive(Debug, Clone)]
+pub struct AssignmentChange {
+    pub fact: AssignmentFact,
+    pub change: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Merges many assignment events, in order, with one statement per round: a round holds at most
+/// one event per assignment (a multi-row upsert may not touch a row twice), and an assignment's
+/// later events go to later rounds. So the effect is that of [`upsert_assignment`] per event in
+/// order, as each assignment's events keep their order and different assignments are different
+/// rows.
+pub async fn upsert_assignments(
+    tx: &mut PgConnection,
+    changes: &[AssignmentChange],
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO assignments (municipality, number, client_key, agb_code, law, segment_code,
+            subsegment_code, period_start, period_end, variant, volume, unit, frequency, budget_cents,
+            status, assigned_on, started_on, stopped_on, granted_product_id, replaces_number,
+            replaced_by_number, last_change, event_time)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+            $6::text[], $7::text[], $8::date[], $9::date[], $10::text[], $11::bigint[], $12::text[],
+            $13::text[], $14::bigint[], $15::text[], $16::date[], $17::date[], $18::date[],
+            $19::text[], $20::bigint[], $21::bigint[], $22::text[], $23::timestamptz[])
+         ON CONFLICT (municipality, number) DO UPDATE SET {}",
+        assignment_merge_set()
     );
+    for round in rounds(changes, |c| (c.fact.municipality.as_str(), c.fact.number)) {
+        let col = |f: &dyn Fn(&AssignmentChange) -> String| -> Vec<String> {
+            round.iter().map(|c| f(c)).collect()
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(col(&|c| c.fact.municipality.clone()))
+            .bind(round.iter().map(|c| c.fact.number).collect::<Vec<_>>())
+            .bind(col(&|c| c.fact.client_key.clone()))
+            .bind(col(&|c| c.fact.agb_code.clone()))
+            .bind(col(&|c| c.fact.law.clone()))
+            .bind(col(&|c| c.fact.segment_code.clone()))
+            .bind(col(&|c| c.fact.subsegment_code.clone()))
+            .bind(
+                round
+                    .iter()
+                    .map(|c| c.fact.period_start)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(round.iter().map(|c| c.fact.period_end).collect::<Vec<_>>())
+            .bind(col(&|c| c.fact.variant.clone()))
+            .bind(round.iter().map(|c| c.fact.volume).collect::<Vec<_>>())
+            .bind(col(&|c| c.fact.unit.clone()))
+            .bind(col(&|c| c.fact.frequency.clone()))
+            .bind(
+                round
+                    .iter()
+                    .map(|c| c.fact.budget_cents)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(col(&|c| c.fact.status.clone()))
+            .bind(round.iter().map(|c| c.fact.assigned_on).collect::<Vec<_>>())
+            .bind(round.iter().map(|c| c.fact.started_on).collect::<Vec<_>>())
+            .bind(round.iter().map(|c| c.fact.stopped_on).collect::<Vec<_>>())
+            .bind(col(&|c| c.fact.granted_product_id.clone()))
+            .bind(
+                round
+                    .iter()
+                    .map(|c| c.fact.replaces_number)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                round
+                    .iter()
+                    .map(|c| c.fact.replaced_by_number)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(col(&|c| c.change.clone()))
+            .bind(round.iter().map(|c| c.at).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Splits `items` into rounds in which every key occurs at most once, keeping the items of one key
+/// in their order (the n-th item of a key goes to round n).
+pub fn rounds<'a, T, K: Eq + std::hash::Hash>(
+    items: &'a [T],
+    key: impl Fn(&'a T) -> K,
+) -> Vec<Vec<&'a T>> {
+    let mut seen: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Vec<&T>> = Vec::new();
+    for item in items {
+        let n = seen.entry(key(item)).or_insert(0);
+        if out.len() <= *n {
+            out.push(Vec::new());
+        }
+        if let Some(round) = out.get_mut(*n) {
+            round.push(item);
+        }
+        *n += 1;
+    }
+    out
+}
+
+pub async fn upsert_assignment(
+    tx: &mut PgConnection,
+    a: &AssignmentFact,
+    change: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let set = assignment_merge_set();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO assignments (municipality, number, client_key, agb_code, law, segment_code,
             subsegment_code, period_start, period_end, variant, volume, unit, frequency, budget_cents,
@@ -511,4 +714,25 @@ pub fn opt_date(s: &str) -> Result<Option<NaiveDate>, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map(Some)
         .map_err(|e| format!("date `{s}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rounds;
+
+    #[test]
+    fn rounds_hold_a_key_once_and_keep_each_keys_order() {
+        let items = [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("c", 1), ("b", 2)];
+        let r = rounds(&items, |i| i.0);
+        let r: Vec<Vec<(&str, i32)>> = r.iter().map(|x| x.iter().map(|i| **i).collect()).collect();
+        assert_eq!(
+            r,
+            vec![
+                vec![("a", 1), ("b", 1), ("c", 1)],
+                vec![("a", 2), ("b", 2)],
+                vec![("a", 3)],
+            ]
+        );
+        assert!(rounds(&[] as &[(&str, i32)], |i| i.0).is_empty());
+    }
 }

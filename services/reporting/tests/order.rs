@@ -125,6 +125,83 @@ async fn an_assignment_keeps_its_latest_state_whatever_the_order() {
     }
 }
 
+/// The consumer hands a batch to `handle_batch`: one statement per round must leave exactly the
+/// rows that applying the events one by one leaves, whatever the order inside the batch.
+#[tokio::test]
+async fn a_batch_of_assignment_events_merges_as_one_by_one() {
+    let pool = db().await;
+    let t0 = Utc::now();
+    let mut events = Vec::new();
+    for n in 1..=5u32 {
+        let mut a = assignment(asg::AssignmentStatus::Issued);
+        a.number = n;
+        let issued = lifecycle(a.clone(), "issued", t0 + Duration::seconds(i64::from(n)));
+        a.status = asg::AssignmentStatus::Started as i32;
+        a.started_on = format!("2022-07-{:02}", 10 + n);
+        let started = lifecycle(
+            a.clone(),
+            "started",
+            t0 + Duration::seconds(10 + i64::from(n)),
+        );
+        a.replaced_by_number = 100 + n;
+        let changed = lifecycle(a, "changed", t0 + Duration::seconds(20 + i64::from(n)));
+        // Per assignment a different order: in order, reversed, started first.
+        match n % 3 {
+            0 => events.extend([issued, started, changed]),
+            1 => events.extend([changed, started, issued]),
+            _ => events.extend([started, issued, changed]),
+        }
+    }
+    // An event of another type in between is ignored, and an exact repeat merges to nothing new.
+    events.insert(
+        4,
+        event("other.v1", t0, "t.assignment.0222._.other", vec![1, 2]),
+    );
+    events.push(events[0].clone());
+
+    let mut tx = pool.begin().await.unwrap();
+    let refs: Vec<&Event> = events.iter().collect();
+    AssignmentHandler
+        .handle_batch(&mut tx, &refs)
+        .await
+        .map_err(|(k, e)| format!("{k}: {e:?}"))
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let batched = store::load_assignments(&mut conn, None, None)
+        .await
+        .unwrap();
+
+    sqlx::query("TRUNCATE assignments")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for e in &events {
+        apply(&pool, &AssignmentHandler, e).await;
+    }
+    let one_by_one = store::load_assignments(&mut conn, None, None)
+        .await
+        .unwrap();
+    assert_eq!(batched.len(), 5);
+    assert_eq!(format!("{batched:?}"), format!("{one_by_one:?}"));
+    for a in &batched {
+        assert_eq!(a.status, "started");
+        assert_eq!(a.replaced_by_number, Some(100 + a.number));
+    }
+
+    // A lifecycle event that cannot be read is named by its position in the batch.
+    let bad = event(
+        LIFECYCLE,
+        t0,
+        "t.assignment.0222._.lifecycle",
+        vec![0xff, 0xff],
+    );
+    let refs: Vec<&Event> = vec![&events[0], &events[1], &bad, &events[2]];
+    let mut tx = pool.begin().await.unwrap();
+    let err = AssignmentHandler.handle_batch(&mut tx, &refs).await;
+    assert!(matches!(err, Err((2, _))), "{err:?}");
+}
+
 #[tokio::test]
 async fn a_contract_keeps_its_newest_budgets() {
     let pool = db().await;
@@ -239,4 +316,100 @@ async fn a_product_keeps_its_last_early_end_whatever_the_order() {
             Some(d("2022-10-31"))
         )
     );
+}
+
+fn decided(case: &str, product: &str, version: u32, end: &str, at: DateTime<Utc>) -> Event {
+    event(
+        reporting::consumers::DECISION_GRANTED,
+        at,
+        "t.access.0222._.decision_granted",
+        acc::DecisionGranted {
+            case: Some(acc::Case {
+                id: case.into(),
+                client_key: "k".repeat(43),
+                law: types::Law::Jeugdwet as i32,
+                applied_on: "2022-07-01".into(),
+                decided_on: format!("2022-07-{:02}", 1 + version),
+                products: vec![acc::GrantedProduct {
+                    id: product.into(),
+                    case_id: case.into(),
+                    segment_code: "WIO".into(),
+                    subsegment_code: "WIO-PV".into(),
+                    period: Some(types::Period {
+                        start: "2022-07-04".into(),
+                        end: end.into(),
+                    }),
+                    version,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            municipality: "0222".into(),
+        }
+        .encode_to_vec(),
+    )
+}
+
+async fn access_state(pool: &PgPool) -> String {
+    let cases: Vec<(String, String, Option<NaiveDate>)> =
+        sqlx::query_as("SELECT case_id, status, decided_on FROM cases ORDER BY case_id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let products: Vec<(String, i64, Option<NaiveDate>, Option<NaiveDate>)> = sqlx::query_as(
+        "SELECT product_id, version, period_end, scaled_down_to FROM granted_products
+         ORDER BY product_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    format!("{cases:?} {products:?}")
+}
+
+/// Decisions and amendments in one batch: the batch writes what one by one writes, an amendment
+/// taking effect in its place between the decisions.
+#[tokio::test]
+async fn a_batch_of_access_events_writes_what_one_by_one_writes() {
+    let t0 = Utc::now();
+    let events = vec![
+        decided("c2", "p2", 1, "2023-06-30", t0),
+        decided("c1", "p1", 1, "2023-06-30", t0),
+        amended(2, acc::Amendment::End, "2022-11-30"),
+        // a newer decision event of the same case and product after the amendment
+        decided("c1", "p1", 3, "2023-01-31", t0 + Duration::seconds(5)),
+        decided("c3", "p3", 1, "2023-06-30", t0),
+        // the same event twice in a batch (two rounds)
+        decided("c3", "p3", 1, "2023-06-30", t0),
+    ];
+    let refs: Vec<&Event> = events.iter().collect();
+    let batched = db().await;
+    let mut tx = batched.begin().await.unwrap();
+    AccessHandler
+        .handle_batch(&mut tx, &refs)
+        .await
+        .map_err(|(k, e)| format!("{k}: {e:?}"))
+        .unwrap();
+    tx.commit().await.unwrap();
+    let one_by_one = db().await;
+    for e in &events {
+        apply(&one_by_one, &AccessHandler, e).await;
+    }
+    let got = access_state(&batched).await;
+    assert_eq!(got, access_state(&one_by_one).await);
+    assert!(got.contains("\"p1\", 3"), "{got}");
+    assert!(got.contains("\"c3\""), "{got}");
+
+    // A decision that cannot be read is named by its position.
+    let bad = event(
+        reporting::consumers::DECISION_GRANTED,
+        t0,
+        "t.access.0222._.decision_granted",
+        vec![0xff],
+    );
+    let refs: Vec<&Event> = vec![&events[0], &bad];
+    let mut tx = batched.begin().await.unwrap();
+    assert!(matches!(
+        AccessHandler.handle_batch(&mut tx, &refs).await,
+        Err((1, _))
+    ));
 }
