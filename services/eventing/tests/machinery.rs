@@ -703,3 +703,49 @@ async fn partitions_proceed_independently_each_in_order_exactly_once() {
         .unwrap()
         .unwrap();
 }
+
+/// The vacuum starts once `every` rows were finished, not before, and clears the dead entries the
+/// marks left (so a claim no longer walks them).
+#[tokio::test]
+async fn a_queue_table_is_vacuumed_after_every_so_many_finished_rows() {
+    let f = fixture().await;
+    sqlx::query(
+        "INSERT INTO outbox (id, nats_subject, event_type, source, subject, occurred_at, payload)
+         SELECT gen_random_uuid(), 's', 't', 'src', 'x', now(), '\\x00' FROM generate_series(1, 300)",
+    )
+    .execute(&f.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE outbox SET published_at = now()")
+        .execute(&f.pool)
+        .await
+        .unwrap();
+    let vacuums = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT vacuum_count + autovacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'",
+        )
+        .fetch_one(&f.pool)
+        .await
+        .unwrap()
+    };
+    let before = vacuums().await;
+    let vacuum = rz_eventing::vacuum::Vacuum::new(f.pool.clone(), "outbox", 300);
+    vacuum.finished(299);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(vacuums().await, before, "299 of 300: no vacuum yet");
+    vacuum.finished(1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while vacuums().await == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no vacuum after 300 rows"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dead: i64 =
+        sqlx::query_scalar("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'outbox'")
+            .fetch_one(&f.pool)
+            .await
+            .unwrap();
+    assert_eq!(dead, 0);
+}
