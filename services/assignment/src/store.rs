@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "caseload_index",
         sql: include_str!("../migrations/0008_caseload_index.sql"),
     },
+    Migration {
+        version: 9,
+        name: "hot_start",
+        sql: include_str!("../migrations/0009_hot_start.sql"),
+    },
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {
@@ -376,7 +381,7 @@ pub async fn caseloads(
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT agb_code, count(*) FROM assignments
-         WHERE municipality = $1 AND subsegment_code = $2 AND status IN ('issued', 'started')
+         WHERE municipality = $1 AND subsegment_code = $2 AND active
            AND (valid_until IS NULL OR valid_until >= $3)
          GROUP BY agb_code",
     )

@@ -327,3 +327,40 @@ async fn providers_see_only_their_own_assignments() {
     assert_eq!(client.len(), 1);
     assert_eq!(client[0].agb_code, P2);
 }
+
+/// A start of care changes the status from issued to started, which no index names (the caseload
+/// index names `active`): PostgreSQL updates the row in place (HOT), without new index entries.
+#[tokio::test]
+async fn a_start_of_care_is_a_hot_update() {
+    let mut app = spawn_app().await;
+    let a = app
+        .import(&bsn(1), P1, "2022-07-01", "2022-12-31", false)
+        .await
+        .unwrap();
+    let mut tx = app.a.pool.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE assignments SET status = 'started', started_on = '2022-07-04', updated_at = now()
+         WHERE municipality = $1 AND number = $2",
+    )
+    .bind(M)
+    .bind(i64::from(a.number))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let (updated, hot): (i64, i64) = sqlx::query_as(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'assignments'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!((updated, hot), (1, 1), "the start was not a HOT update");
+    let active: bool = sqlx::query_scalar(
+        "SELECT active FROM assignments WHERE municipality = $1 AND number = $2",
+    )
+    .bind(M)
+    .bind(i64::from(a.number))
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert!(active);
+}
