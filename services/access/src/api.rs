@@ -32,6 +32,8 @@ type ApiResult<T> = Result<T, ApiError>;
 pub const CONTEXT: &str = "access";
 /// Granted products ending within this many days of `as_of` are up for reassessment.
 pub const EXPIRING_WITHIN_DAYS: u64 = 8 * 7;
+/// Client keys one `GetClientsForAssignment` call may ask for.
+pub const MAX_CLIENTS_PER_CALL: usize = 500;
 
 impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
@@ -628,8 +630,50 @@ impl AccessApi {
                 ))
             })?;
         tracing::info!(client_key = %key, "client block handed out for an assignment");
-        Ok(pb::AssignmentClient {
-            client_key: key.to_string(),
+        Ok(self.assignment_client(resident))
+    }
+
+    async fn clients_for_assignment(
+        &self,
+        r: pb::GetClientsForAssignmentRequest,
+    ) -> ApiResult<pb::GetClientsForAssignmentResponse> {
+        let mut f = Fields::default();
+        if r.client_keys.len() > MAX_CLIENTS_PER_CALL {
+            f.push(
+                "client_keys",
+                format!("at most {MAX_CLIENTS_PER_CALL} keys per call"),
+            );
+        }
+        let keys: Vec<ClientKey> = r
+            .client_keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| {
+                ClientKey::parse(k.trim())
+                    .map_err(|e| f.push(format!("client_keys[{i}]"), e.rule))
+                    .ok()
+            })
+            .collect();
+        f.finish()?;
+        let mut conn = self.pool.acquire().await?;
+        let residents = store::residents_by_keys(&mut conn, &keys, &self.municipality).await?;
+        tracing::info!(
+            asked = keys.len(),
+            found = residents.len(),
+            "client blocks handed out for assignments"
+        );
+        Ok(pb::GetClientsForAssignmentResponse {
+            clients: residents
+                .into_iter()
+                .map(|r| self.assignment_client(r))
+                .collect(),
+        })
+    }
+
+    /// The client block of the standard's assignment message for a resident.
+    fn assignment_client(&self, resident: Resident) -> pb::AssignmentClient {
+        pb::AssignmentClient {
+            client_key: resident.client_key.to_string(),
             bsn: resident.bsn.to_string(),
             birth_date: resident.birth_date.to_string(),
             family_name: resident.family_name,
@@ -643,7 +687,7 @@ impl AccessApi {
                 city: resident.address.city,
                 municipality: resident.address.municipality.to_string(),
             }),
-        })
+        }
     }
 }
 
@@ -726,5 +770,11 @@ impl AccessService for AccessApi {
         r: Request<pb::GetClientForAssignmentRequest>,
     ) -> Reply<pb::AssignmentClient> {
         reply(self.client_for_assignment(r.into_inner()).await)
+    }
+    async fn get_clients_for_assignment(
+        &self,
+        r: Request<pb::GetClientsForAssignmentRequest>,
+    ) -> Reply<pb::GetClientsForAssignmentResponse> {
+        reply(self.clients_for_assignment(r.into_inner()).await)
     }
 }

@@ -151,6 +151,22 @@ pub async fn resident_by_key(
     row.as_ref().map(|r| resident_from_row(r, own)).transpose()
 }
 
+/// The residents of `keys` (those this municipality knows; in no particular order).
+pub async fn residents_by_keys(
+    conn: &mut PgConnection,
+    keys: &[ClientKey],
+    own: &GemeenteCode,
+) -> Result<Vec<Resident>, sqlx::Error> {
+    let keys: Vec<&str> = keys.iter().map(ClientKey::as_str).collect();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{RESIDENT_SELECT} WHERE client_key = ANY($1)"
+    )))
+    .bind(&keys)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| resident_from_row(r, own)).collect()
+}
+
 // ---- cases ----
 
 pub async fn insert_case(tx: &mut PgConnection, c: &Case) -> Result<(), sqlx::Error> {

@@ -240,6 +240,66 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
         .await
         .unwrap_err();
     assert_invalid(&err, "client_key");
+
+    // Many at once: the known keys' blocks, the unknown key left out.
+    let second = app
+        .client
+        .register_resident(resident_request(&bsn(43), "1980-01-02"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut many = app
+        .client
+        .get_clients_for_assignment(pb::GetClientsForAssignmentRequest {
+            client_keys: vec![
+                r.client_key.clone(),
+                unknown.to_string(),
+                second.client_key.clone(),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .clients;
+    many.sort_by(|a, b| a.client_key.cmp(&b.client_key));
+    let mut expected = vec![client.clone(), {
+        let one = app
+            .client
+            .get_client_for_assignment(pb::GetClientForAssignmentRequest {
+                client_key: second.client_key.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(one.bsn, bsn(43));
+        one
+    }];
+    expected.sort_by(|a, b| a.client_key.cmp(&b.client_key));
+    assert_eq!(many, expected);
+    // A bad key is named by its position; too many keys are refused.
+    let err = app
+        .client
+        .get_clients_for_assignment(pb::GetClientsForAssignmentRequest {
+            client_keys: vec![r.client_key.clone(), b.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "client_keys[1]");
+    let err = app
+        .client
+        .get_clients_for_assignment(pb::GetClientsForAssignmentRequest {
+            client_keys: vec![r.client_key.clone(); 501],
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "client_keys");
+    let none = app
+        .client
+        .get_clients_for_assignment(pb::GetClientsForAssignmentRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.clients.is_empty());
 }
 
 #[tokio::test]

@@ -126,7 +126,8 @@ impl Wanted {
 }
 
 enum Answer {
-    Client(String, String, pb::Client),
+    /// A municipality's client blocks by client key.
+    Clients(String, Vec<(String, pb::Client)>),
     Check(String, String, String, NaiveDate, Option<String>),
     List(String, String, NaiveDate, Vec<(String, i64)>),
     Failed,
@@ -223,15 +224,20 @@ impl Assigner {
     pub async fn prefetch(&self, wanted: Wanted) -> Prefetched {
         let permits = Arc::new(Semaphore::new(PREFETCH_CONCURRENCY));
         let mut calls: JoinSet<Answer> = JoinSet::new();
+        // The clients: one call per municipality for all its keys.
+        let mut keys: HashMap<String, Vec<String>> = HashMap::new();
         for (m, key) in wanted.clients {
+            keys.entry(m).or_default().push(key);
+        }
+        for (m, keys) in keys {
             let (up, permits) = (self.upstream.clone(), permits.clone());
             calls.spawn(async move {
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return Answer::Failed;
                 };
-                match up.client(&m, &key).await {
-                    Ok(ClientLookup::Found(c)) => Answer::Client(m, key, *c),
-                    _ => Answer::Failed,
+                match up.clients(&m, &keys).await {
+                    Ok(found) => Answer::Clients(m, found),
+                    Err(_) => Answer::Failed,
                 }
             });
         }
@@ -262,8 +268,10 @@ impl Assigner {
         let mut p = Prefetched::default();
         while let Some(answer) = calls.join_next().await {
             match answer {
-                Ok(Answer::Client(m, key, c)) => {
-                    p.clients.insert((m, key), c);
+                Ok(Answer::Clients(m, found)) => {
+                    for (key, c) in found {
+                        p.clients.insert((m.clone(), key), c);
+                    }
                 }
                 Ok(Answer::Check(agb, s, m, d, c)) => p.contracts.put_check(&agb, &s, &m, d, c),
                 Ok(Answer::List(s, m, d, l)) => p.contracts.put_list(&s, &m, d, l),

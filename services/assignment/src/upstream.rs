@@ -240,29 +240,64 @@ impl Upstream {
             }))
             .await
         {
-            Ok(r) => {
-                let c = r.into_inner();
-                Ok(ClientLookup::Found(Box::new(pb::Client {
-                    bsn: c.bsn,
-                    birth_date: c.birth_date,
-                    family_name: c.family_name,
-                    given_names: c.given_names,
-                    gender: if c.gender.is_empty() {
-                        "0".to_owned()
-                    } else {
-                        c.gender
-                    },
-                    address: c.address.map(|a| pb::ClientAddress {
-                        street: a.street,
-                        house_number: a.house_number,
-                        postal_code: a.postal_code,
-                        city: a.city,
-                    }),
-                })))
-            }
+            Ok(r) => Ok(ClientLookup::Found(Box::new(client_block(r.into_inner())))),
             Err(s) if s.code() == Code::NotFound => Ok(ClientLookup::Unknown),
             Err(s) => Err(call_error(&format!("access {municipality}"), &s)),
         }
+    }
+
+    /// The client blocks of many clients of one municipality, by client key, with one call per
+    /// [`CLIENTS_PER_CALL`] keys. A key access does not know is missing from the answer; a
+    /// municipality without an access instance gives an empty answer.
+    pub async fn clients(
+        &self,
+        municipality: &str,
+        keys: &[String],
+    ) -> Result<Vec<(String, pb::Client)>> {
+        let Some(access) = self.access.get(municipality) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(CLIENTS_PER_CALL) {
+            let r = access
+                .clone()
+                .get_clients_for_assignment(traced(acc::GetClientsForAssignmentRequest {
+                    client_keys: chunk.to_vec(),
+                }))
+                .await
+                .map_err(|s| call_error(&format!("access {municipality}"), &s))?;
+            out.extend(
+                r.into_inner()
+                    .clients
+                    .into_iter()
+                    .map(|c| (c.client_key.clone(), client_block(c))),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Keys per `GetClientsForAssignment` call (access takes at most 500).
+pub const CLIENTS_PER_CALL: usize = 500;
+
+/// The client block of the standard's message from access' answer.
+fn client_block(c: acc::AssignmentClient) -> pb::Client {
+    pb::Client {
+        bsn: c.bsn,
+        birth_date: c.birth_date,
+        family_name: c.family_name,
+        given_names: c.given_names,
+        gender: if c.gender.is_empty() {
+            "0".to_owned()
+        } else {
+            c.gender
+        },
+        address: c.address.map(|a| pb::ClientAddress {
+            street: a.street,
+            house_number: a.house_number,
+            postal_code: a.postal_code,
+            city: a.city,
+        }),
     }
 }
 

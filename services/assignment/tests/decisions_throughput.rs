@@ -262,6 +262,18 @@ async fn a_failed_prefetch_falls_back_to_the_normal_path() {
     // Applying it again (a redelivery past the inbox) changes nothing.
     apply(&handler, &pool, &ahead).await;
     assert_eq!(assigned(&pool, "p-prefetched").await, 1);
+    // A batch's clients come with one call per municipality: the known ones, not the unknown.
+    app.register_resident(&bsn(302), "2012-05-02").await;
+    let batch = [
+        granted_event(&app.namespace, &key_of(&bsn(301)), "p-b1"),
+        granted_event(&app.namespace, &key_of(&bsn(302)), "p-b2"),
+        granted_event(&app.namespace, &key_of(&bsn(303)), "p-b3"),
+    ];
+    let refs: Vec<&rz_eventing::Event> = batch.iter().collect();
+    assert_eq!(
+        app.a.assigner.prefetch(Wanted::of(&refs)).await.clients(),
+        2
+    );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
