@@ -19,7 +19,6 @@ pub mod host;
 pub mod outbox;
 pub mod relay;
 pub mod subjects;
-pub mod vacuum;
 pub mod wake;
 
 pub use consumer::{ConsumerSpec, EventConsumer, HandleError, Handler};

@@ -19,13 +19,10 @@ use uuid::Uuid;
 use crate::EventingError;
 use crate::envelope::headers;
 use crate::outbox::WRITTEN;
-use crate::vacuum::Vacuum;
 use crate::wake::Chase;
 
 /// A woken relay waits this long before it looks (the writer's commit is on its way).
 const SETTLE: Duration = Duration::from_millis(1);
-/// The relay vacuums the outbox after publishing this many rows (see [`crate::vacuum`]).
-pub const VACUUM_EVERY: u64 = 5_000;
 
 pub struct OutboxRelay {
     pool: PgPool,
@@ -58,7 +55,6 @@ impl OutboxRelay {
     pub async fn run(self, shutdown: Shutdown) {
         let mut last_cleanup = tokio::time::Instant::now();
         let mut chase = Chase::default();
-        let vacuum = Vacuum::new(self.pool.clone(), "outbox", VACUUM_EVERY);
         loop {
             if last_cleanup.elapsed() > Duration::from_secs(600) {
                 last_cleanup = tokio::time::Instant::now();
@@ -67,10 +63,7 @@ impl OutboxRelay {
                 }
             }
             let claimed = match self.publish_batch().await {
-                Ok(n) => {
-                    vacuum.finished(n as u64);
-                    n as i64
-                }
+                Ok(n) => n as i64,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay batch failed; will retry");
                     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -131,19 +131,13 @@ impl DeliveryWorker {
     }
 }
 
-/// Deliveries recorded between two vacuums of `deliveries`.
-const VACUUM_EVERY: u64 = 5_000;
-
 /// Records the successes sent on `rx` until every sender is gone: whatever arrived while the
 /// previous batch was written goes in the next statement. A batch that cannot be written is
 /// tried once more; after that its deliveries are sent again when their lease expires (at least
 /// once).
 async fn record_delivered(pool: PgPool, mut rx: mpsc::UnboundedReceiver<(Uuid, Uuid)>) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
-    // Each claim and each outcome leaves a dead entry in `deliveries_due` (see rz_eventing::vacuum).
-    let vacuum = rz_eventing::vacuum::Vacuum::new(pool.clone(), "deliveries", VACUUM_EVERY);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        vacuum.finished(batch.len() as u64);
         let mut result = store::mark_delivered_many(&pool, &batch).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, deliveries = batch.len(), "cannot record deliveries; trying again");
