@@ -36,7 +36,7 @@ use tonic_health::pb::health_client::HealthClient;
 use uuid::Uuid;
 
 use crate::BenchError;
-use crate::limits::with_database;
+use crate::limits::{bench_stream, with_database};
 use crate::report::Report;
 use crate::stats::rate;
 
@@ -100,17 +100,7 @@ pub async fn floor(spec: &FloorSpec<'_>, report: &mut Report) -> Result<(), Benc
             .connect(&with_database(spec.admin_url, &db))
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        let _ = js.delete_stream(&stream_name).await;
-        let stream = js
-            .create_stream(jetstream::stream::Config {
-                name: stream_name.clone(),
-                subjects: vec![format!("{tag}.>")],
-                storage: jetstream::stream::StorageType::File,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(nats)?;
+        let stream = bench_stream(&js, &tag).await?;
         run(spec, &tag, &pool, &js, &stream).await
     }
     .await;

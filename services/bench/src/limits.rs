@@ -175,16 +175,7 @@ pub async fn jetstream_publish(
     let js = jetstream::new(client.clone());
     let tag = format!("rzbench{}", std::process::id());
     let stream_name = tag.to_ascii_uppercase();
-    let _ = js.delete_stream(&stream_name).await;
-    js.create_stream(jetstream::stream::Config {
-        name: stream_name.clone(),
-        subjects: vec![format!("{tag}.>")],
-        storage: jetstream::stream::StorageType::File,
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| BenchError::Nats(e.to_string()))?;
+    bench_stream(&js, &tag).await?;
     let result = publish_all(&js, &tag, spec).await;
     let deleted = js.delete_stream(&stream_name).await;
     let _ = client.flush().await;
@@ -210,6 +201,25 @@ pub async fn jetstream_publish(
         }),
     );
     Ok(())
+}
+
+/// A file-storage stream of the bench's own for the subjects `<tag>.>`, named `<TAG>` (one left
+/// by an earlier run is replaced), with the outbox relay's duplicate window.
+pub async fn bench_stream(
+    js: &jetstream::Context,
+    tag: &str,
+) -> Result<jetstream::stream::Stream, BenchError> {
+    let name = tag.to_ascii_uppercase();
+    let _ = js.delete_stream(&name).await;
+    js.create_stream(jetstream::stream::Config {
+        name,
+        subjects: vec![format!("{tag}.>")],
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| BenchError::Nats(e.to_string()))
 }
 
 async fn publish_all(
