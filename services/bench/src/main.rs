@@ -77,7 +77,9 @@ pub struct Args {
     pub nats_url: String,
 }
 
-fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
+/// The arguments, with `DATABASE_URL` and `NATS_URL` as given (`main` reads them from the
+/// environment; tests pass their own, so that no test changes the process environment).
+fn parse_args(argv: &[String], database_url: String, nats_url: String) -> Result<Args, BenchError> {
     let mut a = Args {
         only: SECTIONS.iter().map(|s| (*s).to_owned()).collect(),
         out: PathBuf::from("var/bench/result.json"),
@@ -96,8 +98,8 @@ fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
         quick: false,
         extra_env: Vec::new(),
         webhook_events: 20_000,
-        database_url: std::env::var("DATABASE_URL").unwrap_or_default(),
-        nats_url: std::env::var("NATS_URL").unwrap_or_default(),
+        database_url,
+        nats_url,
     };
     let mut it = argv.iter();
     let num = |k: &str, v: Option<&String>| -> Result<u64, BenchError> {
@@ -207,7 +209,11 @@ impl Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let args = match parse_args(&argv) {
+    let args = match parse_args(
+        &argv,
+        std::env::var("DATABASE_URL").unwrap_or_default(),
+        std::env::var("NATS_URL").unwrap_or_default(),
+    ) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("regiozorg-bench: {e}");
@@ -359,13 +365,16 @@ mod tests {
         s.split_whitespace().map(str::to_owned).collect()
     }
 
+    fn parse_args(argv: &[String]) -> Result<Args, BenchError> {
+        super::parse_args(
+            argv,
+            "postgres://x@h:1/postgres".into(),
+            "nats://h:2".into(),
+        )
+    }
+
     #[test]
     fn flags() {
-        // SAFETY: no other test of this binary reads these variables.
-        unsafe {
-            std::env::set_var("DATABASE_URL", "postgres://x@h:1/postgres");
-            std::env::set_var("NATS_URL", "nats://h:2");
-        }
         let a = parse_args(&argv("--only limits,flow --flow-secs 5")).unwrap();
         assert!(a.runs("limits") && a.runs("flow") && !a.runs("webhook"));
         assert_eq!(a.flow_secs, 5);
