@@ -59,6 +59,9 @@ CREATE TABLE inbox (consumer TEXT NOT NULL, event_id UUID NOT NULL,
                     PRIMARY KEY (consumer, event_id));
 ";
 
+/// Rows a relay claim takes at most (as `rz_eventing`'s relay).
+const RELAY_BATCH: usize = 512;
+
 /// Filler so that an event is about as large as the real ones (a few hundred bytes).
 const PADDING: usize = 300;
 
@@ -277,7 +280,7 @@ async fn decide(
 async fn relay(pool: PgPool, js: jetstream::Context, shared: Arc<Shared>) {
     loop {
         let claimed = publish_batch(&pool, &js).await.unwrap_or(0);
-        if claimed < 512 {
+        if claimed < RELAY_BATCH {
             let _ = tokio::time::timeout(Duration::from_millis(100), shared.relay_wake.notified())
                 .await;
         }
@@ -288,8 +291,9 @@ async fn publish_batch(pool: &PgPool, js: &jetstream::Context) -> Result<usize, 
     let mut tx = pool.begin().await?;
     let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
         "SELECT id, subject, payload FROM outbox WHERE published_at IS NULL
-         ORDER BY id LIMIT 512 FOR UPDATE SKIP LOCKED",
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
+    .bind(RELAY_BATCH as i64)
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {

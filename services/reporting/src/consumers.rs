@@ -182,14 +182,16 @@ impl Handler for AccessHandler {
 
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
         if let Some((c, m)) = case_of(event)? {
-            return apply_case(tx, &c, &m, event).await;
+            let mut pending = PendingCases::default();
+            pending.add(0, &c, &m, event)?;
+            return pending.flush(tx).await.map_err(|(_, e)| e);
         }
         if event.event_type == PRODUCT_AMENDED {
             let e: acc::ProductAmended = event.decode()?;
             let m = municipality_of(&e.municipality, event);
             if let Some(p) = &e.product {
                 let fact = facts::product_fact(p, None, &m).map_err(permanent)?;
-                store::upsert_product(tx, &fact).await?;
+                store::upsert_products(tx, std::slice::from_ref(&fact)).await?;
                 // scaling down: the product ended earlier than before
                 if e.amendment == acc::Amendment::End as i32
                     && let Some(end) = fact.period_end
@@ -200,21 +202,6 @@ impl Handler for AccessHandler {
         }
         Ok(())
     }
-}
-
-async fn apply_case(
-    tx: &mut PgConnection,
-    c: &acc::Case,
-    m: &str,
-    event: &Event,
-) -> Result<(), HandleError> {
-    let fact = facts::case_fact(c, m).map_err(permanent)?;
-    store::upsert_case(tx, &fact, event.time).await?;
-    for p in &c.products {
-        let fact = facts::product_fact(p, Some(c), m).map_err(permanent)?;
-        store::upsert_product(tx, &fact).await?;
-    }
-    Ok(())
 }
 
 pub struct AssignmentHandler;
@@ -242,7 +229,7 @@ impl Handler for AssignmentHandler {
 
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
         if let Some(c) = assignment_change(event)? {
-            store::upsert_assignment(tx, &c.fact, &c.change, c.at).await?;
+            store::upsert_assignments(tx, &[c]).await?;
         }
         Ok(())
     }

@@ -83,8 +83,8 @@ fn case_merge_set() -> String {
     )
 }
 
-/// Merges many case events, in order, with one statement per round (see [`upsert_assignments`]):
-/// the effect of [`upsert_case`] per event.
+/// Merges case events, in order, with one statement per round (see [`upsert_assignments`]): the
+/// newer event's state, the first known dates.
 pub async fn upsert_cases(
     tx: &mut PgConnection,
     cases: &[(CaseFact, DateTime<Utc>)],
@@ -124,7 +124,7 @@ pub async fn upsert_cases(
     Ok(())
 }
 
-/// The columns [`upsert_product`] sets when its version is not older.
+/// The columns a granted product's upsert sets when its version is not older.
 const PRODUCT_SET: &str = "case_id = EXCLUDED.case_id, municipality = EXCLUDED.municipality,
             client_key = EXCLUDED.client_key, law = EXCLUDED.law,
             segment_code = EXCLUDED.segment_code, subsegment_code = EXCLUDED.subsegment_code,
@@ -134,8 +134,8 @@ const PRODUCT_SET: &str = "case_id = EXCLUDED.case_id, municipality = EXCLUDED.m
             status = EXCLUDED.status, version = EXCLUDED.version, goal = EXCLUDED.goal
          WHERE EXCLUDED.version >= granted_products.version";
 
-/// Many granted products, in order, with one statement per round (see [`upsert_assignments`]):
-/// the effect of [`upsert_product`] per product.
+/// Granted products, in order, with one statement per round (see [`upsert_assignments`]): the
+/// highest version wins.
 pub async fn upsert_products(
     tx: &mut PgConnection,
     products: &[ProductFact],
@@ -179,68 +179,7 @@ pub async fn upsert_products(
     Ok(())
 }
 
-pub async fn upsert_case(
-    tx: &mut PgConnection,
-    c: &CaseFact,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let set = case_merge_set();
-    // The SQL joins constant fragments only; every value is a bind parameter.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO cases (case_id, municipality, client_key, law, status, reported_on,
-            investigation_due, investigated_on, applied_on, decision_due, decided_on, event_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (case_id) DO UPDATE SET {set}"
-    )))
-    .bind(&c.case_id)
-    .bind(&c.municipality)
-    .bind(&c.client_key)
-    .bind(&c.law)
-    .bind(&c.status)
-    .bind(c.reported_on)
-    .bind(c.investigation_due)
-    .bind(c.investigated_on)
-    .bind(c.applied_on)
-    .bind(c.decision_due)
-    .bind(c.decided_on)
-    .bind(at)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// A granted product: the highest version wins.
-pub async fn upsert_product(tx: &mut PgConnection, p: &ProductFact) -> Result<(), sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO granted_products (product_id, case_id, municipality, client_key, law, segment_code,
-            subsegment_code, period_start, period_end, variant, budget_cents, volume, unit, frequency,
-            status, version, goal)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-         ON CONFLICT (product_id) DO UPDATE SET {PRODUCT_SET}"
-    )))
-    .bind(&p.product_id)
-    .bind(&p.case_id)
-    .bind(&p.municipality)
-    .bind(&p.client_key)
-    .bind(&p.law)
-    .bind(&p.segment_code)
-    .bind(&p.subsegment_code)
-    .bind(p.period_start)
-    .bind(p.period_end)
-    .bind(&p.variant)
-    .bind(p.budget_cents)
-    .bind(p.volume)
-    .bind(&p.unit)
-    .bind(&p.frequency)
-    .bind(&p.status)
-    .bind(p.version)
-    .bind(&p.goal)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// A product ended early by an END amendment (after [`upsert_product`] of the same event): keeps
+/// A product ended early by an END amendment (after [`upsert_products`] of the same event): keeps
 /// the end set by the amendment of the highest version.
 pub async fn mark_scaled_down(
     tx: &mut PgConnection,
@@ -260,7 +199,6 @@ pub async fn mark_scaled_down(
     Ok(())
 }
 
-/// An assignment's state, by (municipality, number), order-tolerant (see the module docs).
 /// How an assignment event merges into its row: the newer event's state, the first known date of
 /// start and stop and the first known replacement links.
 fn assignment_merge_set() -> String {
@@ -301,11 +239,11 @@ pub struct AssignmentChange {
     pub at: DateTime<Utc>,
 }
 
-/// Merges many assignment events, in order, with one statement per round: a round holds at most
-/// one event per assignment (a multi-row upsert may not touch a row twice), and an assignment's
-/// later events go to later rounds. So the effect is that of [`upsert_assignment`] per event in
-/// order, as each assignment's events keep their order and different assignments are different
-/// rows.
+/// An assignment's state, by (municipality, number), order-tolerant (see the module docs). Merges
+/// assignment events, in order, with one statement per round: a round holds at most one event per
+/// assignment (a multi-row upsert may not touch a row twice), and an assignment's later events go
+/// to later rounds. So the effect is that of the events one by one in order, as each assignment's
+/// events keep their order and different assignments are different rows.
 pub async fn upsert_assignments(
     tx: &mut PgConnection,
     changes: &[AssignmentChange],
@@ -395,50 +333,6 @@ pub fn rounds<'a, T, K: Eq + std::hash::Hash>(
         *n += 1;
     }
     out
-}
-
-pub async fn upsert_assignment(
-    tx: &mut PgConnection,
-    a: &AssignmentFact,
-    change: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let set = assignment_merge_set();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO assignments (municipality, number, client_key, agb_code, law, segment_code,
-            subsegment_code, period_start, period_end, variant, volume, unit, frequency, budget_cents,
-            status, assigned_on, started_on, stopped_on, granted_product_id, replaces_number,
-            replaced_by_number, last_change, event_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            $19, $20, $21, $22, $23)
-         ON CONFLICT (municipality, number) DO UPDATE SET {set}"
-    )))
-    .bind(&a.municipality)
-    .bind(a.number)
-    .bind(&a.client_key)
-    .bind(&a.agb_code)
-    .bind(&a.law)
-    .bind(&a.segment_code)
-    .bind(&a.subsegment_code)
-    .bind(a.period_start)
-    .bind(a.period_end)
-    .bind(&a.variant)
-    .bind(a.volume)
-    .bind(&a.unit)
-    .bind(&a.frequency)
-    .bind(a.budget_cents)
-    .bind(&a.status)
-    .bind(a.assigned_on)
-    .bind(a.started_on)
-    .bind(a.stopped_on)
-    .bind(&a.granted_product_id)
-    .bind(a.replaces_number)
-    .bind(a.replaced_by_number)
-    .bind(change)
-    .bind(at)
-    .execute(tx)
-    .await?;
-    Ok(())
 }
 
 /// A contract with its budgets; the newest event wins (budgets included, as a whole).
