@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# make bench: runs regiozorg-bench (release build) against the local stack; it starts the services
+# make bench: runs rz-bench (release build) against the local stack; it starts the services
 # it measures itself (from target/release), prints a table and writes var/bench/result.json.
 #
 # Expects DATABASE_URL and NATS_URL (make bench reads them from var/stack.env). Extra arguments,
-# or BENCH_ARGS, go to regiozorg-bench, e.g.
+# or BENCH_ARGS, go to rz-bench, e.g.
 #   BENCH_ARGS="--only limits" make bench
 #   deploy/bench.sh --only flow,webhook --quick
 set -euo pipefail
@@ -15,13 +15,13 @@ BIN="${BIN:-$ROOT/target/release}"
 : "${DATABASE_URL:?set DATABASE_URL (make bench does)}"
 : "${NATS_URL:?set NATS_URL (make bench does)}"
 
-if [ ! -x "$BIN/regiozorg-bench" ]; then
-    echo "bench: $BIN/regiozorg-bench not built (make bench runs cargo build --release first)" >&2
+if [ ! -x "$BIN/rz-bench" ]; then
+    echo "bench: $BIN/rz-bench not built (make bench runs cargo build --release first)" >&2
     exit 1
 fi
 PGBENCH="$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n1 || true)"
 mkdir -p "$ROOT/var/bench"
 
 # shellcheck disable=SC2086
-exec "$BIN/regiozorg-bench" --bin-dir "$BIN" --work-dir "$ROOT/var/bench" \
+exec "$BIN/rz-bench" --bin-dir "$BIN" --work-dir "$ROOT/var/bench" \
     --out "$ROOT/var/bench/result.json" ${PGBENCH:+--pgbench "$PGBENCH"} ${BENCH_ARGS:-} "$@"

@@ -2,14 +2,14 @@
 # chaos.sh — the fault-injection run (`make chaos`): care flows and a handover while services,
 # nats-server and PostgreSQL are SIGKILLed and restarted; then the invariants are checked.
 #
-# Usage: deploy/chaos.sh [--short] [--seconds N] [--seed N] [other regiozorg-chaos flags]
+# Usage: deploy/chaos.sh [--short] [--seconds N] [--seed N] [other rz-chaos flags]
 #        make chaos [CHAOS_ARGS="--short"]
 #
 #   --short      the short version (one round of faults, about 30 s, 4 municipalities; about a
 #                minute in all on an otherwise idle 2-core machine)
 #   --seconds N  faults for at least N seconds, finishing the round (default 150: 6 rounds)
 #   --seed N     repeat a run's fault schedule (gaps, downtimes, which access; each run prints its seed)
-#   --rate F, --concurrency N, --municipalities M,M, --settle-seconds N: see regiozorg-chaos --help
+#   --rate F, --concurrency N, --municipalities M,M, --settle-seconds N: see rz-chaos --help
 #
 # Environment: BIN (directory of the built binaries, default target/debug), CHAOS_NO_BUILD=1 (do not
 # run `cargo build` first; make chaos builds already).
@@ -18,7 +18,7 @@
 # It starts its OWN PostgreSQL cluster and nats-server (JetStream, file store) under var/chaos/ on
 # free ports, so it can kill and restart them without touching the shared stack (DATABASE_URL and
 # NATS_URL from `make` are not used). Everything it started is stopped at the end, also on failure
-# or ctrl-c. The binary (target/debug/regiozorg-chaos, or $BIN) kills and restarts the services
+# or ctrl-c. The binary (target/debug/rz-chaos, or $BIN) kills and restarts the services
 # itself and calls back into this script (`_pg kill|start`, `_nats kill|start`) for the servers.
 # Exit status: the binary's (non-zero on any invariant violation).
 set -euo pipefail
@@ -189,9 +189,9 @@ PGBIN="$(find_pg_bin)" || die "PostgreSQL binaries not found (deploy/local-stack
 find_nats_bin >/dev/null || die "nats-server not found (deploy/local-stack.sh up installs it)"
 
 if [ -z "${CHAOS_NO_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build -q --bins -p registration -p access -p assignment -p reporting -p notification -p rz-harness) || die "cargo build failed"
+    (cd "$ROOT" && cargo build -q --bins -p registration -p access -p assignment -p reporting -p notification -p rz-chaos) || die "cargo build failed"
 fi
-[ -x "$BIN/regiozorg-chaos" ] || die "$BIN/regiozorg-chaos missing (cargo build --workspace --bins)"
+[ -x "$BIN/rz-chaos" ] || die "$BIN/rz-chaos missing (cargo build --workspace --bins)"
 
 CHILD=""
 cleanup() {
@@ -245,7 +245,7 @@ echo "$NATS_PORT" >"$CHAOS/nats.port"
 nats_start || die "nats-server did not start (log: $CHAOS/nats/nats.log)"
 log "private PostgreSQL on 127.0.0.1:$PG_PORT, nats-server on 127.0.0.1:$NATS_PORT (state under var/chaos/)"
 
-"$BIN/regiozorg-chaos" \
+"$BIN/rz-chaos" \
     --bin-dir "$BIN" --run-dir "$CHAOS/run" \
     --database-url "postgres://postgres@127.0.0.1:$PG_PORT/postgres" \
     --nats-url "nats://127.0.0.1:$NATS_PORT" \

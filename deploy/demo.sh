@@ -135,7 +135,7 @@ REP="http://127.0.0.1:$(cat "$DEMO/reporting.port")"
 
 # The provider systems: one simulator answering every provider's assignments with a start of care.
 stop provider-sim
-NATS_URL="$NATS_URL" setsid nohup "$BIN/provider-sim" --endpoint "$ASG" --late-start-every 20 >"$DEMO/provider-sim.log" 2>&1 </dev/null &
+NATS_URL="$NATS_URL" setsid nohup "$BIN/rz-provider-sim" --endpoint "$ASG" --late-start-every 20 >"$DEMO/provider-sim.log" 2>&1 </dev/null &
 echo $! >"$DEMO/provider-sim.pid"
 echo "  provider-sim answering assignments (log: var/demo/provider-sim.log)"
 
@@ -150,7 +150,7 @@ DEMO_ARGS=()
 for m in $MUNICIPALITIES; do
     DEMO_ARGS+=(--access "$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
 done
-RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/regiozorg-demo" --registration "$REG" --assignment "$ASG" --reporting "$REP" --clock-file "$CLOCK" --notification "$NTF" \
+RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/rz-demo" --registration "$REG" --assignment "$ASG" --reporting "$REP" --clock-file "$CLOCK" --notification "$NTF" \
     --reports-dir "$DEMO/reports" --messages-dir "$DEMO/messages" "${DEMO_ARGS[@]}" \
     | tee "$DEMO/care-flow.txt"
 

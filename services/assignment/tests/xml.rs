@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-#[path = "../../istandaarden/tests/common/mod.rs"]
+#[path = "../../lib/istandaarden/tests/common/mod.rs"]
 mod ist;
 
 use std::collections::HashSet;

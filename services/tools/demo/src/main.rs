@@ -1,0 +1,496 @@
+//! `rz-demo --registration URL --assignment URL --reporting URL --access CODE=URL ...`
+//!
+//! Plays the region's second half of 2022 through the services' public gRPC APIs, as
+//! municipalities, GPs and providers would (see [`season`]): the existing care of the providers
+//! whose contracts ended on 30 June 2022 is loaded, residents of all eight municipalities report
+//! needs and get decisions week by week in every segment and financing variant, GPs refer children
+//! to youth providers, some decisions are refused or changed later, and the handover moves every
+//! client of a provider without a new contract. Time is compressed: the demo moves the services'
+//! clock (`--clock-file`, read by access and assignment) a week at a time. It ends with a readable
+//! report from the reporting read model ([`report`]), CSV exports and the providers' messages as
+//! iStandaarden XML.
+
+mod lag;
+mod people;
+mod report;
+mod season;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use futures::{StreamExt, stream};
+use rz_proto::access::v1 as acc;
+use rz_proto::access::v1::access_service_client::AccessServiceClient;
+use rz_proto::assignment::v1 as asg;
+use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use rz_proto::notification::v1::notification_service_client::NotificationServiceClient;
+use rz_proto::registration::v1 as reg;
+use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
+use rz_proto::types::v1 as types;
+use tonic::transport::Channel;
+
+type Result<T> = std::result::Result<T, String>;
+
+struct Args {
+    registration: String,
+    assignment: String,
+    reporting: String,
+    notification: String,
+    reports_dir: String,
+    messages_dir: String,
+    clock_file: String,
+    access: BTreeMap<String, String>,
+    secret: String,
+    clients_per_old_provider: u32,
+    requests_per_week: u32,
+    referrals_per_week: u32,
+}
+
+const USAGE: &str = "usage: RZ_CLIENT_KEY_SECRET=... rz-demo --registration URL --assignment URL --reporting URL --clock-file PATH --access CODE=URL... [--notification URL] [--reports-dir DIR] [--messages-dir DIR] [--requests-per-week N] [--referrals-per-week N] [--clients-per-old-provider N]";
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        registration: String::new(),
+        assignment: String::new(),
+        reporting: String::new(),
+        notification: String::new(),
+        reports_dir: "var/demo/reports".into(),
+        messages_dir: "var/demo/messages".into(),
+        clock_file: String::new(),
+        access: BTreeMap::new(),
+        secret: std::env::var("RZ_CLIENT_KEY_SECRET").unwrap_or_default(),
+        clients_per_old_provider: 8,
+        requests_per_week: 110,
+        referrals_per_week: 12,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    let number = |k: &str, v: &str| -> Result<u32> {
+        v.parse()
+            .map_err(|_| format!("{k}: `{v}` is not a whole number"))
+    };
+    while let Some(k) = it.next() {
+        let v = it.next().ok_or_else(|| format!("{k} needs a value"))?;
+        match k.as_str() {
+            "--registration" => a.registration = v.clone(),
+            "--assignment" => a.assignment = v.clone(),
+            "--reporting" => a.reporting = v.clone(),
+            "--notification" => a.notification = v.clone(),
+            "--reports-dir" => a.reports_dir = v.clone(),
+            "--messages-dir" => a.messages_dir = v.clone(),
+            "--clock-file" => a.clock_file = v.clone(),
+            "--access" => {
+                let (code, url) = v.split_once('=').ok_or("--access takes CODE=URL")?;
+                a.access.insert(code.to_owned(), url.to_owned());
+            }
+            "--clients-per-old-provider" => a.clients_per_old_provider = number(k, v)?,
+            "--requests-per-week" => a.requests_per_week = number(k, v)?,
+            "--referrals-per-week" => a.referrals_per_week = number(k, v)?,
+            _ => return Err(format!("unknown argument {k}\n{USAGE}")),
+        }
+    }
+    if a.registration.is_empty()
+        || a.assignment.is_empty()
+        || a.reporting.is_empty()
+        || a.clock_file.is_empty()
+        || a.access.is_empty()
+        || a.secret.is_empty()
+    {
+        return Err(USAGE.into());
+    }
+    Ok(a)
+}
+
+/// Makes a call again (up to five times) while the service answers ABORTED: a transaction lost a
+/// conflict with a concurrent one and nothing was changed.
+async fn again<T, F, Fut>(mut call: F) -> std::result::Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(s) if s.code() == tonic::Code::Aborted && attempt < 5 => {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            other => return other.map(tonic::Response::into_inner),
+        }
+    }
+}
+
+fn status_msg(what: &str) -> impl Fn(tonic::Status) -> String + '_ {
+    move |s| format!("{what}: {:?} {}", s.code(), s.message())
+}
+
+/// The services' clients.
+pub struct Clients {
+    pub registration: RegistrationServiceClient<Channel>,
+    pub assignment: AssignmentServiceClient<Channel>,
+    pub access: HashMap<String, AccessServiceClient<Channel>>,
+    /// Residents' letters and staff alerts, when the demo runs notification.
+    pub notification: Option<NotificationServiceClient<Channel>>,
+}
+
+/// A subsegment of the catalogue, as the demo needs it.
+#[derive(Clone)]
+pub struct Sub {
+    code: String,
+    segment: String,
+    law: i32,
+    financing: i32,
+    municipalities: Vec<String>,
+    /// The region's product codes (PxQ and separately contracted subsegments name one).
+    product_codes: Vec<String>,
+}
+
+/// A product to grant for `sub`, with the size its financing asks for.
+fn product_for(sub: &Sub, start: NaiveDate, end: NaiveDate) -> acc::ProductToGrant {
+    let youth = sub.law == types::Law::Jeugdwet as i32;
+    let mut p = acc::ProductToGrant {
+        subsegment_code: sub.code.clone(),
+        result: if youth {
+            "Veilig en gezond opgroeien, thuis en op school".into()
+        } else {
+            "Zelfstandig wonen en meedoen in de buurt".into()
+        },
+        // The region's goal the result serves, by the kind of care.
+        goal: match sub.segment.as_str() {
+            "IAJ" | "WLOG" => acc::Goal::FlexibleAmbulant,
+            "GWV" | "HCWV" | "WWON" => acc::Goal::MeaningfulLife,
+            "WIO" => acc::Goal::Participation,
+            _ => acc::Goal::TimelyLastingResult,
+        } as i32,
+        period: Some(types::Period {
+            start: start.to_string(),
+            end: end.to_string(),
+        }),
+        product_code: sub.product_codes.first().cloned().unwrap_or_default(),
+        ..Default::default()
+    };
+    if sub.financing == types::Financing::Pxq as i32 {
+        p.volume = 3;
+        p.unit = "04".into();
+        p.frequency = "2".into();
+    } else if sub.financing == types::Financing::SeparateContract as i32 {
+        p.budget_cents = 250_000;
+    }
+    p
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rz-demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect(u: &str) -> Result<Channel> {
+    Channel::from_shared(u.to_owned())
+        .map_err(|e| e.to_string())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("{u}: {e}"))
+}
+
+async fn run() -> Result<()> {
+    let args = parse_args()?;
+    let started = Instant::now();
+    let mut clients = Clients {
+        registration: RegistrationServiceClient::new(connect(&args.registration).await?),
+        assignment: AssignmentServiceClient::new(connect(&args.assignment).await?),
+        access: HashMap::new(),
+        notification: None,
+    };
+    if !args.notification.is_empty() {
+        clients.notification = Some(NotificationServiceClient::new(
+            connect(&args.notification).await?,
+        ));
+    }
+    for (m, u) in &args.access {
+        clients
+            .access
+            .insert(m.clone(), AccessServiceClient::new(connect(u).await?));
+    }
+    let catalogue = clients
+        .registration
+        .get_catalogue(reg::GetCatalogueRequest {})
+        .await
+        .map_err(status_msg("GetCatalogue"))?
+        .into_inner();
+    let subs: Vec<Sub> = catalogue
+        .lots
+        .iter()
+        .flat_map(|l| &l.segments)
+        .flat_map(|s| {
+            s.subsegments.iter().map(|ss| Sub {
+                code: ss.code.clone(),
+                segment: s.code.clone(),
+                law: s.law,
+                financing: ss.financing,
+                municipalities: s.municipalities.clone(),
+                product_codes: ss.product_codes.clone(),
+            })
+        })
+        // Dyslexia and household help run outside the joint contracts.
+        .filter(|s| s.segment != "DYS" && s.segment != "HBH")
+        .collect();
+
+    // A second run on the same data only reports: the half year has been played.
+    let played = format!("{}.played", args.clock_file);
+    if std::path::Path::new(&played).exists() {
+        println!(
+            "\nThe half year was played before on this data ({played}); the report again (remove var/ and run `make down; make demo` for a fresh run)."
+        );
+    } else {
+        let season = season::Season::new(
+            &clients,
+            &subs,
+            &args.clock_file,
+            args.requests_per_week,
+            args.referrals_per_week,
+        );
+        season.set_clock(season::first_day())?;
+        import_existing_care(&args, &clients, &subs).await?;
+        println!(
+            "\n2. The half year, week by week: residents apply and get decisions, GPs refer children, the handover moves clients"
+        );
+        let mut season = season;
+        let tally = season.play().await?;
+        season.set_clock(season::last_day())?;
+        println!(
+            "   total: {} requests, {} decisions ({} refused), {} changes to granted products, {} GP referrals ({} granted, {} refused), {} clients handed over, {} staff alerts raised ({} became overdue)",
+            tally.requests,
+            tally.decisions,
+            tally.refused,
+            tally.changes,
+            tally.gp_requests,
+            tally.gp_granted,
+            tally.gp_refused,
+            tally.handed_over,
+            tally.alerts_opened,
+            tally.alerts_overdue
+        );
+        if let Some(first) = tally.failures.first() {
+            println!("   {} steps failed, e.g. {first}", tally.failures.len());
+        }
+        std::fs::write(&played, "played\n").map_err(|e| format!("{played}: {e}"))?;
+    }
+    report::wait_until_settled(&args, &clients).await?;
+    report::print(&args, &clients).await?;
+    report::letters_and_alerts(&clients).await?;
+    export_messages(&args, &mut clients.registration, clients.assignment.clone()).await?;
+    export_csv(&args).await?;
+    println!(
+        "\nThe scenario took {:.1} s.",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// 1. Existing care of the providers whose contracts ended on 2022-06-30.
+async fn import_existing_care(args: &Args, clients: &Clients, subs: &[Sub]) -> Result<()> {
+    println!("\n1. Existing care of providers without a new contract (started before 1 July 2022)");
+    let ended = clients
+        .registration
+        .clone()
+        .list_contracts(reg::ListContractsRequest {
+            active_on: "2022-06-30".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(status_msg("ListContracts"))?
+        .into_inner()
+        .contracts
+        .into_iter()
+        .filter(|c| c.terminated_on == "2022-06-30")
+        .collect::<Vec<_>>();
+    let mut jobs = Vec::new();
+    let mut n = 0u32;
+    for c in &ended {
+        for i in 0..args.clients_per_old_provider {
+            n += 1;
+            let m = c.municipalities[(n as usize) % c.municipalities.len()].clone();
+            let sub = c.subsegment_codes[(i as usize) % c.subsegment_codes.len()].clone();
+            jobs.push((n, m, sub, c.agb_code.clone()));
+        }
+    }
+    let (start, end) = (
+        NaiveDate::from_ymd_opt(2021, 9, 1).unwrap_or_default(),
+        NaiveDate::from_ymd_opt(2023, 8, 31).unwrap_or_default(),
+    );
+    let imported = stream::iter(jobs)
+        .map(|(n, m, sub, agb)| {
+            let mut acc_client = clients.access.get(&m).cloned();
+            let mut asg_client = clients.assignment.clone();
+            let sub = subs.iter().find(|s| s.code == sub).cloned();
+            async move {
+                let (Some(ac), Some(sub)) = (acc_client.as_mut(), sub) else {
+                    return Err("no access or subsegment".to_string());
+                };
+                let minor = sub.law == types::Law::Jeugdwet as i32;
+                let b = people::register(ac, &m, n, minor).await?;
+                let p = product_for(&sub, start, end);
+                asg_client
+                    .import_assignment(asg::ImportAssignmentRequest {
+                        idempotency_key: format!("demo-import-{n}"),
+                        municipality: m.clone(),
+                        bsn: b,
+                        client_key: String::new(),
+                        agb_code: agb,
+                        subsegment_code: sub.code.clone(),
+                        product_code: p.product_code,
+                        period: p.period,
+                        size: (p.volume > 0).then_some(asg::Size {
+                            volume: p.volume,
+                            unit: p.unit,
+                            frequency: p.frequency,
+                        }),
+                        budget_cents: p.budget_cents,
+                        started: true,
+                    })
+                    .await
+                    .map_err(status_msg("ImportAssignment"))
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let failures: Vec<_> = imported.iter().filter_map(|r| r.as_ref().err()).collect();
+    println!(
+        "   {} clients of {} former contracts loaded ({} refused{})",
+        imported.len() - failures.len(),
+        ended.len(),
+        failures.len(),
+        failures
+            .first()
+            .map(|e| format!(", e.g. {e}"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The reporting read model (built only from events) as CSV.
+async fn export_csv(args: &Args) -> Result<()> {
+    use rz_proto::reporting::v1 as rep;
+    let mut r = report::reporting(args).await?;
+    println!(
+        "\n7. The reports as CSV (from the reporting read model) in {}",
+        args.reports_dir
+    );
+    std::fs::create_dir_all(&args.reports_dir).map_err(|e| e.to_string())?;
+    let reports = [
+        rep::export_csv_request::Report::MonthlyFigures(rep::MonthlyFiguresRequest {
+            from_month: "2022-07".into(),
+            to_month: "2022-12".into(),
+            ..Default::default()
+        }),
+        rep::export_csv_request::Report::HandoverProgress(rep::HandoverProgressRequest {
+            deadline: "2023-01-01".into(),
+            as_of: "2022-12-31".into(),
+        }),
+        rep::export_csv_request::Report::BudgetUse(rep::BudgetUseRequest {
+            year: 2022,
+            municipality: String::new(),
+        }),
+        rep::export_csv_request::Report::ProvidersPerSegment(rep::ProvidersPerSegmentRequest {
+            date: "2022-12-31".into(),
+            ..Default::default()
+        }),
+        rep::export_csv_request::Report::Goals(rep::GoalsRequest {
+            municipality: String::new(),
+            from_month: "2022-07".into(),
+            to_month: "2022-12".into(),
+        }),
+    ];
+    for report in reports {
+        let out = r
+            .export_csv(rep::ExportCsvRequest {
+                report: Some(report),
+            })
+            .await
+            .map_err(status_msg("ExportCsv"))?
+            .into_inner();
+        let path = format!("{}/{}", args.reports_dir, out.filename);
+        std::fs::write(&path, &out.csv).map_err(|e| format!("{path}: {e}"))?;
+        let lines = out.csv.iter().filter(|b| **b == b'\n').count();
+        println!("   {path}: {} rows", lines.saturating_sub(1));
+    }
+    Ok(())
+}
+
+/// Every message the providers would receive (JW301/WMO301, JW319/WMO319) as XML, written to
+/// `<messages_dir>/<agb>/<municipality>-<message id>.xml` (message ids are unique per
+/// municipality).
+async fn export_messages(
+    args: &Args,
+    registration: &mut RegistrationServiceClient<Channel>,
+    a: AssignmentServiceClient<Channel>,
+) -> Result<()> {
+    let mut a = a.max_decoding_message_size(256 * 1024 * 1024);
+    let providers = registration
+        .list_providers(reg::ListProvidersRequest {})
+        .await
+        .map_err(status_msg("ListProviders"))?
+        .into_inner()
+        .providers;
+    let dir = std::path::Path::new(&args.messages_dir);
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let (mut written, mut with_messages) = (0usize, 0usize);
+    let mut skipped: Vec<String> = Vec::new();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &providers {
+        let mut any = false;
+        for m in args.access.keys() {
+            let r = a
+                .fetch_provider_messages(asg::FetchProviderMessagesRequest {
+                    agb_code: p.agb_code.clone(),
+                    municipality: m.clone(),
+                    since: String::new(),
+                })
+                .await
+                .map_err(status_msg("FetchProviderMessages"))?
+                .into_inner();
+            skipped.extend(r.skipped.iter().map(|s| s.reason.clone()));
+            if r.messages.is_empty() {
+                continue;
+            }
+            any = true;
+            let pdir = dir.join(&p.agb_code);
+            std::fs::create_dir_all(&pdir).map_err(|e| format!("{}: {e}", pdir.display()))?;
+            for msg in &r.messages {
+                let path = pdir.join(format!("{m}-{}.xml", msg.message_id));
+                std::fs::write(&path, &msg.xml).map_err(|e| format!("{}: {e}", path.display()))?;
+                *kinds.entry(msg.kind.clone()).or_default() += 1;
+                written += 1;
+            }
+        }
+        with_messages += usize::from(any);
+    }
+    let kinds = kinds
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "\n6. The providers' messages as iStandaarden XML: {written} messages ({kinds}) to {with_messages} providers in {}/<agb>/",
+        args.messages_dir
+    );
+    if let Some(first) = skipped.first() {
+        println!(
+            "   {} messages could not be written as a valid message, e.g.: {first}",
+            skipped.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The care flow across every service, as a region runs it: the contract register, access for
+//! Doetinchem, assignment and a provider system simulator. A decision in access becomes an
+//! assignment to a contracted provider, the provider's system receives it on its own subject and
+//! reports the start of care, and one trace id runs from the decision to the start of care.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rz_platform::Shutdown;
+use rz_proto::access::v1 as acc;
+use rz_proto::access::v1::access_service_client::AccessServiceClient;
+use rz_proto::assignment::v1 as asg;
+use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use rz_proto::registration::v1 as reg;
+use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
+use rz_proto::types::v1 as types;
+use rz_provider_sim::{SimConfig, Stats};
+use rz_testkit::TestEnv;
+
+const SECRET: &str = "e2e-secret";
+const PROVIDER: &str = "03077001";
+
+fn url(addr: std::net::SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_decision_reaches_a_contracted_provider_who_starts_care_within_one_trace() {
+    let env = TestEnv::load();
+    let ns = env.namespace();
+    let shutdown = Shutdown::new();
+
+    // The contract register, with one provider contracted for IAJ in Doetinchem.
+    let mut rc = registration::Config::default();
+    rc.database.url = env.fresh_database().await;
+    rc.nats.url = env.nats_url.clone();
+    rc.nats.namespace = ns.clone();
+    rc.server.listen = "127.0.0.1:0".parse().unwrap();
+    let registration = registration::App::build(rc).await.unwrap();
+    let reg_url = url(registration.local_addr());
+    tokio::spawn(registration.run(shutdown.clone()));
+    let mut register = RegistrationServiceClient::connect(reg_url.clone())
+        .await
+        .unwrap();
+    register
+        .register_provider(reg::RegisterProviderRequest {
+            idempotency_key: "p".into(),
+            agb_code: PROVIDER.into(),
+            name: "Jeugdhulp Oost BV".into(),
+            legal_form: "bv".into(),
+            kvk_number: "41234567".into(),
+        })
+        .await
+        .unwrap();
+    register
+        .conclude_contract(reg::ConcludeContractRequest {
+            idempotency_key: "c".into(),
+            agb_code: PROVIDER.into(),
+            segment_code: "IAJ".into(),
+            subsegment_codes: vec![],
+            municipalities: vec!["0222".into()],
+            start: "2022-07-01".into(),
+        })
+        .await
+        .unwrap();
+
+    // Access for Doetinchem.
+    let mut ac = access::Config::default();
+    ac.database.url = env.fresh_database().await;
+    ac.nats.url = env.nats_url.clone();
+    ac.nats.namespace = ns.clone();
+    ac.server.listen = "127.0.0.1:0".parse().unwrap();
+    ac.access.municipality = "0222".into();
+    ac.access.client_key_secret = SECRET.into();
+    ac.access.registration_endpoint = reg_url.clone();
+    let access_app = access::App::build(ac).await.unwrap();
+    let access_url = url(access_app.local_addr());
+    tokio::spawn(access_app.run(shutdown.clone()));
+
+    // Assignment.
+    let mut sc = assignment::Config::default();
+    sc.database.url = env.fresh_database().await;
+    sc.nats.url = env.nats_url.clone();
+    sc.nats.namespace = ns.clone();
+    sc.server.listen = "127.0.0.1:0".parse().unwrap();
+    sc.assignment.registration_endpoint = reg_url.clone();
+    sc.assignment
+        .access_endpoints
+        .insert("0222".into(), access_url.clone());
+    sc.assignment.client_key_secret = SECRET.into();
+    let assignment_app = assignment::App::build(sc).await.unwrap();
+    let assignment_url = url(assignment_app.local_addr());
+    tokio::spawn(assignment_app.run(shutdown.clone()));
+
+    // The provider's system, subscribed to its own subjects only.
+    let stats = Arc::new(Stats::default());
+    let sim = SimConfig {
+        nats_url: env.nats_url.clone(),
+        namespace: ns.clone(),
+        assignment_endpoint: assignment_url.clone(),
+        agb_codes: vec![PROVIDER.into()],
+        name: format!("provider-sim-{PROVIDER}"),
+        late_start_every: 0,
+    };
+    tokio::spawn(rz_provider_sim::run(sim, stats.clone(), shutdown.clone()));
+
+    // A resident applies for youth care and gets a decision, inside a trace of the caller's.
+    let mut access = AccessServiceClient::connect(access_url).await.unwrap();
+    let resident = access
+        .register_resident(acc::RegisterResidentRequest {
+            idempotency_key: "r".into(),
+            bsn: "111222333".into(),
+            given_names: "Sam".into(),
+            family_name: "Jansen".into(),
+            birth_date: "1990-03-04".into(),
+            address: Some(acc::Address {
+                street: "Raadhuisstraat".into(),
+                house_number: "1".into(),
+                postal_code: "7001EW".into(),
+                city: "Doetinchem".into(),
+                municipality: "0222".into(),
+            }),
+            legal_representative: None,
+            gender: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let case = access
+        .open_case(acc::OpenCaseRequest {
+            idempotency_key: "case".into(),
+            bsn: "111222333".into(),
+            law: types::Law::Jeugdwet as i32,
+            date: "2022-06-10".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let mut decide = tonic::Request::new(acc::DecideRequest {
+        case_id: case.id.clone(),
+        date: "2022-06-20".into(),
+        grant: vec![acc::ProductToGrant {
+            subsegment_code: "IAJ-ON".into(),
+            result: "Zelfstandig naar school".into(),
+            goal: acc::Goal::Participation as i32,
+            period: Some(types::Period {
+                start: "2022-07-01".into(),
+                end: "2023-06-30".into(),
+            }),
+            ..Default::default()
+        }],
+        refusal_reason: String::new(),
+    });
+    decide.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-b7ad6b7169203331-01")
+            .parse()
+            .unwrap(),
+    );
+    access.decide(decide).await.unwrap();
+
+    // The assignment is issued to the contracted provider and its system starts care.
+    let mut assignments = AssignmentServiceClient::connect(assignment_url)
+        .await
+        .unwrap();
+    let mut started = None;
+    for _ in 0..200 {
+        let list = assignments
+            .list_client_assignments(asg::ListClientAssignmentsRequest {
+                municipality: "0222".into(),
+                client_key: resident.client_key.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .assignments;
+        if let Some(a) = list
+            .into_iter()
+            .find(|a| a.status() == asg::AssignmentStatus::Started)
+        {
+            started = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let a = started.expect("the provider started care");
+    assert_eq!(a.agb_code, PROVIDER);
+    assert_eq!(a.started_on, "2022-07-01");
+    assert_eq!(a.execution_variant(), types::ExecutionVariant::Taakgericht);
+    assert!(!a.choice_reason.is_empty());
+    assert_eq!(stats.started.load(Ordering::Relaxed), 1);
+
+    // The provider's message carried the BSN; the pseudonymous lifecycle events did not; and the
+    // caller's trace id travelled from the decision to the assignment event.
+    let (_c, js) = rz_eventing::connect(&env.nats_url, "check").await.unwrap();
+    let mut stream = js
+        .get_stream(format!("{}_ASSIGNMENT", ns.to_uppercase()))
+        .await
+        .unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut issued_traceparent = None;
+    for seq in 1..=last {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        let body = String::from_utf8_lossy(&m.payload).into_owned();
+        if m.subject.ends_with(".issued") {
+            assert!(
+                m.subject.as_str().contains(&format!(".0222.{PROVIDER}.")),
+                "{}",
+                m.subject
+            );
+            assert!(body.contains("111222333"), "the provider needs the BSN");
+            issued_traceparent = m.headers.get("traceparent").map(|v| v.as_str().to_owned());
+        } else {
+            assert!(!body.contains("111222333"), "{} carries a BSN", m.subject);
+            assert!(!body.contains("Jansen"), "{} carries a name", m.subject);
+        }
+    }
+    let tp = issued_traceparent.expect("the issued message carries trace context");
+    assert!(tp.starts_with(&format!("00-{trace_id}-")), "{tp}");
+
+    shutdown.trigger();
+}
