@@ -3,22 +3,95 @@
 //! - `rzctl dlq list`: every event in the dead-letter stream, with the consumer that gave up and why.
 //! - `rzctl dlq replay SEQ`: publish dead letter SEQ again on its original subject (consumers that
 //!   applied it before skip it through their inbox) and remove it from the dead-letter stream.
-//!
 //! - `rzctl events --provider AGB [--limit N]`: the events on a provider's own subjects
 //!   (`<ns>.assignment.*.<AGB>.*`, what its system receives), oldest first, with their CloudEvents
 //!   id, type and time. Payloads are not printed: they carry the BSN.
+//! - `rzctl seed --endpoint URL [--file PATH]`: load a region's register (the built-in Achterhoek
+//!   seed, or the seed file PATH) through registration's gRPC API; safe to repeat.
+//! - `rzctl landscape --endpoint URL [--file PATH]`: print the region's contract landscape.
 //!
-//! `NATS_URL` (default `nats://127.0.0.1:4222`) and `RZ_NAMESPACE` (default `rz`) say where.
+//! `NATS_URL` (default `nats://127.0.0.1:4222`) and `RZ_NAMESPACE` (default `rz`) say where the
+//! streams are.
 
+mod client;
+mod landscape;
+mod seed;
+mod stream;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rz_eventing::Namespace;
-use rz_eventing::dlq::DeadLetters;
+use clap::{Parser, Subcommand};
+
+use seed::Seed;
+
+/// Operator commands: the dead-letter stream, a provider's events, and the register's seed and
+/// landscape. NATS_URL (default nats://127.0.0.1:4222) and RZ_NAMESPACE (default rz) say where
+/// the streams are.
+#[derive(Debug, Parser)]
+#[command(name = "rzctl", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:50051";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The dead-letter stream.
+    Dlq {
+        #[command(subcommand)]
+        command: Dlq,
+    },
+    /// The events on a provider's own subjects (what its system receives), oldest first, without
+    /// their payloads.
+    Events {
+        /// The provider's AGB code (8 digits).
+        #[arg(long, value_name = "AGB")]
+        provider: String,
+        /// At most this many events.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+    },
+    /// Loads a region's register through registration's gRPC API (idempotent: a second load
+    /// changes nothing).
+    Seed {
+        /// The registration service.
+        #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT)]
+        endpoint: String,
+        /// A seed file; the built-in Achterhoek seed when left out.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+    /// Prints the region's contract landscape: providers per segment and municipality, budgets,
+    /// contract terms, ended contracts and totals.
+    Landscape {
+        /// The registration service.
+        #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT)]
+        endpoint: String,
+        /// The seed file whose dates and segments to show; the built-in Achterhoek seed when left
+        /// out.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Dlq {
+    /// Every event in the dead-letter stream, with the consumer that gave up and why.
+    List,
+    /// Publishes dead letter SEQ again on its original subject and removes it from the stream.
+    Replay {
+        /// The dead letter's sequence number (see `rzctl dlq list`).
+        seq: u64,
+    },
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args).await {
+    let cli = Cli::parse();
+    match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rzctl: {e}");
@@ -27,111 +100,29 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &[String]) -> Result<(), String> {
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let ns = Namespace::new(&std::env::var("RZ_NAMESPACE").unwrap_or_else(|_| "rz".into()))?;
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let dlq = || async {
-        let (_client, js) = rz_eventing::connect(&url, "rzctl")
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(DeadLetters::new(js, ns.clone()))
-    };
-    match words.as_slice() {
-        ["dlq", "list"] => {
-            let letters = dlq().await?.list().await.map_err(|e| e.to_string())?;
-            if letters.is_empty() {
-                println!("the dead-letter stream is empty");
-            }
-            for l in letters {
-                println!(
-                    "seq {:>6}  {}  {}  consumer={} attempts={} subject={}\n            reason: {}",
-                    l.sequence,
-                    l.event_id,
-                    l.event_type,
-                    l.consumer,
-                    l.attempts,
-                    l.original_subject,
-                    l.reason
-                );
-            }
-            Ok(())
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Dlq { command: Dlq::List } => stream::dlq_list(&stream::Target::from_env()?).await,
+        Command::Dlq {
+            command: Dlq::Replay { seq },
+        } => stream::dlq_replay(&stream::Target::from_env()?, seq).await,
+        Command::Events { provider, limit } => {
+            stream::events(&stream::Target::from_env()?, &provider, limit).await
         }
-        ["dlq", "replay", seq] => {
-            let seq: u64 = seq
-                .parse()
-                .map_err(|_| format!("`{seq}` is not a sequence number"))?;
-            let l = dlq().await?.replay(seq).await.map_err(|e| e.to_string())?;
-            println!(
-                "replayed {} ({}) to {}",
-                l.event_id, l.event_type, l.original_subject
-            );
-            Ok(())
+        Command::Seed { endpoint, file } => seed::load(&endpoint, &read_seed(file)?).await,
+        Command::Landscape { endpoint, file } => {
+            landscape::print(&endpoint, &read_seed(file)?).await
         }
-        ["events", "--provider", agb] => events(&url, &ns, agb, 100).await,
-        ["events", "--provider", agb, "--limit", n] => {
-            let n: usize = n.parse().map_err(|_| format!("--limit: `{n}` is not a number"))?;
-            events(&url, &ns, agb, n).await
-        }
-        _ => Err(
-            "usage: rzctl dlq list | rzctl dlq replay SEQ | rzctl events --provider AGB [--limit N]"
-                .into(),
-        ),
     }
 }
 
-/// Prints the first `limit` events on provider `agb`'s subjects.
-async fn events(url: &str, ns: &Namespace, agb: &str, limit: usize) -> Result<(), String> {
-    use rz_eventing::envelope::{CE_ID, CE_TIME, CE_TYPE};
-    use rz_eventing::nats::jetstream::consumer::{DeliverPolicy, pull};
-    use tokio_stream::StreamExt;
-
-    if agb.len() != 8 || !agb.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("--provider: `{agb}` is not an AGB code (8 digits)"));
-    }
-    let (_client, js) = rz_eventing::connect(url, "rzctl")
-        .await
-        .map_err(|e| e.to_string())?;
-    let stream = js
-        .get_stream(ns.stream_name("assignment"))
-        .await
-        .map_err(|e| format!("stream {}: {e}", ns.stream_name("assignment")))?;
-    let filter = format!("{}.assignment.*.{agb}.*", ns.as_str());
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: filter.clone(),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    let mut shown = 0;
-    while shown < limit {
-        let next = tokio::time::timeout(std::time::Duration::from_secs(2), messages.next()).await;
-        let Ok(Some(Ok(m))) = next else { break };
-        let header = |k: &str| {
-            m.headers
-                .as_ref()
-                .and_then(|h| h.get(k))
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default()
-        };
-        println!(
-            "{}  {:<40} {}  {}",
-            header(CE_TIME),
-            header(CE_TYPE),
-            header(CE_ID),
-            m.subject
-        );
-        shown += 1;
-        let pending = m.info().map(|i| i.pending).unwrap_or(0);
-        if pending == 0 {
-            break;
+/// The seed file at `path`, or the built-in Achterhoek seed.
+fn read_seed(path: Option<PathBuf>) -> Result<Seed, String> {
+    match path {
+        None => Seed::achterhoek().map_err(|e| format!("built-in seed: {e}")),
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            Seed::parse(&text).map_err(|e| format!("{}: {e}", p.display()))
         }
     }
-    if shown == 0 {
-        println!("no events on {filter}");
-    }
-    Ok(())
 }
