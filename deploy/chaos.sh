@@ -189,7 +189,7 @@ PGBIN="$(find_pg_bin)" || die "PostgreSQL binaries not found (deploy/local-stack
 find_nats_bin >/dev/null || die "nats-server not found (deploy/local-stack.sh up installs it)"
 
 if [ -z "${CHAOS_NO_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build -q --bins -p registration -p access -p assignment -p reporting -p notification -p rz-chaos) || die "cargo build failed"
+    (cd "$ROOT" && cargo build -q --bins -p registration -p access -p assignment -p reporting -p notification -p rzctl -p rz-chaos) || die "cargo build failed"
 fi
 [ -x "$BIN/rz-chaos" ] || die "$BIN/rz-chaos missing (cargo build --workspace --bins)"
 

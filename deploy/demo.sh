@@ -140,10 +140,10 @@ echo $! >"$DEMO/provider-sim.pid"
 echo "  provider-sim answering assignments (log: var/demo/provider-sim.log)"
 
 say "Loading the Achterhoek contract register (catalogue, providers, tenders, contracts)"
-"$BIN/registration" seed --endpoint "$REG"
+"$BIN/rzctl" seed --endpoint "$REG"
 
 say "The region's contract landscape"
-"$BIN/registration" landscape --endpoint "$REG" | tee "$DEMO/landscape.txt"
+"$BIN/rzctl" landscape --endpoint "$REG" | tee "$DEMO/landscape.txt"
 
 say "The second half of 2022 in compressed time: existing care, decisions, GP referrals, the handover"
 DEMO_ARGS=()
@@ -176,7 +176,7 @@ NTF_DB="$(db_url rz_notification)"
 cat <<EOT
 The services keep running until 'make down'. Try:
   cat var/demo/care-flow.txt                      # this report again
-  target/debug/registration landscape --endpoint $REG     # contracted providers per segment and municipality
+  target/debug/rzctl landscape --endpoint $REG            # contracted providers per segment and municipality
   psql "$(db_url rz_registration)" -c 'select agb_code, name, kind from providers order by 1'   # every provider
   # a resident's letters: pick a client key, then read that resident's letters
   psql "$NTF_DB" -c "select client_key, kind, created_at::date from letters where municipality = '0197' order by client_key, created_at limit 12"

@@ -501,8 +501,8 @@ impl Cluster {
         }
     }
 
-    /// Loads the Achterhoek register: `registration seed --endpoint URL` (idempotent). Its output
-    /// goes to `<run_dir>/seed.log`.
+    /// Loads the Achterhoek register: `rzctl seed --endpoint URL` from `bin_dir` (idempotent). Its
+    /// output goes to `<run_dir>/seed.log`.
     pub async fn seed(&self) -> Result<(), HarnessError> {
         let endpoint = self
             .endpoint("registration")
@@ -510,7 +510,7 @@ impl Cluster {
         let log = self.spec.run_dir.join("seed.log");
         let out = log_file(&log)?;
         let err = out.try_clone().map_err(io("seed log"))?;
-        let status = Command::new(self.spec.bin_dir.join("registration"))
+        let status = Command::new(self.spec.bin_dir.join("rzctl"))
             .args(["seed", "--endpoint", &endpoint])
             .stdin(Stdio::null())
             .stdout(out)
@@ -518,12 +518,12 @@ impl Cluster {
             .kill_on_drop(true)
             .status()
             .await
-            .map_err(io("running registration seed"))?;
+            .map_err(io("running rzctl seed"))?;
         if status.success() {
             Ok(())
         } else {
             Err(HarnessError::Command {
-                command: "registration seed".into(),
+                command: "rzctl seed".into(),
                 detail: format!("{status}; last lines of {}:\n{}", log.display(), tail(&log)),
             })
         }
