@@ -1,0 +1,376 @@
+//! Webhook deliveries: queued per matching subscription, claimed under a lease, marked delivered
+//! or failed (with the operator alert), replayed.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub subscription_id: Uuid,
+    pub agb_code: String,
+    pub url: String,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_subject: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "d.id, d.subscription_id, d.agb_code, s.url, d.event_id, d.event_type,
+    d.event_subject, d.status, d.attempts, d.last_error, d.created_at, d.next_attempt_at,
+    d.delivered_at, d.failed_at";
+
+/// A delivery claimed by a worker: everything one attempt needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub claim: Uuid,
+    pub event_id: Uuid,
+    pub agb_code: String,
+    pub url: String,
+    pub secret: String,
+    pub body: String,
+    pub attempts: i32,
+    pub first_attempt_at: DateTime<Utc>,
+}
+
+impl<'r> FromRow<'r, PgRow> for DeliveryRow {
+    fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            subscription_id: r.try_get("subscription_id")?,
+            agb_code: r.try_get("agb_code")?,
+            url: r.try_get("url")?,
+            event_id: r.try_get("event_id")?,
+            event_type: r.try_get("event_type")?,
+            event_subject: r.try_get("event_subject")?,
+            status: r.try_get("status")?,
+            attempts: r.try_get("attempts")?,
+            last_error: r.try_get("last_error")?,
+            created_at: r.try_get("created_at")?,
+            next_attempt_at: r.try_get("next_attempt_at")?,
+            delivered_at: r.try_get("delivered_at")?,
+            failed_at: r.try_get("failed_at")?,
+        })
+    }
+}
+
+impl<'r> FromRow<'r, PgRow> for Claimed {
+    fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            claim: r.try_get("claim")?,
+            event_id: r.try_get("event_id")?,
+            agb_code: r.try_get("agb_code")?,
+            url: r.try_get("url")?,
+            secret: r.try_get("secret")?,
+            body: r.try_get("body")?,
+            attempts: r.try_get("attempts")?,
+            first_attempt_at: r.try_get("first_attempt_at")?,
+        })
+    }
+}
+
+pub struct NewDelivery<'a> {
+    pub subscription_id: Uuid,
+    pub agb_code: &'a str,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub event_subject: &'a str,
+    pub body: &'a str,
+}
+
+pub async fn insert_delivery(
+    tx: &mut PgConnection,
+    d: &NewDelivery<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO deliveries (id, subscription_id, agb_code, event_id, event_type, event_subject, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, subscription_id) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(d.subscription_id)
+    .bind(d.agb_code)
+    .bind(d.event_id)
+    .bind(d.event_type)
+    .bind(d.event_subject)
+    .bind(d.body)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// An event to queue for every matching subscription of its provider.
+pub struct EventToQueue<'a> {
+    pub agb_code: &'a str,
+    pub event_id: Uuid,
+    /// The full CloudEvents type, e.g. `nl.regiozorg.assignment.issued.v1`.
+    pub event_type: &'a str,
+    /// The last subject token, e.g. `issued` (a filter may name either).
+    pub short_type: &'a str,
+    pub event_subject: &'a str,
+    pub municipality: &'a str,
+    /// The event's segment and subsegment codes (empty ones are ignored).
+    pub segments: &'a [String],
+    /// The CloudEvent as it is POSTed.
+    pub body: &'a str,
+}
+
+/// Writes one delivery per (event, subscription of the event's provider whose filters match) for
+/// all `events` in one statement (the rules of [`crate::webhook::Filters::matches`]: an empty list
+/// matches everything; the type by full or short name; the municipality; any non-empty segment
+/// code), and wakes this process's delivery worker if any was written ([`DELIVERIES_WRITTEN`]). An
+/// event already queued for a subscription is not queued again. Returns the deliveries written.
+pub async fn queue_deliveries(
+    tx: &mut PgConnection,
+    events: &[EventToQueue<'_>],
+) -> Result<u64, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut agbs = Vec::with_capacity(events.len());
+    let mut ids = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut short_types = Vec::with_capacity(events.len());
+    let mut subjects = Vec::with_capacity(events.len());
+    let mut municipalities = Vec::with_capacity(events.len());
+    // Segment codes are letters and digits: one comma-separated text per event (an array of
+    // arrays would have to be rectangular).
+    let mut segments = Vec::with_capacity(events.len());
+    let mut bodies = Vec::with_capacity(events.len());
+    for e in events {
+        agbs.push(e.agb_code);
+        ids.push(e.event_id);
+        types.push(e.event_type);
+        short_types.push(e.short_type);
+        subjects.push(e.event_subject);
+        municipalities.push(e.municipality);
+        segments.push(
+            e.segments
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        bodies.push(e.body);
+    }
+    // Delivery ids are UUIDv7 (time ordered, as `Uuid::now_v7` makes them): the millisecond
+    // clock in the first 48 bits of a random UUID, version nibble set to 7.
+    let written: i64 = sqlx::query_scalar(
+        "WITH ev AS (
+             SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+                 AS e(agb_code, event_id, event_type, short_type, event_subject, municipality,
+                      segments, body, ord)
+         ), ins AS (
+             INSERT INTO deliveries (id, subscription_id, agb_code, event_id, event_type,
+                                     event_subject, body)
+             SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+                        placing substring(int8send(floor(extract(epoch FROM clock_timestamp())
+                                                          * 1000)::bigint) FROM 3)
+                        FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid,
+                    s.id, s.agb_code, e.event_id, e.event_type, e.event_subject, e.body
+             FROM ev e JOIN subscriptions s ON s.agb_code = e.agb_code
+             WHERE (cardinality(s.event_types) = 0
+                    OR s.event_types && ARRAY[e.event_type, e.short_type])
+               AND (cardinality(s.municipalities) = 0 OR e.municipality = ANY (s.municipalities))
+               AND (cardinality(s.segments) = 0
+                    OR s.segments && string_to_array(e.segments, ','))
+             ORDER BY e.ord, s.created_at, s.id
+             ON CONFLICT (event_id, subscription_id) DO NOTHING
+             RETURNING 1
+         )
+         SELECT count(*) FROM ins",
+    )
+    .bind(&agbs)
+    .bind(&ids)
+    .bind(&types)
+    .bind(&short_types)
+    .bind(&subjects)
+    .bind(&municipalities)
+    .bind(&segments)
+    .bind(&bodies)
+    .fetch_one(&mut *tx)
+    .await?;
+    if written > 0 {
+        DELIVERIES_WRITTEN.notify_one();
+    }
+    Ok(u64::try_from(written).unwrap_or(0))
+}
+
+/// Wakes this process's delivery worker: deliveries were written (their transaction may not have
+/// committed yet; the worker looks again shortly when it finds nothing). There is deliberately no
+/// NOTIFY: inside the matcher's transaction it would take PostgreSQL's server-wide notify lock
+/// through the commit's WAL flush and serialise every such commit on the server. Workers of other
+/// replicas find the deliveries by their poll.
+pub static DELIVERIES_WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Claims up to `limit` due deliveries for `lease_ms`: concurrent claimers skip each other's rows,
+/// and a claim whose holder died expires with its lease.
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease_ms: i64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH due AS (
+             SELECT id FROM deliveries
+             WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE deliveries d
+         SET claim = gen_random_uuid(),
+             next_attempt_at = now() + make_interval(secs => $2::float8 / 1000),
+             first_attempt_at = coalesce(d.first_attempt_at, now())
+         FROM due, subscriptions s
+         WHERE d.id = due.id AND s.id = d.subscription_id
+         RETURNING d.id, d.claim AS claim, d.event_id, d.agb_code, s.url, s.secret, d.body,
+                   d.attempts, d.first_attempt_at AS first_attempt_at",
+    )
+    .bind(limit)
+    .bind(lease_ms)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn mark_delivered(pool: &PgPool, id: Uuid, claim: Uuid) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
+                last_error = NULL, claim = NULL
+         WHERE id = $1 AND claim = $2 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(claim)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Marks delivered every `(id, claim)` whose claim still holds, in one statement; returns the ids
+/// it marked. A delivery whose lease expired and that another worker claimed since is left to
+/// that worker.
+pub async fn mark_delivered_many(
+    pool: &PgPool,
+    delivered: &[(Uuid, Uuid)],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let (ids, claims): (Vec<Uuid>, Vec<Uuid>) = delivered.iter().copied().unzip();
+    sqlx::query_scalar(
+        "UPDATE deliveries d SET status = 'delivered', attempts = d.attempts + 1,
+                delivered_at = now(), last_error = NULL, claim = NULL
+         FROM unnest($1::uuid[], $2::uuid[]) AS u(id, claim)
+         WHERE d.id = u.id AND d.claim = u.claim AND d.status = 'pending'
+         RETURNING d.id",
+    )
+    .bind(&ids)
+    .bind(&claims)
+    .fetch_all(pool)
+    .await
+}
+
+/// Marks the delivery failed for good and raises the operator alert, in one transaction.
+pub async fn mark_failed(
+    pool: &PgPool,
+    id: Uuid,
+    claim: Uuid,
+    agb: &str,
+    error: &str,
+    message: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = $3,
+                claim = NULL, failed_at = now()
+         WHERE id = $1 AND claim = $2 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(claim)
+    .bind(error)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if done {
+        sqlx::query(
+            "INSERT INTO alerts (id, kind, delivery_id, agb_code, message)
+             VALUES ($1, 'webhook_delivery_failed', $2, $3, $4)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(id)
+        .bind(agb)
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+pub async fn delivery<'e, E>(db: E, id: Uuid) -> Result<Option<DeliveryRow>, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         WHERE d.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn failed_deliveries(
+    pool: &PgPool,
+    agb: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         WHERE d.status = 'failed' AND ($1::text IS NULL OR d.agb_code = $1)
+         ORDER BY d.failed_at, d.id LIMIT $2"
+    )))
+    .bind(agb)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Puts a failed delivery back in the queue with a fresh retry budget and resolves its alert.
+/// `false`: the delivery is not failed (or does not exist). Also the row as replayed (or as it is).
+pub async fn replay(pool: &PgPool, id: Uuid) -> Result<(bool, Option<DeliveryRow>), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'pending', attempts = 0, first_attempt_at = NULL,
+                next_attempt_at = now(), failed_at = NULL, claim = NULL
+         WHERE id = $1 AND status = 'failed'",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if done {
+        sqlx::query(
+            "UPDATE alerts SET resolved_at = now() WHERE delivery_id = $1 AND resolved_at IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    // The row as this transaction left it: once committed, a worker may deliver it at once.
+    let row = delivery(&mut *tx, id).await?;
+    tx.commit().await?;
+    Ok((done, row))
+}
