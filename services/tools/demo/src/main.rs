@@ -11,7 +11,6 @@
 //! iStandaarden XML.
 
 mod lag;
-mod people;
 mod report;
 mod season;
 
@@ -19,16 +18,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use chrono::NaiveDate;
 use futures::{StreamExt, stream};
-use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as asg;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
 use rz_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use rz_proto::registration::v1 as reg;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
-use rz_proto::types::v1 as types;
+use rz_workload::{Driver, Sub, catalogue, status_msg};
 use tonic::transport::Channel;
 
 type Result<T> = std::result::Result<T, String>;
@@ -122,9 +119,8 @@ where
     }
 }
 
-fn status_msg(what: &str) -> impl Fn(tonic::Status) -> String + '_ {
-    move |s| format!("{what}: {:?} {}", s.code(), s.message())
-}
+/// The demo's requests (idempotency keys `demo-<step>-<n>`).
+pub const DEMO: Driver = Driver::new("demo");
 
 /// The services' clients.
 pub struct Clients {
@@ -133,52 +129,6 @@ pub struct Clients {
     pub access: HashMap<String, AccessServiceClient<Channel>>,
     /// Residents' letters and staff alerts, when the demo runs notification.
     pub notification: Option<NotificationServiceClient<Channel>>,
-}
-
-/// A subsegment of the catalogue, as the demo needs it.
-#[derive(Clone)]
-pub struct Sub {
-    code: String,
-    segment: String,
-    law: i32,
-    financing: i32,
-    municipalities: Vec<String>,
-    /// The region's product codes (PxQ and separately contracted subsegments name one).
-    product_codes: Vec<String>,
-}
-
-/// A product to grant for `sub`, with the size its financing asks for.
-fn product_for(sub: &Sub, start: NaiveDate, end: NaiveDate) -> acc::ProductToGrant {
-    let youth = sub.law == types::Law::Jeugdwet as i32;
-    let mut p = acc::ProductToGrant {
-        subsegment_code: sub.code.clone(),
-        result: if youth {
-            "Veilig en gezond opgroeien, thuis en op school".into()
-        } else {
-            "Zelfstandig wonen en meedoen in de buurt".into()
-        },
-        // The region's goal the result serves, by the kind of care.
-        goal: match sub.segment.as_str() {
-            "IAJ" | "WLOG" => acc::Goal::FlexibleAmbulant,
-            "GWV" | "HCWV" | "WWON" => acc::Goal::MeaningfulLife,
-            "WIO" => acc::Goal::Participation,
-            _ => acc::Goal::TimelyLastingResult,
-        } as i32,
-        period: Some(types::Period {
-            start: start.to_string(),
-            end: end.to_string(),
-        }),
-        product_code: sub.product_codes.first().cloned().unwrap_or_default(),
-        ..Default::default()
-    };
-    if sub.financing == types::Financing::Pxq as i32 {
-        p.volume = 3;
-        p.unit = "04".into();
-        p.frequency = "2".into();
-    } else if sub.financing == types::Financing::SeparateContract as i32 {
-        p.budget_cents = 250_000;
-    }
-    p
 }
 
 #[tokio::main]
@@ -220,29 +170,9 @@ async fn run() -> Result<()> {
             .access
             .insert(m.clone(), AccessServiceClient::new(connect(u).await?));
     }
-    let catalogue = clients
-        .registration
-        .get_catalogue(reg::GetCatalogueRequest {})
+    let subs: Vec<Sub> = catalogue::fetch(&mut clients.registration)
         .await
-        .map_err(status_msg("GetCatalogue"))?
-        .into_inner();
-    let subs: Vec<Sub> = catalogue
-        .lots
-        .iter()
-        .flat_map(|l| &l.segments)
-        .flat_map(|s| {
-            s.subsegments.iter().map(|ss| Sub {
-                code: ss.code.clone(),
-                segment: s.code.clone(),
-                law: s.law,
-                financing: ss.financing,
-                municipalities: s.municipalities.clone(),
-                product_codes: ss.product_codes.clone(),
-            })
-        })
-        // Dyslexia and household help run outside the joint contracts.
-        .filter(|s| s.segment != "DYS" && s.segment != "HBH")
-        .collect();
+        .map_err(status_msg("GetCatalogue"))?;
 
     // A second run on the same data only reports: the half year has been played.
     let played = format!("{}.played", args.clock_file);
@@ -323,10 +253,6 @@ async fn import_existing_care(args: &Args, clients: &Clients, subs: &[Sub]) -> R
             jobs.push((n, m, sub, c.agb_code.clone()));
         }
     }
-    let (start, end) = (
-        NaiveDate::from_ymd_opt(2021, 9, 1).unwrap_or_default(),
-        NaiveDate::from_ymd_opt(2023, 8, 31).unwrap_or_default(),
-    );
     let imported = stream::iter(jobs)
         .map(|(n, m, sub, agb)| {
             let mut acc_client = clients.access.get(&m).cloned();
@@ -336,27 +262,10 @@ async fn import_existing_care(args: &Args, clients: &Clients, subs: &[Sub]) -> R
                 let (Some(ac), Some(sub)) = (acc_client.as_mut(), sub) else {
                     return Err("no access or subsegment".to_string());
                 };
-                let minor = sub.law == types::Law::Jeugdwet as i32;
-                let b = people::register(ac, &m, n, minor).await?;
-                let p = product_for(&sub, start, end);
+                let b = DEMO.register(ac, n, &m, sub.is_youth()).await?;
+                let p = catalogue::product(&sub, "2021-09-01", "2023-08-31");
                 asg_client
-                    .import_assignment(asg::ImportAssignmentRequest {
-                        idempotency_key: format!("demo-import-{n}"),
-                        municipality: m.clone(),
-                        bsn: b,
-                        client_key: String::new(),
-                        agb_code: agb,
-                        subsegment_code: sub.code.clone(),
-                        product_code: p.product_code,
-                        period: p.period,
-                        size: (p.volume > 0).then_some(asg::Size {
-                            volume: p.volume,
-                            unit: p.unit,
-                            frequency: p.frequency,
-                        }),
-                        budget_cents: p.budget_cents,
-                        started: true,
-                    })
+                    .import_assignment(DEMO.import(n, &m, b, &agb, p))
                     .await
                     .map_err(status_msg("ImportAssignment"))
             }

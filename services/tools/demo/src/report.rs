@@ -11,8 +11,8 @@ use rz_proto::reporting::v1 as rep;
 use rz_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 use tonic::transport::Channel;
 
-use crate::people::MUNICIPALITIES;
 use crate::{Args, Clients, Result, connect, status_msg};
+use rz_workload::residents::MUNICIPALITIES;
 
 pub async fn reporting(args: &Args) -> Result<ReportingServiceClient<Channel>> {
     Ok(ReportingServiceClient::new(connect(&args.reporting).await?))

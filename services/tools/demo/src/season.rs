@@ -25,8 +25,10 @@ use rz_proto::notification::v1 as ntf;
 use rz_proto::registration::v1 as reg;
 use rz_proto::types::v1 as types;
 
-use crate::people::{self, MUNICIPALITIES};
-use crate::{Clients, Result, Sub, again, status_msg};
+use rz_workload::residents::{GP, MUNICIPALITIES};
+use rz_workload::{catalogue, flow};
+
+use crate::{Clients, DEMO, Result, Sub, again, status_msg};
 
 /// The first day of the half year, and its last.
 pub fn first_day() -> NaiveDate {
@@ -395,21 +397,10 @@ impl<'a> Season<'a> {
 
     async fn open(&self, day: NaiveDate, n: u32, m: String, sub: usize) -> Result<Done> {
         let s = &self.subs[sub];
-        let youth = s.law == types::Law::Jeugdwet as i32;
         let mut ac = self.access(&m)?;
-        let bsn = people::register(&mut ac, &m, n, youth).await?;
-        let case = ac
-            .open_case(acc::OpenCaseRequest {
-                idempotency_key: format!("demo-case-{n}"),
-                bsn,
-                law: s.law,
-                date: day.to_string(),
-            })
-            .await
-            .map_err(status_msg("OpenCase"))?
-            .into_inner();
+        let case = DEMO.open(&mut ac, n, &m, s, day.to_string()).await?;
         let done = Done::one(|t| t.requests += 1);
-        if youth {
+        if s.is_youth() {
             // Jeugdwet: decided within 8 weeks, mostly after 3 to 7; one in twenty late.
             let weeks = if roll(n, 5, 100) < 5 {
                 9
@@ -488,14 +479,9 @@ impl<'a> Season<'a> {
         let s = &self.subs[sub];
         let mut ac = self.access(&m)?;
         if roll(n, 13, 100) < 4 {
-            ac.decide(acc::DecideRequest {
-                case_id,
-                date: day.to_string(),
-                grant: vec![],
-                refusal_reason: "Voorliggende voorziening volstaat".into(),
-            })
-            .await
-            .map_err(status_msg("Decide"))?;
+            ac.decide(flow::refusal(case_id, day.to_string()))
+                .await
+                .map_err(status_msg("Decide"))?;
             return Ok(Done::one(|t| {
                 t.decisions += 1;
                 t.refused += 1;
@@ -503,13 +489,9 @@ impl<'a> Season<'a> {
         }
         let start = plus(day, 7);
         let end = plus(start, 364);
+        let grant = catalogue::product(s, &start.to_string(), &end.to_string());
         let case = ac
-            .decide(acc::DecideRequest {
-                case_id,
-                date: day.to_string(),
-                grant: vec![crate::product_for(s, start, end)],
-                refusal_reason: String::new(),
-            })
+            .decide(flow::decision(case_id, day.to_string(), vec![grant]))
             .await
             .map_err(status_msg("Decide"))?
             .into_inner();
@@ -596,25 +578,21 @@ impl<'a> Season<'a> {
         let agb = providers[roll(k, 16, providers.len() as u32) as usize].clone();
         let n = 300_000 + k;
         let mut ac = self.access(&m)?;
-        let bsn = people::register(&mut ac, &m, n, true).await?;
-        let product = crate::product_for(s, start, plus(start, 181));
+        let bsn = DEMO.register(&mut ac, n, &m, true).await?;
+        let product = catalogue::product(s, &start.to_string(), &plus(start, 181).to_string());
         let req = asg::RequestAssignmentRequest {
-            idempotency_key: format!("demo-referral-{k}"),
+            idempotency_key: DEMO.key("referral", k),
             agb_code: agb,
             municipality: m,
             bsn,
             subsegment_code: s.code.clone(),
+            size: flow::size(&product),
             product_code: product.product_code,
             period: product.period,
-            size: (product.volume > 0).then_some(asg::Size {
-                volume: product.volume,
-                unit: product.unit,
-                frequency: product.frequency,
-            }),
             budget_cents: product.budget_cents,
             referrer: Some(asg::Referrer {
                 r#type: "02".into(),
-                name: people::GP[(k % people::GP.len() as u32) as usize].into(),
+                name: GP[(k % GP.len() as u32) as usize].into(),
                 agb_code: format!("0100{:04}", 1000 + k % 40),
             }),
         };
