@@ -16,6 +16,8 @@ pub struct Config {
     pub access: AccessConfig,
 }
 
+rz_platform::service_config!(Config);
+
 /// `[access]`.
 #[derive(Clone, Deserialize)]
 #[serde(default)]

@@ -18,54 +18,37 @@ pub mod config;
 pub mod domain;
 pub mod store;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rz_domain::GemeenteCode;
-use rz_eventing::Namespace;
-use rz_eventing::host::Host;
-use rz_platform::Shutdown;
+use rz_platform::{Foundation, Shutdown};
 use rz_proto::access::v1::access_service_server::AccessServiceServer;
 use rz_proto::registration::v1 as registration_pb;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
-use tokio::net::TcpListener;
 
 pub use config::{AccessConfig, Config};
 use domain::catalogue::Catalogue;
+pub use rz_platform::StartError;
 
 /// How long start-up keeps trying to reach registration for the catalogue.
 pub const CATALOGUE_WAIT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("catalogue: {0}")]
-    Catalogue(String),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("nats: {0}")]
-    Nats(#[from] rz_eventing::EventingError),
-    #[error("listen: {0}")]
-    Listen(#[from] std::io::Error),
-    #[error("server: {0}")]
-    Server(#[from] tonic::transport::Error),
-}
-
 /// A built service, bound to its port, not yet serving.
 pub struct App {
-    listener: TcpListener,
-    addr: SocketAddr,
+    foundation: Foundation,
     config: Config,
-    pool: sqlx::PgPool,
-    nats: rz_eventing::nats::Client,
-    js: rz_eventing::nats::jetstream::Context,
     catalogue: Arc<Catalogue>,
     municipality: GemeenteCode,
     secret: Arc<[u8]>,
-    ns: Namespace,
 }
+
+rz_platform::service!(
+    App,
+    "access",
+    "Access (toegang) of one municipality: residents, cases on the statutory clock, decisions",
+    Config
+);
 
 /// Asks registration at `endpoint` for the region's catalogue, retrying for `within` while it is
 /// unreachable (it may be starting too).
@@ -96,7 +79,7 @@ pub async fn fetch_catalogue(
             Err(e) => e,
         };
         if Instant::now() >= deadline {
-            return Err(StartError::Catalogue(format!(
+            return Err(StartError::Upstream(format!(
                 "registration at {endpoint} did not answer within {}s: {error}",
                 within.as_secs()
             )));
@@ -122,22 +105,17 @@ impl App {
             ));
         }
         let secret: Arc<[u8]> = Arc::from(config.access.client_key_secret.as_bytes());
-        let ns = Namespace::new(&config.nats.namespace).map_err(StartError::Config)?;
         let catalogue =
             fetch_catalogue(&config.access.registration_endpoint, CATALOGUE_WAIT).await?;
-        let catalogue = Catalogue::from_pb(&catalogue).map_err(StartError::Catalogue)?;
+        let catalogue = Catalogue::from_pb(&catalogue).map_err(StartError::Upstream)?;
         if !catalogue.has_municipality(&municipality) {
             return Err(StartError::Config(format!(
                 "access.municipality {municipality} is not a municipality of region {}",
                 catalogue.region
             )));
         }
-        let pool = rz_platform::db::connect(&config.database).await?;
-        rz_platform::db::migrate(&pool, store::MIGRATIONS).await?;
-        let (nats, js) = rz_eventing::connect(&config.nats.url, "access").await?;
-        rz_eventing::ensure_stream(&js, &ns, api::CONTEXT, config.nats.replicas).await?;
-        let listener = TcpListener::bind(config.server.listen).await?;
-        let addr = listener.local_addr()?;
+        let foundation =
+            Foundation::start("access", &config, store::MIGRATIONS, &[api::CONTEXT]).await?;
         tracing::info!(
             %municipality,
             region = %catalogue.region,
@@ -145,38 +123,24 @@ impl App {
             "access built"
         );
         Ok(Self {
-            listener,
-            addr,
+            foundation,
             config,
-            pool,
-            nats,
-            js,
             catalogue: Arc::new(catalogue),
             municipality,
             secret,
-            ns,
         })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub fn pool(&self) -> &sqlx::PgPool {
-        &self.pool
     }
 
     pub fn municipality(&self) -> &GemeenteCode {
         &self.municipality
     }
 
-    /// Serves gRPC and relays the outbox until `shutdown`; then stops gracefully (see
-    /// [`rz_eventing::host::Host`]).
+    /// Serves gRPC and relays the outbox until `shutdown` (see [`rz_platform::runner`]).
     pub async fn run(self, shutdown: Shutdown) -> Result<(), StartError> {
         let api = api::AccessApi::new(
-            self.pool.clone(),
+            self.foundation.pool().clone(),
             self.catalogue.clone(),
-            self.ns.clone(),
+            self.foundation.ns().clone(),
             self.municipality.clone(),
             self.secret.clone(),
             rz_platform::clock::from_config(
@@ -184,18 +148,10 @@ impl App {
                 self.config.access.today_file.as_ref(),
             ),
         );
-        let (router, health) = rz_platform::server::router();
-        let router = router.add_service(AccessServiceServer::new(api));
-        tracing::info!(addr = %self.addr, municipality = %self.municipality, "access serving");
-        let host = Host {
-            name: "access",
-            pool: self.pool,
-            nats: self.nats,
-            js: self.js,
-            grace: Duration::from_secs(self.config.server.shutdown_grace_secs),
-        };
-        Ok(host
-            .run(router, health, self.listener, shutdown, Vec::new())
-            .await?)
+        tracing::info!(municipality = %self.municipality, "access serving");
+        self.foundation
+            .serving(shutdown)
+            .run(|grpc| grpc.add_service(AccessServiceServer::new(api)))
+            .await
     }
 }

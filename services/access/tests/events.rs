@@ -7,11 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{MUNICIPALITY, bsn, header, lumpsum, pxq, spawn_app, spawn_registration, test_config};
+use common::{MUNICIPALITY, Stack, bsn, header, lumpsum, pxq, spawn_app};
 use prost::Message;
 use rz_proto::access::v1 as pb;
 use rz_proto::types::v1 as types;
-use rz_testkit::TestEnv;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -148,12 +147,11 @@ async fn health_reports_serving_and_shutdown_flushes_the_outbox() {
     )
     .await
     .unwrap();
-    app.shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(15), &mut app.server)
+    app.stack
+        .access_service(MUNICIPALITY)
+        .stop()
         .await
-        .expect("stops within the grace period")
-        .unwrap()
-        .unwrap();
+        .expect("stops within the grace period");
     let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(&pool)
@@ -165,11 +163,10 @@ async fn health_reports_serving_and_shutdown_flushes_the_outbox() {
 
 #[tokio::test]
 async fn start_up_refuses_a_bad_configuration_or_an_unreachable_registration() {
-    let env = TestEnv::load();
-    let ns = env.namespace();
-    let (registration, _stop) = spawn_registration(&env, &ns).await;
+    let stack = Stack::builder().registration().start().await;
+    let registration = stack.registration_endpoint();
 
-    let mut config = test_config(&env, &ns, &registration).await;
+    let mut config = stack.access_config(MUNICIPALITY).await;
     config.access.municipality = "222".into();
     let err = access::App::build(config.clone()).await.err().unwrap();
     assert!(matches!(err, access::StartError::Config(_)), "{err}");
@@ -193,7 +190,7 @@ async fn start_up_refuses_a_bad_configuration_or_an_unreachable_registration() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, access::StartError::Catalogue(_)), "{err}");
+    assert!(matches!(err, access::StartError::Upstream(_)), "{err}");
     assert!(err.to_string().contains("did not answer"), "{err}");
 
     let catalogue = access::fetch_catalogue(&registration, Duration::from_secs(5))

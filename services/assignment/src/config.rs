@@ -20,6 +20,8 @@ pub struct Config {
     pub assignment: AssignmentConfig,
 }
 
+rz_platform::service_config!(Config);
+
 /// `[assignment]`.
 #[derive(Clone, Deserialize)]
 #[serde(default)]

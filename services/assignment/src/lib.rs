@@ -27,46 +27,33 @@ pub mod import;
 mod municipality;
 mod provider;
 pub mod store;
+pub mod upload;
 pub mod upstream;
 pub mod xml;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rz_eventing::Namespace;
-use rz_eventing::host::Host;
-use rz_platform::Shutdown;
+use rz_platform::{Foundation, Shutdown};
 use rz_proto::assignment::v1::assignment_service_server::AssignmentServiceServer;
-use tokio::net::TcpListener;
 
 pub use crate::assigner::Assigner;
 pub use crate::clock::{Clock, FixedClock, SystemClock};
 pub use crate::config::Config;
 pub use crate::handover::HandoverOutcome;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("nats: {0}")]
-    Nats(#[from] rz_eventing::EventingError),
-    #[error("listen: {0}")]
-    Listen(#[from] std::io::Error),
-    #[error("server: {0}")]
-    Server(#[from] tonic::transport::Error),
-}
+pub use rz_platform::StartError;
 
 /// A built service, bound to its port, not yet serving.
 pub struct App {
-    listener: TcpListener,
-    addr: SocketAddr,
-    config: Config,
-    nats: rz_eventing::nats::Client,
-    js: rz_eventing::nats::jetstream::Context,
+    foundation: Foundation,
     assigner: Assigner,
 }
+
+rz_platform::service!(
+    App,
+    "assignment",
+    "Assignment (toewijzing) of contracted providers, the providers' messages and the handover",
+    Config
+);
 
 impl App {
     /// As [`App::build_with_clock`], with the system date (or `assignment.today` /
@@ -85,7 +72,6 @@ impl App {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
-        let ns = Namespace::new(&config.nats.namespace).map_err(StartError::Config)?;
         if config.assignment.client_key_secret.is_empty() {
             return Err(StartError::Config(
                 "assignment.client_key_secret must be set (RZ__ASSIGNMENT__CLIENT_KEY_SECRET)"
@@ -94,36 +80,24 @@ impl App {
         }
         let upstream =
             Arc::new(upstream::Upstream::new(&config.assignment).map_err(StartError::Config)?);
-        let pool = rz_platform::db::connect(&config.database).await?;
-        rz_platform::db::migrate(&pool, store::MIGRATIONS).await?;
-        let (nats, js) = rz_eventing::connect(&config.nats.url, "assignment").await?;
-        rz_eventing::ensure_stream(&js, &ns, assigner::CONTEXT, config.nats.replicas).await?;
-        rz_eventing::ensure_stream(&js, &ns, "access", config.nats.replicas).await?;
-        let listener = TcpListener::bind(config.server.listen).await?;
-        let addr = listener.local_addr()?;
+        let foundation = Foundation::start(
+            "assignment",
+            &config,
+            store::MIGRATIONS,
+            &[assigner::CONTEXT, "access"],
+        )
+        .await?;
         let assigner = Assigner::new(
-            pool,
-            ns,
+            foundation.pool().clone(),
+            foundation.ns().clone(),
             upstream,
             clock,
             config.assignment.client_key_secret.as_bytes(),
         );
         Ok(Self {
-            listener,
-            addr,
-            config,
-            nats,
-            js,
+            foundation,
             assigner,
         })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub fn pool(&self) -> &sqlx::PgPool {
-        self.assigner.pool()
     }
 
     /// The service's logic, for operator tools and tests (e.g. an interrupted handover run).
@@ -131,44 +105,27 @@ impl App {
         self.assigner.clone()
     }
 
-    /// Serves gRPC, consumes access' decisions and relays the outbox until `shutdown`; then stops
-    /// gracefully (see [`rz_eventing::host::Host`]).
+    /// Serves gRPC, consumes access' decisions and relays the outbox until `shutdown` (see
+    /// [`rz_platform::runner`]).
     pub async fn run(self, shutdown: Shutdown) -> Result<(), StartError> {
-        let pool = self.assigner.pool().clone();
-        let consumer = rz_eventing::EventConsumer::new(
-            self.js.clone(),
-            pool.clone(),
-            self.assigner.ns.clone(),
+        let mut serving = self.foundation.serving(shutdown);
+        serving.consume(
+            "decisions",
             decisions::consumer_spec(&self.assigner.ns),
             decisions::DecisionHandler::new(self.assigner.clone()),
         );
-        let consuming = {
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(e) = consumer.run(shutdown).await {
-                    tracing::error!(error = %e, "decision consumer failed");
-                }
-            })
-        };
         // Warm the catalogue; when registration is not up yet it is fetched on first use.
         if let Err(e) = self.assigner.upstream.catalogue().await {
             tracing::warn!(error = %e, "catalogue not loaded yet");
         }
-        let (router, health) = rz_platform::server::router();
-        let router = router.add_service(
-            AssignmentServiceServer::new(api::AssignmentApi::new(self.assigner.clone()))
-                .max_decoding_message_size(xml::MAX_GRPC_MESSAGE_BYTES),
-        );
-        tracing::info!(addr = %self.addr, "assignment serving");
-        let host = Host {
-            name: "assignment",
-            pool,
-            nats: self.nats,
-            js: self.js,
-            grace: std::time::Duration::from_secs(self.config.server.shutdown_grace_secs),
-        };
-        Ok(host
-            .run(router, health, self.listener, shutdown, vec![consuming])
-            .await?)
+        let api = api::AssignmentApi::new(self.assigner.clone());
+        serving
+            .run(|grpc| {
+                grpc.add_service(
+                    AssignmentServiceServer::new(api)
+                        .max_decoding_message_size(xml::MAX_GRPC_MESSAGE_BYTES),
+                )
+            })
+            .await
     }
 }

@@ -23,6 +23,8 @@ pub struct Config {
     pub notification: NotificationConfig,
 }
 
+rz_platform::service_config!(Config);
+
 /// `[notification]`: the services asked for letters and alerts, and the deadline scan.
 ///
 /// Environment: `RZ__NOTIFICATION__ACCESS_ENDPOINTS__0222=http://...` (one per CBS code, as for
@@ -78,7 +80,7 @@ pub enum LetterChannelKind {
     /// print house collects.
     Post,
     /// Each letter as an e-mail to its municipality's mailroom through a local SMTP relay
-    /// (see [`crate::smtp`]).
+    /// (the channel in `smtp.rs`).
     Smtp,
 }
 
@@ -114,7 +116,7 @@ pub struct LettersConfig {
     /// How often an idle dispatcher looks for due letters.
     pub poll_interval_ms: u64,
     /// `[notification.letters.smtp]`: the relay and the mailroom addresses (channel `smtp`).
-    pub smtp: crate::smtp::SmtpConfig,
+    pub smtp: SmtpConfig,
 }
 
 impl Default for LettersConfig {
@@ -129,7 +131,7 @@ impl Default for LettersConfig {
             send_timeout_ms: 30_000,
             lease_ms: 120_000,
             poll_interval_ms: 1_000,
-            smtp: crate::smtp::SmtpConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -167,6 +169,81 @@ impl LettersConfig {
             self.smtp.validate()?;
         }
         Ok(())
+    }
+}
+
+/// `[notification.letters.smtp]`. Defined here, beside the other settings, and used by the `smtp`
+/// channel: the configuration imports no other module of the service (no cycle through the
+/// dispatcher).
+///
+/// Environment: `RZ__NOTIFICATION__LETTERS__SMTP__RELAY=127.0.0.1:25`,
+/// `RZ__NOTIFICATION__LETTERS__SMTP__FROM=brieven@...`,
+/// `RZ__NOTIFICATION__LETTERS__SMTP__MAILROOM__0222=postkamer@...` (one per CBS code).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SmtpConfig {
+    /// `host:port` of the local relay.
+    pub relay: String,
+    /// The name given in EHLO.
+    pub helo: String,
+    /// The envelope and header sender.
+    pub from: String,
+    /// CBS code -> the municipality's mailroom address, which receives its letters.
+    pub mailroom: HashMap<String, String>,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            relay: "127.0.0.1:25".into(),
+            helo: "notification.regiozorg".into(),
+            from: String::new(),
+            mailroom: HashMap::new(),
+        }
+    }
+}
+
+impl SmtpConfig {
+    /// The rules between the keys; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.relay.is_empty() {
+            return Err("notification.letters.smtp.relay is required for the smtp channel".into());
+        }
+        if self.helo.is_empty() || !self.helo.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("notification.letters.smtp.helo must be a host name".into());
+        }
+        check_address("notification.letters.smtp.from", &self.from)?;
+        if self.mailroom.is_empty() {
+            return Err(
+                "notification.letters.smtp.mailroom must name at least one municipality's address"
+                    .into(),
+            );
+        }
+        for (cbs, address) in &self.mailroom {
+            check_address(
+                &format!("notification.letters.smtp.mailroom.{cbs}"),
+                address,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A mailbox `local@domain` with nothing that could break the SMTP conversation.
+fn check_address(key: &str, address: &str) -> Result<(), String> {
+    let ok = address.len() <= 254
+        && address
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+        && address
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key} must be an e-mail address (local@domain, ASCII, no spaces or angle brackets)"
+        ))
     }
 }
 

@@ -76,48 +76,31 @@ pub mod store;
 pub mod upstream;
 pub mod webhook;
 
-use std::net::SocketAddr;
-
-use rz_eventing::Namespace;
-use rz_eventing::host::Host;
-use rz_platform::Shutdown;
+use rz_platform::{Foundation, Shutdown};
 use rz_proto::notification::v1::notification_service_server::NotificationServiceServer;
-use tokio::net::TcpListener;
 
 pub use config::Config;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("nats: {0}")]
-    Nats(#[from] rz_eventing::EventingError),
-    #[error("listen: {0}")]
-    Listen(#[from] std::io::Error),
-    #[error("server: {0}")]
-    Server(#[from] tonic::transport::Error),
-}
+pub use rz_platform::StartError;
 
 /// A built service, bound to its port, not yet serving.
 pub struct App {
-    listener: TcpListener,
-    addr: SocketAddr,
+    foundation: Foundation,
     config: Config,
-    pool: sqlx::PgPool,
-    nats: rz_eventing::nats::Client,
-    js: rz_eventing::nats::jetstream::Context,
-    ns: Namespace,
     worker: delivery::DeliveryWorker,
     dispatcher: Option<dispatch::LetterDispatcher>,
     upstream: std::sync::Arc<upstream::Upstream>,
 }
 
+rz_platform::service!(
+    App,
+    "notification",
+    "Notification: signed webhooks to provider systems, residents' letters and staff alerts",
+    Config
+);
+
 impl App {
     /// Connects, migrates, ensures the assignment stream (it may start before assignment) and binds.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let ns = Namespace::new(&config.nats.namespace).map_err(StartError::Config)?;
         if config.webhooks.lease_ms <= config.webhooks.request_timeout_ms {
             return Err(StartError::Config(
                 "webhooks.lease_ms must be longer than webhooks.request_timeout_ms".into(),
@@ -155,104 +138,66 @@ impl App {
                     ));
                 }
             };
-        let pool = rz_platform::db::connect(&config.database).await?;
+        let foundation = Foundation::start(
+            "notification",
+            &config,
+            store::MIGRATIONS,
+            &[consumer::ASSIGNMENT, decisions::ACCESS],
+        )
+        .await?;
+        let pool = foundation.pool().clone();
         let dispatcher = channel.map(|c| {
             dispatch::LetterDispatcher::new(pool.clone(), c, config.notification.letters.clone())
         });
         let worker = delivery::DeliveryWorker::new(pool.clone(), config.webhooks.clone())
             .map_err(|e| StartError::Config(format!("webhooks: {e}")))?;
-        rz_platform::db::migrate(&pool, store::MIGRATIONS).await?;
-        let (nats, js) = rz_eventing::connect(&config.nats.url, "notification").await?;
-        rz_eventing::ensure_stream(&js, &ns, consumer::ASSIGNMENT, config.nats.replicas).await?;
-        rz_eventing::ensure_stream(&js, &ns, decisions::ACCESS, config.nats.replicas).await?;
-        let listener = TcpListener::bind(config.server.listen).await?;
-        let addr = listener.local_addr()?;
         Ok(Self {
-            listener,
-            addr,
+            foundation,
             config,
-            pool,
-            nats,
-            js,
-            ns,
             worker,
             dispatcher,
             upstream,
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub fn pool(&self) -> &sqlx::PgPool {
-        &self.pool
-    }
-
-    /// Serves gRPC, consumes assignment events and delivers webhooks until `shutdown`.
+    /// Serves gRPC, consumes assignment and access events, delivers webhooks and letters and
+    /// scans deadlines until `shutdown` (see [`rz_platform::runner`]).
     pub async fn run(self, shutdown: Shutdown) -> Result<(), StartError> {
-        let consumer = rz_eventing::EventConsumer::new(
-            self.js.clone(),
-            self.pool.clone(),
-            self.ns.clone(),
-            consumer::consumer_spec(&self.ns),
+        let mut serving = self.foundation.serving(shutdown);
+        let ns = serving.ns().clone();
+        serving.consume(
+            "webhooks",
+            consumer::consumer_spec(&ns),
             consumer::WebhookMatcher,
         );
-        let consuming = {
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(e) = consumer.run(shutdown).await {
-                    tracing::error!(error = %e, "webhook consumer failed");
-                }
-            })
-        };
-        let letters = rz_eventing::EventConsumer::new(
-            self.js.clone(),
-            self.pool.clone(),
-            self.ns.clone(),
-            letters::consumer_spec(&self.ns),
+        serving.consume(
+            "letters",
+            letters::consumer_spec(&ns),
             letters::LetterWriter,
-        );
-        let writing = {
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(e) = letters.run(shutdown).await {
-                    tracing::error!(error = %e, "letter consumer failed");
-                }
-            })
-        };
-        let decisions = rz_eventing::EventConsumer::new(
-            self.js.clone(),
-            self.pool.clone(),
-            self.ns.clone(),
-            decisions::consumer_spec(&self.ns),
-            decisions::DecisionLetters::new(self.upstream.clone()),
         );
         // Without any access endpoint there is nobody to address a decision letter to: the
         // consumer is not started (rather than dead-lettering every decision). With endpoints, a
         // municipality missing from them dead-letters its decisions with that reason.
-        let mut background = vec![consuming, writing];
         if self.upstream.municipalities().is_empty() {
             tracing::warn!(
                 "notification.access_endpoints is empty: decision letters are not written"
             );
         } else {
-            let shutdown = shutdown.clone();
-            background.push(tokio::spawn(async move {
-                if let Err(e) = decisions.run(shutdown).await {
-                    tracing::error!(error = %e, "decision letter consumer failed");
-                }
-            }));
+            serving.consume(
+                "decision letters",
+                decisions::consumer_spec(&ns),
+                decisions::DecisionLetters::new(self.upstream.clone()),
+            );
         }
-        background.push(tokio::spawn(self.worker.run(shutdown.clone())));
+        serving.spawn(self.worker.run(serving.shutdown()));
         match self.dispatcher {
-            Some(d) => background.push(tokio::spawn(d.run(shutdown.clone()))),
+            Some(d) => serving.spawn(d.run(serving.shutdown())),
             None => tracing::info!(
                 "notification.letters.channel is none: letters are stored and listed, not sent"
             ),
         }
         let scanner = scan::Scanner::new(
-            self.pool.clone(),
+            serving.pool().clone(),
             self.upstream.clone(),
             self.config.notification.alert_within_days,
         );
@@ -260,27 +205,18 @@ impl App {
             self.config.notification.today,
             self.config.notification.today_file.as_ref(),
         );
-        background.push(tokio::spawn(scanner.clone().run(
+        serving.spawn(scanner.clone().run(
             std::time::Duration::from_secs(self.config.notification.scan_interval_secs),
             clock,
-            shutdown.clone(),
-        )));
-        let (router, health) = rz_platform::server::router();
-        let router = router.add_service(NotificationServiceServer::new(api::NotificationApi::new(
-            self.pool.clone(),
+            serving.shutdown(),
+        ));
+        let api = api::NotificationApi::new(
+            serving.pool().clone(),
             self.config.webhooks.require_https,
             scanner,
-        )));
-        tracing::info!(addr = %self.addr, "notification serving");
-        let host = Host {
-            name: "notification",
-            pool: self.pool,
-            nats: self.nats,
-            js: self.js,
-            grace: std::time::Duration::from_secs(self.config.server.shutdown_grace_secs),
-        };
-        Ok(host
-            .run(router, health, self.listener, shutdown, background)
-            .await?)
+        );
+        serving
+            .run(|grpc| grpc.add_service(NotificationServiceServer::new(api)))
+            .await
     }
 }

@@ -16,3 +16,5 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub region_file: Option<PathBuf>,
 }
+
+rz_platform::service_config!(Config);

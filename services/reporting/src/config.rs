@@ -13,3 +13,5 @@ pub struct Config {
     pub nats: NatsConfig,
     pub telemetry: TelemetryConfig,
 }
+
+rz_platform::service_config!(Config);

@@ -18,106 +18,62 @@ pub mod facts;
 pub mod figures;
 pub mod store;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rz_eventing::Namespace;
-use rz_eventing::host::Host;
-use rz_platform::Shutdown;
+use rz_platform::{Foundation, Shutdown};
 use rz_proto::reporting::v1::reporting_service_server::ReportingServiceServer;
-use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use consumers::Consumers;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("nats: {0}")]
-    Nats(#[from] rz_eventing::EventingError),
-    #[error("listen: {0}")]
-    Listen(#[from] std::io::Error),
-    #[error("server: {0}")]
-    Server(#[from] tonic::transport::Error),
-}
+pub use rz_platform::StartError;
 
 /// A built service, bound to its port, not yet serving.
 pub struct App {
-    listener: TcpListener,
-    addr: SocketAddr,
-    config: Config,
-    pool: sqlx::PgPool,
-    nats: rz_eventing::nats::Client,
-    js: rz_eventing::nats::jetstream::Context,
+    foundation: Foundation,
     consumers: Arc<Consumers>,
 }
 
+rz_platform::service!(
+    App,
+    "reporting",
+    "Reporting: the region's read model built from events, its figures and CSV exports",
+    Config
+);
+
 impl App {
-    /// Connects, migrates, ensures the streams it reads (so it can start before their producers)
-    /// and binds the listener.
+    /// Connects, migrates, ensures the streams it reads (they may not have been created by their
+    /// producers yet) and binds the listener.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let ns = Namespace::new(&config.nats.namespace).map_err(StartError::Config)?;
-        let pool = rz_platform::db::connect(&config.database).await?;
-        rz_platform::db::migrate(&pool, store::MIGRATIONS).await?;
-        let (nats, js) = rz_eventing::connect(&config.nats.url, "reporting").await?;
-        for context in consumers::CONTEXTS {
-            rz_eventing::ensure_stream(&js, &ns, context, config.nats.replicas).await?;
-        }
-        let listener = TcpListener::bind(config.server.listen).await?;
-        let addr = listener.local_addr()?;
-        let consumers = Arc::new(Consumers::new(js.clone(), pool.clone(), ns));
+        let foundation =
+            Foundation::start("reporting", &config, store::MIGRATIONS, consumers::CONTEXTS).await?;
+        let consumers = Arc::new(Consumers::new(
+            foundation.js().clone(),
+            foundation.pool().clone(),
+            foundation.ns().clone(),
+        ));
         Ok(Self {
-            listener,
-            addr,
-            config,
-            pool,
-            nats,
-            js,
+            foundation,
             consumers,
         })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub fn pool(&self) -> &sqlx::PgPool {
-        &self.pool
     }
 
     pub fn consumers(&self) -> Arc<Consumers> {
         self.consumers.clone()
     }
 
-    /// Consumes the streams and serves gRPC until `shutdown`; then stops gracefully (see
-    /// [`rz_eventing::host::Host`]).
+    /// Consumes the streams and serves gRPC until `shutdown` (see [`rz_platform::runner`]).
     pub async fn run(self, shutdown: Shutdown) -> Result<(), StartError> {
         self.consumers.start().await?;
+        let mut serving = self.foundation.serving(shutdown);
         // The consumers are restarted by a rebuild; this task stops whichever generation runs.
-        let watcher = {
-            let consumers = self.consumers.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                shutdown.wait().await;
-                consumers.stop().await;
-            })
-        };
-        let api = api::ReportingApi::new(self.pool.clone(), self.consumers.clone());
-        let (router, health) = rz_platform::server::router();
-        let router = router.add_service(ReportingServiceServer::new(api));
-        tracing::info!(addr = %self.addr, "reporting serving");
-        let host = Host {
-            name: "reporting",
-            pool: self.pool,
-            nats: self.nats,
-            js: self.js,
-            grace: std::time::Duration::from_secs(self.config.server.shutdown_grace_secs),
-        };
-        Ok(host
-            .run(router, health, self.listener, shutdown, vec![watcher])
-            .await?)
+        let (consumers, stop) = (self.consumers.clone(), serving.shutdown());
+        serving.spawn(async move {
+            stop.wait().await;
+            consumers.stop().await;
+        });
+        let api = api::ReportingApi::new(serving.pool().clone(), self.consumers.clone());
+        serving
+            .run(|grpc| grpc.add_service(ReportingServiceServer::new(api)))
+            .await
     }
 }

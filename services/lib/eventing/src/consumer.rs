@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use futures::{FutureExt, StreamExt};
-use rz_platform::Shutdown;
+use crate::Shutdown;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -11,18 +11,21 @@
 //!   protobuf body), with the W3C `traceparent`.
 //! - [`subjects`]: `<namespace>.<context>.<municipality|_>.<provider AGB|_>.<event>`, so subject
 //!   permissions can confine a provider or a municipality to its own events.
+//! - [`Shutdown`]: the signal the relay and the consumers stop on. The service runner that starts
+//!   and stops them in order is `rz_platform::runner`, which builds on this crate.
 
 pub mod consumer;
 pub mod dlq;
 pub mod envelope;
-pub mod host;
 pub mod outbox;
 pub mod relay;
+pub mod shutdown;
 pub mod subjects;
 pub mod wake;
 
 pub use consumer::{ConsumerSpec, EventConsumer, HandleError, Handler};
 pub use envelope::{Event, NewEvent};
+pub use shutdown::Shutdown;
 pub use subjects::Namespace;
 
 use std::time::Duration;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
-use rz_platform::Shutdown;
+use crate::Shutdown;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -51,7 +51,7 @@ impl OutboxRelay {
     }
 
     /// Runs until `shutdown`; then publishes everything still pending before it returns. Trigger
-    /// `shutdown` only once nothing writes to the outbox any more (see [`crate::host::Host`]).
+    /// `shutdown` only once nothing writes to the outbox any more (see `rz_platform::runner`).
     pub async fn run(self, shutdown: Shutdown) {
         let mut last_cleanup = tokio::time::Instant::now();
         let mut chase = Chase::default();

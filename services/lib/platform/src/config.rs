@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+pub use rz_telemetry::TelemetryConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 

@@ -1,4 +1,5 @@
-//! A cloneable shutdown signal shared by the server, the outbox relay and the consumers.
+//! A cloneable shutdown signal shared by the server, the outbox relay and the consumers
+//! (re-exported as `rz_platform::Shutdown`).
 
 use tokio::sync::watch;
 
