@@ -16,88 +16,13 @@
 //! reasons name the SMTP step and reply code only, never the relay's reply text (it may echo
 //! addresses). A 5xx reply is permanent, anything else transient.
 
-use std::collections::HashMap;
-
 use chrono::Utc;
-use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+pub use crate::config::SmtpConfig;
 use crate::dispatch::{ChannelError, LetterChannel, SendFuture};
 use crate::store::StoredLetter;
-
-/// `[notification.letters.smtp]`.
-///
-/// Environment: `RZ__NOTIFICATION__LETTERS__SMTP__RELAY=127.0.0.1:25`,
-/// `RZ__NOTIFICATION__LETTERS__SMTP__FROM=brieven@...`,
-/// `RZ__NOTIFICATION__LETTERS__SMTP__MAILROOM__0222=postkamer@...` (one per CBS code).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct SmtpConfig {
-    /// `host:port` of the local relay.
-    pub relay: String,
-    /// The name given in EHLO.
-    pub helo: String,
-    /// The envelope and header sender.
-    pub from: String,
-    /// CBS code -> the municipality's mailroom address, which receives its letters.
-    pub mailroom: HashMap<String, String>,
-}
-
-impl Default for SmtpConfig {
-    fn default() -> Self {
-        Self {
-            relay: "127.0.0.1:25".into(),
-            helo: "notification.regiozorg".into(),
-            from: String::new(),
-            mailroom: HashMap::new(),
-        }
-    }
-}
-
-impl SmtpConfig {
-    /// The rules between the keys; the error names the key.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.relay.is_empty() {
-            return Err("notification.letters.smtp.relay is required for the smtp channel".into());
-        }
-        if self.helo.is_empty() || !self.helo.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("notification.letters.smtp.helo must be a host name".into());
-        }
-        check_address("notification.letters.smtp.from", &self.from)?;
-        if self.mailroom.is_empty() {
-            return Err(
-                "notification.letters.smtp.mailroom must name at least one municipality's address"
-                    .into(),
-            );
-        }
-        for (cbs, address) in &self.mailroom {
-            check_address(
-                &format!("notification.letters.smtp.mailroom.{cbs}"),
-                address,
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// A mailbox `local@domain` with nothing that could break the SMTP conversation.
-fn check_address(key: &str, address: &str) -> Result<(), String> {
-    let ok = address.len() <= 254
-        && address
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
-        && address
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{key} must be an e-mail address (local@domain, ASCII, no spaces or angle brackets)"
-        ))
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct SmtpChannel {
