@@ -24,7 +24,7 @@ use rz_chaos::chaos::checks::{Checker, Invariant, Sources};
 use rz_chaos::chaos::faults::{self, FaultPlan, FaultReport, Infra, Rng};
 use rz_chaos::chaos::flows::{Endpoints, Load, LoadStats};
 use rz_chaos::chaos::receiver::Receiver;
-use rz_chaos::chaos::webhooks::WebhookReceiver;
+use rz_chaos::chaos::webhooks::{self, WebhookReceiver};
 use rz_chaos::cluster::{ACHTERHOEK, random_bytes};
 use rz_chaos::{Cluster, ClusterSpec};
 
@@ -259,17 +259,19 @@ async fn run(args: Args) -> Result<bool, String> {
     let load = Arc::new(Load::new(endpoints.clone(), stats.clone()).await?);
 
     // Every provider subscribes a webhook before the first event.
-    let hooks = WebhookReceiver::start().await?;
-    let subscribed = hooks
-        .subscribe_all(
-            &endpoints.registration,
-            &endpoint("notification")?,
-            &stats.retries,
-        )
-        .await?;
+    let hooks = WebhookReceiver::start()
+        .await
+        .map_err(|e| format!("webhook receiver: {e}"))?;
+    let subscribed = webhooks::subscribe_all(
+        &hooks,
+        &endpoints.registration,
+        &endpoint("notification")?,
+        &stats.retries,
+    )
+    .await?;
     println!(
         "  {subscribed} providers subscribed webhooks at http://{}/hook/<agb>",
-        hooks.addr
+        hooks.addr()
     );
 
     // The provider receiver runs from before the first event until the checks.
@@ -400,7 +402,7 @@ async fn run(args: Args) -> Result<bool, String> {
     let (progress, settled) = checker
         .settle(
             &receiver.state,
-            &hooks.state,
+            hooks.receipts(),
             Duration::from_secs(args.settle_seconds),
         )
         .await;
@@ -422,11 +424,7 @@ async fn run(args: Args) -> Result<bool, String> {
         .lock()
         .map(|s| s.clone())
         .map_err(|_| "receiver state poisoned".to_string())?;
-    let hook_state = hooks
-        .state
-        .lock()
-        .map(|s| s.clone())
-        .map_err(|_| "webhook state poisoned".to_string())?;
+    let hook_state = hooks.receipts().snapshot();
     let contracted_after = load.contracted_on("2022-07-01").await?;
     let mut invariants = checker
         .check(
@@ -536,9 +534,9 @@ async fn run(args: Args) -> Result<bool, String> {
     );
     println!(
         "webhooks: {} POSTs, {} events applied, {} redeliveries skipped, {} bad signatures",
-        hooks.stats.posts.load(Ordering::Relaxed),
-        hook_state.applied.len(),
-        hooks.stats.redeliveries.load(Ordering::Relaxed),
+        hooks.receipts().posts(),
+        hook_state.received.len(),
+        hooks.receipts().redeliveries(),
         hook_state.bad_signatures.len()
     );
     println!("\ninvariants:");

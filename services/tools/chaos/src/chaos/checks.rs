@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 use super::flows::FlowRecord;
 use super::receiver::ReceiverState;
-use super::webhooks::WebhookState;
+use super::webhooks::{Receipts, WebhookState};
 
 pub const ISSUED: &str = "nl.regiozorg.assignment.issued.v1";
 
@@ -290,7 +290,7 @@ impl Checker {
         p.provider_events = provider_events.len();
         p.webhooks_not_received = provider_events
             .iter()
-            .filter(|(id, _)| !webhooks.applied.contains(id))
+            .filter(|(id, _)| !webhooks.received.contains(id))
             .count();
         p.not_started =
             sqlx::query_scalar("SELECT count(*) FROM assignments WHERE status = 'issued'")
@@ -311,7 +311,7 @@ impl Checker {
     pub async fn settle(
         &mut self,
         receiver: &std::sync::Mutex<ReceiverState>,
-        webhooks: &std::sync::Mutex<WebhookState>,
+        webhooks: &Receipts,
         timeout: Duration,
     ) -> (Progress, bool) {
         let deadline = Instant::now() + timeout;
@@ -321,12 +321,9 @@ impl Checker {
                 applied: r.applied.clone(),
                 ..ReceiverState::default()
             });
-            let w = webhooks.lock().map(|w| WebhookState {
-                applied: w.applied.clone(),
-                ..WebhookState::default()
-            });
-            let now = match (r, w) {
-                (Ok(r), Ok(w)) => self.progress(&r, &w).await.ok(),
+            let w = webhooks.snapshot();
+            let now = match r {
+                Ok(r) => self.progress(&r, &w).await.ok(),
                 _ => None,
             };
             if let Some(now) = now {
@@ -632,7 +629,7 @@ impl Checker {
         );
         for (id, subject) in self.provider_events().await? {
             inv.checked += 1;
-            if !webhooks.applied.contains(&id) {
+            if !webhooks.received.contains(&id) {
                 inv.lost += 1;
                 inv.violations.push(format!(
                     "event {id} on {subject} never reached the provider's webhook"

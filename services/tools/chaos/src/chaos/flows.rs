@@ -18,7 +18,7 @@ use rz_proto::assignment::v1 as asg;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
 use rz_proto::registration::v1 as reg;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
-use rz_proto::types::v1 as types;
+use rz_workload::{Driver, Sub, catalogue, flow, status_msg};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -40,18 +40,6 @@ pub fn channel(url: &str, timeout: Duration) -> Result<Channel, String> {
         .connect_timeout(Duration::from_secs(2))
         .timeout(timeout)
         .connect_lazy())
-}
-
-/// A subsegment of the catalogue, with what a decision for it needs.
-#[derive(Debug, Clone)]
-pub struct Sub {
-    pub code: String,
-    pub segment: String,
-    pub law: i32,
-    pub financing: i32,
-    pub municipalities: Vec<String>,
-    /// The region's product codes (PxQ and separately contracted subsegments name one).
-    pub product_codes: Vec<String>,
 }
 
 /// One care flow as the harness saw it end.
@@ -90,25 +78,8 @@ impl LoadStats {
     }
 }
 
-fn status_msg(what: &'static str) -> impl Fn(Status) -> String {
-    move |s| format!("{what}: {:?} {}", s.code(), s.message())
-}
-
-/// A deterministic valid BSN for number `n` (see [`rz_domain::Bsn::synthetic`]).
-pub fn bsn(n: u32) -> String {
-    rz_domain::Bsn::synthetic(n).as_str().to_owned()
-}
-
-const POSTAL: [(&str, &str, &str); 8] = [
-    ("0197", "7121", "Aalten"),
-    ("1859", "7271", "Borculo"),
-    ("1876", "7221", "Steenderen"),
-    ("0222", "7001", "Doetinchem"),
-    ("1955", "6941", "Didam"),
-    ("1586", "7141", "Groenlo"),
-    ("1509", "7081", "Gendringen"),
-    ("0294", "7101", "Winterswijk"),
-];
+/// The chaos run's requests (idempotency keys `chaos-<step>-<n>`).
+const CHAOS: Driver = Driver::new("chaos");
 
 /// The load generator.
 pub struct Load {
@@ -143,23 +114,7 @@ impl Load {
         .map_err(status_msg("GetCatalogue"))?
         .into_inner();
         let municipalities: Vec<String> = endpoints.access.keys().cloned().collect();
-        let subs: Vec<Sub> = catalogue
-            .lots
-            .iter()
-            .flat_map(|l| &l.segments)
-            .flat_map(|s| {
-                s.subsegments.iter().map(|ss| Sub {
-                    code: ss.code.clone(),
-                    segment: s.code.clone(),
-                    law: s.law,
-                    financing: ss.financing,
-                    municipalities: s.municipalities.clone(),
-                    product_codes: ss.product_codes.clone(),
-                })
-            })
-            // as in the demo: these segments are not part of the regular decision flow
-            .filter(|s| s.segment != "DYS" && s.segment != "HBH")
-            .collect();
+        let subs = catalogue::subsegments(&catalogue);
         if subs.is_empty() {
             return Err("the catalogue has no subsegments".into());
         }
@@ -185,41 +140,8 @@ impl Load {
 
     /// Registers resident `n` in the municipality's access (idempotent by key).
     async fn resident(&self, m: &str, n: u32, minor: bool) -> Result<String, String> {
-        let b = bsn(n);
-        let (_, pc, city) =
-            POSTAL
-                .iter()
-                .find(|p| p.0 == m)
-                .copied()
-                .unwrap_or(("0222", "7001", "Doetinchem"));
-        let birth = if minor {
-            format!("{}-0{}-1{}", 2008 + n % 8, 1 + n % 9, n % 10)
-        } else {
-            format!("{}-0{}-2{}", 1950 + n % 50, 1 + n % 9, n % 8)
-        };
-        let req = acc::RegisterResidentRequest {
-            idempotency_key: format!("chaos-resident-{n}"),
-            bsn: b.clone(),
-            given_names: "Anna".into(),
-            family_name: "Jansen".into(),
-            birth_date: birth,
-            address: Some(acc::Address {
-                street: "Dorpsstraat".into(),
-                house_number: format!("{}", 1 + n % 120),
-                postal_code: format!(
-                    "{pc}{}{}",
-                    (b'A' + (n % 26) as u8) as char,
-                    (b'A' + (n / 26 % 26) as u8) as char
-                ),
-                city: city.into(),
-                municipality: m.into(),
-            }),
-            legal_representative: minor.then(|| acc::LegalRepresentative {
-                name: "Ouder".into(),
-                relation: "ouder".into(),
-            }),
-            gender: ["0", "1", "2"][(n % 3) as usize].into(),
-        };
+        let req = CHAOS.resident(n, m, minor);
+        let b = req.bsn.clone();
         let ac = self.access(m)?;
         retry(&self.stats.retries, || {
             let mut ac = ac.clone();
@@ -255,16 +177,11 @@ impl Load {
                     .map(|s| (*s).clone())
             })
             .flatten();
-        let youth = sub.law == types::Law::Jeugdwet as i32;
+        let youth = sub.is_youth();
         let ac = self.access(&m)?;
         let b = self.resident(&m, 300_000 + i, youth).await?;
         let day = 1 + i % 28;
-        let open = acc::OpenCaseRequest {
-            idempotency_key: format!("chaos-case-{i}"),
-            bsn: b,
-            law: sub.law,
-            date: format!("2022-07-{day:02}"),
-        };
+        let open = CHAOS.open_case(i, b, sub.law, format!("2022-07-{day:02}"));
         let case = retry(&self.stats.retries, || {
             let mut ac = ac.clone();
             let r = open.clone();
@@ -303,20 +220,16 @@ impl Load {
         let refuse = i % 20 == 19;
         let mut grant = Vec::new();
         if !refuse {
-            grant.push(product_for(&sub, "2022-09-01", "2023-08-31"));
+            grant.push(catalogue::product(&sub, "2022-09-01", "2023-08-31"));
             if let Some(s2) = &second {
-                grant.push(product_for(s2, "2022-09-01", "2023-08-31"));
+                grant.push(catalogue::product(s2, "2022-09-01", "2023-08-31"));
             }
         }
-        let r = acc::DecideRequest {
-            case_id: case_id.clone(),
-            date: decide_on,
-            grant: grant.clone(),
-            refusal_reason: if refuse {
-                "Voorliggende voorziening volstaat".into()
-            } else {
-                String::new()
-            },
+        let products = grant.len() as u32;
+        let r = if refuse {
+            flow::refusal(case_id.clone(), decide_on)
+        } else {
+            flow::decision(case_id.clone(), decide_on, grant)
         };
         let target = if refuse {
             acc::CaseStatus::Refused
@@ -365,7 +278,7 @@ impl Load {
             index: i,
             municipality: m,
             case_id,
-            products: grant.len() as u32,
+            products,
             amended,
         })
     }
@@ -573,26 +486,9 @@ impl Load {
         let Some(sub) = self.subs.iter().find(|s| s.code == sub).cloned() else {
             return Err(format!("subsegment {sub} not in the catalogue"));
         };
-        let minor = sub.law == types::Law::Jeugdwet as i32;
-        let b = self.resident(m, n, minor).await?;
-        let p = product_for(&sub, "2021-09-01", "2023-08-31");
-        let req = asg::ImportAssignmentRequest {
-            idempotency_key: format!("chaos-import-{n}"),
-            municipality: m.to_owned(),
-            bsn: b,
-            client_key: String::new(),
-            agb_code: agb.to_owned(),
-            subsegment_code: sub.code.clone(),
-            product_code: p.product_code,
-            period: p.period,
-            size: (p.volume > 0).then_some(asg::Size {
-                volume: p.volume,
-                unit: p.unit,
-                frequency: p.frequency,
-            }),
-            budget_cents: p.budget_cents,
-            started: true,
-        };
+        let b = self.resident(m, n, sub.is_youth()).await?;
+        let p = catalogue::product(&sub, "2021-09-01", "2023-08-31");
+        let req = CHAOS.import(n, m, b, agb, p);
         retry(&self.stats.retries, || {
             let mut a = self.assignment.clone();
             let r = req.clone();
@@ -649,41 +545,5 @@ impl Load {
         .await
         .map(tonic::Response::into_inner)
         .map_err(status_msg("RunHandover"))
-    }
-}
-
-fn product_for(sub: &Sub, start: &str, end: &str) -> acc::ProductToGrant {
-    let mut p = acc::ProductToGrant {
-        subsegment_code: sub.code.clone(),
-        result: "Zelfstandig wonen en meedoen in de buurt".into(),
-        goal: acc::Goal::Participation as i32,
-        period: Some(types::Period {
-            start: start.into(),
-            end: end.into(),
-        }),
-        product_code: sub.product_codes.first().cloned().unwrap_or_default(),
-        ..Default::default()
-    };
-    if sub.financing == types::Financing::Pxq as i32 {
-        p.volume = 3;
-        p.unit = "04".into();
-        p.frequency = "2".into();
-    } else if sub.financing == types::Financing::SeparateContract as i32 {
-        p.budget_cents = 250_000;
-    }
-    p
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn bsns_pass_the_eleven_test() {
-        for n in [1, 2, 300_000, 300_123] {
-            let b = super::bsn(n);
-            assert_eq!(b.len(), 9);
-            let w = [9i64, 8, 7, 6, 5, 4, 3, 2, -1];
-            let sum: i64 = b.bytes().zip(w).map(|(c, w)| i64::from(c - b'0') * w).sum();
-            assert_eq!(sum % 11, 0, "{b}");
-        }
     }
 }

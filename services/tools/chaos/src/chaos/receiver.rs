@@ -11,13 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use prost::Message;
 use rz_eventing::Namespace;
 use rz_eventing::envelope::{CE_ID, MSG_ID};
 use rz_eventing::nats::jetstream::{self, AckKind};
-use rz_proto::assignment::v1 as pb;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
-use tonic::Code;
+use rz_workload::provider::{self, Started};
 use tonic::transport::Channel;
 
 use super::retry::{RetryStats, is_transient};
@@ -94,22 +92,9 @@ impl Receiver {
         client: &AssignmentServiceClient<Channel>,
         stop: &AtomicBool,
     ) -> Result<(), String> {
-        let stream = rz_eventing::ensure_stream(js, ns, "assignment", 1)
-            .await
-            .map_err(|e| e.to_string())?;
-        let consumer = stream
-            .get_or_create_consumer(
-                CONSUMER,
-                jetstream::consumer::pull::Config {
-                    durable_name: Some(CONSUMER.into()),
-                    filter_subject: format!("{}.assignment.*.*.issued", ns.as_str()),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+        let consumer =
+            provider::subscribe(js, ns, CONSUMER, provider::issued_filter(ns.as_str(), None))
+                .await?;
         let mut messages = consumer
             .stream()
             .heartbeat(Duration::from_secs(2))
@@ -162,38 +147,26 @@ impl Receiver {
         id: &str,
         payload: &[u8],
     ) -> bool {
-        let Ok(msg) = pb::AssignmentMessage::decode(payload) else {
-            tracing::warn!(event_id = id, "receiver: undecodable assignment message");
-            return true;
+        let a = match provider::assignment(payload) {
+            Ok(Some(a)) => a,
+            Ok(None) => return true,
+            Err(_) => {
+                tracing::warn!(event_id = id, "receiver: undecodable assignment message");
+                return true;
+            }
         };
-        let Some(a) = msg.assignment else {
-            return true;
-        };
-        let start = a
-            .period
-            .as_ref()
-            .map(|p| p.start.clone())
-            .unwrap_or_default();
-        let mut c = client.clone();
-        let outcome = c
-            .report_start_of_care(pb::ReportStartOfCareRequest {
-                agb_code: a.agb_code.clone(),
-                municipality: a.municipality.clone(),
-                assignment_number: a.number,
-                start_date: start,
-            })
-            .await;
-        let refused = match outcome {
-            Ok(_) => None,
-            Err(s) if s.code() == Code::AlreadyExists => {
+        let request = provider::start_of_care(&a, provider::first_day(&a));
+        let refused = match provider::report_start(&mut client.clone(), request).await {
+            Started::Reported => None,
+            Started::AlreadyReported => {
                 self.stats.start_already.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Err(s) if is_transient(s.code()) => {
+            Started::Failed(s) if is_transient(s.code()) => {
                 self.stats.retries.record(s.code());
                 return false;
             }
-            Err(s) => Some(format!("{:?} {}", s.code(), s.message())),
+            Started::Failed(s) => Some(format!("{:?} {}", s.code(), s.message())),
         };
         let Ok(mut st) = self.state.lock() else {
             return false;
