@@ -15,31 +15,21 @@ use crate::domain::case::{Case, CaseStatus};
 use crate::domain::product::{AmendmentKind, Goal, GrantedProduct, Size};
 use crate::domain::resident::{Address, LegalRepresentative, PostalCode, Resident};
 
+/// The shared eventing migrations under their one version, then the service's own (versions
+/// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
 pub const MIGRATIONS: &[Migration] = &[
+    Migration::shared(rz_eventing::OUTBOX_INBOX),
+    Migration::shared(rz_eventing::OUTBOX_WAKE),
+    Migration::shared(rz_eventing::OUTBOX_VACUUM),
     Migration {
-        version: 1,
-        name: "outbox_inbox",
-        sql: rz_eventing::MIGRATION_SQL,
-    },
-    Migration {
-        version: 2,
+        version: 101,
         name: "access",
-        sql: include_str!("../migrations/0002_access.sql"),
+        sql: include_str!("../migrations/0101_access.sql"),
     },
     Migration {
-        version: 3,
+        version: 102,
         name: "resident_gender",
-        sql: include_str!("../migrations/0003_gender.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "outbox_wake",
-        sql: rz_eventing::OUTBOX_WAKE_SQL,
-    },
-    Migration {
-        version: 5,
-        name: "outbox_vacuum",
-        sql: rz_eventing::OUTBOX_VACUUM_SQL,
+        sql: include_str!("../migrations/0102_gender.sql"),
     },
 ];
 

@@ -12,51 +12,41 @@ use crate::domain::{
     Assignment, Extent, Origin, ProviderRequest, ReferrerInfo, RequestKind, RequestStatus, Status,
 };
 
+/// The shared eventing migrations under their one version, then the service's own (versions
+/// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
 pub const MIGRATIONS: &[Migration] = &[
+    Migration::shared(rz_eventing::OUTBOX_INBOX),
+    Migration::shared(rz_eventing::OUTBOX_WAKE),
+    Migration::shared(rz_eventing::OUTBOX_VACUUM),
     Migration {
-        version: 1,
-        name: "outbox_inbox",
-        sql: rz_eventing::MIGRATION_SQL,
-    },
-    Migration {
-        version: 2,
+        version: 101,
         name: "assignment",
-        sql: include_str!("../migrations/0002_assignment.sql"),
+        sql: include_str!("../migrations/0101_assignment.sql"),
     },
     Migration {
-        version: 3,
+        version: 102,
         name: "provider_messages",
-        sql: include_str!("../migrations/0003_provider_messages.sql"),
+        sql: include_str!("../migrations/0102_provider_messages.sql"),
     },
     Migration {
-        version: 4,
+        version: 103,
         name: "provider_messages_backfill",
-        sql: include_str!("../migrations/0004_provider_messages_backfill.sql"),
+        sql: include_str!("../migrations/0103_provider_messages_backfill.sql"),
     },
     Migration {
-        version: 5,
+        version: 104,
         name: "number_sequences",
-        sql: include_str!("../migrations/0005_number_sequences.sql"),
+        sql: include_str!("../migrations/0104_number_sequences.sql"),
     },
     Migration {
-        version: 6,
-        name: "outbox_wake",
-        sql: rz_eventing::OUTBOX_WAKE_SQL,
-    },
-    Migration {
-        version: 7,
-        name: "outbox_vacuum",
-        sql: rz_eventing::OUTBOX_VACUUM_SQL,
-    },
-    Migration {
-        version: 8,
+        version: 105,
         name: "caseload_index",
-        sql: include_str!("../migrations/0008_caseload_index.sql"),
+        sql: include_str!("../migrations/0105_caseload_index.sql"),
     },
     Migration {
-        version: 9,
+        version: 106,
         name: "hot_start",
-        sql: include_str!("../migrations/0009_hot_start.sql"),
+        sql: include_str!("../migrations/0106_hot_start.sql"),
     },
 ];
 

@@ -11,26 +11,16 @@ use uuid::Uuid;
 use crate::domain::contract::ContractTerm;
 use crate::domain::tender::Tender;
 
+/// The shared eventing migrations under their one version, then the service's own (versions
+/// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
 pub const MIGRATIONS: &[Migration] = &[
+    Migration::shared(rz_eventing::OUTBOX_INBOX),
+    Migration::shared(rz_eventing::OUTBOX_WAKE),
+    Migration::shared(rz_eventing::OUTBOX_VACUUM),
     Migration {
-        version: 1,
-        name: "outbox_inbox",
-        sql: rz_eventing::MIGRATION_SQL,
-    },
-    Migration {
-        version: 2,
+        version: 101,
         name: "register",
-        sql: include_str!("../migrations/0002_register.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "outbox_wake",
-        sql: rz_eventing::OUTBOX_WAKE_SQL,
-    },
-    Migration {
-        version: 4,
-        name: "outbox_vacuum",
-        sql: rz_eventing::OUTBOX_VACUUM_SQL,
+        sql: include_str!("../migrations/0101_register.sql"),
     },
 ];
 

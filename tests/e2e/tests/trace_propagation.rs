@@ -51,11 +51,9 @@ async fn a_trace_id_survives_grpc_outbox_jetstream_and_a_consumer() {
     let pool = PgPool::connect(&env.fresh_database().await).await.unwrap();
     rz_platform::db::migrate(
         &pool,
-        &[rz_platform::db::Migration {
-            version: 1,
-            name: "inbox",
-            sql: rz_eventing::MIGRATION_SQL,
-        }],
+        &[rz_platform::db::Migration::shared(
+            rz_eventing::OUTBOX_INBOX,
+        )],
     )
     .await
     .unwrap();

@@ -32,15 +32,47 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 
-/// SQL creating the outbox and inbox tables; each service includes it in its own migrations.
+/// SQL creating the outbox and inbox tables: migration [`OUTBOX_INBOX`].
 pub const MIGRATION_SQL: &str = include_str!("../migrations/outbox_inbox.sql");
-/// SQL dropping the outbox's NOTIFY trigger (see the file for why); each service runs it after
-/// [`MIGRATION_SQL`], as migration `outbox_wake`.
+/// SQL dropping the outbox's NOTIFY trigger (see the file for why): migration [`OUTBOX_WAKE`].
 pub const OUTBOX_WAKE_SQL: &str = include_str!("../migrations/outbox_wake.sql");
 /// SQL making autovacuum clean the outbox after a fixed number of changed rows rather than a share of
-/// the table (see the file for why); each service runs it after [`OUTBOX_WAKE_SQL`], as migration
-/// `outbox_vacuum`.
+/// the table (see the file for why): migration [`OUTBOX_VACUUM`].
 pub const OUTBOX_VACUUM_SQL: &str = include_str!("../migrations/outbox_vacuum.sql");
+
+/// A migration of the outbox and inbox that every service database runs, under the same version
+/// and name everywhere. A service lists each of [`SHARED_MIGRATIONS`] among its own migrations
+/// (`rz_platform::db::Migration::shared`); versions up to [`SHARED_VERSIONS_END`] are reserved for
+/// them, and a service numbers its own migrations above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedMigration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// The outbox and inbox tables.
+pub const OUTBOX_INBOX: SharedMigration = SharedMigration {
+    version: 1,
+    name: "outbox_inbox",
+    sql: MIGRATION_SQL,
+};
+/// No NOTIFY trigger on the outbox.
+pub const OUTBOX_WAKE: SharedMigration = SharedMigration {
+    version: 2,
+    name: "outbox_wake",
+    sql: OUTBOX_WAKE_SQL,
+};
+/// Autovacuum of the outbox after a fixed number of changed rows.
+pub const OUTBOX_VACUUM: SharedMigration = SharedMigration {
+    version: 3,
+    name: "outbox_vacuum",
+    sql: OUTBOX_VACUUM_SQL,
+};
+/// Every shared migration, in version order.
+pub const SHARED_MIGRATIONS: &[SharedMigration] = &[OUTBOX_INBOX, OUTBOX_WAKE, OUTBOX_VACUUM];
+/// The last version reserved for [`SHARED_MIGRATIONS`].
+pub const SHARED_VERSIONS_END: i64 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventingError {

@@ -19,25 +19,13 @@ use rz_testkit::TestEnv;
 use sqlx::{PgConnection, PgPool};
 
 const MIGRATIONS: &[Migration] = &[
+    Migration::shared(rz_eventing::OUTBOX_INBOX),
+    Migration::shared(rz_eventing::OUTBOX_WAKE),
+    Migration::shared(rz_eventing::OUTBOX_VACUUM),
     Migration {
-        version: 1,
-        name: "outbox_inbox",
-        sql: rz_eventing::MIGRATION_SQL,
-    },
-    Migration {
-        version: 2,
+        version: 101,
         name: "effects",
         sql: "CREATE TABLE effects (seq BIGSERIAL, event_id UUID NOT NULL, body TEXT NOT NULL)",
-    },
-    Migration {
-        version: 3,
-        name: "outbox_wake",
-        sql: rz_eventing::OUTBOX_WAKE_SQL,
-    },
-    Migration {
-        version: 4,
-        name: "outbox_vacuum",
-        sql: rz_eventing::OUTBOX_VACUUM_SQL,
     },
 ];
 

@@ -1,17 +1,71 @@
 //! The service's PostgreSQL pool and its embedded, ordered migrations.
+//!
+//! Migrations run through sqlx's [`Migrator`] (feature `migrate` only, no macros): each applied
+//! migration is recorded in `_sqlx_migrations` with a SHA-384 checksum of its SQL. A start is
+//! refused when
+//! - an applied migration's SQL changed since ("migration N was previously applied but has been
+//!   modified"): add a new migration instead;
+//! - the database records a migration this build does not know ("migration N was previously
+//!   applied but is missing in the resolved migrations"): a newer build migrated it;
+//! - the list itself is malformed: versions not strictly increasing, a name twice, or a shared
+//!   eventing migration under another version (see below).
+//!
+//! **One version for the shared migrations.** rz-eventing's outbox and inbox migrations
+//! ([`rz_eventing::SHARED_MIGRATIONS`]) carry the same version and name in every service database;
+//! versions up to [`rz_eventing::SHARED_VERSIONS_END`] are theirs, and a service numbers its own
+//! migrations above (its files are named after their version).
+//!
+//! **Databases migrated before** (the demo's, a municipality's) were migrated by this module's
+//! earlier runner, which recorded `(version, name, applied_at)` in `schema_migrations`, numbered
+//! the shared migrations differently in each service and kept no checksums. Such a database is
+//! taken over once, under the migration lock, in one transaction: each recorded migration is found
+//! in this build's list by its name (names did not change; versions did), and recorded in
+//! `_sqlx_migrations` under its current version, with its original time and the checksum of this
+//! build's SQL (the old runner kept no text, so the SQL it applied is taken to be this one). A
+//! recorded name this build does not know refuses the start. Nothing is run again. The takeover
+//! happens only while `_sqlx_migrations` is empty, so it is done once; `schema_migrations` is left
+//! as it was (no longer written), so an older build that is still starting during an upgrade finds
+//! its migrations applied instead of running them again. (Keeping `schema_migrations` and adding
+//! checksums to it was the other way: sqlx's migrator does the bookkeeping and the checks instead
+//! of code of our own, in the table sqlx's tools know.)
 
-use sqlx::PgPool;
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::{Migrate, MigrateError, MigrationType, Migrator};
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Acquire, PgConnection, PgPool, SqlSafeStr};
 
 use crate::config::DatabaseConfig;
 
-/// One migration: a version (strictly increasing), a name and its SQL (may hold several statements).
+/// One migration: a version (strictly increasing), a name and its SQL (may hold several
+/// statements). It runs in its own transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
     pub version: i64,
     pub name: &'static str,
     pub sql: &'static str,
 }
+
+impl Migration {
+    /// One of rz-eventing's shared migrations, under its one version.
+    pub const fn shared(m: rz_eventing::SharedMigration) -> Self {
+        Self {
+            version: m.version,
+            name: m.name,
+            sql: m.sql,
+        }
+    }
+}
+
+/// The table sqlx's migrator records applied migrations in.
+const TABLE: &str = "_sqlx_migrations";
+/// The table the earlier runner recorded them in (read once, by the takeover).
+const OLD_TABLE: &str = "schema_migrations";
+/// The advisory lock migrations run under (the earlier runner's, so an old and a new build starting
+/// together also wait for each other).
+const LOCK: i64 = 7428901;
 
 pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
@@ -21,42 +75,150 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
         .await
 }
 
-/// Applies the migrations not yet applied, each in its own transaction, under an advisory lock so
-/// that replicas starting together do not race.
+/// Applies the migrations not yet applied, each in its own transaction, after checking the applied
+/// ones against their checksums, under an advisory lock so that replicas starting together do not
+/// race. A database migrated by the earlier runner is taken over first (see the module doc).
 pub async fn migrate(pool: &PgPool, migrations: &[Migration]) -> Result<(), sqlx::Error> {
+    let migrator = migrator(migrations)?;
     let mut conn = pool.acquire().await?;
-    sqlx::query("SELECT pg_advisory_lock(7428901)")
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(LOCK)
         .execute(&mut *conn)
         .await?;
-    let result = apply(&mut conn, migrations).await;
-    sqlx::query("SELECT pg_advisory_unlock(7428901)")
+    let result = apply(&mut conn, &migrator).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(LOCK)
         .execute(&mut *conn)
         .await?;
-    result
+    result.map_err(sqlx::Error::from)
 }
 
-async fn apply(conn: &mut sqlx::PgConnection, migrations: &[Migration]) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-            version BIGINT PRIMARY KEY,
-            name TEXT NOT NULL,
-            applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-    )
-    .execute(&mut *conn)
-    .await?;
-    let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM schema_migrations")
+async fn apply(conn: &mut PgConnection, migrator: &Migrator) -> Result<(), MigrateError> {
+    take_over(conn, migrator).await?;
+    let before = applied_versions(conn).await?;
+    // `run_direct` is `run` on a connection: `run`'s `Acquire` bound is not general enough for a
+    // future that must be `Send` (sqlx's own note on `run_direct`).
+    migrator.run_direct(None, conn, false).await?;
+    for m in migrator.iter().filter(|m| !before.contains(&m.version)) {
+        tracing::info!(version = m.version, name = %m.description, "migration applied");
+    }
+    Ok(())
+}
+
+/// Checks the list and builds sqlx's migrator (its own lock off: [`migrate`] holds one across the
+/// takeover and the run).
+fn migrator(migrations: &[Migration]) -> Result<Migrator, MigrateError> {
+    let invalid = |why: String| MigrateError::Source(why.into());
+    let mut names = HashSet::new();
+    let mut last = 0;
+    for m in migrations {
+        if m.version <= last {
+            return Err(invalid(format!(
+                "migration {} `{}` does not follow version {last}: versions must increase",
+                m.version, m.name
+            )));
+        }
+        last = m.version;
+        if !names.insert(m.name) {
+            return Err(invalid(format!(
+                "migration name `{}` is listed twice",
+                m.name
+            )));
+        }
+        let shared = rz_eventing::SHARED_MIGRATIONS
+            .iter()
+            .find(|s| s.version == m.version || s.name == m.name || s.sql == m.sql);
+        match shared {
+            Some(s) if (s.version, s.name, s.sql) == (m.version, m.name, m.sql) => {}
+            Some(s) => {
+                return Err(invalid(format!(
+                    "migration {} `{}` is not rz-eventing's shared migration {} `{}`: list it \
+                     with Migration::shared",
+                    m.version, m.name, s.version, s.name
+                )));
+            }
+            None if m.version <= rz_eventing::SHARED_VERSIONS_END => {
+                return Err(invalid(format!(
+                    "migration {} `{}`: versions up to {} are rz-eventing's",
+                    m.version,
+                    m.name,
+                    rz_eventing::SHARED_VERSIONS_END
+                )));
+            }
+            None => {}
+        }
+    }
+    let mut migrator = Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|m| {
+                sqlx::migrate::Migration::new(
+                    m.version,
+                    Cow::Borrowed(m.name),
+                    MigrationType::Simple,
+                    m.sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    );
+    migrator.set_locking(false);
+    Ok(migrator)
+}
+
+async fn applied_versions(conn: &mut PgConnection) -> Result<HashSet<i64>, MigrateError> {
+    conn.ensure_migrations_table(TABLE).await?;
+    Ok(conn
+        .list_applied_migrations(TABLE)
+        .await?
+        .into_iter()
+        .map(|m| m.version)
+        .collect())
+}
+
+/// Records the migrations of `schema_migrations` in `_sqlx_migrations`, once (see the module doc).
+async fn take_over(conn: &mut PgConnection, migrator: &Migrator) -> Result<(), MigrateError> {
+    let old: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(OLD_TABLE)
         .fetch_one(&mut *conn)
         .await?;
-    for m in migrations.iter().filter(|m| Some(m.version) > applied) {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
-            .bind(m.version)
-            .bind(m.name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(version = m.version, name = m.name, "migration applied");
+    if old.is_none() || !applied_versions(conn).await?.is_empty() {
+        return Ok(());
     }
+    let recorded: Vec<(i64, String, DateTime<Utc>)> =
+        sqlx::query_as("SELECT version, name, applied_at FROM schema_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut tx = conn.begin().await?;
+    for (old_version, name, applied_at) in &recorded {
+        let m = migrator
+            .iter()
+            .find(|m| m.description == name.as_str())
+            .ok_or_else(|| {
+                MigrateError::Source(
+                    format!(
+                        "{OLD_TABLE} records migration {old_version} `{name}`, which this build \
+                         does not know"
+                    )
+                    .into(),
+                )
+            })?;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations
+                 (version, description, installed_on, success, checksum, execution_time)
+             VALUES ($1, $2, $3, TRUE, $4, -1)",
+        )
+        .bind(m.version)
+        .bind(&*m.description)
+        .bind(applied_at)
+        .bind(&*m.checksum)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(
+        migrations = recorded.len(),
+        "migrations recorded by the earlier runner taken over"
+    );
     Ok(())
 }

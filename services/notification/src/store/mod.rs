@@ -28,45 +28,35 @@ pub use subscriptions::{
 
 use rz_platform::db::Migration;
 
+/// The shared eventing migrations under their one version, then the service's own (versions
+/// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
 pub const MIGRATIONS: &[Migration] = &[
+    Migration::shared(rz_eventing::OUTBOX_INBOX),
+    Migration::shared(rz_eventing::OUTBOX_WAKE),
+    Migration::shared(rz_eventing::OUTBOX_VACUUM),
     Migration {
-        version: 1,
-        name: "outbox_inbox",
-        sql: rz_eventing::MIGRATION_SQL,
-    },
-    Migration {
-        version: 2,
+        version: 101,
         name: "webhooks",
-        sql: include_str!("../../migrations/0002_webhooks.sql"),
+        sql: include_str!("../../migrations/0101_webhooks.sql"),
     },
     Migration {
-        version: 3,
+        version: 102,
         name: "letters",
-        sql: include_str!("../../migrations/0003_letters.sql"),
+        sql: include_str!("../../migrations/0102_letters.sql"),
     },
     Migration {
-        version: 4,
+        version: 103,
         name: "decisions_alerts",
-        sql: include_str!("../../migrations/0004_decisions_alerts.sql"),
+        sql: include_str!("../../migrations/0103_decisions_alerts.sql"),
     },
     Migration {
-        version: 5,
+        version: 104,
         name: "letter_dispatch",
-        sql: include_str!("../../migrations/0005_letter_dispatch.sql"),
+        sql: include_str!("../../migrations/0104_letter_dispatch.sql"),
     },
     Migration {
-        version: 6,
-        name: "outbox_wake",
-        sql: rz_eventing::OUTBOX_WAKE_SQL,
-    },
-    Migration {
-        version: 7,
-        name: "outbox_vacuum",
-        sql: rz_eventing::OUTBOX_VACUUM_SQL,
-    },
-    Migration {
-        version: 8,
+        version: 105,
         name: "queue_vacuum",
-        sql: include_str!("../../migrations/0008_queue_vacuum.sql"),
+        sql: include_str!("../../migrations/0105_queue_vacuum.sql"),
     },
 ];

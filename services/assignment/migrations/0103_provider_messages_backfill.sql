@@ -3,7 +3,7 @@
 -- `request_answered` of a request that is refused now is a 319. They are numbered per
 -- municipality in the order they were written (the outbox id is a UUIDv7) and dated on the day
 -- the event occurred, after any numbers used already. Events no longer in the outbox give no
--- message; events since migration 3 were recorded when they were written.
+-- message; events since migration 102 (provider_messages) were recorded when they were written.
 WITH sent AS (
     SELECT o.id,
            split_part(o.source, '/', 3) AS municipality,
@@ -17,9 +17,10 @@ WITH sent AS (
        OR (o.event_type = 'nl.regiozorg.assignment.request_answered.v1'
            AND EXISTS (SELECT 1 FROM provider_requests r
                        WHERE r.id::text = o.subject AND r.status = 'refused')))
-      -- Events since migration 3 are recorded already.
+      -- Events since migration 102 are recorded already. (Written against the earlier runner's
+      -- schema_migrations as version 3; rz_platform::db takes such a database over with that time.)
       AND o.occurred_at < COALESCE(
-          (SELECT m.applied_at FROM schema_migrations m WHERE m.version = 3), now())
+          (SELECT m.installed_on FROM _sqlx_migrations m WHERE m.version = 102), now())
 ),
 numbered AS (
     SELECT s.*, row_number() OVER (PARTITION BY s.municipality ORDER BY s.id)
