@@ -10,10 +10,11 @@ use rz_domain::{Bsn, ClientKey, FieldError, GemeenteCode, Law, parse_date};
 use rz_eventing::{Namespace, NewEvent, outbox};
 use rz_platform::ApiError;
 use rz_platform::clock::Clock;
+use rz_platform::idempotency::fingerprint;
 use rz_proto::access::v1 as pb;
 use rz_proto::access::v1::access_service_server::AccessService;
+use rz_proto::events::{EventType, access as events};
 use rz_proto::types::v1 as types;
-use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -29,7 +30,7 @@ use crate::store::{self, Claim};
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub const CONTEXT: &str = "access";
+pub const CONTEXT: &str = events::CONTEXT;
 /// Granted products ending within this many days of `as_of` are up for reassessment.
 pub const EXPIRING_WITHIN_DAYS: u64 = 8 * 7;
 /// Client keys one `GetClientsForAssignment` call may ask for.
@@ -70,16 +71,6 @@ fn uuid(field: &str, v: &str) -> Result<Uuid, FieldError> {
 fn plus_days(d: NaiveDate, days: u64) -> NaiveDate {
     d.checked_add_days(Days::new(days))
         .unwrap_or(NaiveDate::MAX)
-}
-
-/// What identifies a request for its idempotency key: a digest of its encoded bytes (so the
-/// personal data in it is not stored a second time).
-fn fingerprint(operation: &str, r: &impl prost::Message) -> String {
-    let mut h = Sha256::new();
-    h.update(operation.as_bytes());
-    h.update([0]);
-    h.update(r.encode_to_vec());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn key_conflict() -> ApiError {
@@ -287,14 +278,14 @@ impl AccessApi {
     async fn emit(
         &self,
         tx: &mut PgConnection,
-        event: &str,
+        event: EventType,
         aggregate: &str,
         payload: &impl prost::Message,
     ) -> ApiResult<()> {
         let e = NewEvent::new(
             self.ns
-                .subject(CONTEXT, Some(self.municipality.as_str()), None, event),
-            format!("nl.regiozorg.access.{event}.v1"),
+                .subject(CONTEXT, Some(self.municipality.as_str()), None, event.name),
+            event.ce_type,
             self.source.clone(),
             aggregate,
             payload,
@@ -308,7 +299,7 @@ impl AccessApi {
             case: Some(c.clone()),
             municipality: self.municipality.to_string(),
         };
-        self.emit(tx, "case_changed", &c.id, &event).await
+        self.emit(tx, events::CASE_CHANGED, &c.id, &event).await
     }
 
     async fn case(&self, conn: &mut PgConnection, id: Uuid, for_update: bool) -> ApiResult<Case> {
@@ -520,7 +511,7 @@ impl AccessApi {
                 case: Some(c.clone()),
                 municipality: self.municipality.to_string(),
             };
-            self.emit(&mut tx, "decision_granted", &c.id, &event)
+            self.emit(&mut tx, events::DECISION_GRANTED, &c.id, &event)
                 .await?;
             c
         };
@@ -577,7 +568,7 @@ impl AccessApi {
             amendment: r.amendment,
             municipality: self.municipality.to_string(),
         };
-        self.emit(&mut tx, "product_amended", &out.id, &event)
+        self.emit(&mut tx, events::PRODUCT_AMENDED, &out.id, &event)
             .await?;
         tx.commit().await?;
         tracing::info!(product_id = %id, client_key = %p.client_key, amendment = kind.code(), version = p.version, "product amended");

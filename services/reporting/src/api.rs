@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use rz_domain::{FieldError, GemeenteCode};
+use rz_domain::{FieldError, Fields, GemeenteCode};
 use rz_platform::ApiError;
 use rz_proto::reporting::v1 as pb;
 use rz_proto::reporting::v1::reporting_service_server::ReportingService;
@@ -46,30 +46,6 @@ fn date(field: &str, s: &str) -> Result<NaiveDate, FieldError> {
 
 fn month(field: &str, s: &str) -> Result<Month, FieldError> {
     Month::parse(s).ok_or_else(|| FieldError::new(field, "must be a month YYYY-MM"))
-}
-
-/// Collects field errors, so one answer names every malformed field.
-#[derive(Default)]
-struct Fields(Vec<FieldError>);
-
-impl Fields {
-    fn check<T>(&mut self, r: Result<T, FieldError>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.0.push(e);
-                None
-            }
-        }
-    }
-
-    fn finish(self) -> ApiResult<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::InvalidArgument(self.0))
-        }
-    }
 }
 
 fn lead(l: figures::LeadTime) -> Option<pb::LeadTime> {
@@ -235,7 +211,7 @@ impl ReportingApi {
         let mut f = Fields::default();
         let m = f.check(municipality("municipality", &r.municipality));
         if !(2000..=2100).contains(&r.year) {
-            f.0.push(FieldError::new("year", "must be a year from 2000 to 2100"));
+            f.push("year", "must be a year from 2000 to 2100");
         }
         f.finish()?;
         let m = m.flatten();

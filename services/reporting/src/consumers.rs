@@ -25,6 +25,7 @@ use rz_eventing::{
 use rz_platform::Shutdown;
 use rz_proto::access::v1 as acc;
 use rz_proto::assignment::v1 as asg;
+use rz_proto::events;
 use rz_proto::registration::v1 as reg;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Mutex;
@@ -38,15 +39,19 @@ pub const ASSIGNMENT: &str = "reporting-assignment";
 pub const REGISTRATION: &str = "reporting-registration";
 pub const ALL: &[&str] = &[ACCESS, ASSIGNMENT, REGISTRATION];
 
-pub const CASE_CHANGED: &str = "nl.regiozorg.access.case_changed.v1";
-pub const DECISION_GRANTED: &str = "nl.regiozorg.access.decision_granted.v1";
-pub const PRODUCT_AMENDED: &str = "nl.regiozorg.access.product_amended.v1";
-pub const LIFECYCLE: &str = "nl.regiozorg.assignment.lifecycle.v1";
-pub const CONTRACT_CONCLUDED: &str = "nl.regiozorg.registration.contract_concluded.v1";
-pub const CONTRACT_CHANGED: &str = "nl.regiozorg.registration.contract_changed.v1";
+pub const CASE_CHANGED: &str = events::access::CASE_CHANGED.ce_type;
+pub const DECISION_GRANTED: &str = events::access::DECISION_GRANTED.ce_type;
+pub const PRODUCT_AMENDED: &str = events::access::PRODUCT_AMENDED.ce_type;
+pub const LIFECYCLE: &str = events::assignment::LIFECYCLE.ce_type;
+pub const CONTRACT_CONCLUDED: &str = events::registration::CONTRACT_CONCLUDED.ce_type;
+pub const CONTRACT_CHANGED: &str = events::registration::CONTRACT_CHANGED.ce_type;
 
 /// The streams reporting reads (ensured at start).
-pub const CONTEXTS: &[&str] = &["access", "assignment", "registration"];
+pub const CONTEXTS: &[&str] = &[
+    events::access::CONTEXT,
+    events::assignment::CONTEXT,
+    events::registration::CONTEXT,
+];
 
 fn spec(name: &str, ns: &Namespace, context: &str, filter: String) -> ConsumerSpec {
     let mut spec = ConsumerSpec::new(name, ns.stream_name(context), filter);

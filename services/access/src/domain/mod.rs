@@ -66,38 +66,10 @@ impl From<FieldError> for AccessError {
     }
 }
 
-/// Collects field errors so one reply names every malformed field.
-#[derive(Debug, Default)]
-pub struct Fields(Vec<FieldError>);
-
-impl Fields {
-    /// Keeps the value, or records its error.
-    pub fn check<T>(&mut self, r: Result<T, FieldError>) -> Option<T> {
-        r.map_err(|e| self.0.push(e)).ok()
-    }
-
-    pub fn push(&mut self, field: impl Into<String>, rule: impl Into<String>) {
-        self.0.push(FieldError::new(field, rule));
-    }
-
-    /// Records `field` when it is empty (after trimming); returns the trimmed text.
-    pub fn required(&mut self, field: &str, v: &str) -> String {
-        let t = v.trim();
-        if t.is_empty() {
-            self.push(field, "must not be empty");
-        }
-        t.to_owned()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn finish(self) -> Result<(), AccessError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(AccessError::Invalid(self.0))
-        }
+impl From<Vec<FieldError>> for AccessError {
+    fn from(e: Vec<FieldError>) -> Self {
+        Self::Invalid(e)
     }
 }
+
+pub use rz_domain::Fields;
