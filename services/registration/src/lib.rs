@@ -60,7 +60,7 @@ impl App {
             self.foundation.pool().clone(),
             self.catalogue.clone(),
             self.foundation.ns().clone(),
-            std::sync::Arc::new(rz_platform::clock::SystemClock),
+            Arc::new(rz_platform::clock::SystemClock),
         );
         tracing::info!(region = %self.catalogue.region, "registration built");
         self.foundation

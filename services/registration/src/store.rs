@@ -3,9 +3,10 @@
 
 use chrono::NaiveDate;
 use rz_platform::db::Migration;
+use sqlx::postgres::PgRow;
 use sqlx::postgres::types::PgRange;
 // Dynamic SQL below only joins constant fragments; every value is a bind parameter.
-use sqlx::{AssertSqlSafe, PgConnection, Row};
+use sqlx::{AssertSqlSafe, FromRow, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::contract::ContractTerm;
@@ -92,17 +93,20 @@ pub async fn add_subcontractor(
         == 1)
 }
 
-fn provider_from_row(row: &sqlx::postgres::PgRow) -> Result<ProviderRow, sqlx::Error> {
-    Ok(ProviderRow {
-        agb_code: row.try_get("agb_code")?,
-        name: row.try_get("name")?,
-        legal_form: row.try_get("legal_form")?,
-        kvk_number: row.try_get("kvk_number")?,
-        kind: row.try_get("kind")?,
-        lead_agb_code: row.try_get("lead_agb_code")?,
-        members: row.try_get("members")?,
-        subcontractors: row.try_get("subs")?,
-    })
+/// A row of [`PROVIDER_SELECT`]. (By hand: the workspace's sqlx has no derive feature.)
+impl<'r> FromRow<'r, PgRow> for ProviderRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(ProviderRow {
+            agb_code: row.try_get("agb_code")?,
+            name: row.try_get("name")?,
+            legal_form: row.try_get("legal_form")?,
+            kvk_number: row.try_get("kvk_number")?,
+            kind: row.try_get("kind")?,
+            lead_agb_code: row.try_get("lead_agb_code")?,
+            members: row.try_get("members")?,
+            subcontractors: row.try_get("subs")?,
+        })
+    }
 }
 
 const PROVIDER_SELECT: &str = "SELECT p.agb_code, p.name, p.legal_form, p.kvk_number, p.kind, p.lead_agb_code,
@@ -122,22 +126,20 @@ pub async fn get_providers(
     conn: &mut PgConnection,
     agbs: &[String],
 ) -> Result<Vec<ProviderRow>, sqlx::Error> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
+    sqlx::query_as(AssertSqlSafe(format!(
         "{PROVIDER_SELECT} WHERE p.agb_code = ANY($1)"
     )))
     .bind(agbs)
     .fetch_all(conn)
-    .await?;
-    rows.iter().map(provider_from_row).collect()
+    .await
 }
 
 pub async fn list_providers(conn: &mut PgConnection) -> Result<Vec<ProviderRow>, sqlx::Error> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
+    sqlx::query_as(AssertSqlSafe(format!(
         "{PROVIDER_SELECT} ORDER BY p.agb_code"
     )))
     .fetch_all(conn)
-    .await?;
-    rows.iter().map(provider_from_row).collect()
+    .await
 }
 
 pub async fn consortia_of(conn: &mut PgConnection, agb: &str) -> Result<Vec<String>, sqlx::Error> {
@@ -199,7 +201,7 @@ pub async fn overlapping_coverage(
     term: &ContractTerm,
     except: Option<Uuid>,
 ) -> Result<Option<(Uuid, String, String)>, sqlx::Error> {
-    let row = sqlx::query(
+    sqlx::query_as(
         "SELECT contract_id, subsegment, municipality FROM contract_coverage
          WHERE agb_code = $1 AND subsegment = ANY($2) AND municipality = ANY($3) AND period && $4
            AND contract_id IS DISTINCT FROM $5
@@ -211,9 +213,7 @@ pub async fn overlapping_coverage(
     .bind(range(term))
     .bind(except)
     .fetch_optional(conn)
-    .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .transpose()
+    .await
 }
 
 pub async fn insert_contract(tx: &mut PgConnection, c: &ContractRow) -> Result<(), sqlx::Error> {
@@ -314,36 +314,39 @@ const CONTRACT_SELECT: &str =
           WHERE t.contract_id = c.id ORDER BY product_code, unit) AS tariffs
     FROM contracts c";
 
-fn contract_from_row(row: &sqlx::postgres::PgRow) -> Result<ContractRow, sqlx::Error> {
-    let split3 = |s: &String| -> (String, String, i64) {
-        let mut it = s.splitn(3, '|');
-        let a = it.next().unwrap_or_default().to_owned();
-        let b = it.next().unwrap_or_default().to_owned();
-        let c = it.next().and_then(|c| c.parse().ok()).unwrap_or(0);
-        (a, b, c)
-    };
-    let budgets: Vec<String> = row.try_get("budgets")?;
-    let tariffs: Vec<String> = row.try_get("tariffs")?;
-    Ok(ContractRow {
-        id: row.try_get("id")?,
-        agb_code: row.try_get("agb_code")?,
-        segment_code: row.try_get("segment_code")?,
-        subsegments: row.try_get("subsegments")?,
-        municipalities: row.try_get("municipalities")?,
-        term: ContractTerm {
-            start: row.try_get("start_date")?,
-            extensions: row.try_get::<i32, _>("extensions")?.max(0) as u32,
-            terminated_on: row.try_get("terminated_on")?,
-        },
-        termination_reason: row.try_get("termination_reason")?,
-        tender_id: row.try_get("tender_id")?,
-        budgets: budgets
-            .iter()
-            .map(split3)
-            .map(|(m, y, c)| (m, y.parse().unwrap_or(0), c))
-            .collect(),
-        tariffs: tariffs.iter().map(split3).collect(),
-    })
+/// A row of [`CONTRACT_SELECT`]. (By hand: the workspace's sqlx has no derive feature.)
+impl<'r> FromRow<'r, PgRow> for ContractRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let split3 = |s: &String| -> (String, String, i64) {
+            let mut it = s.splitn(3, '|');
+            let a = it.next().unwrap_or_default().to_owned();
+            let b = it.next().unwrap_or_default().to_owned();
+            let c = it.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+            (a, b, c)
+        };
+        let budgets: Vec<String> = row.try_get("budgets")?;
+        let tariffs: Vec<String> = row.try_get("tariffs")?;
+        Ok(ContractRow {
+            id: row.try_get("id")?,
+            agb_code: row.try_get("agb_code")?,
+            segment_code: row.try_get("segment_code")?,
+            subsegments: row.try_get("subsegments")?,
+            municipalities: row.try_get("municipalities")?,
+            term: ContractTerm {
+                start: row.try_get("start_date")?,
+                extensions: row.try_get::<i32, _>("extensions")?.max(0) as u32,
+                terminated_on: row.try_get("terminated_on")?,
+            },
+            termination_reason: row.try_get("termination_reason")?,
+            tender_id: row.try_get("tender_id")?,
+            budgets: budgets
+                .iter()
+                .map(split3)
+                .map(|(m, y, c)| (m, y.parse().unwrap_or(0), c))
+                .collect(),
+            tariffs: tariffs.iter().map(split3).collect(),
+        })
+    }
 }
 
 pub async fn load_contract(
@@ -352,13 +355,12 @@ pub async fn load_contract(
     for_update: bool,
 ) -> Result<Option<ContractRow>, sqlx::Error> {
     let lock = if for_update { " FOR UPDATE OF c" } else { "" };
-    let row = sqlx::query(AssertSqlSafe(format!(
+    sqlx::query_as(AssertSqlSafe(format!(
         "{CONTRACT_SELECT} WHERE c.id = $1{lock}"
     )))
     .bind(id)
     .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(contract_from_row).transpose()
+    .await
 }
 
 #[derive(Debug, Default, Clone)]
@@ -373,7 +375,7 @@ pub async fn list_contracts(
     conn: &mut PgConnection,
     f: &ContractFilter,
 ) -> Result<Vec<ContractRow>, sqlx::Error> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
+    sqlx::query_as(AssertSqlSafe(format!(
         "{CONTRACT_SELECT}
          WHERE ($1::text IS NULL OR c.agb_code = $1)
            AND ($2::text IS NULL OR c.segment_code = $2)
@@ -386,8 +388,7 @@ pub async fn list_contracts(
     .bind(&f.municipality)
     .bind(f.active_on)
     .fetch_all(conn)
-    .await?;
-    rows.iter().map(contract_from_row).collect()
+    .await
 }
 
 /// Providers contracted for a subsegment in a municipality on a date: (contract id, AGB code,
@@ -399,7 +400,7 @@ pub async fn contracted(
     date: NaiveDate,
     agb: Option<&str>,
 ) -> Result<Vec<(Uuid, String, i64)>, sqlx::Error> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT v.contract_id, v.agb_code,
                 COALESCE((SELECT amount_cents FROM contract_budgets b WHERE b.contract_id = v.contract_id
                           AND b.municipality = v.municipality AND b.year = EXTRACT(YEAR FROM $3::date)::int), 0) AS budget
@@ -413,8 +414,5 @@ pub async fn contracted(
     .bind(date)
     .bind(agb)
     .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .collect()
+    .await
 }
