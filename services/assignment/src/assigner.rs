@@ -10,7 +10,6 @@ use chrono::NaiveDate;
 use rz_domain::{Period, WorkingDays};
 use rz_eventing::{Namespace, NewEvent, outbox};
 use rz_proto::assignment::v1 as pb;
-use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
 use crate::clock::Clock;
@@ -19,9 +18,10 @@ use crate::domain::choice::{Candidate, lowest_caseload};
 use crate::domain::{Assignment, ProviderRequest};
 use crate::domain::{Extent, SizeFields};
 use crate::error::{Error, Result};
-use crate::fields::Fields;
+use crate::fields::{self, Fields};
 use crate::store;
 use crate::upstream::{ClientLookup, ContractCache, SubsegmentInfo, Upstream};
+use rz_proto::events::{EventType, assignment as events};
 
 /// What [`Assigner::product_fields`] found; `None` where a field was malformed.
 pub(crate) struct ProductFields {
@@ -31,7 +31,7 @@ pub(crate) struct ProductFields {
     pub product_code: String,
 }
 
-pub const CONTEXT: &str = "assignment";
+pub const CONTEXT: &str = events::CONTEXT;
 
 /// Working days a provider has to report the start of care, and the municipality to answer a request.
 pub const CHAIN_DAYS: u32 = 5;
@@ -62,15 +62,6 @@ pub struct ChoiceInput<'a> {
     pub date: NaiveDate,
     /// The resident's preferred provider, if any.
     pub preferred: Option<&'a str>,
-}
-
-/// A one-way digest of a request, to recognise a replay under the same idempotency key. Personal
-/// data is replaced before hashing (callers pass the request with the BSN swapped for the key).
-pub fn fingerprint(debug: &str) -> String {
-    Sha256::digest(debug.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 pub fn key_conflict() -> Error {
@@ -112,13 +103,14 @@ impl Assigner {
         tx: &mut PgConnection,
         municipality: &str,
         agb: Option<&str>,
-        event: &str,
+        event: EventType,
         aggregate: &str,
         payload: &impl prost::Message,
     ) -> Result<()> {
         let e = NewEvent::new(
-            self.ns.subject(CONTEXT, Some(municipality), agb, event),
-            format!("nl.regiozorg.assignment.{event}.v1"),
+            self.ns
+                .subject(CONTEXT, Some(municipality), agb, event.name),
+            event.ce_type,
             format!("regiozorg/assignment/{municipality}"),
             aggregate,
             payload,
@@ -133,7 +125,7 @@ impl Assigner {
         tx: &mut PgConnection,
         a: &Assignment,
         client: &pb::Client,
-        event: &str,
+        event: EventType,
     ) -> Result<()> {
         let message = pb::AssignmentMessage {
             assignment: Some(assignment_pb(a)),
@@ -175,7 +167,7 @@ impl Assigner {
             tx,
             &a.municipality,
             None,
-            "lifecycle",
+            events::LIFECYCLE,
             &format!("{}/{}", a.municipality, a.number),
             &message,
         )
@@ -207,7 +199,7 @@ impl Assigner {
             tx,
             &r.municipality,
             Some(&r.agb_code),
-            "request_answered",
+            events::REQUEST_ANSWERED,
             &r.id.to_string(),
             &message,
         )
@@ -257,7 +249,7 @@ impl Assigner {
                 SizeFields::API,
             ))
         });
-        let product_code = f.product_code(sub.as_ref(), product_code);
+        let product_code = fields::product_code(f, sub.as_ref(), product_code);
         Ok(ProductFields {
             sub,
             extent,
@@ -395,7 +387,7 @@ impl Assigner {
     ) -> Result<()> {
         a.number = store::next_number(tx, &a.municipality).await?;
         store::insert_assignment(tx, a).await?;
-        self.emit_to_provider(tx, a, client, "issued").await?;
+        self.emit_to_provider(tx, a, client, events::ISSUED).await?;
         self.emit_lifecycle(tx, a, "issued").await?;
         tracing::info!(
             municipality = %a.municipality,
@@ -418,7 +410,8 @@ impl Assigner {
         change: &str,
     ) -> Result<()> {
         store::update_assignment(tx, a).await?;
-        self.emit_to_provider(tx, a, client, "changed").await?;
+        self.emit_to_provider(tx, a, client, events::CHANGED)
+            .await?;
         self.emit_lifecycle(tx, a, change).await?;
         tracing::info!(
             municipality = %a.municipality,

@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::store::{self, Unassigned};
 use crate::upstream::{ClientLookup, ContractCache};
 
-pub const DECISION_GRANTED: &str = "nl.regiozorg.access.decision_granted.v1";
-pub const PRODUCT_AMENDED: &str = "nl.regiozorg.access.product_amended.v1";
+pub const DECISION_GRANTED: &str = rz_proto::events::access::DECISION_GRANTED.ce_type;
+pub const PRODUCT_AMENDED: &str = rz_proto::events::access::PRODUCT_AMENDED.ce_type;
 /// The durable consumer's name (also its inbox key).
 pub const CONSUMER: &str = "assignment-decisions";
 

@@ -5,54 +5,24 @@ use rz_domain::{AgbCode, FieldError, GemeenteCode, Period, ProductCode, parse_da
 use rz_proto::types::v1 as types;
 
 use crate::domain::MAX_NUMBER;
-use crate::error::{Error, Result};
 use crate::upstream::SubsegmentInfo;
 
-#[derive(Default)]
-pub(crate) struct Fields(Vec<FieldError>);
+pub(crate) use rz_domain::Fields;
 
-impl Fields {
-    pub fn check<T>(&mut self, r: Result<T, FieldError>) -> Option<T> {
-        r.map_err(|e| self.0.push(e)).ok()
+/// The request's `product_code` for subsegment `sub` (see
+/// [`rz_domain::ExecutionVariant::product_code`]); without a known subsegment, only its form is
+/// checked. Empty when the assignment names no product.
+pub(crate) fn product_code(f: &mut Fields, sub: Option<&SubsegmentInfo>, given: &str) -> String {
+    const FIELD: &str = "product_code";
+    match sub {
+        Some(s) => f
+            .check(s.variant.product_code(&s.product_codes, given, FIELD))
+            .flatten(),
+        None if given.is_empty() => None,
+        None => f.check(ProductCode::parse(given).map_err(|e| e.at(FIELD))),
     }
-
-    pub fn check_all<T>(&mut self, r: Result<T, Vec<FieldError>>) -> Option<T> {
-        r.map_err(|e| self.0.extend(e)).ok()
-    }
-
-    pub fn push(&mut self, field: &str, rule: &str) {
-        self.0.push(FieldError::new(field, rule));
-    }
-
-    pub fn non_empty(&mut self, field: &str, v: &str) {
-        if v.trim().is_empty() {
-            self.push(field, "must not be empty");
-        }
-    }
-
-    /// The request's `product_code` for subsegment `sub` (see
-    /// [`rz_domain::ExecutionVariant::product_code`]); without a known subsegment, only its form is
-    /// checked. Empty when the assignment names no product.
-    pub fn product_code(&mut self, sub: Option<&SubsegmentInfo>, given: &str) -> String {
-        const FIELD: &str = "product_code";
-        match sub {
-            Some(s) => self
-                .check(s.variant.product_code(&s.product_codes, given, FIELD))
-                .flatten(),
-            None if given.is_empty() => None,
-            None => self.check(ProductCode::parse(given).map_err(|e| e.at(FIELD))),
-        }
-        .map(|c| c.as_str().to_owned())
-        .unwrap_or_default()
-    }
-
-    pub fn finish(self) -> Result<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::from(self.0))
-        }
-    }
+    .map(|c| c.as_str().to_owned())
+    .unwrap_or_default()
 }
 
 pub(crate) fn agb(field: &str, v: &str) -> Result<String, FieldError> {

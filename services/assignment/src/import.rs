@@ -15,7 +15,9 @@ use rz_proto::assignment::v1 as pb;
 use sqlx::{Acquire, PgConnection};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::assigner::{Assigner, ProductFields, fingerprint, key_conflict};
+use rz_platform::idempotency::fingerprint;
+
+use crate::assigner::{Assigner, ProductFields, key_conflict};
 use crate::convert::assignment_pb;
 use crate::domain::{Assignment, Extent, Origin, Status};
 use crate::error::{Error, Result};
@@ -336,13 +338,13 @@ impl Assigner {
             },
             (_, None) => self.client_block(&m, &key).await?,
         };
-        let fingerprint = fingerprint(&format!(
-            "{:?}",
-            pb::ImportAssignmentRequest {
+        let fingerprint = fingerprint(
+            "import_assignment",
+            &pb::ImportAssignmentRequest {
                 bsn: key.clone(),
                 ..r.clone()
-            }
-        ));
+            },
+        );
         Ok(PreparedImport {
             idempotency_key: format!("import/{}", r.idempotency_key),
             fingerprint,

@@ -6,7 +6,9 @@ use rz_domain::{Bsn, ClientKey, Referrer, RequestReason};
 use rz_proto::assignment::v1 as pb;
 use uuid::Uuid;
 
-use crate::assigner::{Assigner, ProductFields, fingerprint, key_conflict};
+use rz_platform::idempotency::fingerprint;
+
+use crate::assigner::{Assigner, ProductFields, key_conflict};
 use crate::convert::{assignment_pb, request_pb};
 use crate::domain::{
     Assignment, Extent, ProviderRequest, ReferrerInfo, RequestKind, RequestStatus, SizeFields,
@@ -219,13 +221,13 @@ impl Assigner {
             resulting_assignment_number: None,
         };
         // The fingerprint never contains the BSN: it is replaced by the client key first.
-        let fp = fingerprint(&format!(
-            "{:?}",
-            pb::RequestAssignmentRequest {
+        let fp = fingerprint(
+            "request_assignment",
+            &pb::RequestAssignmentRequest {
                 bsn: key.clone(),
                 ..r.clone()
-            }
-        ));
+            },
+        );
         let mut tx = self.pool.begin().await?;
         match store::claim_key(
             &mut tx,
@@ -353,7 +355,7 @@ impl Assigner {
             &mut tx,
             &format!("{agb}/{}", r.idempotency_key),
             "request_change",
-            &fingerprint(&format!("{r:?}")),
+            &fingerprint("request_change", &r),
             &req.id.to_string(),
         )
         .await?
