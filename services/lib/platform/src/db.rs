@@ -34,8 +34,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migrate, MigrateError, MigrationType, Migrator};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Acquire, PgConnection, PgPool, SqlSafeStr};
+use sqlx::postgres::{PgArguments, PgPoolOptions};
+use sqlx::query::Query;
+use sqlx::{Acquire, Arguments, AssertSqlSafe, PgConnection, PgPool, Postgres, SqlSafeStr};
 
 use crate::config::DatabaseConfig;
 
@@ -221,4 +222,71 @@ async fn take_over(conn: &mut PgConnection, migrator: &Migrator) -> Result<(), M
         "migrations recorded by the earlier runner taken over"
     );
     Ok(())
+}
+
+/// An `INSERT` of one row that names each column next to its value, instead of a column list and a
+/// list of positional binds that must be kept in step:
+///
+/// ```ignore
+/// InsertRow::new("assignments")
+///     .value("municipality", &a.municipality)
+///     .value("number", i64::from(a.number))
+///     .query("")?
+///     .execute(&mut *tx)
+///     .await?;
+/// ```
+///
+/// Column and table names are constants of the caller (they are joined into the SQL); every value
+/// is a bind parameter.
+pub struct InsertRow {
+    table: &'static str,
+    columns: Vec<&'static str>,
+    args: PgArguments,
+    error: Option<sqlx::error::BoxDynError>,
+}
+
+impl InsertRow {
+    pub fn new(table: &'static str) -> Self {
+        Self {
+            table,
+            columns: Vec::new(),
+            args: PgArguments::default(),
+            error: None,
+        }
+    }
+
+    /// The column and its value (bound as the next parameter).
+    pub fn value<'q, T>(mut self, column: &'static str, value: T) -> Self
+    where
+        T: sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+    {
+        self.columns.push(column);
+        if let Err(e) = self.args.add(value)
+            && self.error.is_none()
+        {
+            self.error = Some(e);
+        }
+        self
+    }
+
+    /// `INSERT INTO <table> (<columns>) VALUES ($1, ...) <suffix>`.
+    pub fn sql(&self, suffix: &str) -> String {
+        let placeholders: Vec<String> = (1..=self.columns.len()).map(|i| format!("${i}")).collect();
+        format!(
+            "INSERT INTO {} ({}) VALUES ({}) {suffix}",
+            self.table,
+            self.columns.join(", "),
+            placeholders.join(", ")
+        )
+    }
+
+    /// The statement with `suffix` (e.g. `ON CONFLICT DO NOTHING`, `RETURNING id`), ready to run;
+    /// an error if a value could not be encoded.
+    pub fn query(self, suffix: &str) -> Result<Query<'static, Postgres, PgArguments>, sqlx::Error> {
+        if let Some(e) = self.error {
+            return Err(sqlx::Error::Encode(e));
+        }
+        // Only the caller's constant table and column names are joined; values are bound.
+        Ok(sqlx::query_with(AssertSqlSafe(self.sql(suffix)), self.args))
+    }
 }

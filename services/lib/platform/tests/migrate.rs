@@ -275,3 +275,22 @@ async fn an_old_database_with_a_migration_the_build_does_not_know_is_refused() {
         .unwrap();
     assert_eq!(things, None);
 }
+
+#[tokio::test]
+async fn insert_row_binds_each_value_to_its_column() {
+    let pool = fresh().await;
+    migrate(&pool, &list(&[THINGS, COLOURS])).await.unwrap();
+    let insert = rz_platform::db::InsertRow::new("things")
+        .value("colour", "green")
+        .value("id", 7_i64);
+    assert_eq!(
+        insert.sql("RETURNING id"),
+        "INSERT INTO things (colour, id) VALUES ($1, $2) RETURNING id"
+    );
+    insert.query("").unwrap().execute(&pool).await.unwrap();
+    let colour: String = sqlx::query_scalar("SELECT colour FROM things WHERE id = 7")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(colour, "green");
+}

@@ -1,0 +1,105 @@
+//! The PostgreSQL store. Every function takes the connection or transaction it works in; the
+//! callers decide the transaction boundaries (state change + outbox events together).
+//!
+//! One file per section; callers use the items re-exported here (`store::load_assignment`, ...).
+
+mod assignments;
+mod extent;
+mod identities;
+mod messages;
+mod requests;
+mod unassigned;
+
+pub use assignments::{
+    AssignmentFilter, active_for_product, caseloads, decision_handled, handover_candidates,
+    insert_assignment, list_assignments, load_assignment, overlapping, product_known, replacements,
+    unreplaced_active, update_assignment,
+};
+pub use identities::{identity, save_identity};
+pub use messages::{
+    StoredMessage, list_provider_messages, next_message_number, record_provider_message,
+    request_reference, save_request_reference,
+};
+pub use requests::{
+    insert_request, load_request, open_request_like, open_requests, update_request,
+};
+pub use unassigned::{Unassigned, insert_unassigned, list_unassigned};
+
+use rz_platform::db::Migration;
+use sqlx::PgConnection;
+
+/// The shared eventing migrations under their one version, then the service's own (versions
+/// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::shared(rz_eventing::OUTBOX_INBOX),
+    Migration::shared(rz_eventing::OUTBOX_WAKE),
+    Migration::shared(rz_eventing::OUTBOX_VACUUM),
+    Migration {
+        version: 101,
+        name: "assignment",
+        sql: include_str!("../../migrations/0101_assignment.sql"),
+    },
+    Migration {
+        version: 102,
+        name: "provider_messages",
+        sql: include_str!("../../migrations/0102_provider_messages.sql"),
+    },
+    Migration {
+        version: 103,
+        name: "provider_messages_backfill",
+        sql: include_str!("../../migrations/0103_provider_messages_backfill.sql"),
+    },
+    Migration {
+        version: 104,
+        name: "number_sequences",
+        sql: include_str!("../../migrations/0104_number_sequences.sql"),
+    },
+    Migration {
+        version: 105,
+        name: "caseload_index",
+        sql: include_str!("../../migrations/0105_caseload_index.sql"),
+    },
+    Migration {
+        version: 106,
+        name: "hot_start",
+        sql: include_str!("../../migrations/0106_hot_start.sql"),
+    },
+];
+
+fn decode_err(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unexpected {what} `{value}` in the database").into())
+}
+
+fn number(v: i64) -> Result<u32, sqlx::Error> {
+    u32::try_from(v).map_err(|_| decode_err("assignment number", &v.to_string()))
+}
+
+fn opt_number(v: Option<i64>) -> Result<Option<u32>, sqlx::Error> {
+    v.map(number).transpose()
+}
+
+// --- idempotency keys ---
+
+pub use rz_platform::idempotency::{Claim, claim_key};
+
+// --- numbers and locks ---
+
+/// The next assignment number of a municipality, from its sequence: no lock is held until the
+/// transaction ends, so concurrent transactions of one municipality do not wait for each other;
+/// a number of a transaction that rolls back stays unused (a gap).
+pub async fn next_number(tx: &mut PgConnection, municipality: &str) -> Result<u32, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT next_municipality_number('assignment', $1)")
+        .bind(municipality)
+        .fetch_one(&mut *tx)
+        .await?;
+    number(n)
+}
+
+/// A transaction-scoped advisory lock on a text key (released at commit or rollback).
+pub async fn lock(tx: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
