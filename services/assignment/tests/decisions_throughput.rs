@@ -84,29 +84,17 @@ async fn numbers(pool: &sqlx::PgPool, municipality: &str) -> Vec<i64> {
 /// each municipality numbering its own.
 #[tokio::test]
 async fn decisions_of_two_municipalities_are_both_assigned() {
-    let env = rz_testkit::TestEnv::load();
-    let namespace = env.namespace();
-    let (registration, _reg) = spawn_registration(&env, &namespace).await;
-    load_landscape(
-        &mut rz_proto::registration::v1::registration_service_client::RegistrationServiceClient::connect(
-            registration.clone(),
-        )
-        .await
-        .unwrap(),
-    )
-    .await;
-    let (doetinchem, _d) = spawn_access(&env, &namespace, &registration, M).await;
-    let (berkelland, _b) = spawn_access(&env, &namespace, &registration, BERKELLAND).await;
-    let both = spawn_assignment(
-        &env,
-        &namespace,
-        &registration,
-        &[(M, &doetinchem), (BERKELLAND, &berkelland)],
-        "2022-06-27",
-    )
-    .await;
-    let mut doetinchem = AccessServiceClient::connect(doetinchem).await.unwrap();
-    let mut berkelland = AccessServiceClient::connect(berkelland).await.unwrap();
+    let stack = Stack::builder()
+        .landscape(Landscape::standard())
+        .access(M)
+        .access(BERKELLAND)
+        .assignment()
+        .today(d(START))
+        .start()
+        .await;
+    let mut doetinchem = stack.access(M);
+    let mut berkelland = stack.access(BERKELLAND);
+    let both = Assignment::of(stack);
     let mut keys = Vec::new();
     for n in 0..6 {
         keys.push((M, resident_and_decision(&mut doetinchem, M, 100 + n).await));

@@ -414,10 +414,7 @@ async fn an_interrupted_handover_gives_the_same_result_as_a_clean_run() {
     let mut app = spawn_app().await;
     // A second assignment instance (own database and namespace) with the same registration and
     // access: it gets the same imports and one clean run.
-    let ns2 = app.env.namespace();
     let clean = spawn_assignment(
-        &app.env,
-        &ns2,
         &app.registration_endpoint,
         &[(M, &app.access_endpoint)],
         "2022-06-27",

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -30,12 +28,12 @@ async fn health_reports_serving_and_shutdown_flushes_the_outbox() {
     let pool = sqlx::PgPool::connect_with(app.a.pool.connect_options().as_ref().clone())
         .await
         .unwrap();
-    app.a.shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(15), &mut app.a.server)
+    app.a
+        .stack
+        .assignment_service()
+        .stop()
         .await
-        .expect("stops within the grace period")
-        .unwrap()
-        .unwrap();
+        .expect("stops within the grace period");
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(&pool)
         .await

@@ -185,7 +185,7 @@ async fn access_down_is_retried_and_the_letter_written_once_it_is_back() {
     let mut stack = Stack::start(false).await;
     // Notification knows access 0222 at an address where nothing listens yet.
     let later = free_addr();
-    let mut app = spawn_in(&stack.namespace, |c| {
+    let mut app = spawn_in(&stack.namespace, move |c| {
         c.notification.access_endpoints = [(M.to_string(), format!("http://{later}"))].into();
         c.notification.upstream_timeout_secs = 1;
     })

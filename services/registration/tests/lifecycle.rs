@@ -15,12 +15,11 @@ async fn health_reports_serving_and_shutdown_flushes_the_outbox() {
     let mut app = spawn_app().await;
     app.register("03000555", "Afsluit BV").await;
 
-    app.shutdown.trigger();
-    let stopped = tokio::time::timeout(std::time::Duration::from_secs(15), &mut app.server).await;
-    stopped
-        .expect("stops within the grace period")
-        .unwrap()
-        .unwrap();
+    app.stack
+        .registration_service()
+        .stop()
+        .await
+        .expect("stops within the grace period");
 
     let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(&sqlx::PgPool::connect(&app.db_url).await.unwrap())

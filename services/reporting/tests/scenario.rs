@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use assignment::FixedClock;
 use chrono::{Datelike, NaiveDate};
-use rz_domain::{Bsn, ClientKey, WorkingDays};
-use rz_platform::Shutdown;
+use rz_domain::WorkingDays;
 use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as asg;
@@ -23,63 +22,11 @@ use rz_proto::registration::v1::registration_service_client::RegistrationService
 use rz_proto::reporting::v1 as pb;
 use rz_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 use rz_proto::types::v1 as types;
-use rz_testkit::TestEnv;
+use rz_stack::{Landscape, M, OLD, P1, P2, P3, PV1, bsn, d, key_of, period};
 use sqlx::{PgPool, Row};
 use tonic::transport::Channel;
 
-const M: &str = "0222";
-const SECRET: &str = "test-region-secret";
-const P1: &str = "03010001";
-const P2: &str = "03010002";
-const P3: &str = "03010003";
-/// Contracted for all of IAJ from 2019-07-01 to 2022-06-30: its clients are handed over.
-const OLD: &str = "03019999";
-/// Contracted for WIO-PV (PxQ) from 2022-07-01.
-const PV1: &str = "03020001";
-
-fn d(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
-
-fn bsn(n: u32) -> String {
-    const WEIGHTS: [u32; 8] = [9, 8, 7, 6, 5, 4, 3, 2];
-    for k in 0..10 {
-        let head = format!("{:08}", 10_000_000 + (n % 8_999_999) * 10 + k);
-        let sum: u32 = head
-            .bytes()
-            .zip(WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        if sum % 11 < 10 {
-            let s = format!("{head}{}", sum % 11);
-            assert!(Bsn::parse(&s).is_ok());
-            return s;
-        }
-    }
-    unreachable!()
-}
-
-fn key_of(bsn: &str) -> String {
-    ClientKey::derive(SECRET.as_bytes(), &Bsn::parse(bsn).unwrap()).to_string()
-}
-
-fn period(start: &str, end: &str) -> Option<types::Period> {
-    Some(types::Period {
-        start: start.into(),
-        end: end.into(),
-    })
-}
-
-async fn channel(url: &str) -> Channel {
-    Channel::from_shared(url.to_owned())
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects")
-}
-
 struct Stack {
-    shutdowns: Vec<Shutdown>,
     registration: RegistrationServiceClient<Channel>,
     access: AccessServiceClient<Channel>,
     assignment: AssignmentServiceClient<Channel>,
@@ -89,187 +36,60 @@ struct Stack {
     access_db: PgPool,
     assignment_db: PgPool,
     reporting_db: PgPool,
+    /// The running services (its drop stops them).
+    _stack: rz_stack::Stack,
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for s in &self.shutdowns {
-            s.trigger();
-        }
-    }
-}
-
-async fn pool(url: &str) -> PgPool {
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .connect(url)
-        .await
-        .unwrap()
-}
-
+/// Reporting first (it ensures the streams and consumes from their start), then registration,
+/// access 0222 and assignment (its date 2022-06-27).
 async fn spawn_stack() -> Stack {
-    let env = TestEnv::load();
-    let ns = env.namespace();
-    let mut shutdowns = Vec::new();
-
-    // reporting first: it ensures the streams and consumes from their start
-    let mut config = reporting::Config::default();
-    config.database.url = env.fresh_database().await;
-    config.database.max_connections = 4;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = ns.clone();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_grace_secs = 2;
-    let reporting_url = config.database.url.clone();
-    let app = reporting::App::build(config)
-        .await
-        .expect("reporting builds");
-    let reporting_addr = app.local_addr();
-    let s = Shutdown::new();
-    tokio::spawn(app.run(s.clone()));
-    shutdowns.push(s);
-
-    let mut config = registration::Config::default();
-    config.database.url = env.fresh_database().await;
-    config.database.max_connections = 3;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = ns.clone();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_grace_secs = 2;
-    let registration_url = config.database.url.clone();
-    let app = registration::App::build(config)
-        .await
-        .expect("registration builds");
-    let registration_endpoint = format!("http://{}", app.local_addr());
-    let s = Shutdown::new();
-    tokio::spawn(app.run(s.clone()));
-    shutdowns.push(s);
-
-    let mut config = access::Config::default();
-    config.database.url = env.fresh_database().await;
-    config.database.max_connections = 3;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = ns.clone();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_grace_secs = 2;
-    config.access = access::AccessConfig {
-        municipality: M.into(),
-        client_key_secret: SECRET.into(),
-        registration_endpoint: registration_endpoint.clone(),
+    let mut stack = rz_stack::Stack::builder()
+        .reporting()
+        .access(M)
         // products are amended on TODAY, while they are still active
-        today: Some(d(TODAY)),
-        ..Default::default()
-    };
-    let access_url = config.database.url.clone();
-    let app = access::App::build(config).await.expect("access builds");
-    let access_endpoint = format!("http://{}", app.local_addr());
-    let s = Shutdown::new();
-    tokio::spawn(app.run(s.clone()));
-    shutdowns.push(s);
-
-    let mut config = assignment::Config::default();
-    config.database.url = env.fresh_database().await;
-    config.database.max_connections = 5;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = ns.clone();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_grace_secs = 2;
-    config.assignment.registration_endpoint = registration_endpoint.clone();
-    config.assignment.client_key_secret = SECRET.into();
-    config.assignment.access_endpoints = [(M.to_string(), access_endpoint.clone())].into();
-    let assignment_url = config.database.url.clone();
-    let clock = Arc::new(FixedClock::new(d("2022-06-27")));
-    let app = assignment::App::build_with_clock(config, clock.clone())
-        .await
-        .expect("assignment builds");
-    let assignment_endpoint = format!("http://{}", app.local_addr());
-    let s = Shutdown::new();
-    tokio::spawn(app.run(s.clone()));
-    shutdowns.push(s);
-
+        .access_config(|c| c.access.today = Some(d(TODAY)))
+        .assignment()
+        .today(d("2022-06-27"))
+        .start()
+        .await;
     Stack {
-        registration: RegistrationServiceClient::new(channel(&registration_endpoint).await),
-        access: AccessServiceClient::new(channel(&access_endpoint).await),
-        assignment: AssignmentServiceClient::new(channel(&assignment_endpoint).await),
-        reporting: ReportingServiceClient::new(channel(&format!("http://{reporting_addr}")).await),
-        clock,
-        registration_db: pool(&registration_url).await,
-        access_db: pool(&access_url).await,
-        assignment_db: pool(&assignment_url).await,
-        reporting_db: pool(&reporting_url).await,
-        shutdowns,
+        registration: stack.registration(),
+        access: stack.access(M),
+        assignment: stack.assignment(),
+        reporting: stack.reporting(),
+        clock: stack.clock(),
+        registration_db: stack.registration_service().pool.clone(),
+        access_db: stack.access_service(M).pool.clone(),
+        assignment_db: stack.assignment_service().pool.clone(),
+        reporting_db: stack.reporting_service().pool.clone(),
+        _stack: stack,
     }
 }
 
 impl Stack {
     async fn load_contracts(&mut self) {
-        let c = &mut self.registration;
+        let mut landscape = Landscape::new();
         for agb in [P1, P2, P3, OLD, PV1] {
-            c.register_provider(reg::RegisterProviderRequest {
-                idempotency_key: format!("reg-{agb}"),
-                agb_code: agb.into(),
-                name: format!("Zorg {agb}"),
-                legal_form: "stichting".into(),
-                kvk_number: format!("4{}", &agb[1..]),
-            })
-            .await
-            .unwrap();
+            landscape = landscape.provider(agb, &format!("Zorg {agb}"));
         }
-        let conclude =
-            |agb: &str, segment: &str, subs: &[&str], start: &str| reg::ConcludeContractRequest {
-                idempotency_key: format!("c-{agb}-{segment}"),
-                agb_code: agb.into(),
-                segment_code: segment.into(),
-                subsegment_codes: subs.iter().map(|s| s.to_string()).collect(),
-                municipalities: vec![],
-                start: start.into(),
-            };
         for (agb, budget) in [(P1, 50_000_000), (P2, 30_000_000), (P3, 20_000_000)] {
-            let id = c
-                .conclude_contract(conclude(agb, "IAJ", &["IAJ-ON"], "2022-07-01"))
-                .await
-                .unwrap()
-                .into_inner()
-                .id;
-            for year in [2022, 2023] {
-                c.set_lumpsum_budget(reg::SetLumpsumBudgetRequest {
-                    contract_id: id.clone(),
-                    municipality: M.into(),
-                    year,
-                    amount_cents: budget + i64::from(year - 2022) * 1_000,
-                })
-                .await
-                .unwrap();
-            }
+            landscape = landscape
+                .contract(agb, "IAJ", &["IAJ-ON"], "2022-07-01")
+                .budget(M, 2022, budget)
+                .budget(M, 2023, budget + 1_000);
         }
-        c.conclude_contract(conclude(OLD, "IAJ", &[], "2019-07-01"))
-            .await
-            .unwrap();
-        c.conclude_contract(conclude(PV1, "WIO", &["WIO-PV"], "2022-07-01"))
-            .await
-            .unwrap();
+        landscape
+            .contract(OLD, "IAJ", &[], "2019-07-01")
+            .contract(PV1, "WIO", &["WIO-PV"], "2022-07-01")
+            .load(&mut self.registration)
+            .await;
     }
 
     async fn resident(&mut self, bsn: &str, birth: &str) {
         self.access
             .register_resident(acc::RegisterResidentRequest {
-                idempotency_key: format!("res-{bsn}"),
-                bsn: bsn.into(),
-                given_names: "Sanne".into(),
-                family_name: "de Vries".into(),
-                birth_date: birth.into(),
-                address: Some(acc::Address {
-                    street: "Raadhuisstraat".into(),
-                    house_number: "1".into(),
-                    postal_code: "7001EW".into(),
-                    city: "Doetinchem".into(),
-                    municipality: M.into(),
-                }),
-                legal_representative: Some(acc::LegalRepresentative {
-                    name: "J. de Vries".into(),
-                    relation: "ouder".into(),
-                }),
                 gender: String::new(),
+                ..rz_stack::resident_request(bsn, birth)
             })
             .await
             .unwrap();

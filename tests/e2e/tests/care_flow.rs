@@ -14,86 +14,30 @@ use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as asg;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
-use rz_proto::registration::v1 as reg;
-use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
 use rz_proto::types::v1 as types;
 use rz_provider_sim::{SimConfig, Stats};
-use rz_testkit::TestEnv;
+use rz_stack::{Landscape, Stack};
 
 const SECRET: &str = "e2e-secret";
 const PROVIDER: &str = "03077001";
 
-fn url(addr: std::net::SocketAddr) -> String {
-    format!("http://{addr}")
-}
-
 #[tokio::test]
 async fn a_decision_reaches_a_contracted_provider_who_starts_care_within_one_trace() {
-    let env = TestEnv::load();
-    let ns = env.namespace();
+    // The contract register, with one provider contracted for IAJ in Doetinchem; access for
+    // Doetinchem; assignment.
+    let landscape = Landscape::new()
+        .provider(PROVIDER, "Jeugdhulp Oost BV")
+        .contract_in(PROVIDER, "IAJ", &[], &["0222"], "2022-07-01");
+    let stack = Stack::builder()
+        .landscape(landscape)
+        .access("0222")
+        .assignment()
+        .client_key_secret(SECRET)
+        .start()
+        .await;
+    let (env, ns) = (stack.env.clone(), stack.namespace().to_owned());
+    let (access_url, assignment_url) = (stack.access_endpoint("0222"), stack.assignment_endpoint());
     let shutdown = Shutdown::new();
-
-    // The contract register, with one provider contracted for IAJ in Doetinchem.
-    let mut rc = registration::Config::default();
-    rc.database.url = env.fresh_database().await;
-    rc.nats.url = env.nats_url.clone();
-    rc.nats.namespace = ns.clone();
-    rc.server.listen = "127.0.0.1:0".parse().unwrap();
-    let registration = registration::App::build(rc).await.unwrap();
-    let reg_url = url(registration.local_addr());
-    tokio::spawn(registration.run(shutdown.clone()));
-    let mut register = RegistrationServiceClient::connect(reg_url.clone())
-        .await
-        .unwrap();
-    register
-        .register_provider(reg::RegisterProviderRequest {
-            idempotency_key: "p".into(),
-            agb_code: PROVIDER.into(),
-            name: "Jeugdhulp Oost BV".into(),
-            legal_form: "bv".into(),
-            kvk_number: "41234567".into(),
-        })
-        .await
-        .unwrap();
-    register
-        .conclude_contract(reg::ConcludeContractRequest {
-            idempotency_key: "c".into(),
-            agb_code: PROVIDER.into(),
-            segment_code: "IAJ".into(),
-            subsegment_codes: vec![],
-            municipalities: vec!["0222".into()],
-            start: "2022-07-01".into(),
-        })
-        .await
-        .unwrap();
-
-    // Access for Doetinchem.
-    let mut ac = access::Config::default();
-    ac.database.url = env.fresh_database().await;
-    ac.nats.url = env.nats_url.clone();
-    ac.nats.namespace = ns.clone();
-    ac.server.listen = "127.0.0.1:0".parse().unwrap();
-    ac.access.municipality = "0222".into();
-    ac.access.client_key_secret = SECRET.into();
-    ac.access.registration_endpoint = reg_url.clone();
-    let access_app = access::App::build(ac).await.unwrap();
-    let access_url = url(access_app.local_addr());
-    tokio::spawn(access_app.run(shutdown.clone()));
-
-    // Assignment.
-    let mut sc = assignment::Config::default();
-    sc.database.url = env.fresh_database().await;
-    sc.nats.url = env.nats_url.clone();
-    sc.nats.namespace = ns.clone();
-    sc.server.listen = "127.0.0.1:0".parse().unwrap();
-    sc.assignment.registration_endpoint = reg_url.clone();
-    sc.assignment
-        .access_endpoints
-        .insert("0222".into(), access_url.clone());
-    sc.assignment.client_key_secret = SECRET.into();
-    let assignment_app = assignment::App::build(sc).await.unwrap();
-    let assignment_url = url(assignment_app.local_addr());
-    tokio::spawn(assignment_app.run(shutdown.clone()));
 
     // The provider's system, subscribed to its own subjects only.
     let stats = Arc::new(Stats::default());

@@ -6,12 +6,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use registration::{App, Config};
 use rz_eventing::{ConsumerSpec, Event, EventConsumer, HandleError, Handler, Namespace};
 use rz_platform::Shutdown;
 use rz_proto::registration::v1 as pb;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
-use rz_testkit::TestEnv;
+use rz_stack::Stack;
 use sqlx::{PgConnection, PgPool};
 
 /// (event type, traceparent header, trace id of the consumer's span) of each event received.
@@ -35,17 +34,11 @@ impl Handler for Seen {
 
 #[tokio::test]
 async fn a_trace_id_survives_grpc_outbox_jetstream_and_a_consumer() {
-    let env = TestEnv::load();
-    let mut config = Config::default();
-    config.database.url = env.fresh_database().await;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = env.namespace();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    let ns = Namespace::new(&config.nats.namespace).unwrap();
-    let app = App::build(config).await.unwrap();
-    let addr = app.local_addr();
+    let stack = Stack::builder().registration().start().await;
+    let env = stack.env.clone();
+    let ns = Namespace::new(stack.namespace()).unwrap();
+    let endpoint = stack.registration_endpoint();
     let shutdown = Shutdown::new();
-    let server = tokio::spawn(app.run(shutdown.clone()));
 
     // The second component: its own database with an inbox, a durable consumer on the register's stream.
     let pool = PgPool::connect(&env.fresh_database().await).await.unwrap();
@@ -85,9 +78,7 @@ async fn a_trace_id_survives_grpc_outbox_jetstream_and_a_consumer() {
             .parse()
             .unwrap(),
     );
-    let mut client = RegistrationServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let mut client = RegistrationServiceClient::connect(endpoint).await.unwrap();
     client.register_provider(request).await.unwrap();
 
     let mut got = None;
@@ -117,6 +108,6 @@ async fn a_trace_id_survives_grpc_outbox_jetstream_and_a_consumer() {
     );
 
     shutdown.trigger();
-    server.await.unwrap().unwrap();
+    stack.shutdown().await.unwrap();
     consumer.await.unwrap().unwrap();
 }

@@ -1,25 +1,27 @@
-//! `spawn_app`: the real registration service (catalogue) and then access for Doetinchem (0222),
-//! each on port 0 with a fresh database, sharing one NATS namespace of their own; a gRPC client
-//! talking to access like any other client.
+//! `spawn_app`: the test stack with the real registration service (the catalogue) and access for
+//! Doetinchem (0222), each on port 0 with a fresh database, sharing one NATS namespace of their
+//! own; a gRPC client talking to access like any other client.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::time::Duration;
 
-use access::{AccessConfig, App, Config};
 use chrono::{Days, Months, NaiveDate, Utc};
 use rz_eventing::nats::jetstream::message::StreamMessage;
-use rz_platform::Shutdown;
 use rz_proto::access::v1 as pb;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::types::v1 as types;
-use rz_testkit::TestEnv;
+pub use rz_stack::{SECRET, Stack, assert_invalid, assert_invalid_says, assert_rule, bsn};
 use sqlx::PgPool;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 pub const MUNICIPALITY: &str = "0222";
-pub const SECRET: &str = "test-region-secret";
 
 pub struct TestApp {
     pub client: AccessServiceClient<Channel>,
@@ -29,99 +31,27 @@ pub struct TestApp {
     pub namespace: String,
     pub nats_url: String,
     pub registration_endpoint: String,
-    pub shutdown: Shutdown,
-    pub server: tokio::task::JoinHandle<Result<(), access::StartError>>,
-    pub registration_shutdown: Shutdown,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        self.registration_shutdown.trigger();
-    }
-}
-
-/// Registration (the catalogue) on port 0 with its own fresh database; returns its URL.
-pub async fn spawn_registration(env: &TestEnv, namespace: &str) -> (String, Shutdown) {
-    let mut config = registration::Config::default();
-    config.database.url = env.fresh_database().await;
-    config.database.max_connections = 3;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = namespace.to_owned();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_grace_secs = 2;
-    let app = registration::App::build(config)
-        .await
-        .expect("registration builds");
-    let addr = app.local_addr();
-    let shutdown = Shutdown::new();
-    tokio::spawn(app.run(shutdown.clone()));
-    (format!("http://{addr}"), shutdown)
-}
-
-/// Access's configuration for a test, with a fresh database.
-pub async fn test_config(env: &TestEnv, namespace: &str, registration: &str) -> Config {
-    let mut config = Config::default();
-    config.database.url = env.fresh_database().await;
-    config.database.max_connections = 5;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = namespace.to_owned();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_grace_secs = 5;
-    config.access = AccessConfig {
-        municipality: MUNICIPALITY.into(),
-        client_key_secret: SECRET.into(),
-        registration_endpoint: registration.to_owned(),
-        ..Default::default()
-    };
-    config
+    pub stack: Stack,
 }
 
 pub async fn spawn_app() -> TestApp {
-    let env = TestEnv::load();
-    let namespace = env.namespace();
-    let (registration_endpoint, registration_shutdown) = spawn_registration(&env, &namespace).await;
-    let config = test_config(&env, &namespace, &registration_endpoint).await;
-    let db_url = config.database.url.clone();
-    let app = App::build(config).await.expect("access builds");
-    let addr = app.local_addr();
-    let pool = app.pool().clone();
-    let shutdown = Shutdown::new();
-    let server = tokio::spawn(app.run(shutdown.clone()));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects");
+    let mut stack = Stack::builder().access(MUNICIPALITY).start().await;
+    let service = stack.access_service(MUNICIPALITY);
+    let (channel, pool, db_url) = (
+        service.channel.clone(),
+        service.pool.clone(),
+        service.db_url.clone(),
+    );
     TestApp {
-        client: AccessServiceClient::new(channel.clone()),
+        client: stack.access(MUNICIPALITY),
         channel,
         pool,
         db_url,
-        namespace,
-        nats_url: env.nats_url,
-        registration_endpoint,
-        shutdown,
-        server,
-        registration_shutdown,
+        namespace: stack.namespace().to_owned(),
+        nats_url: stack.nats_url().to_owned(),
+        registration_endpoint: stack.registration_endpoint(),
+        stack,
     }
-}
-
-/// A valid BSN (passing the 11-test) for `n`; distinct `n` give distinct numbers.
-pub fn bsn(n: u32) -> String {
-    const WEIGHTS: [u32; 8] = [9, 8, 7, 6, 5, 4, 3, 2];
-    for k in 0..10 {
-        let head = format!("{:08}", 10_000_000 + (n % 8_999_999) * 10 + k);
-        let sum: u32 = head
-            .bytes()
-            .zip(WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        if sum % 11 < 10 {
-            return format!("{head}{}", sum % 11);
-        }
-    }
-    unreachable!("one of ten consecutive numbers has a check digit")
 }
 
 pub fn today() -> NaiveDate {
@@ -147,20 +77,10 @@ pub fn years_ago(years: u32) -> String {
 
 pub fn resident_request(bsn: &str, birth_date: &str) -> pb::RegisterResidentRequest {
     pb::RegisterResidentRequest {
-        idempotency_key: format!("res-{bsn}"),
-        bsn: bsn.into(),
         given_names: "Anna Maria".into(),
         family_name: "Jansen".into(),
-        birth_date: birth_date.into(),
-        address: Some(pb::Address {
-            street: "Raadhuisstraat".into(),
-            house_number: "1".into(),
-            postal_code: "7001EW".into(),
-            city: "Doetinchem".into(),
-            municipality: MUNICIPALITY.into(),
-        }),
         legal_representative: None,
-        gender: "2".into(),
+        ..rz_stack::resident_request(bsn, birth_date)
     }
 }
 
@@ -344,45 +264,4 @@ impl TestApp {
 
 pub fn header<'a>(m: &'a StreamMessage, name: &str) -> &'a str {
     m.headers.get(name).map(|v| v.as_str()).unwrap_or("")
-}
-
-/// Asserts INVALID_ARGUMENT with a BadRequest violation for `field`.
-pub fn assert_invalid(status: &tonic::Status, field: &str) {
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    let bad = status
-        .get_details_bad_request()
-        .expect("BadRequest details");
-    assert!(
-        bad.field_violations
-            .iter()
-            .any(|v| v.field == field && !v.description.is_empty()),
-        "no violation for {field}: {:?}",
-        bad.field_violations
-    );
-}
-
-/// As [`assert_invalid`], and the violation's description contains `text`.
-pub fn assert_invalid_says(status: &tonic::Status, field: &str, text: &str) {
-    assert_invalid(status, field);
-    let bad = status.get_details_bad_request().unwrap();
-    assert!(
-        bad.field_violations
-            .iter()
-            .any(|v| v.field == field && v.description.contains(text)),
-        "{field} does not say {text:?}: {:?}",
-        bad.field_violations
-    );
-}
-
-/// Asserts FAILED_PRECONDITION with a PreconditionFailure naming `rule`.
-pub fn assert_rule(status: &tonic::Status, rule: &str) {
-    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
-    let failure = status
-        .get_details_precondition_failure()
-        .expect("PreconditionFailure details");
-    assert!(
-        failure.violations.iter().any(|v| v.r#type == rule),
-        "no rule {rule}: {:?}",
-        failure.violations
-    );
 }

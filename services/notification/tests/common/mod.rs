@@ -1,28 +1,26 @@
-//! `spawn_app`: the notification service on port 0 with a fresh database and its own NATS
-//! namespace; a real HTTP receiver on 127.0.0.1:0 that records every request and fails on demand;
-//! and a publisher writing envelope-correct assignment events straight to JetStream.
+//! `spawn_app`: the notification service from the test stack (port 0, a fresh database, its own
+//! NATS namespace) with a fast retry schedule; a publisher writing envelope-correct assignment
+//! events straight to JetStream. The webhook receiver and its signature check come from the stack.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 pub mod stack;
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use notification::{App, Config};
+use notification::Config;
 use rz_eventing::nats::jetstream;
-use rz_platform::Shutdown;
 use rz_proto::assignment::v1 as apb;
 use rz_proto::notification::v1 as pb;
 use rz_proto::notification::v1::notification_service_client::NotificationServiceClient;
-use rz_testkit::TestEnv;
+pub use rz_stack::{Received, Receiver, fixture, verify_signature};
+use rz_stack::{Stack, StackBuilder};
 use sqlx::PgPool;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -33,8 +31,7 @@ pub struct TestApp {
     pub pool: PgPool,
     pub namespace: String,
     pub js: jetstream::Context,
-    pub shutdown: Shutdown,
-    pub server: tokio::task::JoinHandle<Result<(), notification::StartError>>,
+    pub stack: Stack,
 }
 
 /// The service with a fast retry schedule: 10 ms doubling, capped at 40 ms, 4 attempts.
@@ -43,66 +40,60 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// As [`spawn_app`], with the configuration changed by `tune`.
-pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
-    let env = TestEnv::load();
-    let db = env.fresh_database().await;
-    spawn_inner(&db, &env.namespace(), tune).await
+pub async fn spawn_app_with(tune: impl FnOnce(&mut Config) + Send + Sync + 'static) -> TestApp {
+    spawn(Stack::builder(), tune).await
 }
 
 /// The service with a fresh database in the NATS namespace `namespace` (shared with other
 /// services the test spawns), with the configuration changed by `tune`.
-pub async fn spawn_in(namespace: &str, tune: impl FnOnce(&mut Config)) -> TestApp {
-    let env = TestEnv::load();
-    let db = env.fresh_database().await;
-    spawn_inner(&db, namespace, tune).await
+pub async fn spawn_in(
+    namespace: &str,
+    tune: impl FnOnce(&mut Config) + Send + Sync + 'static,
+) -> TestApp {
+    spawn(Stack::builder().namespace(namespace), tune).await
 }
 
 /// Another replica on the same database and NATS namespace.
 pub async fn spawn_replica(db: &str, namespace: &str) -> TestApp {
-    spawn_inner(db, namespace, |_| {}).await
+    spawn(
+        Stack::builder().namespace(namespace).notification_on(db),
+        |_| {},
+    )
+    .await
 }
 
-async fn spawn_inner(db: &str, namespace: &str, tune: impl FnOnce(&mut Config)) -> TestApp {
-    let env = TestEnv::load();
-    let mut config = Config::default();
-    config.database.url = db.to_owned();
-    config.database.max_connections = 8;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = namespace.to_owned();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_grace_secs = 5;
-    config.webhooks.initial_backoff_ms = 10;
-    config.webhooks.max_backoff_ms = 40;
-    config.webhooks.max_attempts = 4;
-    config.webhooks.poll_interval_ms = 10;
-    config.webhooks.request_timeout_ms = 2_000;
-    config.webhooks.lease_ms = 5_000;
-    config.webhooks.ca_file = Some(fixture("ca.pem"));
-    // Scans run when a test asks (ScanDeadlines), not on a timer.
-    config.notification.scan_interval_secs = 0;
-    tune(&mut config);
-    let namespace = config.nats.namespace.clone();
-    let app = App::build(config).await.expect("notification builds");
-    let addr = app.local_addr();
-    let pool = app.pool().clone();
-    let shutdown = Shutdown::new();
-    let server = tokio::spawn(app.run(shutdown.clone()));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects");
-    let (_, js) = rz_eventing::connect(&env.nats_url, "notification-test")
+async fn spawn(
+    builder: StackBuilder,
+    tune: impl FnOnce(&mut Config) + Send + Sync + 'static,
+) -> TestApp {
+    let mut stack = builder
+        .notification()
+        .notification_config(move |config| {
+            config.webhooks.initial_backoff_ms = 10;
+            config.webhooks.max_backoff_ms = 40;
+            config.webhooks.max_attempts = 4;
+            config.webhooks.poll_interval_ms = 10;
+            config.webhooks.request_timeout_ms = 2_000;
+            config.webhooks.lease_ms = 5_000;
+            config.webhooks.ca_file = Some(fixture("ca.pem"));
+            // Scans run when a test asks (ScanDeadlines), not on a timer.
+            config.notification.scan_interval_secs = 0;
+            tune(config);
+        })
+        .start()
+        .await;
+    let service = stack.notification_service();
+    let (db_url, pool) = (service.db_url.clone(), service.pool.clone());
+    let (_, js) = rz_eventing::connect(stack.nats_url(), "notification-test")
         .await
         .expect("nats");
     TestApp {
-        db_url: db.to_owned(),
-        client: NotificationServiceClient::new(channel),
+        db_url,
+        client: stack.notification(),
         pool,
-        namespace,
+        namespace: stack.namespace().to_owned(),
         js,
-        shutdown,
-        server,
+        stack,
     }
 }
 
@@ -304,207 +295,7 @@ impl TestApp {
         }
     }
 
-    pub async fn stop(self) {
-        self.shutdown.trigger();
-        let _ = self.server.await;
+    pub async fn stop(mut self) {
+        let _ = self.stack.notification_service().stop().await;
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub signature: String,
-    pub delivery: String,
-    pub content_type: String,
-    pub body: Bytes,
-}
-
-impl Received {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// A real HTTP/1.1 server on 127.0.0.1:0 that answers 503 while `failures` > 0 (counting down),
-/// and 204 after. `usize::MAX` failures = never recovers until [`Receiver::recover`].
-#[derive(Clone)]
-pub struct Receiver {
-    scheme: &'static str,
-    pub addr: SocketAddr,
-    pub log: Arc<Mutex<Vec<Received>>>,
-    failures: Arc<AtomicUsize>,
-    in_flight: Arc<AtomicUsize>,
-    /// The most requests that were in flight at once.
-    pub max_in_flight: Arc<AtomicUsize>,
-}
-
-impl Receiver {
-    pub async fn start(failures: usize) -> Self {
-        Self::start_with(failures, Duration::ZERO).await
-    }
-
-    /// As [`Receiver::start`], taking `delay` to answer each request.
-    pub async fn start_with(failures: usize, delay: Duration) -> Self {
-        Self::start_inner(failures, delay, None).await
-    }
-
-    /// An https receiver with the test certificate for `localhost` and `127.0.0.1`.
-    pub async fn start_tls(failures: usize) -> Self {
-        use rustls_pki_types::pem::PemObject;
-        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        use tokio_rustls::rustls;
-        let certs = CertificateDer::pem_slice_iter(&std::fs::read(fixture("server.pem")).unwrap())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key =
-            PrivateKeyDer::from_pem_slice(&std::fs::read(fixture("server.key")).unwrap()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        Self::start_inner(failures, Duration::ZERO, Some(acceptor)).await
-    }
-
-    async fn start_inner(
-        failures: usize,
-        delay: Duration,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> Self {
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let failures = Arc::new(AtomicUsize::new(failures));
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let max_in_flight = Arc::new(AtomicUsize::new(0));
-        let (l, f) = (log.clone(), failures.clone());
-        let (fl, mx) = (in_flight.clone(), max_in_flight.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (l, f) = (l.clone(), f.clone());
-                let (fl, mx) = (fl.clone(), mx.clone());
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (l, f) = (l.clone(), f.clone());
-                        let (fl, mx) = (fl.clone(), mx.clone());
-                        async move {
-                            let now = fl.fetch_add(1, Ordering::SeqCst) + 1;
-                            mx.fetch_max(now, Ordering::SeqCst);
-                            if !delay.is_zero() {
-                                tokio::time::sleep(delay).await;
-                            }
-                            let header = |n: &str| {
-                                req.headers()
-                                    .get(n)
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or_default()
-                                    .to_owned()
-                            };
-                            let (path, signature, delivery, content_type) = (
-                                req.uri().path().to_owned(),
-                                header("x-regiozorg-signature"),
-                                header("x-regiozorg-delivery"),
-                                header("content-type"),
-                            );
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            l.lock().unwrap().push(Received {
-                                path,
-                                signature,
-                                delivery,
-                                content_type,
-                                body,
-                            });
-                            let fail = f
-                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
-                                    0 => None,
-                                    usize::MAX => Some(usize::MAX),
-                                    n => Some(n - 1),
-                                })
-                                .is_ok();
-                            let status = if fail { 503 } else { 204 };
-                            fl.fetch_sub(1, Ordering::SeqCst);
-                            Ok::<_, Infallible>(
-                                hyper::Response::builder()
-                                    .status(status)
-                                    .body(Full::new(Bytes::new()))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let http = hyper::server::conn::http1::Builder::new();
-                    match tls {
-                        Some(acceptor) => {
-                            let Ok(stream) = acceptor.accept(stream).await else {
-                                return;
-                            };
-                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
-                        }
-                        None => {
-                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
-                        }
-                    }
-                });
-            }
-        });
-        Self {
-            scheme,
-            addr,
-            log,
-            failures,
-            in_flight,
-            max_in_flight,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}://{}{path}", self.scheme, self.addr)
-    }
-
-    pub fn recover(&self) {
-        self.failures.store(0, Ordering::SeqCst);
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.log.lock().unwrap().clone()
-    }
-
-    pub fn at(&self, path: &str) -> Vec<Received> {
-        self.received()
-            .into_iter()
-            .filter(|r| r.path == path)
-            .collect()
-    }
-}
-
-/// Checks `sha256=<hex HMAC-SHA256(body, secret)>` independently of the service's code.
-pub fn verify_signature(secret: &str, body: &[u8], header: &str) -> bool {
-    use hmac::{Hmac, KeyInit, Mac};
-    let Some(hex) = header.strip_prefix("sha256=") else {
-        return false;
-    };
-    let Ok(bytes) = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<Vec<u8>, _>>()
-    else {
-        return false;
-    };
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    mac.verify_slice(&bytes).is_ok()
-}
-
-pub fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
 }

@@ -1,74 +1,28 @@
-//! The services notification asks, in-process on port 0 with fresh databases and one NATS
-//! namespace: registration (one contract for IAJ-ON from 2022-07-01), access for Doetinchem
-//! (0222) and, when asked, assignment with a [`FixedClock`]. The test talks to them over gRPC like
-//! a client; notification is spawned by the test with their endpoints.
+//! The services notification asks, from the test stack (in-process on port 0 with fresh databases
+//! and one NATS namespace): registration (one contract for IAJ-ON from 2022-07-01), access for
+//! Doetinchem (0222) and, when asked, assignment with a [`FixedClock`]. The test talks to them over
+//! gRPC like a client; notification is spawned by the test with their endpoints.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use assignment::FixedClock;
-use chrono::NaiveDate;
-use rz_domain::{Bsn, ClientKey};
-use rz_platform::Shutdown;
 use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as asg;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
-use rz_proto::registration::v1 as reg;
-use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
 use rz_proto::types::v1 as types;
-use rz_testkit::TestEnv;
+pub use rz_stack::{Landscape, M, P1, SECRET, bsn, d, key_of, period};
 use tonic::transport::Channel;
-
-pub const M: &str = "0222";
-pub const SECRET: &str = "test-region-secret";
-/// Contracted for IAJ-ON in 0222 from 2022-07-01.
-pub const P1: &str = "03010001";
-
-pub fn d(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
-
-/// A valid BSN (passing the 11-test) for `n`; distinct `n` give distinct numbers.
-pub fn bsn(n: u32) -> String {
-    const WEIGHTS: [u32; 8] = [9, 8, 7, 6, 5, 4, 3, 2];
-    for k in 0..10 {
-        let head = format!("{:08}", 10_000_000 + (n % 8_999_999) * 10 + k);
-        let sum: u32 = head
-            .bytes()
-            .zip(WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        if sum % 11 < 10 {
-            let s = format!("{head}{}", sum % 11);
-            assert!(Bsn::parse(&s).is_ok());
-            return s;
-        }
-    }
-    unreachable!("one of ten consecutive numbers has a check digit")
-}
-
-pub fn key_of(bsn: &str) -> String {
-    ClientKey::derive(SECRET.as_bytes(), &Bsn::parse(bsn).unwrap()).to_string()
-}
-
-pub fn period(start: &str, end: &str) -> Option<types::Period> {
-    Some(types::Period {
-        start: start.into(),
-        end: end.into(),
-    })
-}
-
-pub async fn connect(url: &str) -> Channel {
-    Channel::from_shared(url.to_owned())
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects")
-}
 
 /// A free port on 127.0.0.1 (nothing listens on it when this returns).
 pub fn free_addr() -> SocketAddr {
@@ -77,197 +31,74 @@ pub fn free_addr() -> SocketAddr {
 }
 
 pub struct Stack {
-    pub env: TestEnv,
     pub namespace: String,
     pub registration_endpoint: String,
     pub access: AccessServiceClient<Channel>,
     pub access_endpoint: String,
-    pub access_db: String,
     pub assignment: Option<AssignmentServiceClient<Channel>>,
     pub assignment_endpoint: String,
     pub clock: Arc<FixedClock>,
-    shutdowns: Vec<Shutdown>,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for s in &self.shutdowns {
-            s.trigger();
-        }
-    }
-}
-
-async fn spawn_registration(env: &TestEnv, namespace: &str) -> (String, Shutdown) {
-    let mut config = registration::Config::default();
-    config.database.url = env.fresh_database().await;
-    config.database.max_connections = 3;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = namespace.to_owned();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_grace_secs = 2;
-    let app = registration::App::build(config)
-        .await
-        .expect("registration builds");
-    let addr = app.local_addr();
-    let shutdown = Shutdown::new();
-    tokio::spawn(app.run(shutdown.clone()));
-    (format!("http://{addr}"), shutdown)
-}
-
-/// Access for 0222 on `listen` with the database `db`.
-pub async fn spawn_access(
-    env: &TestEnv,
-    namespace: &str,
-    registration: &str,
-    db: &str,
-    listen: SocketAddr,
-) -> (String, Shutdown) {
-    let mut config = access::Config::default();
-    config.database.url = db.to_owned();
-    config.database.max_connections = 3;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = namespace.to_owned();
-    config.server.listen = listen;
-    config.server.shutdown_grace_secs = 2;
-    config.access = access::AccessConfig {
-        municipality: M.into(),
-        client_key_secret: SECRET.into(),
-        registration_endpoint: registration.to_owned(),
-        ..Default::default()
-    };
-    let app = access::App::build(config).await.expect("access builds");
-    let addr = app.local_addr();
-    let shutdown = Shutdown::new();
-    tokio::spawn(app.run(shutdown.clone()));
-    (format!("http://{addr}"), shutdown)
+    pub inner: rz_stack::Stack,
 }
 
 impl Stack {
     /// Registration with its contract and access 0222; assignment too when `with_assignment`
     /// (its date 2022-06-27).
     pub async fn start(with_assignment: bool) -> Self {
-        let env = TestEnv::load();
-        let namespace = env.namespace();
-        let (registration_endpoint, s1) = spawn_registration(&env, &namespace).await;
-        let mut registration =
-            RegistrationServiceClient::new(connect(&registration_endpoint).await);
-        registration
-            .register_provider(reg::RegisterProviderRequest {
-                idempotency_key: format!("reg-{P1}"),
-                agb_code: P1.into(),
-                name: "Jeugdhulp Een".into(),
-                legal_form: "stichting".into(),
-                kvk_number: format!("4{}", &P1[1..]),
-            })
-            .await
-            .unwrap();
-        let contract = registration
-            .conclude_contract(reg::ConcludeContractRequest {
-                idempotency_key: format!("c-{P1}"),
-                agb_code: P1.into(),
-                segment_code: "IAJ".into(),
-                subsegment_codes: vec!["IAJ-ON".into()],
-                municipalities: vec![],
-                start: "2022-07-01".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .id;
-        registration
-            .set_lumpsum_budget(reg::SetLumpsumBudgetRequest {
-                contract_id: contract,
-                municipality: M.into(),
-                year: 2022,
-                amount_cents: 10_000_000,
-            })
-            .await
-            .unwrap();
-        let access_db = env.fresh_database().await;
-        let (access_endpoint, s2) = spawn_access(
-            &env,
-            &namespace,
-            &registration_endpoint,
-            &access_db,
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await;
-        let access = AccessServiceClient::new(connect(&access_endpoint).await);
-        let clock = Arc::new(FixedClock::new(d("2022-06-27")));
-        let mut shutdowns = vec![s1, s2];
-        let (assignment, assignment_endpoint) = if with_assignment {
-            let mut config = assignment::Config::default();
-            config.database.url = env.fresh_database().await;
-            config.database.max_connections = 5;
-            config.nats.url = env.nats_url.clone();
-            config.nats.namespace = namespace.clone();
-            config.server.listen = "127.0.0.1:0".parse().unwrap();
-            config.server.shutdown_grace_secs = 2;
-            config.assignment.registration_endpoint = registration_endpoint.clone();
-            config.assignment.client_key_secret = SECRET.into();
-            config.assignment.access_endpoints = [(M.to_string(), access_endpoint.clone())].into();
-            let app = assignment::App::build_with_clock(config, clock.clone())
-                .await
-                .expect("assignment builds");
-            let endpoint = format!("http://{}", app.local_addr());
-            let s = Shutdown::new();
-            tokio::spawn(app.run(s.clone()));
-            shutdowns.push(s);
+        let landscape = Landscape::new()
+            .provider(P1, "Jeugdhulp Een")
+            .contract(P1, "IAJ", &["IAJ-ON"], "2022-07-01")
+            .budget(M, 2022, 10_000_000);
+        let mut builder = rz_stack::Stack::builder().landscape(landscape).access(M);
+        if with_assignment {
+            builder = builder.assignment().today(d("2022-06-27"));
+        }
+        let inner = builder.start().await;
+        let (assignment, assignment_endpoint, clock) = if with_assignment {
             (
-                Some(AssignmentServiceClient::new(connect(&endpoint).await)),
-                endpoint,
+                Some(inner.assignment()),
+                inner.assignment_endpoint(),
+                inner.clock(),
             )
         } else {
-            (None, String::new())
+            (
+                None,
+                String::new(),
+                Arc::new(FixedClock::new(d("2022-06-27"))),
+            )
         };
         Self {
-            env,
-            namespace,
-            registration_endpoint,
-            access,
-            access_endpoint,
-            access_db,
+            namespace: inner.namespace().to_owned(),
+            registration_endpoint: inner.registration_endpoint(),
+            access: inner.access(M),
+            access_endpoint: inner.access_endpoint(M),
             assignment,
             assignment_endpoint,
             clock,
-            shutdowns,
+            inner,
         }
     }
 
     /// Another access instance on the same database, listening on `listen`.
     pub async fn another_access_at(&mut self, listen: SocketAddr) -> String {
-        let (endpoint, s) = spawn_access(
-            &self.env,
-            &self.namespace,
-            &self.registration_endpoint,
-            &self.access_db,
-            listen,
-        )
-        .await;
-        self.shutdowns.push(s);
-        endpoint
+        self.inner.start_access_at(M, listen).await
     }
 
     pub async fn resident(&mut self, bsn: &str, given: &str, family: &str, birth: &str) {
         self.access
             .register_resident(acc::RegisterResidentRequest {
-                idempotency_key: format!("res-{bsn}"),
-                bsn: bsn.into(),
                 given_names: given.into(),
                 family_name: family.into(),
-                birth_date: birth.into(),
                 address: Some(acc::Address {
-                    street: "Raadhuisstraat".into(),
                     house_number: "12a".into(),
-                    postal_code: "7001EW".into(),
-                    city: "Doetinchem".into(),
-                    municipality: M.into(),
+                    ..rz_stack::resident_request(bsn, birth).address.unwrap()
                 }),
                 legal_representative: Some(acc::LegalRepresentative {
                     name: "J. Jansen".into(),
                     relation: "ouder".into(),
                 }),
                 gender: String::new(),
+                ..rz_stack::resident_request(bsn, birth)
             })
             .await
             .unwrap();

@@ -1,16 +1,20 @@
-//! `spawn_app`: the registration service on port 0 with a fresh database and its own NATS
-//! namespace, and a gRPC client talking to it like any other client.
+//! `spawn_app`: the registration service from the test stack (port 0, a fresh database, its own
+//! NATS namespace) and a gRPC client talking to it like any other client.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
-use registration::{App, Config};
-use rz_platform::Shutdown;
 use rz_proto::registration::v1 as pb;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
-use rz_testkit::TestEnv;
+use rz_stack::Stack;
+pub use rz_stack::{assert_invalid, assert_rule};
 use sqlx::PgPool;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 pub struct TestApp {
     pub client: RegistrationServiceClient<Channel>,
@@ -19,41 +23,25 @@ pub struct TestApp {
     pub db_url: String,
     pub namespace: String,
     pub nats_url: String,
-    pub shutdown: Shutdown,
-    pub server: tokio::task::JoinHandle<Result<(), registration::StartError>>,
+    pub stack: Stack,
 }
 
 pub async fn spawn_app() -> TestApp {
-    let env = TestEnv::load();
-    let mut config = Config::default();
-    config.database.url = env.fresh_database().await;
-    config.database.max_connections = 5;
-    config.nats.url = env.nats_url.clone();
-    config.nats.namespace = env.namespace();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_grace_secs = 5;
-    let namespace = config.nats.namespace.clone();
-    let db_url = config.database.url.clone();
-    let app = App::build(config).await.expect("registration builds");
-    let addr = app.local_addr();
-    let pool = app.pool().clone();
-    let shutdown = Shutdown::new();
-    let server = tokio::spawn(app.run(shutdown.clone()));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects");
-    let client = RegistrationServiceClient::new(channel.clone());
+    let mut stack = Stack::builder().registration().start().await;
+    let service = stack.registration_service();
+    let (channel, pool, db_url) = (
+        service.channel.clone(),
+        service.pool.clone(),
+        service.db_url.clone(),
+    );
     TestApp {
-        client,
+        client: stack.registration(),
         channel,
         pool,
         db_url,
-        namespace,
-        nats_url: env.nats_url,
-        shutdown,
-        server,
+        namespace: stack.namespace().to_owned(),
+        nats_url: stack.nats_url().to_owned(),
+        stack,
     }
 }
 
@@ -120,32 +108,4 @@ impl TestApp {
             .await
             .map(|r| r.into_inner())
     }
-}
-
-/// Asserts INVALID_ARGUMENT with a BadRequest violation for `field`.
-pub fn assert_invalid(status: &tonic::Status, field: &str) {
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    let bad = status
-        .get_details_bad_request()
-        .expect("BadRequest details");
-    assert!(
-        bad.field_violations
-            .iter()
-            .any(|v| v.field == field && !v.description.is_empty()),
-        "no violation for {field}: {:?}",
-        bad.field_violations
-    );
-}
-
-/// Asserts FAILED_PRECONDITION with a PreconditionFailure naming `rule`.
-pub fn assert_rule(status: &tonic::Status, rule: &str) {
-    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
-    let failure = status
-        .get_details_precondition_failure()
-        .expect("PreconditionFailure details");
-    assert!(
-        failure.violations.iter().any(|v| v.r#type == rule),
-        "no rule {rule}: {:?}",
-        failure.violations
-    );
 }
