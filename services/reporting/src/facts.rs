@@ -8,7 +8,8 @@ use rz_proto::assignment::v1 as asg;
 use rz_proto::registration::v1 as reg;
 use rz_proto::types::v1 as types;
 
-use crate::store::opt_date;
+/// A decision of a case: (municipality, decided_on, decision_due).
+pub type Decision = (String, NaiveDate, Option<NaiveDate>);
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CaseFact {
@@ -339,4 +340,14 @@ pub fn contract_fact(c: &reg::Contract) -> Result<(ContractFact, Vec<BudgetFact>
         },
         budgets,
     ))
+}
+
+/// Parses an optional `YYYY-MM-DD` of an event; empty means unknown.
+pub fn opt_date(s: &str) -> Result<Option<NaiveDate>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|e| format!("date `{s}`: {e}"))
 }

@@ -17,8 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{Datelike, NaiveDate};
 use rz_domain::WorkingDays;
 
-use crate::facts::{AssignmentFact, BudgetFact, CaseFact, ContractFact, GOALS, GoalProduct};
-use crate::store::Decision;
+use crate::facts::{
+    AssignmentFact, BudgetFact, CaseFact, ContractFact, Decision, GOALS, GoalProduct,
+};
 
 /// Working days a provider has to start care after the assignment's start.
 pub const START_DAYS: u32 = 5;

@@ -10,7 +10,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rz_platform::db::Migration;
 use sqlx::{PgConnection, Row};
 
-use crate::facts::{AssignmentFact, BudgetFact, CaseFact, ContractFact, GoalProduct, ProductFact};
+use crate::facts::{
+    AssignmentFact, BudgetFact, CaseFact, ContractFact, Decision, GoalProduct, ProductFact,
+};
 
 /// The shared eventing migrations under their one version, then the service's own (versions
 /// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
@@ -461,9 +463,6 @@ pub async fn load_product_cases(
         .collect()
 }
 
-/// A decision of a case: (municipality, decided_on, decision_due).
-pub type Decision = (String, NaiveDate, Option<NaiveDate>);
-
 /// The decided cases, optionally of one municipality.
 pub async fn load_decisions(
     conn: &mut PgConnection,
@@ -588,16 +587,6 @@ pub async fn inbox_count(conn: &mut PgConnection, consumers: &[&str]) -> Result<
         .bind(consumers)
         .fetch_one(conn)
         .await
-}
-
-/// Parses an optional `YYYY-MM-DD` of an event; empty means unknown.
-pub fn opt_date(s: &str) -> Result<Option<NaiveDate>, String> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(Some)
-        .map_err(|e| format!("date `{s}`: {e}"))
 }
 
 #[cfg(test)]
