@@ -7,13 +7,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
-use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
-use rz_proto::registration::v1 as reg;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
 use rz_proto::reporting::v1 as rep;
 use rz_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 use rz_proto::types::v1 as types;
+pub use rz_workload::Sub;
+use rz_workload::{Driver, catalogue, flow};
 use serde_json::json;
 use tonic::transport::Channel;
 
@@ -43,63 +43,14 @@ fn status(what: &'static str) -> impl Fn(tonic::Status) -> BenchError {
     move |s| BenchError::Failed(format!("{what}: {:?} {}", s.code(), s.message()))
 }
 
-/// A deterministic valid BSN for number `n` (see [`rz_domain::Bsn::synthetic`]).
-pub fn bsn(n: u32) -> String {
-    rz_domain::Bsn::synthetic(n).as_str().to_owned()
-}
+/// The benchmarks' requests (idempotency keys `bench-<step>-<n>`).
+pub const BENCH: Driver = Driver::new("bench");
 
-#[derive(Clone, Debug)]
-pub struct Sub {
-    pub code: String,
-    pub law: i32,
-    pub financing: i32,
-    pub municipalities: Vec<String>,
-    /// The region's product codes (PxQ and separately contracted subsegments name one).
-    pub product_codes: Vec<String>,
-}
-
+/// The catalogue's subsegments of the joint contracts.
 pub async fn catalogue(e: &Endpoints) -> Result<Vec<Sub>, BenchError> {
-    let c = RegistrationServiceClient::new(e.registration.clone())
-        .get_catalogue(reg::GetCatalogueRequest {})
+    catalogue::fetch(&mut RegistrationServiceClient::new(e.registration.clone()))
         .await
-        .map_err(status("GetCatalogue"))?
-        .into_inner();
-    Ok(c.lots
-        .iter()
-        .flat_map(|l| &l.segments)
-        .filter(|s| s.code != "DYS" && s.code != "HBH")
-        .flat_map(|s| {
-            s.subsegments.iter().map(|ss| Sub {
-                code: ss.code.clone(),
-                law: s.law,
-                financing: ss.financing,
-                municipalities: s.municipalities.clone(),
-                product_codes: ss.product_codes.clone(),
-            })
-        })
-        .collect())
-}
-
-pub(crate) fn product(sub: &Sub, start: &str, end: &str) -> acc::ProductToGrant {
-    let mut p = acc::ProductToGrant {
-        subsegment_code: sub.code.clone(),
-        result: "Zelfstandig wonen en meedoen in de buurt".into(),
-        goal: acc::Goal::Participation as i32,
-        period: Some(types::Period {
-            start: start.into(),
-            end: end.into(),
-        }),
-        product_code: sub.product_codes.first().cloned().unwrap_or_default(),
-        ..Default::default()
-    };
-    if sub.financing == types::Financing::Pxq as i32 {
-        p.volume = 3;
-        p.unit = "04".into();
-        p.frequency = "2".into();
-    } else if sub.financing == types::Financing::SeparateContract as i32 {
-        p.budget_cents = 250_000;
-    }
-    p
+        .map_err(status("GetCatalogue"))
 }
 
 /// Waits until the reporting read model says it has caught up with the streams.
@@ -143,39 +94,11 @@ async fn prepare(
             async move {
                 let ch = ch.ok_or_else(|| BenchError::Failed(format!("no access for {m}")))?;
                 let mut ac = AccessServiceClient::new(ch);
-                let b = bsn(n);
-                ac.register_resident(acc::RegisterResidentRequest {
-                    idempotency_key: format!("bench-resident-{n}"),
-                    bsn: b.clone(),
-                    given_names: "Sam".into(),
-                    family_name: "Bench".into(),
-                    birth_date: format!("{}-0{}-1{}", 2008 + n % 8, 1 + n % 9, n % 10),
-                    address: Some(acc::Address {
-                        street: "Dorpsstraat".into(),
-                        house_number: format!("{}", 1 + n % 120),
-                        postal_code: "7001AB".into(),
-                        city: "Doetinchem".into(),
-                        municipality: m.clone(),
-                    }),
-                    legal_representative: Some(acc::LegalRepresentative {
-                        name: "Ouder".into(),
-                        relation: "ouder".into(),
-                    }),
-                    gender: "0".into(),
-                })
-                .await
-                .map_err(status("RegisterResident"))?;
                 let day = 1 + n % 28;
-                let case = ac
-                    .open_case(acc::OpenCaseRequest {
-                        idempotency_key: format!("bench-case-{n}"),
-                        bsn: b,
-                        law: sub.law,
-                        date: format!("2022-07-{day:02}"),
-                    })
+                let case = BENCH
+                    .open(&mut ac, n, &m, &sub, format!("2022-07-{day:02}"))
                     .await
-                    .map_err(status("OpenCase"))?
-                    .into_inner();
+                    .map_err(BenchError::Failed)?;
                 Ok(Ready {
                     municipality: m,
                     case_id: case.id,
@@ -212,12 +135,11 @@ async fn decide(e: &Endpoints, r: &Ready) -> Result<(String, Instant), BenchErro
         .cloned()
         .ok_or_else(|| BenchError::Failed(format!("no access for {}", r.municipality)))?;
     let case = AccessServiceClient::new(ch)
-        .decide(acc::DecideRequest {
-            case_id: r.case_id.clone(),
-            date: format!("2022-08-{:02}", r.day),
-            grant: vec![product(&r.sub, "2022-09-01", "2023-08-31")],
-            refusal_reason: String::new(),
-        })
+        .decide(flow::decision(
+            r.case_id.clone(),
+            format!("2022-08-{:02}", r.day),
+            vec![catalogue::product(&r.sub, "2022-09-01", "2023-08-31")],
+        ))
         .await
         .map_err(status("Decide"))?
         .into_inner();
@@ -507,22 +429,4 @@ async fn phases(
 async fn count_received(seen: &crate::receiver::Seen, ids: &HashSet<String>) -> usize {
     let r = seen.received.lock().await;
     ids.iter().filter(|id| r.contains_key(*id)).count()
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn bsns_pass_the_eleven_test() {
-        for n in [0u32, 1, 17, 10_000, 1_000_000, 1_500_000, 7_000_000] {
-            let b = bsn(n);
-            assert_eq!(b.len(), 9);
-            let d: Vec<i64> = b.bytes().map(|c| i64::from(c - b'0')).collect();
-            let sum: i64 = (0..8).map(|i| d[i] * (9 - i as i64)).sum::<i64>() - d[8];
-            assert_eq!(sum % 11, 0, "{b}");
-        }
-        assert_ne!(bsn(1), bsn(2));
-    }
 }

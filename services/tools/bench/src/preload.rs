@@ -15,7 +15,10 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::BenchError;
-use crate::flow::{Endpoints, Sub, bsn, product};
+use rz_workload::catalogue::product;
+use rz_workload::residents::bsn;
+
+use crate::flow::{BENCH, Endpoints, Sub};
 use crate::stats::rate;
 
 /// Items per ImportAssignments call.
@@ -103,23 +106,8 @@ fn item(
         _ => start.to_owned(),
     };
     let p = product(sub, &start, "2023-12-31");
-    Some(asg::ImportAssignmentRequest {
-        idempotency_key: format!("bench-import-{client}"),
-        municipality: m.clone(),
-        bsn: bsn(1_000_000 + client as u32),
-        client_key: String::new(),
-        agb_code: c.agb_code.clone(),
-        subsegment_code: sub.code.clone(),
-        product_code: p.product_code,
-        period: p.period,
-        size: (p.volume > 0).then_some(asg::Size {
-            volume: p.volume,
-            unit: p.unit,
-            frequency: p.frequency,
-        }),
-        budget_cents: p.budget_cents,
-        started: true,
-    })
+    let bsn = bsn(1_000_000 + client as u32);
+    Some(BENCH.import(client, m, bsn, &c.agb_code, p))
 }
 
 /// Appends `count` items of `list` starting at spread `pick`, for clients `*next`, `*next + 1`,

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
-use prost::Message;
-use rz_proto::assignment::v1 as pb;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use rz_workload::provider::{self, Namespace, Started};
 use tokio::sync::{Mutex, Semaphore};
 use tonic::transport::Channel;
 
@@ -45,31 +44,18 @@ impl ProviderReceiver {
         assignment: Channel,
         concurrency: usize,
     ) -> Result<Self, BenchError> {
-        let stream_name = format!("{ns}_assignment").to_ascii_uppercase();
-        let stream = js
-            .get_or_create_stream(jetstream::stream::Config {
-                name: stream_name,
-                subjects: vec![format!("{ns}.assignment.>")],
-                storage: jetstream::stream::StorageType::File,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
+        let stream = provider::stream(js, &Namespace::new(ns).map_err(BenchError::Failed)?)
             .await
-            .map_err(nats)?;
+            .map_err(BenchError::Nats)?;
+        // A consumer of its own per run: a second run (the national scale) must not inherit the
+        // first one's position and work through the preload's events first.
+        let name = format!("bench-provider-{}", RUNS.fetch_add(1, Ordering::Relaxed));
         let consumer = stream
             .create_consumer(jetstream::consumer::pull::Config {
-                // A consumer of its own per run: a second run (the national scale) must not
-                // inherit the first one's position and work through the preload's events first.
-                durable_name: Some(format!(
-                    "bench-provider-{}",
-                    RUNS.fetch_add(1, Ordering::Relaxed)
-                )),
-                filter_subject: format!("{ns}.assignment.*.*.issued"),
                 deliver_policy: jetstream::consumer::DeliverPolicy::New,
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(60),
                 max_ack_pending: 10_000,
-                ..Default::default()
+                ..provider::durable(&name, provider::issued_filter(ns, None))
             })
             .await
             .map_err(nats)?;
@@ -95,11 +81,7 @@ impl ProviderReceiver {
                     let Ok(message) = next else { continue };
                     let at = Instant::now();
                     seen.events.fetch_add(1, Ordering::Relaxed);
-                    let Ok(msg) = pb::AssignmentMessage::decode(message.payload.as_ref()) else {
-                        let _ = message.ack().await;
-                        continue;
-                    };
-                    let Some(a) = msg.assignment else {
+                    let Ok(Some(a)) = provider::assignment(&message.payload) else {
                         let _ = message.ack().await;
                         continue;
                     };
@@ -113,29 +95,17 @@ impl ProviderReceiver {
                     let seen = seen.clone();
                     let mut client = AssignmentServiceClient::new(assignment.clone());
                     tokio::spawn(async move {
-                        let start = a
-                            .period
-                            .as_ref()
-                            .map(|p| p.start.clone())
-                            .unwrap_or_default();
-                        let r = client
-                            .report_start_of_care(pb::ReportStartOfCareRequest {
-                                agb_code: a.agb_code.clone(),
-                                municipality: a.municipality.clone(),
-                                assignment_number: a.number,
-                                start_date: start,
-                            })
-                            .await;
-                        let ack = match r {
-                            Ok(_) => {
+                        let request = provider::start_of_care(&a, provider::first_day(&a));
+                        let ack = match provider::report_start(&mut client, request).await {
+                            Started::Reported => {
                                 seen.started.fetch_add(1, Ordering::Relaxed);
                                 AckKind::Ack
                             }
-                            Err(s) if s.code() == tonic::Code::AlreadyExists => AckKind::Ack,
-                            Err(s) if s.code() == tonic::Code::Unavailable => {
+                            Started::AlreadyReported => AckKind::Ack,
+                            Started::Failed(s) if s.code() == tonic::Code::Unavailable => {
                                 AckKind::Nak(Some(Duration::from_millis(200)))
                             }
-                            Err(_) => {
+                            Started::Failed(_) => {
                                 seen.start_failed.fetch_add(1, Ordering::Relaxed);
                                 AckKind::Ack
                             }

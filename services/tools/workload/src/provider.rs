@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use prost::Message;
-use rz_eventing::Namespace;
+pub use rz_eventing::Namespace;
 use rz_eventing::nats::jetstream::{self, consumer::PullConsumer, consumer::pull};
 use rz_proto::assignment::v1 as pb;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
