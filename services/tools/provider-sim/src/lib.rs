@@ -3,21 +3,21 @@
 //! durable JetStream consumer and answers each new assignment with a start of care over gRPC.
 //!
 //! It is deliberately a plain client: no database, no shared code with the assignment service
-//! beyond the public protos. A redelivered event is harmless: the second start of care is refused
+//! beyond the public protos (the consumer and the start of care are rz-workload's, as the
+//! benchmarks' and the chaos run's provider systems use them). A redelivered event is harmless: the second start of care is refused
 //! as a duplicate, which the simulator counts as done.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind};
+use async_nats::jetstream::AckKind;
 use futures::StreamExt;
-use prost::Message;
 use rz_eventing::Namespace;
 use rz_eventing::nats as async_nats;
 use rz_platform::Shutdown;
-use rz_proto::assignment::v1 as pb;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use rz_workload::provider::{self, Started};
 use tonic::transport::Channel;
 
 /// What the simulator did; shared so a demo or test can watch it.
@@ -61,27 +61,12 @@ pub async fn run(config: SimConfig, stats: Arc<Stats>, shutdown: Shutdown) -> Re
     let (_client, js) = rz_eventing::connect(&config.nats_url, &config.name)
         .await
         .map_err(|e| e.to_string())?;
-    let stream = rz_eventing::ensure_stream(&js, &ns, "assignment", 1)
-        .await
-        .map_err(|e| e.to_string())?;
     // One provider: its own subjects. All providers: every issued assignment.
     let filter = match config.agb_codes.as_slice() {
-        [one] => format!("{}.assignment.*.{one}.issued", ns.as_str()),
-        _ => format!("{}.assignment.*.*.issued", ns.as_str()),
+        [one] => provider::issued_filter(ns.as_str(), Some(one)),
+        _ => provider::issued_filter(ns.as_str(), None),
     };
-    let consumer = stream
-        .get_or_create_consumer(
-            &config.name,
-            jetstream::consumer::pull::Config {
-                durable_name: Some(config.name.clone()),
-                filter_subject: filter,
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let consumer = provider::subscribe(&js, &ns, &config.name, filter).await?;
     let channel = connect_with_retry(&config.assignment_endpoint).await?;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     loop {
@@ -140,41 +125,35 @@ async fn handle(
     payload: &[u8],
     traceparent: Option<&str>,
 ) -> bool {
-    let Ok(msg) = pb::AssignmentMessage::decode(payload) else {
-        tracing::warn!("provider-sim: undecodable assignment message ignored");
-        return true;
+    let a = match provider::assignment(payload) {
+        Ok(Some(a)) => a,
+        Ok(None) => return true,
+        Err(_) => {
+            tracing::warn!("provider-sim: undecodable assignment message ignored");
+            return true;
+        }
     };
-    let Some(a) = msg.assignment else { return true };
     if !config.agb_codes.is_empty() && !config.agb_codes.contains(&a.agb_code) {
         return true;
     }
     stats.received.fetch_add(1, Ordering::Relaxed);
-    let start = a
-        .period
-        .as_ref()
-        .map(|p| p.start.clone())
-        .unwrap_or_default();
+    let start = start_date(&provider::first_day(&a), a.number, config.late_start_every);
     let mut client = AssignmentServiceClient::new(channel.clone());
-    let mut request = tonic::Request::new(pb::ReportStartOfCareRequest {
-        agb_code: a.agb_code.clone(),
-        municipality: a.municipality.clone(),
-        assignment_number: a.number,
-        start_date: start_date(&start, a.number, config.late_start_every),
-    });
+    let mut request = tonic::Request::new(provider::start_of_care(&a, start));
     if let Some(tp) = traceparent.and_then(|t| t.parse().ok()) {
         request.metadata_mut().insert("traceparent", tp);
     }
-    match client.report_start_of_care(request).await {
-        Ok(_) => {
+    match provider::report_start(&mut client, request).await {
+        Started::Reported => {
             stats.started.fetch_add(1, Ordering::Relaxed);
             true
         }
-        Err(s) if s.code() == tonic::Code::AlreadyExists => {
+        Started::AlreadyReported => {
             stats.duplicates.fetch_add(1, Ordering::Relaxed);
             true
         }
-        Err(s) if s.code() == tonic::Code::Unavailable => false,
-        Err(s) => {
+        Started::Failed(s) if s.code() == tonic::Code::Unavailable => false,
+        Started::Failed(s) => {
             // The assignment changed meanwhile (withdrawn, ended): a real provider would call the
             // municipality; the simulator records it.
             tracing::info!(code = ?s.code(), number = a.number, "start of care refused");
