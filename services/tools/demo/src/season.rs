@@ -51,6 +51,18 @@ pub fn roll(n: u32, salt: u32, m: u32) -> u32 {
     (z % u64::from(m.max(1))) as u32
 }
 
+/// Days until resident `n`'s next step: one in twenty late (`late` weeks), the others after
+/// `from` to `from + weeks - 1` weeks; plus 0 to `days - 1` days. Draws with salts `salt`,
+/// `salt + 1` and `salt + 2`.
+fn after(n: u32, salt: u32, late: u64, from: u64, weeks: u32, days: u32) -> u64 {
+    let w = if roll(n, salt, 100) < 5 {
+        late
+    } else {
+        from + u64::from(roll(n, salt + 1, weeks))
+    };
+    7 * w + u64::from(roll(n, salt + 2, days))
+}
+
 /// What a week's steps did, counted.
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
@@ -400,40 +412,15 @@ impl<'a> Season<'a> {
         let mut ac = self.access(&m)?;
         let case = DEMO.open(&mut ac, n, &m, s, day.to_string()).await?;
         let done = Done::one(|t| t.requests += 1);
+        let case_id = case.id;
         if s.is_youth() {
             // Jeugdwet: decided within 8 weeks, mostly after 3 to 7; one in twenty late.
-            let weeks = if roll(n, 5, 100) < 5 {
-                9
-            } else {
-                3 + u64::from(roll(n, 6, 5))
-            };
-            let on = plus(day, 7 * weeks + u64::from(roll(n, 7, 5)));
-            Ok(done.then(
-                on,
-                Step::Decide {
-                    n,
-                    m,
-                    sub,
-                    case_id: case.id,
-                },
-            ))
+            let on = plus(day, after(n, 5, 9, 3, 5, 5));
+            Ok(done.then(on, Step::Decide { n, m, sub, case_id }))
         } else {
             // Wmo: the investigation within 6 weeks, mostly after 2 to 5; one in twenty late.
-            let weeks = if roll(n, 8, 100) < 5 {
-                7
-            } else {
-                2 + u64::from(roll(n, 9, 4))
-            };
-            let on = plus(day, 7 * weeks + u64::from(roll(n, 10, 4)));
-            Ok(done.then(
-                on,
-                Step::Investigated {
-                    n,
-                    m,
-                    sub,
-                    case_id: case.id,
-                },
-            ))
+            let on = plus(day, after(n, 8, 7, 2, 4, 4));
+            Ok(done.then(on, Step::Investigated { n, m, sub, case_id }))
         }
     }
 
@@ -636,5 +623,31 @@ impl<'a> Season<'a> {
                 t.gp_refused += 1
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{after, roll};
+
+    #[test]
+    fn step_dates_draw_as_they_always_did() {
+        for n in 100_000..100_500 {
+            let youth = if roll(n, 5, 100) < 5 {
+                9
+            } else {
+                3 + u64::from(roll(n, 6, 5))
+            };
+            assert_eq!(
+                after(n, 5, 9, 3, 5, 5),
+                7 * youth + u64::from(roll(n, 7, 5))
+            );
+            let wmo = if roll(n, 8, 100) < 5 {
+                7
+            } else {
+                2 + u64::from(roll(n, 9, 4))
+            };
+            assert_eq!(after(n, 8, 7, 2, 4, 4), 7 * wmo + u64::from(roll(n, 10, 4)));
+        }
     }
 }

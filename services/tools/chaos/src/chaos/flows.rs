@@ -78,6 +78,12 @@ impl LoadStats {
     }
 }
 
+/// A command without an idempotency key, sent once: its reply, or the case that shows it applied.
+enum Sent<T> {
+    Replied(T),
+    Applied(Box<acc::Case>),
+}
+
 /// The chaos run's requests (idempotency keys `chaos-<step>-<n>`).
 const CHAOS: Driver = Driver::new("chaos");
 
@@ -291,44 +297,17 @@ impl Load {
         ac: &AccessServiceClient<Channel>,
         case_id: &str,
         done: &[acc::CaseStatus],
-        mut call: F,
+        call: F,
     ) -> Result<acc::Case, String>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<tonic::Response<acc::Case>, Status>>,
     {
-        let deadline = Instant::now() + RETRY_FOR;
-        let mut failed_before = false;
-        loop {
-            let outcome = call().await;
-            match outcome {
-                Ok(c) => return Ok(c.into_inner()),
-                Err(s)
-                    if (is_transient(s.code())
-                        || (failed_before && s.code() == Code::FailedPrecondition))
-                        && Instant::now() < deadline =>
-                {
-                    self.stats.retries.record(s.code());
-                    failed_before = true;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    let get = acc::GetCaseRequest {
-                        case_id: case_id.to_owned(),
-                    };
-                    let case = retry(&self.stats.retries, || {
-                        let mut ac = ac.clone();
-                        let g = get.clone();
-                        async move { ac.get_case(g).await }
-                    })
-                    .await
-                    .map_err(status_msg("GetCase"))?
-                    .into_inner();
-                    if done.contains(&case.status()) {
-                        return Ok(case);
-                    }
-                }
-                Err(s) => return Err(format!("{:?} {}", s.code(), s.message())),
-            }
-        }
+        let applied = |case: &acc::Case| done.contains(&case.status());
+        Ok(match self.once(ac, case_id, applied, call).await? {
+            Sent::Replied(case) => case,
+            Sent::Applied(case) => *case,
+        })
     }
 
     /// An amendment (no idempotency key): after a transient failure the product's version says
@@ -338,17 +317,39 @@ impl Load {
         ac: &AccessServiceClient<Channel>,
         case_id: &str,
         product_id: &str,
-        mut call: F,
+        call: F,
     ) -> Result<(), String>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<tonic::Response<acc::GrantedProduct>, Status>>,
     {
+        let applied = |case: &acc::Case| {
+            case.products
+                .iter()
+                .any(|p| p.id == product_id && p.version > 1)
+        };
+        self.once(ac, case_id, applied, call).await.map(|_| ())
+    }
+
+    /// Sends a command without an idempotency key until it is answered or, after a transient
+    /// failure, the case shows it `applied` (a FAILED_PRECONDITION after a failure may mean that
+    /// the first attempt went through).
+    async fn once<T, F, Fut>(
+        &self,
+        ac: &AccessServiceClient<Channel>,
+        case_id: &str,
+        applied: impl Fn(&acc::Case) -> bool,
+        mut call: F,
+    ) -> Result<Sent<T>, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
         let deadline = Instant::now() + RETRY_FOR;
         let mut failed_before = false;
         loop {
             match call().await {
-                Ok(_) => return Ok(()),
+                Ok(reply) => return Ok(Sent::Replied(reply.into_inner())),
                 Err(s)
                     if (is_transient(s.code())
                         || (failed_before && s.code() == Code::FailedPrecondition))
@@ -368,12 +369,8 @@ impl Load {
                     .await
                     .map_err(status_msg("GetCase"))?
                     .into_inner();
-                    if case
-                        .products
-                        .iter()
-                        .any(|p| p.id == product_id && p.version > 1)
-                    {
-                        return Ok(());
+                    if applied(&case) {
+                        return Ok(Sent::Applied(Box::new(case)));
                     }
                 }
                 Err(s) => return Err(format!("{:?} {}", s.code(), s.message())),
