@@ -427,20 +427,7 @@ impl Load {
     /// Existing care of every provider whose contracts ended on 2022-06-30: `per_provider` clients
     /// each, imported with their start of care (as the demo does).
     pub async fn import_existing_care(&self, per_provider: u32) -> Result<(), String> {
-        let contracts = retry(&self.stats.retries, || {
-            let mut r = self.registration.clone();
-            async move {
-                r.list_contracts(reg::ListContractsRequest {
-                    active_on: "2022-06-30".into(),
-                    ..Default::default()
-                })
-                .await
-            }
-        })
-        .await
-        .map_err(status_msg("ListContracts"))?
-        .into_inner()
-        .contracts;
+        let contracts = self.contracts("2022-06-30").await?;
         let mut jobs = Vec::new();
         let mut n = 0u32;
         for c in contracts.iter().filter(|c| c.terminated_on == "2022-06-30") {
@@ -501,6 +488,20 @@ impl Load {
         &self,
         date: &str,
     ) -> Result<std::collections::HashSet<(String, String, String)>, String> {
+        let contracts = self.contracts(date).await?;
+        let mut out = std::collections::HashSet::new();
+        for c in contracts {
+            for sub in &c.subsegment_codes {
+                for m in &c.municipalities {
+                    out.insert((c.agb_code.clone(), sub.clone(), m.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every contract that covers `date`.
+    async fn contracts(&self, date: &str) -> Result<Vec<reg::Contract>, String> {
         let contracts = retry(&self.stats.retries, || {
             let mut r = self.registration.clone();
             let date = date.to_owned();
@@ -513,18 +514,8 @@ impl Load {
             }
         })
         .await
-        .map_err(status_msg("ListContracts"))?
-        .into_inner()
-        .contracts;
-        let mut out = std::collections::HashSet::new();
-        for c in contracts {
-            for sub in &c.subsegment_codes {
-                for m in &c.municipalities {
-                    out.insert((c.agb_code.clone(), sub.clone(), m.clone()));
-                }
-            }
-        }
-        Ok(out)
+        .map_err(status_msg("ListContracts"))?;
+        Ok(contracts.into_inner().contracts)
     }
 
     /// One handover run as of 2022-07-01 over every municipality.
