@@ -286,37 +286,15 @@ async fn main() -> ExitCode {
     {
         services::run(&args, &mut report).await;
     }
-    for (section, keys) in [
-        (
-            "flow",
-            &[
-                "flows_per_s",
-                "decision_to_provider_p50_ms",
-                "decision_to_provider_p95_ms",
-                "decision_to_provider_p99_ms",
-                "decision_to_report_p50_ms",
-                "decision_to_report_p95_ms",
-                "decision_to_report_p99_ms",
-            ][..],
-        ),
-        (
-            "webhook",
-            &["webhook_per_s", "webhook_p50_ms", "webhook_p99_ms"][..],
-        ),
-        ("handover", &["handover_per_s", "handover_clients"][..]),
-        (
-            "national",
-            &[
-                "national_clients_in_care",
-                "national_flows_per_s",
-                "national_decision_to_provider_p99_ms",
-                "national_decision_to_report_p99_ms",
-            ][..],
-        ),
+    for (section, keys, prefix) in [
+        ("flow", services::FLOW_KEYS, ""),
+        ("webhook", services::WEBHOOK_KEYS, ""),
+        ("handover", &["handover_per_s", "handover_clients"][..], ""),
+        ("national", services::NATIONAL_KEYS, "national_"),
     ] {
         if !args.runs(section) {
             for k in keys {
-                report.not_measured(k, skipped);
+                report.not_measured(&format!("{prefix}{k}"), skipped);
             }
         }
     }

@@ -18,7 +18,7 @@ use crate::report::Report;
 use crate::stats::rate;
 use crate::{Args, BenchError, statements, webhook};
 
-const FLOW_KEYS: &[&str] = &[
+pub(crate) const FLOW_KEYS: &[&str] = &[
     "flows_per_s",
     "decision_to_provider_p50_ms",
     "decision_to_provider_p95_ms",
@@ -27,9 +27,9 @@ const FLOW_KEYS: &[&str] = &[
     "decision_to_report_p95_ms",
     "decision_to_report_p99_ms",
 ];
-const WEBHOOK_KEYS: &[&str] = &["webhook_per_s", "webhook_p50_ms", "webhook_p99_ms"];
+pub(crate) const WEBHOOK_KEYS: &[&str] = &["webhook_per_s", "webhook_p50_ms", "webhook_p99_ms"];
 /// Keys of the national section, without their `national_` prefix.
-const NATIONAL_KEYS: &[&str] = &[
+pub(crate) const NATIONAL_KEYS: &[&str] = &[
     "clients_in_care",
     "flows_per_s",
     "decision_to_provider_p99_ms",

@@ -32,6 +32,21 @@ fn name(code: &str) -> &str {
     }
 }
 
+/// The chain deadlines (assignment's) still open at the year's end, in every municipality.
+async fn chain_deadlines(clients: &Clients) -> Result<Vec<asg::ChainDeadline>> {
+    Ok(clients
+        .assignment
+        .clone()
+        .list_chain_deadlines(asg::ListChainDeadlinesRequest {
+            municipality: String::new(),
+            as_of: "2022-12-31".into(),
+        })
+        .await
+        .map_err(status_msg("ListChainDeadlines"))?
+        .into_inner()
+        .deadlines)
+}
+
 /// Waits (at most two minutes) until the provider systems have started the care they were
 /// assigned, the open chain deadlines stop changing and the read model has caught up.
 pub async fn wait_until_settled(args: &Args, clients: &Clients) -> Result<()> {
@@ -50,16 +65,7 @@ pub async fn wait_until_settled(args: &Args, clients: &Clients) -> Result<()> {
             .iter()
             .map(|x| x.waiting_for_start)
             .sum();
-        let open = a
-            .list_chain_deadlines(asg::ListChainDeadlinesRequest {
-                municipality: String::new(),
-                as_of: "2022-12-31".into(),
-            })
-            .await
-            .map_err(status_msg("ListChainDeadlines"))?
-            .into_inner()
-            .deadlines
-            .len();
+        let open = chain_deadlines(clients).await?.len();
         let caught_up = r
             .get_status(rep::GetStatusRequest {})
             .await
@@ -359,17 +365,7 @@ pub async fn print(args: &Args, clients: &Clients) -> Result<()> {
         "   {:<26} {:>14} {:>10} {:>15} {:>16}",
         "municipality", "investigation", "decision", "start of care", "request answer"
     );
-    let chain = clients
-        .assignment
-        .clone()
-        .list_chain_deadlines(asg::ListChainDeadlinesRequest {
-            municipality: String::new(),
-            as_of: "2022-12-31".into(),
-        })
-        .await
-        .map_err(status_msg("ListChainDeadlines"))?
-        .into_inner()
-        .deadlines;
+    let chain = chain_deadlines(clients).await?;
     for (code, _, _) in MUNICIPALITIES {
         let Some(mut ac) = clients.access.get(code).cloned() else {
             continue;
