@@ -179,7 +179,7 @@ impl ReportingApi {
         let mut f = Fields::default();
         let deadline = f.check(date("deadline", &r.deadline));
         let as_of = if r.as_of.is_empty() {
-            Some(chrono::Utc::now().date_naive())
+            Some(rz_platform::clock::Clock::today(&rz_platform::clock::SystemClock))
         } else {
             f.check(date("as_of", &r.as_of))
         };

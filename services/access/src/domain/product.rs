@@ -551,12 +551,12 @@ mod tests {
             Some(Size::Task)
         );
         assert_eq!(
-            fields(f.finish()),
+            fields(f.finish().map_err(AccessError::from)),
             ["g.budget_cents", "g.volume", "g.unit", "g.frequency"]
         );
         let mut f = Fields::default();
         assert!(size_for(ExecutionVariant::Outputgericht, raw, "", &mut f).is_some());
-        assert_eq!(fields(f.finish()), ["volume", "unit", "frequency"]);
+        assert_eq!(fields(f.finish().map_err(AccessError::from)), ["volume", "unit", "frequency"]);
         let mut f = Fields::default();
         let s = size_for(
             ExecutionVariant::Inspanningsgericht,
@@ -583,7 +583,7 @@ mod tests {
             "",
             &mut f,
         );
-        assert_eq!(fields(f.finish()), ["volume", "unit", "frequency"]);
+        assert_eq!(fields(f.finish().map_err(AccessError::from)), ["volume", "unit", "frequency"]);
     }
 
     #[test]
