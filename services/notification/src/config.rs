@@ -52,6 +52,9 @@ pub struct NotificationConfig {
     pub today_file: Option<PathBuf>,
     /// `[notification.letters]`: how residents' letters are sent.
     pub letters: LettersConfig,
+    /// The region file (as registration's `region_file`) whose municipality names the letters
+    /// carry; the built-in Achterhoek when unset.
+    pub region_file: Option<PathBuf>,
 }
 
 impl Default for NotificationConfig {
@@ -65,6 +68,7 @@ impl Default for NotificationConfig {
             today: None,
             today_file: None,
             letters: LettersConfig::default(),
+            region_file: None,
         }
     }
 }

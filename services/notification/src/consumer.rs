@@ -9,7 +9,7 @@ use crate::store;
 use crate::webhook::{self, CloudEvent, Route};
 
 pub const CONSUMER: &str = "notification-webhooks";
-pub const ASSIGNMENT: &str = "assignment";
+pub const ASSIGNMENT: &str = rz_proto::events::assignment::CONTEXT;
 
 /// The subject token that names the provider (`<ns>.assignment.<municipality>.<agb>.<event>`).
 const AGB_TOKEN: usize = 3;

@@ -15,13 +15,14 @@ use sqlx::PgConnection;
 use std::sync::Arc;
 
 use crate::letters::{self, Recipient};
+use crate::region::Region;
 use crate::store::{self, NewLetter};
 use crate::upstream::{ClientLookup, Upstream, UpstreamError};
 
 pub const CONSUMER: &str = "notification-decisions";
-pub const ACCESS: &str = "access";
-pub const DECISION_GRANTED: &str = "nl.regiozorg.access.decision_granted.v1";
-pub const CASE_CHANGED: &str = "nl.regiozorg.access.case_changed.v1";
+pub const ACCESS: &str = rz_proto::events::access::CONTEXT;
+pub const DECISION_GRANTED: &str = rz_proto::events::access::DECISION_GRANTED.ce_type;
+pub const CASE_CHANGED: &str = rz_proto::events::access::CASE_CHANGED.ce_type;
 pub const KIND_GRANTED: &str = "decision_granted";
 pub const KIND_REFUSED: &str = "decision_refused";
 
@@ -40,11 +41,12 @@ pub fn consumer_spec(ns: &Namespace) -> ConsumerSpec {
 
 pub struct DecisionLetters {
     upstream: Arc<Upstream>,
+    region: Arc<Region>,
 }
 
 impl DecisionLetters {
-    pub fn new(upstream: Arc<Upstream>) -> Self {
-        Self { upstream }
+    pub fn new(upstream: Arc<Upstream>, region: Arc<Region>) -> Self {
+        Self { upstream, region }
     }
 }
 
@@ -115,10 +117,11 @@ impl Handler for DecisionLetters {
             .unwrap_or_else(|_| event.time.date_naive());
         let youth = case.law == rz_proto::types::v1::Law::Jeugdwet as i32;
         let recipient = Recipient::from_access(&client, youth, date);
+        let gemeente = self.region.municipality_name(&municipality);
         let text = if kind == KIND_GRANTED {
-            letters::decision_granted(&case, &recipient, &municipality, date)
+            letters::decision_granted(&case, &recipient, &gemeente, date)
         } else {
-            letters::decision_refused(&case, &recipient, &municipality, date)
+            letters::decision_refused(&case, &recipient, &gemeente, date)
         };
         let written = store::insert_letter(
             tx,

@@ -9,12 +9,17 @@
 //! carers; from 16 on, to the young person. When the assignment replaces another one (a handover
 //! because the old provider has no contract any more) the letter says so.
 
+use std::sync::Arc;
+
 use chrono::{Datelike, NaiveDate};
 use rz_eventing::{ConsumerSpec, Event, HandleError, Handler, Namespace};
 use rz_proto::access::v1 as acc;
 use rz_proto::assignment::v1 as apb;
+use rz_proto::events::assignment::ISSUED;
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::region::Region;
 
 pub const CONSUMER: &str = "notification-letters";
 pub const PROVIDER_ASSIGNED: &str = "provider_assigned";
@@ -25,21 +30,6 @@ pub fn consumer_spec(ns: &Namespace) -> ConsumerSpec {
         ns.stream_name(crate::consumer::ASSIGNMENT),
         format!("{}.{}.*.*.issued", ns.as_str(), crate::consumer::ASSIGNMENT),
     )
-}
-
-/// The CBS name of the region's municipalities; others are named by code.
-pub fn municipality_name(code: &str) -> String {
-    match code {
-        "0197" => "Aalten".into(),
-        "1859" => "Berkelland".into(),
-        "1876" => "Bronckhorst".into(),
-        "0222" => "Doetinchem".into(),
-        "1955" => "Montferland".into(),
-        "1586" => "Oost Gelre".into(),
-        "1509" => "Oude IJsselstreek".into(),
-        "0294" => "Winterswijk".into(),
-        other => other.to_owned(),
-    }
 }
 
 const MONTHS: [&str; 12] = [
@@ -194,10 +184,14 @@ fn what(youth: bool) -> &'static str {
 }
 
 /// The letter for a new assignment, or `None` when the message has no assignment or client.
-pub fn provider_assigned(m: &apb::AssignmentMessage, today: NaiveDate) -> Option<String> {
+pub fn provider_assigned(
+    m: &apb::AssignmentMessage,
+    region: &Region,
+    today: NaiveDate,
+) -> Option<String> {
     let a = m.assignment.as_ref()?;
     let c = m.client.as_ref()?;
-    let gemeente = municipality_name(&a.municipality);
+    let gemeente = region.municipality_name(&a.municipality);
     let youth = a.law == rz_proto::types::v1::Law::Jeugdwet as i32;
     let start = a.period.as_ref().and_then(|p| parse(&p.start));
     let end = a.period.as_ref().and_then(|p| parse(&p.end));
@@ -355,19 +349,13 @@ const OBJECTION: &str = "Bent u het niet eens met dit besluit? Dan kunt u bezwaa
 
 /// The decision (beschikking) that grants products: which, from when to when, the result and
 /// the goal it serves, and the right to object.
-pub fn decision_granted(
-    c: &acc::Case,
-    r: &Recipient,
-    municipality: &str,
-    date: NaiveDate,
-) -> String {
-    let gemeente = municipality_name(municipality);
+pub fn decision_granted(c: &acc::Case, r: &Recipient, gemeente: &str, date: NaiveDate) -> String {
     let youth = c.law == rz_proto::types::v1::Law::Jeugdwet as i32;
     let what = what(youth);
     let mut t = String::new();
     opening(
         &mut t,
-        &gemeente,
+        gemeente,
         r,
         date,
         &format!("besluit over uw aanvraag voor {what}"),
@@ -397,24 +385,18 @@ pub fn decision_granted(
         "De gemeente zoekt nu een zorgaanbieder. U krijgt een brief zodra die bekend is.\n\n",
     );
     t.push_str(OBJECTION);
-    closing(&mut t, &gemeente);
+    closing(&mut t, gemeente);
     t
 }
 
 /// The decision that refuses: the reason and the right to object.
-pub fn decision_refused(
-    c: &acc::Case,
-    r: &Recipient,
-    municipality: &str,
-    date: NaiveDate,
-) -> String {
-    let gemeente = municipality_name(municipality);
+pub fn decision_refused(c: &acc::Case, r: &Recipient, gemeente: &str, date: NaiveDate) -> String {
     let youth = c.law == rz_proto::types::v1::Law::Jeugdwet as i32;
     let what = what(youth);
     let mut t = String::new();
     opening(
         &mut t,
-        &gemeente,
+        gemeente,
         r,
         date,
         &format!("besluit over uw aanvraag voor {what}"),
@@ -434,7 +416,7 @@ pub fn decision_refused(
         }
     ));
     t.push_str(OBJECTION);
-    closing(&mut t, &gemeente);
+    closing(&mut t, gemeente);
     t
 }
 
@@ -442,17 +424,16 @@ pub fn decision_refused(
 pub fn indication_ending(
     p: &acc::GrantedProduct,
     r: &Recipient,
-    municipality: &str,
+    gemeente: &str,
     ends_on: NaiveDate,
     date: NaiveDate,
 ) -> String {
-    let gemeente = municipality_name(municipality);
     let youth = p.law == rz_proto::types::v1::Law::Jeugdwet as i32;
     let what = what(youth);
     let mut t = String::new();
     opening(
         &mut t,
-        &gemeente,
+        gemeente,
         r,
         date,
         &format!("uw {what} stopt binnenkort"),
@@ -477,22 +458,31 @@ pub fn indication_ending(
          bij de gemeente. Samen kijken we of er nieuwe hulp nodig is; daarvoor is een nieuw besluit \
          nodig. Is het resultaat bereikt? Dan hoeft u niets te doen.\n\n",
     );
-    closing(&mut t, &gemeente);
+    closing(&mut t, gemeente);
     t
 }
 
-pub struct LetterWriter;
+/// Writes the letter of every new assignment (`issued`) to its resident.
+pub struct LetterWriter {
+    region: Arc<Region>,
+}
+
+impl LetterWriter {
+    pub fn new(region: Arc<Region>) -> Self {
+        Self { region }
+    }
+}
 
 impl Handler for LetterWriter {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        if event.event_type != "nl.regiozorg.assignment.issued.v1" {
+        if !ISSUED.is(&event.event_type) {
             return Ok(());
         }
         let m: apb::AssignmentMessage = event.decode()?;
         // The letter's date: the day of the event (UTC; a letter written just after midnight in
         // the Netherlands carries the day before).
         let today = event.time.date_naive();
-        let Some(text) = provider_assigned(&m, today) else {
+        let Some(text) = provider_assigned(&m, &self.region, today) else {
             return Ok(());
         };
         let Some(a) = &m.assignment else {
@@ -518,6 +508,10 @@ impl Handler for LetterWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn region() -> Region {
+        Region::achterhoek().unwrap()
+    }
 
     fn message(law: i32, birth: &str, replaces: u32) -> apb::AssignmentMessage {
         apb::AssignmentMessage {
@@ -556,7 +550,8 @@ mod tests {
 
     #[test]
     fn a_childs_letter_goes_to_the_parents() {
-        let t = provider_assigned(&message(1, "2015-06-01", 0), day("2026-11-22")).unwrap();
+        let t =
+            provider_assigned(&message(1, "2015-06-01", 0), &region(), day("2026-11-22")).unwrap();
         assert!(t.starts_with("Gemeente Doetinchem\n"), "{t}");
         assert!(t.contains("Aan de ouder(s) of verzorger(s) van Sanne Jansen\n"));
         assert!(t.contains("Raadhuisstraat 12a\n7001 EW  Doetinchem\n"));
@@ -572,13 +567,15 @@ mod tests {
 
     #[test]
     fn an_adult_gets_the_letter_and_a_handover_is_explained() {
-        let t = provider_assigned(&message(2, "1950-01-01", 99), day("2026-11-22")).unwrap();
+        let t =
+            provider_assigned(&message(2, "1950-01-01", 99), &region(), day("2026-11-22")).unwrap();
         assert!(t.contains("Aan Sanne Jansen\n"));
         assert!(t.contains("Beste Sanne Jansen,"));
         assert!(t.contains("ondersteuning vanuit de Wmo"));
         assert!(t.contains("De vorige zorgaanbieder heeft geen contract meer"));
         // A 16-year-old in youth care is addressed directly.
-        let t = provider_assigned(&message(1, "2010-01-01", 0), day("2026-11-22")).unwrap();
+        let t =
+            provider_assigned(&message(1, "2010-01-01", 0), &region(), day("2026-11-22")).unwrap();
         assert!(t.contains("Aan Sanne Jansen\n"));
     }
 
@@ -632,7 +629,7 @@ mod tests {
             ..Default::default()
         };
         let adult = Recipient::from_access(&resident(), false, date);
-        let t = decision_granted(&case, &adult, "0222", date);
+        let t = decision_granted(&case, &adult, "Doetinchem", date);
         assert!(t.contains("Aan Sanne Jansen\n"), "{t}");
         assert!(
             t.contains("Op 14 juli 2022 heeft de gemeente Doetinchem besloten"),
@@ -662,7 +659,7 @@ mod tests {
             ..Default::default()
         };
         let child = Recipient::from_access(&resident(), true, date);
-        let t = decision_refused(&refused, &child, "0222", date);
+        let t = decision_refused(&refused, &child, "Doetinchem", date);
         assert!(
             t.contains("Aan de ouder(s) of verzorger(s) van Sanne Jansen\n"),
             "{t}"
@@ -671,7 +668,13 @@ mod tests {
         assert!(t.contains("De reden:\nVoorliggende voorziening.\n"), "{t}");
         assert!(t.contains("bezwaar maken binnen zes weken"), "{t}");
 
-        let t = indication_ending(&product(0, 3), &adult, "0222", day("2022-12-31"), date);
+        let t = indication_ending(
+            &product(0, 3),
+            &adult,
+            "Doetinchem",
+            day("2022-12-31"),
+            date,
+        );
         assert!(
             t.contains("Onderwerp: uw ondersteuning vanuit de Wmo stopt binnenkort"),
             "{t}"
@@ -693,6 +696,5 @@ mod tests {
         assert_eq!(age_on(day("2010-11-23"), day("2026-11-22")), 15);
         assert_eq!(age_on(day("2010-11-22"), day("2026-11-22")), 16);
         assert_eq!(dutch_date(day("2027-03-05")), "5 maart 2027");
-        assert_eq!(municipality_name("1509"), "Oude IJsselstreek");
     }
 }

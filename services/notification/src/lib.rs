@@ -70,6 +70,7 @@ pub mod decisions;
 pub mod delivery;
 pub mod dispatch;
 pub mod letters;
+pub mod region;
 pub mod scan;
 pub mod smtp;
 pub mod store;
@@ -89,6 +90,7 @@ pub struct App {
     worker: delivery::DeliveryWorker,
     dispatcher: Option<dispatch::LetterDispatcher>,
     upstream: std::sync::Arc<upstream::Upstream>,
+    region: std::sync::Arc<region::Region>,
 }
 
 rz_platform::service!(
@@ -115,6 +117,14 @@ impl App {
                 "notification.assignment_endpoint is not set: chain deadlines are not scanned"
             );
         }
+        let region = match &config.notification.region_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| region::Region::from_toml(&text)),
+            None => region::Region::achterhoek(),
+        }
+        .map_err(|e| StartError::Config(format!("notification.region_file: {e}")))?;
+        let region = std::sync::Arc::new(region);
         let letters_config = &config.notification.letters;
         letters_config.validate().map_err(StartError::Config)?;
         let channel: Option<std::sync::Arc<dyn dispatch::LetterChannel>> =
@@ -157,6 +167,7 @@ impl App {
             worker,
             dispatcher,
             upstream,
+            region,
         })
     }
 
@@ -173,7 +184,7 @@ impl App {
         serving.consume(
             "letters",
             letters::consumer_spec(&ns),
-            letters::LetterWriter,
+            letters::LetterWriter::new(self.region.clone()),
         );
         // Without any access endpoint there is nobody to address a decision letter to: the
         // consumer is not started (rather than dead-lettering every decision). With endpoints, a
@@ -186,7 +197,7 @@ impl App {
             serving.consume(
                 "decision letters",
                 decisions::consumer_spec(&ns),
-                decisions::DecisionLetters::new(self.upstream.clone()),
+                decisions::DecisionLetters::new(self.upstream.clone(), self.region.clone()),
             );
         }
         serving.spawn(self.worker.run(serving.shutdown()));
@@ -199,6 +210,7 @@ impl App {
         let scanner = scan::Scanner::new(
             serving.pool().clone(),
             self.upstream.clone(),
+            self.region.clone(),
             self.config.notification.alert_within_days,
         );
         let clock = rz_platform::clock::from_config(

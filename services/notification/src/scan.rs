@@ -26,6 +26,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::letters::{self, Recipient};
+use crate::region::Region;
 use crate::store::{self, AlertCounts, NewLetter, SeenDeadline};
 use crate::upstream::{ClientLookup, Upstream};
 
@@ -54,6 +55,7 @@ impl ScanReport {
 pub struct Scanner {
     pool: PgPool,
     upstream: Arc<Upstream>,
+    region: Arc<Region>,
     within_days: u32,
 }
 
@@ -113,10 +115,16 @@ pub fn chain_alert(d: &asg::ChainDeadline, as_of: NaiveDate) -> Result<SeenDeadl
 }
 
 impl Scanner {
-    pub fn new(pool: PgPool, upstream: Arc<Upstream>, within_days: u32) -> Self {
+    pub fn new(
+        pool: PgPool,
+        upstream: Arc<Upstream>,
+        region: Arc<Region>,
+        within_days: u32,
+    ) -> Self {
         Self {
             pool,
             upstream,
+            region,
             within_days,
         }
     }
@@ -247,7 +255,8 @@ impl Scanner {
             };
             let youth = p.law == rz_proto::types::v1::Law::Jeugdwet as i32;
             let recipient = Recipient::from_access(&client, youth, as_of);
-            let text = letters::indication_ending(&p, &recipient, m, ends_on, as_of);
+            let gemeente = self.region.municipality_name(m);
+            let text = letters::indication_ending(&p, &recipient, &gemeente, ends_on, as_of);
             let written = store::insert_letter(
                 &mut conn,
                 &NewLetter {

@@ -77,11 +77,9 @@ pub struct Payload {
 /// base64 rather than dropped.
 pub fn payload(event_type: &str, bytes: &[u8]) -> Payload {
     use prost::Message;
-    let kind = event_type
-        .strip_prefix("nl.regiozorg.assignment.")
-        .and_then(|s| s.strip_suffix(".v1"));
-    match kind {
-        Some("issued" | "changed") => match apb::AssignmentMessage::decode(bytes) {
+    use rz_proto::events::assignment::{CHANGED, ISSUED, REQUEST_ANSWERED};
+    match event_type {
+        t if ISSUED.is(t) || CHANGED.is(t) => match apb::AssignmentMessage::decode(bytes) {
             Ok(m) => {
                 let segments = m
                     .assignment
@@ -120,7 +118,7 @@ pub fn payload(event_type: &str, bytes: &[u8]) -> Payload {
                 segments: Vec::new(),
             },
         },
-        Some("request_answered") => match apb::RequestAnswered::decode(bytes) {
+        t if REQUEST_ANSWERED.is(t) => match apb::RequestAnswered::decode(bytes) {
             Ok(m) => {
                 let segments = m
                     .request

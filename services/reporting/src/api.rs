@@ -179,7 +179,9 @@ impl ReportingApi {
         let mut f = Fields::default();
         let deadline = f.check(date("deadline", &r.deadline));
         let as_of = if r.as_of.is_empty() {
-            Some(rz_platform::clock::Clock::today(&rz_platform::clock::SystemClock))
+            Some(rz_platform::clock::Clock::today(
+                &rz_platform::clock::SystemClock,
+            ))
         } else {
             f.check(date("as_of", &r.as_of))
         };

@@ -556,7 +556,10 @@ mod tests {
         );
         let mut f = Fields::default();
         assert!(size_for(ExecutionVariant::Outputgericht, raw, "", &mut f).is_some());
-        assert_eq!(fields(f.finish().map_err(AccessError::from)), ["volume", "unit", "frequency"]);
+        assert_eq!(
+            fields(f.finish().map_err(AccessError::from)),
+            ["volume", "unit", "frequency"]
+        );
         let mut f = Fields::default();
         let s = size_for(
             ExecutionVariant::Inspanningsgericht,
@@ -583,7 +586,10 @@ mod tests {
             "",
             &mut f,
         );
-        assert_eq!(fields(f.finish().map_err(AccessError::from)), ["volume", "unit", "frequency"]);
+        assert_eq!(
+            fields(f.finish().map_err(AccessError::from)),
+            ["volume", "unit", "frequency"]
+        );
     }
 
     #[test]

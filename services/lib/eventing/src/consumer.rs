@@ -6,9 +6,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Shutdown;
 use async_nats::jetstream::{self, AckKind};
 use futures::{FutureExt, StreamExt};
-use crate::Shutdown;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

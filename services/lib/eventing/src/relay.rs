@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
+use crate::Shutdown;
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
-use crate::Shutdown;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 

@@ -4,6 +4,7 @@
 use chrono::{Datelike, NaiveDate};
 use rz_domain::{Cents, Fields, Financing, ProductCode, Unit, parse_date};
 use rz_platform::ApiError;
+use rz_proto::events::registration as events;
 use rz_proto::registration::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -140,7 +141,7 @@ impl RegistrationApi {
         self.emit(
             &mut tx,
             Some(&code),
-            "contract_concluded",
+            events::CONTRACT_CONCLUDED,
             &c.id,
             &pb::ContractConcluded {
                 contract: Some(c.clone()),
@@ -167,7 +168,7 @@ impl RegistrationApi {
         self.emit(
             &mut tx,
             Some(&c.agb_code),
-            "contract_changed",
+            events::CONTRACT_CHANGED,
             &c.id,
             &pb::ContractChanged {
                 contract: Some(c.clone()),

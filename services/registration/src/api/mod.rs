@@ -32,7 +32,7 @@ use crate::store::{self, Claim, ContractRow, ProviderRow};
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub const CONTEXT: &str = "registration";
+pub const CONTEXT: &str = rz_proto::events::registration::CONTEXT;
 const SOURCE: &str = "regiozorg/registration";
 
 impl From<RegistrationError> for ApiError {
@@ -93,13 +93,13 @@ impl RegistrationApi {
         &self,
         tx: &mut PgConnection,
         agb: Option<&str>,
-        event: &str,
+        event: rz_proto::events::EventType,
         aggregate: &str,
         payload: &impl prost::Message,
     ) -> ApiResult<()> {
         let e = NewEvent::new(
-            self.ns.subject(CONTEXT, None, agb, event),
-            format!("nl.regiozorg.registration.{event}.v1"),
+            self.ns.subject(CONTEXT, None, agb, event.name),
+            event.ce_type,
             SOURCE,
             aggregate,
             payload,

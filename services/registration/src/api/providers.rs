@@ -2,6 +2,7 @@
 
 use rz_domain::{Fields, KvkNumber};
 use rz_platform::ApiError;
+use rz_proto::events::registration as events;
 use rz_proto::registration::v1 as pb;
 
 use super::conversion::provider_pb;
@@ -59,8 +60,14 @@ impl RegistrationApi {
         let event = pb::ProviderRegistered {
             provider: Some(p.clone()),
         };
-        self.emit(&mut tx, Some(&code), "provider_registered", &code, &event)
-            .await?;
+        self.emit(
+            &mut tx,
+            Some(&code),
+            events::PROVIDER_REGISTERED,
+            &code,
+            &event,
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(agb_code = %code, kind = %p.kind().as_str_name(), "provider registered");
         Ok(p)
@@ -179,7 +186,7 @@ impl RegistrationApi {
         self.emit(
             &mut tx,
             Some(&main),
-            "provider_changed",
+            events::PROVIDER_CHANGED,
             &main,
             &pb::ProviderChanged {
                 provider: Some(p.clone()),

@@ -2,6 +2,7 @@
 
 use rz_domain::{Fields, parse_date};
 use rz_platform::ApiError;
+use rz_proto::events::registration as events;
 use rz_proto::registration::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -52,7 +53,7 @@ impl RegistrationApi {
         self.emit(
             &mut tx,
             None,
-            "tender_changed",
+            events::TENDER_CHANGED,
             &tender.id.to_string(),
             &pb::TenderChanged {
                 tender: Some(t.clone()),
@@ -78,7 +79,7 @@ impl RegistrationApi {
         self.emit(
             &mut tx,
             None,
-            "tender_changed",
+            events::TENDER_CHANGED,
             &id.to_string(),
             &pb::TenderChanged {
                 tender: Some(t.clone()),
@@ -165,7 +166,7 @@ impl RegistrationApi {
         self.emit(
             &mut tx,
             None,
-            "tender_changed",
+            events::TENDER_CHANGED,
             &id.to_string(),
             &pb::TenderChanged {
                 tender: Some(t.clone()),
@@ -178,7 +179,7 @@ impl RegistrationApi {
             self.emit(
                 &mut tx,
                 Some(&c.agb_code),
-                "contract_concluded",
+                events::CONTRACT_CONCLUDED,
                 &c.id,
                 &pb::ContractConcluded {
                     contract: Some(c.clone()),
