@@ -1,0 +1,181 @@
+//! Starting a cluster: databases, ports, each service's environment, and the start order.
+
+use std::collections::HashSet;
+
+use super::os::{client_key_secret, ensure_databases, free_port, with_database};
+use super::{Cluster, ClusterSpec, HarnessError, Proc, START_TIMEOUT, io};
+
+impl Cluster {
+    /// Creates the databases, starts every service and waits until each answers its gRPC health
+    /// check with SERVING. Registration comes first (access asks it for the catalogue at start-up),
+    /// then the access instances, then assignment, reporting and notification.
+    pub async fn start(spec: ClusterSpec) -> Result<Cluster, HarnessError> {
+        spec.validate()?;
+        for bin in [
+            "registration",
+            "access",
+            "assignment",
+            "reporting",
+            "notification",
+        ] {
+            let path = spec.bin_dir.join(bin);
+            if !path.is_file() {
+                return Err(HarnessError::InvalidSpec {
+                    field: "bin_dir",
+                    rule: format!(
+                        "{} does not exist (build with `cargo build --workspace --bins`)",
+                        path.display()
+                    ),
+                });
+            }
+        }
+        std::fs::create_dir_all(&spec.run_dir)
+            .map_err(io(format!("creating {}", spec.run_dir.display())))?;
+        let secret = client_key_secret(&spec.run_dir)?;
+
+        let mut names: Vec<(String, String, String)> = Vec::new(); // (name, bin, database)
+        names.push((
+            "registration".into(),
+            "registration".into(),
+            format!("{}_registration", spec.db_prefix),
+        ));
+        for m in &spec.municipalities {
+            names.push((
+                format!("access@{m}"),
+                "access".into(),
+                format!("{}_access_{m}", spec.db_prefix),
+            ));
+        }
+        for s in ["assignment", "reporting", "notification"] {
+            names.push((s.into(), s.into(), format!("{}_{s}", spec.db_prefix)));
+        }
+
+        ensure_databases(
+            &spec.database_url,
+            names.iter().map(|(_, _, db)| db.as_str()),
+        )
+        .await?;
+
+        let mut taken = HashSet::new();
+        let mut procs = Vec::new();
+        for (name, bin, database) in names {
+            let port = free_port(&mut taken)?;
+            procs.push(Proc {
+                name,
+                bin,
+                database,
+                port,
+                env: Vec::new(),
+                child: None,
+            });
+        }
+        let endpoint_of = |procs: &[Proc], name: &str| {
+            procs
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| format!("http://127.0.0.1:{}", p.port))
+                .unwrap_or_default()
+        };
+        let registration = endpoint_of(&procs, "registration");
+        let assignment = endpoint_of(&procs, "assignment");
+        let access_endpoints: Vec<(String, String)> = spec
+            .municipalities
+            .iter()
+            .map(|m| (m.clone(), endpoint_of(&procs, &format!("access@{m}"))))
+            .collect();
+        for p in &mut procs {
+            let mut env = vec![
+                (
+                    "RZ__DATABASE__URL".to_owned(),
+                    with_database(&spec.database_url, &p.database),
+                ),
+                ("RZ__NATS__URL".to_owned(), spec.nats_url.clone()),
+                (
+                    "RZ__NATS__NAMESPACE".to_owned(),
+                    spec.nats_namespace.clone(),
+                ),
+                (
+                    "RZ__SERVER__LISTEN".to_owned(),
+                    format!("127.0.0.1:{}", p.port),
+                ),
+            ];
+            match p.bin.as_str() {
+                "access" => {
+                    let m = p.name.trim_start_matches("access@").to_owned();
+                    env.push(("RZ__ACCESS__MUNICIPALITY".into(), m));
+                    env.push(("RZ__ACCESS__CLIENT_KEY_SECRET".into(), secret.clone()));
+                    env.push((
+                        "RZ__ACCESS__REGISTRATION_ENDPOINT".into(),
+                        registration.clone(),
+                    ));
+                }
+                "assignment" => {
+                    env.push(("RZ__ASSIGNMENT__CLIENT_KEY_SECRET".into(), secret.clone()));
+                    env.push((
+                        "RZ__ASSIGNMENT__REGISTRATION_ENDPOINT".into(),
+                        registration.clone(),
+                    ));
+                    for (m, url) in &access_endpoints {
+                        env.push((
+                            format!("RZ__ASSIGNMENT__ACCESS_ENDPOINTS__{m}"),
+                            url.clone(),
+                        ));
+                    }
+                }
+                "notification" => {
+                    for (m, url) in &access_endpoints {
+                        env.push((
+                            format!("RZ__NOTIFICATION__ACCESS_ENDPOINTS__{m}"),
+                            url.clone(),
+                        ));
+                    }
+                    env.push((
+                        "RZ__NOTIFICATION__ASSIGNMENT_ENDPOINT".into(),
+                        assignment.clone(),
+                    ));
+                }
+                _ => {}
+            }
+            for (selector, kv) in &spec.extra_env {
+                if (selector == "*" || *selector == p.name || *selector == p.bin)
+                    && let Some((k, v)) = kv.split_once('=')
+                {
+                    env.retain(|(key, _)| key != k);
+                    env.push((k.to_owned(), v.to_owned()));
+                }
+            }
+            p.env = env;
+        }
+
+        let mut cluster = Cluster {
+            spec,
+            secret,
+            procs,
+        };
+        // On any error below, `cluster` is dropped and kills what it started.
+        let groups: Vec<Vec<String>> = vec![
+            vec!["registration".into()],
+            cluster
+                .procs
+                .iter()
+                .filter(|p| p.bin == "access")
+                .map(|p| p.name.clone())
+                .collect(),
+            vec![
+                "assignment".into(),
+                "reporting".into(),
+                "notification".into(),
+            ],
+        ];
+        for group in groups {
+            for name in &group {
+                cluster.spawn(name)?;
+            }
+            for name in &group {
+                cluster.wait_healthy(name, START_TIMEOUT).await?;
+            }
+        }
+        tracing::info!(services = cluster.procs.len(), "cluster started");
+        Ok(cluster)
+    }
+}
