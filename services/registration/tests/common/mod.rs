@@ -16,6 +16,24 @@ pub use rz_stack::{assert_invalid, assert_rule};
 use sqlx::PgPool;
 use tonic::transport::Channel;
 
+/// A reply's message, or the status it was refused with.
+pub type Reply<T> = Result<T, tonic::Status>;
+
+fn reply<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Reply<T> {
+    r.map(tonic::Response::into_inner)
+}
+
+/// A RegisterProvider request (KvK number 41234567).
+pub fn provider(key: &str, agb: &str, name: &str, legal_form: &str) -> pb::RegisterProviderRequest {
+    pb::RegisterProviderRequest {
+        idempotency_key: key.into(),
+        agb_code: agb.into(),
+        name: name.into(),
+        legal_form: legal_form.into(),
+        kvk_number: "41234567".into(),
+    }
+}
+
 pub struct TestApp {
     pub client: RegistrationServiceClient<Channel>,
     pub channel: Channel,
@@ -74,16 +92,123 @@ impl TestApp {
 
     pub async fn register(&mut self, agb: &str, name: &str) -> pb::Provider {
         self.client
-            .register_provider(pb::RegisterProviderRequest {
-                idempotency_key: format!("reg-{agb}"),
-                agb_code: agb.into(),
-                name: name.into(),
-                legal_form: "stichting".into(),
-                kvk_number: "41234567".into(),
-            })
+            .register_provider(provider(&format!("reg-{agb}"), agb, name, "stichting"))
             .await
             .expect("provider registers")
             .into_inner()
+    }
+
+    /// RegisterProvider under an idempotency key of the caller's choosing.
+    pub async fn register_as(
+        &mut self,
+        key: &str,
+        agb: &str,
+        name: &str,
+        legal_form: &str,
+    ) -> Reply<pb::Provider> {
+        reply(
+            self.client
+                .register_provider(provider(key, agb, name, legal_form))
+                .await,
+        )
+    }
+
+    pub async fn budget(
+        &mut self,
+        contract_id: &str,
+        municipality: &str,
+        year: i32,
+        amount_cents: i64,
+    ) -> Reply<pb::Contract> {
+        let request = pb::SetLumpsumBudgetRequest {
+            contract_id: contract_id.into(),
+            municipality: municipality.into(),
+            year,
+            amount_cents,
+        };
+        reply(self.client.set_lumpsum_budget(request).await)
+    }
+
+    pub async fn tariff(
+        &mut self,
+        contract_id: &str,
+        product_code: &str,
+        unit: &str,
+        price_cents: i64,
+    ) -> Reply<pb::Contract> {
+        let request = pb::SetTariffRequest {
+            contract_id: contract_id.into(),
+            product_code: product_code.into(),
+            unit: unit.into(),
+            price_cents,
+        };
+        reply(self.client.set_tariff(request).await)
+    }
+
+    pub async fn extend(&mut self, contract_id: &str) -> Reply<pb::Contract> {
+        let request = pb::ExtendContractRequest {
+            contract_id: contract_id.into(),
+        };
+        reply(self.client.extend_contract(request).await)
+    }
+
+    pub async fn terminate(
+        &mut self,
+        contract_id: &str,
+        end_date: &str,
+        reason: &str,
+    ) -> Reply<pb::Contract> {
+        let request = pb::TerminateContractRequest {
+            contract_id: contract_id.into(),
+            end_date: end_date.into(),
+            reason: reason.into(),
+        };
+        reply(self.client.terminate_contract(request).await)
+    }
+
+    /// OpenTender for a segment with a selection and an award quota, contracts from 2022-07-01.
+    pub async fn open_tender(
+        &mut self,
+        key: &str,
+        name: &str,
+        segment: &str,
+        (selection_quota, award_quota): (u32, u32),
+    ) -> pb::Tender {
+        let request = pb::OpenTenderRequest {
+            idempotency_key: key.into(),
+            name: name.into(),
+            segment_code: segment.into(),
+            selection_quota,
+            award_quota,
+            contract_start: "2022-07-01".into(),
+        };
+        self.client.open_tender(request).await.unwrap().into_inner()
+    }
+
+    /// ScoreBid with the scores for cooperation, lead time and scaling down.
+    pub async fn score(
+        &mut self,
+        tender_id: &str,
+        agb: &str,
+        meets_minimum_demands: bool,
+        [cooperation, lead_time, scaling_down]: [u32; 3],
+    ) -> Reply<pb::Tender> {
+        let request = pb::ScoreBidRequest {
+            tender_id: tender_id.into(),
+            agb_code: agb.into(),
+            meets_minimum_demands,
+            cooperation,
+            lead_time,
+            scaling_down,
+        };
+        reply(self.client.score_bid(request).await)
+    }
+
+    pub async fn award(&mut self, tender_id: &str) -> Reply<pb::AwardTenderResponse> {
+        let request = pb::AwardTenderRequest {
+            tender_id: tender_id.into(),
+        };
+        reply(self.client.award_tender(request).await)
     }
 
     pub async fn conclude(
