@@ -2,21 +2,14 @@
 //! has them, and `[access]`: the municipality this instance serves, the region's client-key secret
 //! and where the registration service (the catalogue) is.
 
-use rz_platform::config::{DatabaseConfig, NatsConfig, ServerConfig};
-use rz_telemetry::TelemetryConfig;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub database: DatabaseConfig,
-    pub nats: NatsConfig,
-    pub telemetry: TelemetryConfig,
-    pub access: AccessConfig,
+rz_platform::service_config! {
+    /// The service's configuration (see [`rz_platform::service_config`]).
+    pub struct Config {
+        pub access: AccessConfig,
+    }
 }
-
-rz_platform::service_config!(Config);
 
 /// `[access]`.
 #[derive(Clone, Deserialize)]

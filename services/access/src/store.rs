@@ -17,20 +17,9 @@ use crate::domain::resident::{Address, LegalRepresentative, PostalCode, Resident
 
 /// The shared eventing migrations under their one version, then the service's own (versions
 /// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
-pub const MIGRATIONS: &[Migration] = &[
-    Migration::shared(rz_eventing::OUTBOX_INBOX),
-    Migration::shared(rz_eventing::OUTBOX_WAKE),
-    Migration::shared(rz_eventing::OUTBOX_VACUUM),
-    Migration {
-        version: 101,
-        name: "access",
-        sql: include_str!("../migrations/0101_access.sql"),
-    },
-    Migration {
-        version: 102,
-        name: "resident_gender",
-        sql: include_str!("../migrations/0102_gender.sql"),
-    },
+pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
+    101 "access" => "0101_access.sql",
+    102 "resident_gender" => "0102_gender.sql",
 ];
 
 /// Tables a command can change (tests compare their row counts).

@@ -6,21 +6,14 @@ use std::collections::HashMap;
 use std::fmt;
 
 use chrono::NaiveDate;
-use rz_platform::config::{DatabaseConfig, NatsConfig, ServerConfig};
-use rz_telemetry::TelemetryConfig;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub database: DatabaseConfig,
-    pub nats: NatsConfig,
-    pub telemetry: TelemetryConfig,
-    pub assignment: AssignmentConfig,
+rz_platform::service_config! {
+    /// The service's configuration (see [`rz_platform::service_config`]).
+    pub struct Config {
+        pub assignment: AssignmentConfig,
+    }
 }
-
-rz_platform::service_config!(Config);
 
 /// `[assignment]`.
 #[derive(Clone, Deserialize)]

@@ -8,22 +8,15 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 
-use rz_platform::config::{DatabaseConfig, NatsConfig, ServerConfig};
-use rz_telemetry::TelemetryConfig;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub database: DatabaseConfig,
-    pub nats: NatsConfig,
-    pub telemetry: TelemetryConfig,
-    pub webhooks: WebhookConfig,
-    pub notification: NotificationConfig,
+rz_platform::service_config! {
+    /// The service's configuration (see [`rz_platform::service_config`]).
+    pub struct Config {
+        pub webhooks: WebhookConfig,
+        pub notification: NotificationConfig,
+    }
 }
-
-rz_platform::service_config!(Config);
 
 /// `[notification]`: the services asked for letters and alerts, and the deadline scan.
 ///

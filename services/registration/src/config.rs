@@ -3,18 +3,9 @@
 
 use std::path::PathBuf;
 
-use rz_platform::config::{DatabaseConfig, NatsConfig, ServerConfig};
-use rz_telemetry::TelemetryConfig;
-use serde::Deserialize;
-
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub database: DatabaseConfig,
-    pub nats: NatsConfig,
-    pub telemetry: TelemetryConfig,
-    pub region_file: Option<PathBuf>,
+rz_platform::service_config! {
+    /// The service's configuration (see [`rz_platform::service_config`]).
+    pub struct Config {
+        pub region_file: Option<PathBuf>,
+    }
 }
-
-rz_platform::service_config!(Config);

@@ -14,15 +14,8 @@ use crate::domain::tender::Tender;
 
 /// The shared eventing migrations under their one version, then the service's own (versions
 /// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
-pub const MIGRATIONS: &[Migration] = &[
-    Migration::shared(rz_eventing::OUTBOX_INBOX),
-    Migration::shared(rz_eventing::OUTBOX_WAKE),
-    Migration::shared(rz_eventing::OUTBOX_VACUUM),
-    Migration {
-        version: 101,
-        name: "register",
-        sql: include_str!("../migrations/0101_register.sql"),
-    },
+pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
+    101 "register" => "0101_register.sql",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

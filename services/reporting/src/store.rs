@@ -16,20 +16,9 @@ use crate::facts::{
 
 /// The shared eventing migrations under their one version, then the service's own (versions
 /// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
-pub const MIGRATIONS: &[Migration] = &[
-    Migration::shared(rz_eventing::OUTBOX_INBOX),
-    Migration::shared(rz_eventing::OUTBOX_WAKE),
-    Migration::shared(rz_eventing::OUTBOX_VACUUM),
-    Migration {
-        version: 101,
-        name: "read_model",
-        sql: include_str!("../migrations/0101_read_model.sql"),
-    },
-    Migration {
-        version: 102,
-        name: "goals",
-        sql: include_str!("../migrations/0102_goals.sql"),
-    },
+pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
+    101 "read_model" => "0101_read_model.sql",
+    102 "goals" => "0102_goals.sql",
 ];
 
 /// The read model's tables, emptied by a rebuild.

@@ -30,40 +30,13 @@ use sqlx::PgConnection;
 
 /// The shared eventing migrations under their one version, then the service's own (versions
 /// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
-pub const MIGRATIONS: &[Migration] = &[
-    Migration::shared(rz_eventing::OUTBOX_INBOX),
-    Migration::shared(rz_eventing::OUTBOX_WAKE),
-    Migration::shared(rz_eventing::OUTBOX_VACUUM),
-    Migration {
-        version: 101,
-        name: "assignment",
-        sql: include_str!("../../migrations/0101_assignment.sql"),
-    },
-    Migration {
-        version: 102,
-        name: "provider_messages",
-        sql: include_str!("../../migrations/0102_provider_messages.sql"),
-    },
-    Migration {
-        version: 103,
-        name: "provider_messages_backfill",
-        sql: include_str!("../../migrations/0103_provider_messages_backfill.sql"),
-    },
-    Migration {
-        version: 104,
-        name: "number_sequences",
-        sql: include_str!("../../migrations/0104_number_sequences.sql"),
-    },
-    Migration {
-        version: 105,
-        name: "caseload_index",
-        sql: include_str!("../../migrations/0105_caseload_index.sql"),
-    },
-    Migration {
-        version: 106,
-        name: "hot_start",
-        sql: include_str!("../../migrations/0106_hot_start.sql"),
-    },
+pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
+    101 "assignment" => "0101_assignment.sql",
+    102 "provider_messages" => "0102_provider_messages.sql",
+    103 "provider_messages_backfill" => "0103_provider_messages_backfill.sql",
+    104 "number_sequences" => "0104_number_sequences.sql",
+    105 "caseload_index" => "0105_caseload_index.sql",
+    106 "hot_start" => "0106_hot_start.sql",
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {

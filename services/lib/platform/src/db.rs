@@ -60,6 +60,31 @@ impl Migration {
     }
 }
 
+/// A service's migration list: rz-eventing's shared migrations under their one version, then the
+/// service's own, each `version "name" => "file"` with the file in the crate's `migrations/` folder:
+///
+/// ```ignore
+/// pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
+///     101 "access" => "0101_access.sql",
+///     102 "resident_gender" => "0102_gender.sql",
+/// ];
+/// ```
+#[macro_export]
+macro_rules! migrations {
+    ($($version:literal $name:literal => $file:literal),* $(,)?) => {
+        &[
+            $crate::db::Migration::shared(rz_eventing::OUTBOX_INBOX),
+            $crate::db::Migration::shared(rz_eventing::OUTBOX_WAKE),
+            $crate::db::Migration::shared(rz_eventing::OUTBOX_VACUUM),
+            $($crate::db::Migration {
+                version: $version,
+                name: $name,
+                sql: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $file)),
+            },)*
+        ]
+    };
+}
+
 /// The table sqlx's migrator records applied migrations in.
 const TABLE: &str = "_sqlx_migrations";
 /// The table the earlier runner recorded them in (read once, by the takeover).

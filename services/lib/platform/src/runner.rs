@@ -56,7 +56,8 @@ pub enum StartError {
     Server(#[from] tonic::transport::Error),
 }
 
-/// The sections every service's configuration has. Implement it with [`service_config!`].
+/// The sections every service's configuration has. Define the configuration with
+/// [`service_config!`](crate::service_config).
 pub trait ServiceConfig: DeserializeOwned + Send + 'static {
     fn server(&self) -> &ServerConfig;
     fn database(&self) -> &DatabaseConfig;
@@ -64,11 +65,32 @@ pub trait ServiceConfig: DeserializeOwned + Send + 'static {
     fn telemetry(&self) -> &TelemetryConfig;
 }
 
-/// Implements [`ServiceConfig`] for a configuration struct with the fields `server`, `database`,
-/// `nats` and `telemetry`.
+/// Defines a service's configuration: the sections every service has (`[server]`, `[database]`,
+/// `[nats]`, `[telemetry]`) and the service's own, with defaults for everything, and implements
+/// [`ServiceConfig`] for it:
+///
+/// ```ignore
+/// rz_platform::service_config! {
+///     /// The service's configuration.
+///     pub struct Config {
+///         pub access: AccessConfig,
+///     }
+/// }
+/// ```
 #[macro_export]
 macro_rules! service_config {
-    ($config:ty) => {
+    ($(#[$meta:meta])* pub struct $config:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, serde::Deserialize)]
+        #[serde(default)]
+        pub struct $config {
+            pub server: $crate::config::ServerConfig,
+            pub database: $crate::config::DatabaseConfig,
+            pub nats: $crate::config::NatsConfig,
+            pub telemetry: $crate::config::TelemetryConfig,
+            $($(#[$fmeta])* pub $field: $ty,)*
+        }
+
         impl $crate::runner::ServiceConfig for $config {
             fn server(&self) -> &$crate::config::ServerConfig {
                 &self.server

@@ -30,33 +30,10 @@ use rz_platform::db::Migration;
 
 /// The shared eventing migrations under their one version, then the service's own (versions
 /// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
-pub const MIGRATIONS: &[Migration] = &[
-    Migration::shared(rz_eventing::OUTBOX_INBOX),
-    Migration::shared(rz_eventing::OUTBOX_WAKE),
-    Migration::shared(rz_eventing::OUTBOX_VACUUM),
-    Migration {
-        version: 101,
-        name: "webhooks",
-        sql: include_str!("../../migrations/0101_webhooks.sql"),
-    },
-    Migration {
-        version: 102,
-        name: "letters",
-        sql: include_str!("../../migrations/0102_letters.sql"),
-    },
-    Migration {
-        version: 103,
-        name: "decisions_alerts",
-        sql: include_str!("../../migrations/0103_decisions_alerts.sql"),
-    },
-    Migration {
-        version: 104,
-        name: "letter_dispatch",
-        sql: include_str!("../../migrations/0104_letter_dispatch.sql"),
-    },
-    Migration {
-        version: 105,
-        name: "queue_vacuum",
-        sql: include_str!("../../migrations/0105_queue_vacuum.sql"),
-    },
+pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
+    101 "webhooks" => "0101_webhooks.sql",
+    102 "letters" => "0102_letters.sql",
+    103 "decisions_alerts" => "0103_decisions_alerts.sql",
+    104 "letter_dispatch" => "0104_letter_dispatch.sql",
+    105 "queue_vacuum" => "0105_queue_vacuum.sql",
 ];
