@@ -1,0 +1,320 @@
+//! The services of the scenario, its steps and waits, and the requests for the figures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use assignment::FixedClock;
+use rz_proto::access::v1 as acc;
+use rz_proto::access::v1::access_service_client::AccessServiceClient;
+use rz_proto::assignment::v1 as asg;
+use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
+use rz_proto::reporting::v1 as pb;
+use rz_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
+use rz_proto::types::v1 as types;
+use rz_stack::{Landscape, M, OLD, P1, P2, P3, PV1, d, key_of, period};
+use sqlx::PgPool;
+use tonic::transport::Channel;
+
+pub(crate) struct Stack {
+    pub(crate) registration: RegistrationServiceClient<Channel>,
+    pub(crate) access: AccessServiceClient<Channel>,
+    pub(crate) assignment: AssignmentServiceClient<Channel>,
+    pub(crate) reporting: ReportingServiceClient<Channel>,
+    pub(crate) clock: Arc<FixedClock>,
+    pub(crate) registration_db: PgPool,
+    pub(crate) access_db: PgPool,
+    pub(crate) assignment_db: PgPool,
+    pub(crate) reporting_db: PgPool,
+    /// The running services (its drop stops them).
+    pub(crate) _stack: rz_stack::Stack,
+}
+
+/// Reporting first (it ensures the streams and consumes from their start), then registration,
+/// access 0222 and assignment (its date 2022-06-27).
+pub(crate) async fn spawn_stack() -> Stack {
+    let mut stack = rz_stack::Stack::builder()
+        .reporting()
+        .access(M)
+        // products are amended on TODAY, while they are still active
+        .access_config(|c| c.access.today = Some(d(TODAY)))
+        .assignment()
+        .today(d("2022-06-27"))
+        .start()
+        .await;
+    Stack {
+        registration: stack.registration(),
+        access: stack.access(M),
+        assignment: stack.assignment(),
+        reporting: stack.reporting(),
+        clock: stack.clock(),
+        registration_db: stack.registration_service().pool.clone(),
+        access_db: stack.access_service(M).pool.clone(),
+        assignment_db: stack.assignment_service().pool.clone(),
+        reporting_db: stack.reporting_service().pool.clone(),
+        _stack: stack,
+    }
+}
+
+impl Stack {
+    pub(crate) async fn load_contracts(&mut self) {
+        let mut landscape = Landscape::new();
+        for agb in [P1, P2, P3, OLD, PV1] {
+            landscape = landscape.provider(agb, &format!("Zorg {agb}"));
+        }
+        for (agb, budget) in [(P1, 50_000_000), (P2, 30_000_000), (P3, 20_000_000)] {
+            landscape = landscape
+                .contract(agb, "IAJ", &["IAJ-ON"], "2022-07-01")
+                .budget(M, 2022, budget)
+                .budget(M, 2023, budget + 1_000);
+        }
+        landscape
+            .contract(OLD, "IAJ", &[], "2019-07-01")
+            .contract(PV1, "WIO", &["WIO-PV"], "2022-07-01")
+            .load(&mut self.registration)
+            .await;
+    }
+
+    pub(crate) async fn resident(&mut self, bsn: &str, birth: &str) {
+        self.access
+            .register_resident(acc::RegisterResidentRequest {
+                gender: String::new(),
+                ..rz_stack::resident_request(bsn, birth)
+            })
+            .await
+            .unwrap();
+    }
+
+    /// A case under `law` for the resident, opened on `date` (idempotency key `case-<bsn>`).
+    async fn open_case(&mut self, bsn: &str, law: types::Law, date: &str) -> acc::Case {
+        self.access
+            .open_case(acc::OpenCaseRequest {
+                idempotency_key: format!("case-{bsn}"),
+                bsn: bsn.into(),
+                law: law as i32,
+                date: date.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// A Jeugdwet application on `applied` decided on `decided`.
+    pub(crate) async fn youth(
+        &mut self,
+        bsn: &str,
+        applied: &str,
+        decided: &str,
+        grant: acc::ProductToGrant,
+    ) {
+        self.resident(bsn, "2012-05-01").await;
+        let case = self.open_case(bsn, types::Law::Jeugdwet, applied).await;
+        self.decide(&case.id, decided, grant).await;
+    }
+
+    /// A Wmo melding on `reported`, application and decision on `decided`.
+    pub(crate) async fn wmo(
+        &mut self,
+        bsn: &str,
+        reported: &str,
+        decided: &str,
+        grant: acc::ProductToGrant,
+    ) {
+        self.resident(bsn, "1960-01-10").await;
+        let case = self.open_case(bsn, types::Law::Wmo, reported).await;
+        self.access
+            .complete_investigation(acc::CompleteInvestigationRequest {
+                case_id: case.id.clone(),
+                date: decided.into(),
+            })
+            .await
+            .unwrap();
+        self.access
+            .submit_application(acc::SubmitApplicationRequest {
+                case_id: case.id.clone(),
+                date: decided.into(),
+            })
+            .await
+            .unwrap();
+        self.decide(&case.id, decided, grant).await;
+    }
+
+    pub(crate) async fn decide(&mut self, case_id: &str, date: &str, grant: acc::ProductToGrant) {
+        self.access
+            .decide(acc::DecideRequest {
+                case_id: case_id.into(),
+                date: date.into(),
+                grant: vec![grant],
+                refusal_reason: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the client has `n` assignments and returns them.
+    pub(crate) async fn assignments_of(&mut self, bsn: &str, n: usize) -> Vec<asg::Assignment> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = self
+                .assignment
+                .list_client_assignments(asg::ListClientAssignmentsRequest {
+                    municipality: M.into(),
+                    client_key: key_of(bsn),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .assignments;
+            if got.len() >= n {
+                return got;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{bsn}: {got:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until assignment applied an amendment: an active assignment of the client ends on `end`.
+    pub(crate) async fn wait_for_end(&mut self, bsn: &str, end: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = self.assignments_of(bsn, 1).await;
+            if got
+                .iter()
+                .any(|a| a.period.as_ref().is_some_and(|p| p.end == end))
+            {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{bsn}: {got:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub(crate) async fn start(&mut self, a: &asg::Assignment, date: &str) {
+        self.assignment
+            .report_start_of_care(asg::ReportStartOfCareRequest {
+                agb_code: a.agb_code.clone(),
+                municipality: M.into(),
+                assignment_number: a.number,
+                start_date: date.into(),
+            })
+            .await
+            .unwrap();
+    }
+
+    pub(crate) async fn import(&mut self, bsn: &str, start: &str, end: &str, started: bool) {
+        self.assignment
+            .import_assignment(asg::ImportAssignmentRequest {
+                idempotency_key: format!("imp-{bsn}"),
+                municipality: M.into(),
+                bsn: bsn.into(),
+                client_key: String::new(),
+                agb_code: OLD.into(),
+                subsegment_code: "IAJ-ON".into(),
+                product_code: String::new(),
+                period: period(start, end),
+                size: None,
+                budget_cents: 0,
+                started,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Waits until every service published its outbox and reporting applied every event.
+    pub(crate) async fn settle(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut unpublished = 0i64;
+            for db in [&self.registration_db, &self.access_db, &self.assignment_db] {
+                let n: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                        .fetch_one(db)
+                        .await
+                        .unwrap();
+                unpublished += n;
+            }
+            let status = self
+                .reporting
+                .get_status(pb::GetStatusRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            if unpublished == 0 && status.caught_up {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not settled: {unpublished} unpublished, {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub(crate) async fn figures(&mut self) -> Figures {
+        let r = &mut self.reporting;
+        Figures {
+            goals: r.goals(goals_request()).await.unwrap().into_inner(),
+            monthly: r
+                .monthly_figures(monthly_request())
+                .await
+                .unwrap()
+                .into_inner(),
+            handover: r
+                .handover_progress(handover_request())
+                .await
+                .unwrap()
+                .into_inner(),
+            budget: r
+                .budget_use(pb::BudgetUseRequest {
+                    year: 2022,
+                    municipality: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner(),
+            providers: r
+                .providers_per_segment(pb::ProvidersPerSegmentRequest {
+                    date: "2022-08-01".into(),
+                    municipality: M.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner(),
+        }
+    }
+}
+
+pub(crate) fn monthly_request() -> pb::MonthlyFiguresRequest {
+    pb::MonthlyFiguresRequest {
+        municipality: M.into(),
+        segment_code: String::new(),
+        from_month: "2022-06".into(),
+        to_month: "2023-03".into(),
+    }
+}
+
+pub(crate) const TODAY: &str = "2022-07-15";
+
+pub(crate) fn handover_request() -> pb::HandoverProgressRequest {
+    pb::HandoverProgressRequest {
+        deadline: "2023-01-01".into(),
+        as_of: TODAY.into(),
+    }
+}
+
+pub(crate) fn goals_request() -> pb::GoalsRequest {
+    pb::GoalsRequest {
+        municipality: M.into(),
+        from_month: "2022-06".into(),
+        to_month: "2023-03".into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Figures {
+    pub(crate) goals: pb::GoalsResponse,
+    pub(crate) monthly: pb::MonthlyFiguresResponse,
+    pub(crate) handover: pb::HandoverProgressResponse,
+    pub(crate) budget: pb::BudgetUseResponse,
+    pub(crate) providers: pb::ProvidersPerSegmentResponse,
+}
