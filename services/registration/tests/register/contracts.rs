@@ -10,6 +10,17 @@ enum Refusal {
     Code(tonic::Code),
 }
 
+/// ConcludeContract's arguments (AGB code, segment, subsegments, municipalities, start) and how
+/// it is refused.
+type Conclude = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static str,
+    Refusal,
+);
+
 fn assert_refused(err: &tonic::Status, want: &Refusal) {
     match want {
         Refusal::Invalid(field) => assert_invalid(err, field),
@@ -40,7 +51,7 @@ async fn contract_terms_extensions_termination_and_overlap() {
     // Malformed and unknown input; a second overlapping contract for the same subsegment and
     // municipality.
     #[rustfmt::skip]
-    let concluded: [(&str, &str, &[&str], &[&str], &str, Refusal); 8] = [
+    let concluded: [Conclude; 8] = [
         ("4100001", "WIO", &[], &[], "2022-07-01", Refusal::Invalid("agb_code")),
         ("41000001", "WIO", &["WIO-XX"], &[], "2022-07-01", Refusal::Invalid("subsegment_codes[0]")),
         ("41000001", "NOPE", &[], &[], "2022-07-01", Refusal::Invalid("segment_code")),
