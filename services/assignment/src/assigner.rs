@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use rz_domain::{Period, WorkingDays};
+use rz_domain::{AgbCode, ClientKey, GemeenteCode, Period, WorkingDays};
 use rz_eventing::{Namespace, NewEvent, outbox};
 use rz_proto::assignment::v1 as pb;
 use sqlx::{PgConnection, PgPool};
@@ -50,14 +50,14 @@ pub struct Assigner {
 /// Who gets the client, or why nobody does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
-    Chosen { agb_code: String, reason: String },
+    Chosen { agb_code: AgbCode, reason: String },
     NoneContracted { reason: String },
 }
 
 /// What the provider choice is about.
 #[derive(Debug, Clone, Copy)]
 pub struct ChoiceInput<'a> {
-    pub municipality: &'a str,
+    pub municipality: &'a GemeenteCode,
     pub subsegment: &'a str,
     pub date: NaiveDate,
     /// The resident's preferred provider, if any.
@@ -101,15 +101,19 @@ impl Assigner {
     async fn emit(
         &self,
         tx: &mut PgConnection,
-        municipality: &str,
-        agb: Option<&str>,
+        municipality: &GemeenteCode,
+        agb: Option<&AgbCode>,
         event: EventType,
         aggregate: &str,
         payload: &impl prost::Message,
     ) -> Result<()> {
         let e = NewEvent::new(
-            self.ns
-                .subject(CONTEXT, Some(municipality), agb, event.name),
+            self.ns.subject(
+                CONTEXT,
+                Some(municipality.as_str()),
+                agb.map(AgbCode::as_str),
+                event.name,
+            ),
             event.ce_type,
             format!("regiozorg/assignment/{municipality}"),
             aggregate,
@@ -213,7 +217,7 @@ impl Assigner {
     pub(crate) async fn product_fields(
         &self,
         f: &mut Fields,
-        municipality: Option<&str>,
+        municipality: Option<&GemeenteCode>,
         subsegment_code: &str,
         size: Option<&pb::Size>,
         budget_cents: i64,
@@ -234,7 +238,7 @@ impl Assigner {
             );
         }
         if let Some(m) = municipality
-            && !catalogue.municipalities.contains(m)
+            && !catalogue.municipalities.contains(m.as_str())
         {
             f.push("municipality", "is not a municipality of the region");
         }
@@ -261,10 +265,14 @@ impl Assigner {
     /// client access does not know, the BSN this service received directly (315, import).
     pub(crate) async fn client_block(
         &self,
-        municipality: &str,
-        client_key: &str,
+        municipality: &GemeenteCode,
+        client_key: &ClientKey,
     ) -> Result<pb::Client> {
-        match self.upstream.client(municipality, client_key).await? {
+        match self
+            .upstream
+            .client(municipality.as_str(), client_key.as_str())
+            .await?
+        {
             ClientLookup::Found(c) => Ok(*c),
             ClientLookup::Unknown | ClientLookup::NoAccess => {
                 let mut conn = self.pool.acquire().await?;
@@ -305,10 +313,12 @@ impl Assigner {
             preferred,
         } = input;
         let prefix = match preferred.filter(|p| !p.is_empty()) {
-            Some(p) => match cache.check(&self.upstream, p, s, m, d).await? {
+            Some(p) => match cache.check(&self.upstream, p, s, m.as_str(), d).await? {
                 Some(contract) => {
                     return Ok(Choice::Chosen {
-                        agb_code: p.to_owned(),
+                        agb_code: AgbCode::parse(p).map_err(|e| {
+                            Error::Upstream(format!("contracted preferred provider: {e}"))
+                        })?,
                         reason: format!(
                             "preferred provider {p} (the resident's choice) is contracted for {s} in {m} on {d} (contract {contract})"
                         ),
@@ -318,7 +328,7 @@ impl Assigner {
             },
             None => "no preferred provider; ".to_owned(),
         };
-        let contracted = cache.list(&self.upstream, s, m, d).await?;
+        let contracted = cache.list(&self.upstream, s, m.as_str(), d).await?;
         if contracted.is_empty() {
             return Ok(Choice::NoneContracted {
                 reason: format!("{prefix}no provider is contracted for {s} in {m} on {d}"),
@@ -331,7 +341,7 @@ impl Assigner {
             .into_iter()
             .map(|(agb, budget)| Candidate {
                 caseload: loads
-                    .get(&agb)
+                    .get(agb.as_str())
                     .copied()
                     .and_then(|n| u64::try_from(n).ok())
                     .unwrap_or(0),
@@ -356,8 +366,8 @@ impl Assigner {
     pub(crate) async fn stacked(
         &self,
         tx: &mut PgConnection,
-        municipality: &str,
-        client_key: &str,
+        municipality: &GemeenteCode,
+        client_key: &ClientKey,
         subsegment: &str,
         period: &Period,
         except: Option<u32>,
@@ -385,7 +395,7 @@ impl Assigner {
         a: &mut Assignment,
         client: &pb::Client,
     ) -> Result<()> {
-        a.number = store::next_number(tx, &a.municipality).await?;
+        a.number = store::next_number(tx, a.municipality.as_str()).await?;
         store::insert_assignment(tx, a).await?;
         self.emit_to_provider(tx, a, client, events::ISSUED).await?;
         self.emit_lifecycle(tx, a, "issued").await?;

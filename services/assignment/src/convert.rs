@@ -71,9 +71,9 @@ pub fn assignment_pb(a: &Assignment) -> pb::Assignment {
     };
     pb::Assignment {
         number: a.number,
-        municipality: a.municipality.clone(),
-        client_key: a.client_key.clone(),
-        agb_code: a.agb_code.clone(),
+        municipality: a.municipality.to_string(),
+        client_key: a.client_key.to_string(),
+        agb_code: a.agb_code.to_string(),
         law: law_pb(a.law) as i32,
         segment_code: a.segment_code.clone(),
         subsegment_code: a.subsegment_code.clone(),
@@ -103,9 +103,9 @@ pub fn request_pb(r: &ProviderRequest) -> pb::ProviderRequest {
     pb::ProviderRequest {
         id: r.id.to_string(),
         kind: r.kind.code().to_owned(),
-        agb_code: r.agb_code.clone(),
-        municipality: r.municipality.clone(),
-        client_key: r.client_key.clone(),
+        agb_code: r.agb_code.to_string(),
+        municipality: r.municipality.to_string(),
+        client_key: r.client_key.to_string(),
         subsegment_code: r.subsegment_code.clone(),
         assignment_number: r.assignment_number.unwrap_or(0),
         status: match r.status {
@@ -120,7 +120,11 @@ pub fn request_pb(r: &ProviderRequest) -> pb::ProviderRequest {
         referrer: r.referrer.as_ref().map(|x| pb::Referrer {
             r#type: x.kind.clone(),
             name: x.name.clone(),
-            agb_code: x.agb_code.clone(),
+            agb_code: x
+                .agb_code
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         }),
         resulting_assignment_number: r.resulting_assignment_number.unwrap_or(0),
     }
@@ -130,8 +134,8 @@ pub fn unassigned_pb(u: &crate::store::Unassigned) -> pb::UnassignedProduct {
     pb::UnassignedProduct {
         granted_product_id: u.granted_product_id.clone(),
         granted_version: u.granted_version,
-        municipality: u.municipality.clone(),
-        client_key: u.client_key.clone(),
+        municipality: u.municipality.to_string(),
+        client_key: u.client_key.to_string(),
         law: law_pb(u.law) as i32,
         segment_code: u.segment_code.clone(),
         subsegment_code: u.subsegment_code.clone(),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use rz_domain::{ClientKey, GemeenteCode, Period, parse_date};
+use rz_domain::{AgbCode, ClientKey, GemeenteCode, Period, parse_date};
 use rz_eventing::{ConsumerSpec, Event, HandleError, Handler, Namespace};
 use rz_proto::access::v1 as acc;
 use rz_proto::assignment::v1 as pb;
@@ -129,7 +129,7 @@ enum Answer {
     /// A municipality's client blocks by client key.
     Clients(String, Vec<(String, pb::Client)>),
     Check(String, String, String, NaiveDate, Option<String>),
-    List(String, String, NaiveDate, Vec<(String, i64)>),
+    List(String, String, NaiveDate, Vec<(AgbCode, i64)>),
     Failed,
 }
 
@@ -300,9 +300,8 @@ impl Assigner {
         pre: &Prefetched,
     ) -> Result<()> {
         let m = GemeenteCode::parse(&e.municipality)
-            .map_err(|_| malformed(format!("municipality `{}`", e.municipality)))?
-            .to_string();
-        if !self.upstream.has_access(&m) {
+            .map_err(|_| malformed(format!("municipality `{}`", e.municipality)))?;
+        if !self.upstream.has_access(m.as_str()) {
             return Err(Error::rule(
                 "decision.access_configured",
                 "municipality",
@@ -329,7 +328,7 @@ impl Assigner {
     async fn assign_product(
         &self,
         tx: &mut PgConnection,
-        m: &str,
+        m: &GemeenteCode,
         case: &acc::Case,
         p: &acc::GrantedProduct,
         decided_on: NaiveDate,
@@ -345,7 +344,7 @@ impl Assigner {
         } else {
             &p.client_key
         };
-        let key = ClientKey::parse(key).map_err(malformed)?.to_string();
+        let key = ClientKey::parse(key).map_err(malformed)?;
         let law = law_from_pb(p.law)
             .or_else(|| law_from_pb(case.law))
             .ok_or_else(|| malformed(format!("granted product {} has no law", p.id)))?;
@@ -376,9 +375,9 @@ impl Assigner {
             SizeFields::PRODUCT,
         )
         .map_err(|e| malformed(format!("granted product {}: {e:?}", p.id)))?;
-        let lookup = match pre.clients.get(&(m.to_owned(), key.clone())) {
+        let lookup = match pre.clients.get(&(m.to_string(), key.to_string())) {
             Some(c) => ClientLookup::Found(Box::new(c.clone())),
-            None => self.upstream.client(m, &key).await?,
+            None => self.upstream.client(m.as_str(), key.as_str()).await?,
         };
         let client = match lookup {
             ClientLookup::Found(c) => *c,
@@ -395,7 +394,7 @@ impl Assigner {
         let not_assigned = |code: &str, reason: String| Unassigned {
             granted_product_id: p.id.clone(),
             granted_version: p.version,
-            municipality: m.to_owned(),
+            municipality: m.clone(),
             client_key: key.clone(),
             law,
             segment_code: segment.clone(),
@@ -436,7 +435,7 @@ impl Assigner {
             }
         };
         let mut a = Assignment {
-            municipality: m.to_owned(),
+            municipality: m.clone(),
             number: 0,
             client_key: key,
             agb_code,

@@ -5,6 +5,7 @@ use rz_domain::{AgbCode, FieldError, GemeenteCode, Period, ProductCode, parse_da
 use rz_proto::types::v1 as types;
 
 use crate::domain::MAX_NUMBER;
+use crate::error::Error;
 use crate::upstream::SubsegmentInfo;
 
 pub(crate) use rz_domain::Fields;
@@ -25,16 +26,53 @@ pub(crate) fn product_code(f: &mut Fields, sub: Option<&SubsegmentInfo>, given: 
     .unwrap_or_default()
 }
 
-pub(crate) fn agb(field: &str, v: &str) -> Result<String, FieldError> {
-    AgbCode::parse(v)
-        .map(|a| a.to_string())
-        .map_err(|e| e.at(field))
+pub(crate) fn agb(field: &str, v: &str) -> Result<AgbCode, FieldError> {
+    AgbCode::parse(v).map_err(|e| e.at(field))
 }
 
-pub(crate) fn municipality(field: &str, v: &str) -> Result<String, FieldError> {
-    GemeenteCode::parse(v)
-        .map(|m| m.to_string())
-        .map_err(|e| e.at(field))
+pub(crate) fn municipality(field: &str, v: &str) -> Result<GemeenteCode, FieldError> {
+    GemeenteCode::parse(v).map_err(|e| e.at(field))
+}
+
+/// An optional municipality: `None` when the field is empty.
+pub(crate) fn optional_municipality(f: &mut Fields, field: &str, v: &str) -> Option<GemeenteCode> {
+    if v.is_empty() {
+        None
+    } else {
+        f.check(municipality(field, v))
+    }
+}
+
+/// A request without a value that [`Fields::finish`] would have named as malformed (does not
+/// happen: for the `let ... else` after `finish`).
+pub(crate) fn incomplete() -> Error {
+    Error::field("request", "incomplete")
+}
+
+/// The provider, municipality and assignment number a provider's message names (fields
+/// `agb_code`, `municipality`, `assignment_number`); `None` when one is malformed.
+pub(crate) fn provider_assignment(
+    f: &mut Fields,
+    agb_code: &str,
+    municipality_code: &str,
+    assignment_number: u32,
+) -> Option<(AgbCode, GemeenteCode, u32)> {
+    let agb = f.check(agb("agb_code", agb_code));
+    let m = f.check(municipality("municipality", municipality_code));
+    let n = f.check(number("assignment_number", assignment_number));
+    Some((agb?, m?, n?))
+}
+
+/// The municipality and assignment number a request names (fields `municipality`,
+/// `assignment_number`); `None` when one is malformed.
+pub(crate) fn assignment_id(
+    f: &mut Fields,
+    municipality_code: &str,
+    assignment_number: u32,
+) -> Option<(GemeenteCode, u32)> {
+    let m = f.check(municipality("municipality", municipality_code));
+    let n = f.check(number("assignment_number", assignment_number));
+    Some((m?, n?))
 }
 
 pub(crate) fn number(field: &str, v: u32) -> Result<u32, FieldError> {

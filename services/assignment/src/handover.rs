@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use rz_domain::Period;
+use rz_domain::{GemeenteCode, Period};
 use rz_platform::ApiError;
 use rz_proto::assignment::v1 as pb;
 
@@ -60,14 +60,10 @@ impl Assigner {
     ) -> Result<pb::RunHandoverResponse> {
         let mut f = Fields::default();
         let as_of = f.check(fields::date("as_of", &r.as_of));
-        let m = if r.municipality.is_empty() {
-            None
-        } else {
-            f.check(fields::municipality("municipality", &r.municipality))
-        };
+        let m = fields::optional_municipality(&mut f, "municipality", &r.municipality);
         f.finish()?;
         let o = self
-            .run_handover(as_of.unwrap_or_default(), m.as_deref(), None)
+            .run_handover(as_of.unwrap_or_default(), m.as_ref(), None)
             .await?;
         Ok(pb::RunHandoverResponse {
             examined: o.examined,
@@ -84,7 +80,7 @@ impl Assigner {
     pub async fn run_handover(
         &self,
         as_of: NaiveDate,
-        municipality: Option<&str>,
+        municipality: Option<&GemeenteCode>,
         limit: Option<usize>,
     ) -> Result<HandoverOutcome> {
         // First the cheap part, in order and page by page (only the assignments that need a
@@ -103,7 +99,7 @@ impl Assigner {
                     .await?
             };
             let Some(last) = page.last() else { break };
-            after = Some((last.municipality.clone(), i64::from(last.number)));
+            after = Some((last.municipality.to_string(), i64::from(last.number)));
             let full = page.len() as i64 == CANDIDATE_PAGE;
             for a in page.into_iter().take(left) {
                 left -= 1;
@@ -147,9 +143,9 @@ impl Assigner {
         if cache
             .check(
                 &self.upstream,
-                &a.agb_code,
+                a.agb_code.as_str(),
                 &a.subsegment_code,
-                &a.municipality,
+                a.municipality.as_str(),
                 as_of,
             )
             .await?
@@ -164,7 +160,7 @@ impl Assigner {
         // The replacements for one subsegment in one municipality stay in one lane, in order:
         // each choice weighs the caseloads the ones before it left (so a run gives the same
         // result however it is split up), and a client's stacking check sees them.
-        lanes[lane(&a.municipality, &a.subsegment_code)].push(a);
+        lanes[lane(a.municipality.as_str(), &a.subsegment_code)].push(a);
         Ok(())
     }
 
@@ -239,7 +235,10 @@ impl Assigner {
                     municipality: &m,
                     subsegment: &s,
                     date: start,
-                    preferred: old.preferred_agb.as_deref().filter(|p| *p != old.agb_code),
+                    preferred: old
+                        .preferred_agb
+                        .as_deref()
+                        .filter(|p| *p != old.agb_code.as_str()),
                 },
                 cache,
             )

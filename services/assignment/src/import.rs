@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::{StreamExt, stream};
-use rz_domain::{Bsn, ClientKey, Period};
+use rz_domain::{AgbCode, Bsn, ClientKey, GemeenteCode, Period};
 use rz_platform::ApiError;
 use rz_proto::assignment::v1 as pb;
 use sqlx::{Acquire, PgConnection};
@@ -46,10 +46,10 @@ type ContractMemo =
 pub(crate) struct PreparedImport {
     idempotency_key: String,
     fingerprint: String,
-    municipality: String,
-    agb_code: String,
+    municipality: GemeenteCode,
+    agb_code: AgbCode,
     bsn: Option<Bsn>,
-    client_key: String,
+    client_key: ClientKey,
     sub: SubsegmentInfo,
     extent: Extent,
     product_code: String,
@@ -199,7 +199,7 @@ impl Assigner {
             match result {
                 Ok(stored) => {
                     let a = stored.assignment();
-                    o.municipality = a.municipality.clone();
+                    o.municipality = a.municipality.to_string();
                     o.number = a.number;
                     o.replayed = matches!(stored, Stored::Replayed(_));
                 }
@@ -281,7 +281,7 @@ impl Assigner {
         } = self
             .product_fields(
                 &mut f,
-                m.as_deref(),
+                m.as_ref(),
                 &r.subsegment_code,
                 r.size.as_ref(),
                 r.budget_cents,
@@ -305,17 +305,21 @@ impl Assigner {
         else {
             return Err(Error::field("request", "incomplete"));
         };
-        let key = key.to_string();
         let cell = memo
             .lock()
             .await
-            .entry((agb.clone(), sub.code.clone(), m.clone(), period.start()))
+            .entry((
+                agb.to_string(),
+                sub.code.clone(),
+                m.to_string(),
+                period.start(),
+            ))
             .or_default()
             .clone();
         let contract = cell
             .get_or_try_init(|| {
                 self.upstream
-                    .check_contracted(&agb, &sub.code, &m, period.start())
+                    .check_contracted(agb.as_str(), &sub.code, m.as_str(), period.start())
             })
             .await?
             .clone();
@@ -330,7 +334,7 @@ impl Assigner {
                 ),
             ));
         };
-        let client = match (self.upstream.client(&m, &key).await?, &bsn) {
+        let client = match (self.upstream.client(m.as_str(), key.as_str()).await?, &bsn) {
             (ClientLookup::Found(c), _) => *c,
             (_, Some(b)) => pb::Client {
                 bsn: b.as_str().to_owned(),
@@ -341,7 +345,7 @@ impl Assigner {
         let fingerprint = fingerprint(
             "import_assignment",
             &pb::ImportAssignmentRequest {
-                bsn: key.clone(),
+                bsn: key.to_string(),
                 ..r.clone()
             },
         );
@@ -382,8 +386,11 @@ impl Assigner {
             Claim::Replay(resource) => {
                 let (rm, rn) = resource.split_once('/').unwrap_or_default();
                 let n: u32 = rn.parse().unwrap_or(0);
-                return store::load_assignment(tx, rm, n, false)
-                    .await?
+                let stored = match GemeenteCode::parse(rm) {
+                    Ok(rm) => store::load_assignment(tx, &rm, n, false).await?,
+                    Err(_) => None,
+                };
+                return stored
                     .map(|a| Stored::Replayed(Box::new(a)))
                     .ok_or_else(|| Error::not_found(format!("assignment {resource}")));
             }
@@ -392,7 +399,7 @@ impl Assigner {
         }
         let m = &p.municipality;
         if let Some(b) = &p.bsn {
-            store::save_identity(tx, m, &p.client_key, b.as_str()).await?;
+            store::save_identity(tx, m, &p.client_key, b).await?;
         }
         if let Some(other) = self
             .stacked(tx, m, &p.client_key, &p.sub.code, &p.period, None)

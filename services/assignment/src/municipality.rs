@@ -10,7 +10,7 @@ use crate::convert::{assignment_pb, request_pb};
 use crate::domain::{Assignment, ChangeReason, Extent, Origin, RequestKind, RequestStatus, Status};
 use crate::error::{Error, Result};
 use crate::fields::{self, Fields};
-use crate::provider::not_found;
+use crate::provider::lock_assignment;
 use crate::store::{self, AssignmentFilter};
 
 impl Assigner {
@@ -76,7 +76,12 @@ impl Assigner {
                     })?;
                 let Some(contract) = self
                     .upstream
-                    .check_contracted(&current.agb_code, &sub.code, &m, period.start())
+                    .check_contracted(
+                        current.agb_code.as_str(),
+                        &sub.code,
+                        m.as_str(),
+                        period.start(),
+                    )
                     .await?
                 else {
                     return Err(Error::rule(
@@ -160,9 +165,7 @@ impl Assigner {
             }
             (None, None, Some(client)) => {
                 let n = req.assignment_number.unwrap_or(0);
-                let mut a = store::load_assignment(&mut tx, &m, n, true)
-                    .await?
-                    .ok_or_else(|| not_found(&m, n))?;
+                let mut a = lock_assignment(&mut tx, &m, n).await?;
                 if !a.status.is_active() {
                     return Err(Error::rule(
                         "change.assignment_active",
@@ -196,24 +199,19 @@ impl Assigner {
     /// Withdraws an assignment from a date on; never with retroactive effect.
     pub async fn withdraw(&self, r: pb::WithdrawAssignmentRequest) -> Result<pb::Assignment> {
         let mut f = Fields::default();
-        let m = f.check(fields::municipality("municipality", &r.municipality));
-        let n = f.check(fields::number("assignment_number", r.assignment_number));
+        let named = fields::assignment_id(&mut f, &r.municipality, r.assignment_number);
         let date = f.check(fields::date("date", &r.date));
         f.non_empty("reason", &r.reason);
         f.finish()?;
-        let (m, n, date) = (
-            m.unwrap_or_default(),
-            n.unwrap_or_default(),
-            date.unwrap_or_default(),
-        );
+        let (Some((m, n)), Some(date)) = (named, date) else {
+            return Err(fields::incomplete());
+        };
         let today = self.today();
         let current = self.load(&m, n).await?;
         current.clone().withdraw(date, today, &r.reason)?;
         let client = self.client_block(&m, &current.client_key).await?;
         let mut tx = self.pool.begin().await?;
-        let mut a = store::load_assignment(&mut tx, &m, n, true)
-            .await?
-            .ok_or_else(|| not_found(&m, n))?;
+        let mut a = lock_assignment(&mut tx, &m, n).await?;
         a.withdraw(date, today, &r.reason)?;
         self.save_changed(&mut tx, &a, &client, "withdrawn").await?;
         // A withdrawn replacement frees its handover: the old assignment can be handed over again.
@@ -231,13 +229,10 @@ impl Assigner {
 
     pub async fn get_assignment(&self, r: pb::GetAssignmentRequest) -> Result<pb::Assignment> {
         let mut f = Fields::default();
-        let m = f.check(fields::municipality("municipality", &r.municipality));
-        let n = f.check(fields::number("assignment_number", r.assignment_number));
+        let named = fields::assignment_id(&mut f, &r.municipality, r.assignment_number);
         f.finish()?;
-        let a = self
-            .load(&m.unwrap_or_default(), n.unwrap_or_default())
-            .await?;
-        Ok(assignment_pb(&a))
+        let (m, n) = named.ok_or_else(fields::incomplete)?;
+        Ok(assignment_pb(&self.load(&m, n).await?))
     }
 
     pub async fn list_client_assignments(
@@ -253,7 +248,7 @@ impl Assigner {
             &mut conn,
             &AssignmentFilter {
                 municipality: m,
-                client_key: key.map(|k| k.to_string()),
+                client_key: key,
                 ..Default::default()
             },
         )
@@ -271,11 +266,7 @@ impl Assigner {
     ) -> Result<pb::ListChainDeadlinesResponse> {
         let mut f = Fields::default();
         let as_of = f.check(fields::date("as_of", &r.as_of));
-        let m = if r.municipality.is_empty() {
-            None
-        } else {
-            f.check(fields::municipality("municipality", &r.municipality))
-        };
+        let m = fields::optional_municipality(&mut f, "municipality", &r.municipality);
         f.finish()?;
         let as_of = as_of.unwrap_or_default();
         let mut conn = self.pool.acquire().await?;
@@ -288,15 +279,15 @@ impl Assigner {
             },
         )
         .await?;
-        let open = store::open_requests(&mut conn, m.as_deref()).await?;
+        let open = store::open_requests(&mut conn, m.as_ref()).await?;
         let mut deadlines: Vec<pb::ChainDeadline> = issued
             .iter()
             .map(|a| {
                 let due = Self::chain_due(a.period.start());
                 pb::ChainDeadline {
                     kind: "start_of_care".into(),
-                    municipality: a.municipality.clone(),
-                    agb_code: a.agb_code.clone(),
+                    municipality: a.municipality.to_string(),
+                    agb_code: a.agb_code.to_string(),
                     assignment_number: a.number,
                     request_id: String::new(),
                     due: due.to_string(),
@@ -305,8 +296,8 @@ impl Assigner {
             })
             .chain(open.iter().map(|q| pb::ChainDeadline {
                 kind: "request_answer".into(),
-                municipality: q.municipality.clone(),
-                agb_code: q.agb_code.clone(),
+                municipality: q.municipality.to_string(),
+                agb_code: q.agb_code.to_string(),
                 assignment_number: q.assignment_number.unwrap_or(0),
                 request_id: q.id.to_string(),
                 due: q.answer_due.to_string(),

@@ -2,8 +2,9 @@
 //! (315) and a request to change one (317). A provider names itself and may only touch its own
 //! assignments.
 
-use rz_domain::{Bsn, ClientKey, Referrer, RequestReason};
+use rz_domain::{Bsn, ClientKey, GemeenteCode, Referrer, RequestReason};
 use rz_proto::assignment::v1 as pb;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use rz_platform::idempotency::fingerprint;
@@ -34,33 +35,56 @@ pub(crate) fn one_open_rule(open: &ProviderRequest) -> Error {
 }
 
 impl Assigner {
-    pub(crate) async fn load(&self, municipality: &str, number: u32) -> Result<Assignment> {
+    pub(crate) async fn load(
+        &self,
+        municipality: &GemeenteCode,
+        number: u32,
+    ) -> Result<Assignment> {
         let mut conn = self.pool.acquire().await?;
         store::load_assignment(&mut conn, municipality, number, false)
             .await?
             .ok_or_else(|| not_found(municipality, number))
     }
 
+    /// Claims a provider's idempotency key for `req` and stores it as an open request: `Some`
+    /// answers a replay of the key with the request stored before; a key used for another request,
+    /// or another open request like it (`still_open` says which), is refused.
+    async fn insert_open_request(
+        &self,
+        tx: &mut PgConnection,
+        req: &ProviderRequest,
+        (idempotency_key, operation, fingerprint): (&str, &str, &str),
+        still_open: &str,
+    ) -> Result<Option<pb::ProviderRequest>> {
+        let key = format!("{}/{idempotency_key}", req.agb_code);
+        match store::claim_key(tx, &key, operation, fingerprint, &req.id.to_string()).await? {
+            Claim::Replay(id) => return self.request_by_id(tx, &id).await.map(Some),
+            Claim::Conflict => return Err(key_conflict()),
+            Claim::New => {}
+        }
+        if let Some(open) = store::open_request_like(tx, req).await? {
+            return Err(one_open_rule(&open));
+        }
+        if !store::insert_request(tx, req).await? {
+            return Err(Error::rule("request.one_open", "request", still_open));
+        }
+        Ok(None)
+    }
+
     /// Start of care (305). When this assignment replaces another (handover), the old one ends
     /// the day before.
     pub async fn report_start(&self, r: pb::ReportStartOfCareRequest) -> Result<pb::Assignment> {
         let mut f = Fields::default();
-        let agb = f.check(fields::agb("agb_code", &r.agb_code));
-        let m = f.check(fields::municipality("municipality", &r.municipality));
-        let n = f.check(fields::number("assignment_number", r.assignment_number));
+        let named =
+            fields::provider_assignment(&mut f, &r.agb_code, &r.municipality, r.assignment_number);
         let date = f.check(fields::date("start_date", &r.start_date));
         f.finish()?;
-        let (agb, m, n, date) = (
-            agb.unwrap_or_default(),
-            m.unwrap_or_default(),
-            n.unwrap_or_default(),
-            date.unwrap_or_default(),
-        );
+        let (Some((agb, m, n)), Some(date)) = (named, date) else {
+            return Err(fields::incomplete());
+        };
         // Most starts replace nothing: one transaction, the rules checked under the row lock.
         let mut tx = self.pool.begin().await?;
-        let mut a = store::load_assignment(&mut tx, &m, n, true)
-            .await?
-            .ok_or_else(|| not_found(&m, n))?;
+        let mut a = lock_assignment(&mut tx, &m, n).await?;
         a.start_care(&agb, date)?;
         if a.replaces_number.is_none() {
             store::update_assignment(&mut tx, &a).await?;
@@ -79,9 +103,7 @@ impl Assigner {
             None => None,
         };
         let mut tx = self.pool.begin().await?;
-        let mut a = store::load_assignment(&mut tx, &m, n, true)
-            .await?
-            .ok_or_else(|| not_found(&m, n))?;
+        let mut a = lock_assignment(&mut tx, &m, n).await?;
         a.start_care(&agb, date)?;
         store::update_assignment(&mut tx, &a).await?;
         self.emit_lifecycle(&mut tx, &a, "started").await?;
@@ -100,9 +122,8 @@ impl Assigner {
     /// Stop of care (307).
     pub async fn report_stop(&self, r: pb::ReportStopOfCareRequest) -> Result<pb::Assignment> {
         let mut f = Fields::default();
-        let agb = f.check(fields::agb("agb_code", &r.agb_code));
-        let m = f.check(fields::municipality("municipality", &r.municipality));
-        let n = f.check(fields::number("assignment_number", r.assignment_number));
+        let named =
+            fields::provider_assignment(&mut f, &r.agb_code, &r.municipality, r.assignment_number);
         let date = f.check(fields::date("end_date", &r.end_date));
         if r.end_reason.is_empty() {
             f.push(
@@ -111,16 +132,11 @@ impl Assigner {
             );
         }
         f.finish()?;
-        let (agb, m, n, date) = (
-            agb.unwrap_or_default(),
-            m.unwrap_or_default(),
-            n.unwrap_or_default(),
-            date.unwrap_or_default(),
-        );
+        let (Some((agb, m, n)), Some(date)) = (named, date) else {
+            return Err(fields::incomplete());
+        };
         let mut tx = self.pool.begin().await?;
-        let mut a = store::load_assignment(&mut tx, &m, n, true)
-            .await?
-            .ok_or_else(|| not_found(&m, n))?;
+        let mut a = lock_assignment(&mut tx, &m, n).await?;
         a.stop_care(&agb, date, &r.end_reason)?;
         store::update_assignment(&mut tx, &a).await?;
         self.emit_lifecycle(&mut tx, &a, "stopped").await?;
@@ -151,14 +167,16 @@ impl Assigner {
                 None
             }
             Some(x) => {
-                if !x.agb_code.is_empty() {
-                    f.check(fields::agb("referrer.agb_code", &x.agb_code));
-                }
+                let agb_code = if x.agb_code.is_empty() {
+                    None
+                } else {
+                    f.check(fields::agb("referrer.agb_code", &x.agb_code))
+                };
                 f.check(Referrer::from_code(&x.r#type).map_err(|e| e.at("referrer.type")))
                     .map(|_| ReferrerInfo {
                         kind: x.r#type.clone(),
                         name: x.name.trim().to_owned(),
-                        agb_code: x.agb_code.clone(),
+                        agb_code,
                     })
             }
         };
@@ -169,7 +187,7 @@ impl Assigner {
         } = self
             .product_fields(
                 &mut f,
-                m.as_deref(),
+                m.as_ref(),
                 &r.subsegment_code,
                 r.size.as_ref(),
                 r.budget_cents,
@@ -179,11 +197,11 @@ impl Assigner {
         f.finish()?;
         let (Some(agb), Some(m), Some(bsn), Some(period), Some(sub)) = (agb, m, bsn, period, sub)
         else {
-            return Err(Error::field("request", "incomplete"));
+            return Err(fields::incomplete());
         };
         if self
             .upstream
-            .check_contracted(&agb, &sub.code, &m, period.start())
+            .check_contracted(agb.as_str(), &sub.code, m.as_str(), period.start())
             .await?
             .is_none()
         {
@@ -197,7 +215,7 @@ impl Assigner {
                 ),
             ));
         }
-        let key = ClientKey::derive(&self.secret, &bsn).to_string();
+        let key = ClientKey::derive(&self.secret, &bsn);
         let today = self.today();
         let req = ProviderRequest {
             id: Uuid::now_v7(),
@@ -224,35 +242,23 @@ impl Assigner {
         let fp = fingerprint(
             "request_assignment",
             &pb::RequestAssignmentRequest {
-                bsn: key.clone(),
+                bsn: key.to_string(),
                 ..r.clone()
             },
         );
         let mut tx = self.pool.begin().await?;
-        match store::claim_key(
-            &mut tx,
-            &format!("{agb}/{}", r.idempotency_key),
-            "request_assignment",
-            &fp,
-            &req.id.to_string(),
-        )
-        .await?
-        {
-            Claim::Replay(id) => return self.request_by_id(&mut tx, &id).await,
-            Claim::Conflict => return Err(key_conflict()),
-            Claim::New => {}
-        }
-        if let Some(open) = store::open_request_like(&mut tx, &req).await? {
-            return Err(one_open_rule(&open));
-        }
-        if !store::insert_request(&mut tx, &req).await? {
-            return Err(Error::rule(
-                "request.one_open",
-                "request",
+        if let Some(replayed) = self
+            .insert_open_request(
+                &mut tx,
+                &req,
+                (&r.idempotency_key, "request_assignment", &fp),
                 "another request for this client and subsegment is still open",
-            ));
+            )
+            .await?
+        {
+            return Ok(replayed);
         }
-        store::save_identity(&mut tx, &m, &key, bsn.as_str()).await?;
+        store::save_identity(&mut tx, &m, &key, &bsn).await?;
         tx.commit().await?;
         tracing::info!(request_id = %req.id, municipality = %m, agb_code = %agb, client_key = %key, subsegment = %req.subsegment_code, "assignment requested (315)");
         Ok(request_pb(&req))
@@ -274,18 +280,14 @@ impl Assigner {
     pub async fn request_change(&self, r: pb::RequestChangeRequest) -> Result<pb::ProviderRequest> {
         let mut f = Fields::default();
         f.non_empty("idempotency_key", &r.idempotency_key);
-        let agb = f.check(fields::agb("agb_code", &r.agb_code));
-        let m = f.check(fields::municipality("municipality", &r.municipality));
-        let n = f.check(fields::number("assignment_number", r.assignment_number));
+        let named =
+            fields::provider_assignment(&mut f, &r.agb_code, &r.municipality, r.assignment_number);
         f.check(RequestReason::from_code(&r.reason).map_err(|e| e.at("reason")));
         let new_end = f.check(fields::optional_date("new_end", &r.new_end));
         f.finish()?;
-        let (agb, m, n, new_end) = (
-            agb.unwrap_or_default(),
-            m.unwrap_or_default(),
-            n.unwrap_or_default(),
-            new_end.flatten(),
-        );
+        let (Some((agb, m, n)), Some(new_end)) = (named, new_end) else {
+            return Err(fields::incomplete());
+        };
         let a = self.load(&m, n).await?;
         if a.agb_code != agb {
             return Err(Error::rule(
@@ -351,28 +353,20 @@ impl Assigner {
             resulting_assignment_number: None,
         };
         let mut tx = self.pool.begin().await?;
-        match store::claim_key(
-            &mut tx,
-            &format!("{agb}/{}", r.idempotency_key),
-            "request_change",
-            &fingerprint("request_change", &r),
-            &req.id.to_string(),
-        )
-        .await?
-        {
-            Claim::Replay(id) => return self.request_by_id(&mut tx, &id).await,
-            Claim::Conflict => return Err(key_conflict()),
-            Claim::New => {}
-        }
-        if let Some(open) = store::open_request_like(&mut tx, &req).await? {
-            return Err(one_open_rule(&open));
-        }
-        if !store::insert_request(&mut tx, &req).await? {
-            return Err(Error::rule(
-                "request.one_open",
-                "request",
+        if let Some(replayed) = self
+            .insert_open_request(
+                &mut tx,
+                &req,
+                (
+                    &r.idempotency_key,
+                    "request_change",
+                    &fingerprint("request_change", &r),
+                ),
                 "another change request for this assignment is still open",
-            ));
+            )
+            .await?
+        {
+            return Ok(replayed);
         }
         tx.commit().await?;
         tracing::info!(request_id = %req.id, municipality = %m, number = n, agb_code = %agb, "change requested (317)");
@@ -385,11 +379,7 @@ impl Assigner {
     ) -> Result<pb::ListAssignmentsResponse> {
         let mut f = Fields::default();
         let agb = f.check(fields::agb("agb_code", &r.agb_code));
-        let m = if r.municipality.is_empty() {
-            None
-        } else {
-            f.check(fields::municipality("municipality", &r.municipality))
-        };
+        let m = fields::optional_municipality(&mut f, "municipality", &r.municipality);
         f.finish()?;
         let mut conn = self.pool.acquire().await?;
         let rows = store::list_assignments(
@@ -407,7 +397,18 @@ impl Assigner {
     }
 }
 
-pub(crate) fn not_found(municipality: &str, number: u32) -> Error {
+/// Loads assignment `number` of `municipality` and locks it for the rest of the transaction.
+pub(crate) async fn lock_assignment(
+    tx: &mut PgConnection,
+    municipality: &GemeenteCode,
+    number: u32,
+) -> Result<Assignment> {
+    store::load_assignment(tx, municipality, number, true)
+        .await?
+        .ok_or_else(|| not_found(municipality, number))
+}
+
+pub(crate) fn not_found(municipality: &GemeenteCode, number: u32) -> Error {
     Error::not_found(format!(
         "assignment {number} does not exist in municipality {municipality}"
     ))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use rz_domain::{ExecutionVariant, Law, ProductCode};
+use rz_domain::{AgbCode, ExecutionVariant, Law, ProductCode};
 use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as pb;
@@ -201,13 +201,13 @@ impl Upstream {
     }
 
     /// (AGB code, lumpsum budget in cents) of every provider contracted for `subsegment` in
-    /// `municipality` on `date`.
+    /// `municipality` on `date`; an AGB code that does not parse is an upstream error.
     pub async fn contracted_providers(
         &self,
         subsegment: &str,
         municipality: &str,
         date: NaiveDate,
-    ) -> Result<Vec<(String, i64)>> {
+    ) -> Result<Vec<(AgbCode, i64)>> {
         let r = self
             .registration
             .clone()
@@ -219,13 +219,16 @@ impl Upstream {
             .await
             .map_err(|s| call_error("registration", &s))?
             .into_inner();
-        Ok(r.providers
+        r.providers
             .into_iter()
             .filter_map(|p| {
-                p.provider
-                    .map(|provider| (provider.agb_code, p.lumpsum_budget_cents))
+                p.provider.map(|provider| {
+                    AgbCode::parse(&provider.agb_code)
+                        .map(|agb| (agb, p.lumpsum_budget_cents))
+                        .map_err(|e| Error::Upstream(format!("registration: {e}")))
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The client block (BSN, name, birth date) from the municipality's access instance.
@@ -306,7 +309,7 @@ fn client_block(c: acc::AssignmentClient) -> pb::Client {
 #[derive(Debug, Default, Clone)]
 pub struct ContractCache {
     checks: HashMap<(String, String, String, NaiveDate), Option<String>>,
-    lists: HashMap<(String, String, NaiveDate), Vec<(String, i64)>>,
+    lists: HashMap<(String, String, NaiveDate), Vec<(AgbCode, i64)>>,
 }
 
 impl ContractCache {
@@ -334,7 +337,7 @@ impl ContractCache {
         subsegment: &str,
         municipality: &str,
         date: NaiveDate,
-        providers: Vec<(String, i64)>,
+        providers: Vec<(AgbCode, i64)>,
     ) {
         let key = (subsegment.to_owned(), municipality.to_owned(), date);
         self.lists.insert(key, providers);
@@ -370,7 +373,7 @@ impl ContractCache {
         subsegment: &str,
         municipality: &str,
         date: NaiveDate,
-    ) -> Result<Vec<(String, i64)>> {
+    ) -> Result<Vec<(AgbCode, i64)>> {
         let key = (subsegment.to_owned(), municipality.to_owned(), date);
         if let Some(v) = self.lists.get(&key) {
             return Ok(v.clone());

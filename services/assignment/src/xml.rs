@@ -273,9 +273,9 @@ fn upload_error(path: &str, rule: &str, code: ReturnCode) -> pb::UploadError {
 }
 
 impl Assigner {
-    async fn return_header(&self, municipality: &str) -> Result<ist::ReturnHeader> {
+    async fn return_header(&self, municipality: &GemeenteCode) -> Result<ist::ReturnHeader> {
         let mut conn = self.pool.acquire().await?;
-        let n = store::next_message_number(&mut conn, municipality).await?;
+        let n = store::next_message_number(&mut conn, municipality.as_str()).await?;
         Ok(ist::ReturnHeader {
             message_id: MessageId::parse(&n.to_string())?,
             message_date: self.today(),
@@ -289,16 +289,12 @@ impl Assigner {
     ) -> Result<pb::FetchProviderMessagesResponse> {
         let mut f = Fields::default();
         let agb = f.check(fields::agb("agb_code", &r.agb_code));
-        let m = if r.municipality.is_empty() {
-            None
-        } else {
-            f.check(fields::municipality("municipality", &r.municipality))
-        };
+        let m = fields::optional_municipality(&mut f, "municipality", &r.municipality);
         let since = f.check(fields::optional_date("since", &r.since)).flatten();
         f.finish()?;
-        let agb = agb.unwrap_or_default();
+        let agb = agb.ok_or_else(fields::incomplete)?;
         let mut conn = self.pool.acquire().await?;
-        let rows = store::list_provider_messages(&mut conn, &agb, m.as_deref(), since).await?;
+        let rows = store::list_provider_messages(&mut conn, &agb, m.as_ref(), since).await?;
         let mut out = pb::FetchProviderMessagesResponse::default();
         for row in rows {
             match self.render_stored(&mut conn, &agb, &row).await {
@@ -323,15 +319,15 @@ impl Assigner {
     async fn render_stored(
         &self,
         conn: &mut sqlx::PgConnection,
-        agb: &str,
+        agb: &AgbCode,
         row: &store::StoredMessage,
     ) -> std::result::Result<(String, String), String> {
         let e = |x: rz_domain::FieldError| x.to_string();
         let header = |law: Law| -> std::result::Result<ist::Header, String> {
             Ok(ist::Header {
                 law,
-                sender_municipality: GemeenteCode::parse(&row.municipality).map_err(e)?,
-                receiver_agb: AgbCode::parse(agb).map_err(e)?,
+                sender_municipality: row.municipality.clone(),
+                receiver_agb: agb.clone(),
                 message_id: MessageId::parse(&row.message_id).map_err(e)?,
                 message_date: row.message_date,
             })
@@ -352,7 +348,11 @@ impl Assigner {
                     // Recorded before access supplied gender and address (or without them): the
                     // missing parts from the municipality's access now, when it knows the client.
                     Err(reason) => {
-                        match self.upstream.client(&row.municipality, &a.client_key).await {
+                        match self
+                            .upstream
+                            .client(row.municipality.as_str(), &a.client_key)
+                            .await
+                        {
                             Ok(ClientLookup::Found(now)) if now.bsn == stored.bsn => {
                                 client_for_301(&complete(stored, *now))?
                             }
@@ -433,7 +433,7 @@ impl Assigner {
         let h = received.header().clone();
         let kind = h.message_type.name(h.law);
         // The sender must be the caller; the receiver a municipality of the region.
-        let whole = if h.sender_agb.as_str() != agb {
+        let whole = if h.sender_agb != agb {
             Some((
                 "/Bericht/Header/Afzender",
                 format!(
@@ -469,7 +469,7 @@ impl Assigner {
                 kind,
             });
         }
-        let m = h.receiver_municipality.as_str().to_owned();
+        let m = h.receiver_municipality.clone();
         let mut codes = ist::RecordCodes::new();
         let mut errors = Vec::new();
         let mut fail = |record: &str, e: &Error| {
@@ -484,8 +484,8 @@ impl Assigner {
                         Err(e) => Err(e),
                         Ok(n) if p.status == ist::DeliveryStatus::First => self
                             .report_start(pb::ReportStartOfCareRequest {
-                                agb_code: agb.clone(),
-                                municipality: m.clone(),
+                                agb_code: agb.to_string(),
+                                municipality: m.to_string(),
                                 assignment_number: n,
                                 start_date: p.start.to_string(),
                             })
@@ -504,8 +504,8 @@ impl Assigner {
                         Err(e) => Err(e),
                         Ok(n) if p.status == ist::DeliveryStatus::First => self
                             .report_stop(pb::ReportStopOfCareRequest {
-                                agb_code: agb.clone(),
-                                municipality: m.clone(),
+                                agb_code: agb.to_string(),
+                                municipality: m.to_string(),
                                 assignment_number: n,
                                 end_date: p.end.to_string(),
                                 end_reason: p.end_reason.code().to_owned(),
@@ -552,8 +552,8 @@ impl Assigner {
                                     "xml/{}/{}/{}",
                                     h.message_id, req.provider_reference, n
                                 ),
-                                agb_code: agb.clone(),
-                                municipality: m.clone(),
+                                agb_code: agb.to_string(),
+                                municipality: m.to_string(),
                                 assignment_number: n,
                                 reason: req.reason.code().to_owned(),
                                 new_end: p.end.map(|d| d.to_string()).unwrap_or_default(),
@@ -613,13 +613,18 @@ impl Assigner {
         let Some(kind) = h.message_type.return_type() else {
             return Ok(None);
         };
-        let rh = self.return_header(h.receiver_municipality.as_str()).await?;
+        let rh = self.return_header(&h.receiver_municipality).await?;
         Ok(ist::render_return(kind, &rh, h, ist::ReturnContent::Whole(&[code])).ok())
     }
 
     /// The assignment a record names, when it is this client's (the BSN's client key must be the
     /// assignment's) — ownership by the provider is checked by the domain functions.
-    async fn linked(&self, m: &str, bsn: &Bsn, number: Option<AssignmentNumber>) -> Result<u32> {
+    async fn linked(
+        &self,
+        m: &GemeenteCode,
+        bsn: &Bsn,
+        number: Option<AssignmentNumber>,
+    ) -> Result<u32> {
         let n = number
             .ok_or_else(|| {
                 Error::rule(
@@ -630,7 +635,7 @@ impl Assigner {
             })?
             .value();
         let a = self.load(m, n).await?;
-        if a.client_key != ClientKey::derive(&self.secret, bsn).to_string() {
+        if a.client_key != ClientKey::derive(&self.secret, bsn) {
             return Err(Error::rule(
                 "xml.client",
                 "Bsn",
@@ -643,7 +648,7 @@ impl Assigner {
     async fn apply_315(
         &self,
         h: &ist::ReceivedHeader,
-        agb: &str,
+        agb: &AgbCode,
         bsn: &Bsn,
         p: &ist::RequestedProduct,
     ) -> Result<()> {
@@ -663,7 +668,7 @@ impl Assigner {
         for s in &candidates {
             if self
                 .upstream
-                .check_contracted(agb, &s.code, m, p.start)
+                .check_contracted(agb.as_str(), &s.code, m, p.start)
                 .await?
                 .is_some()
             {
@@ -681,7 +686,7 @@ impl Assigner {
         let created = self
             .request_assignment(pb::RequestAssignmentRequest {
                 idempotency_key: format!("xml/{}/{}", h.message_id, p.provider_reference),
-                agb_code: agb.to_owned(),
+                agb_code: agb.to_string(),
                 municipality: m.to_owned(),
                 bsn: bsn.as_str().to_owned(),
                 subsegment_code: subsegment,

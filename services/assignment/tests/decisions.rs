@@ -190,7 +190,7 @@ async fn a_product_without_a_contracted_provider_or_that_would_stack_is_not_assi
         unassigned[0].reason,
         "no preferred provider; no provider is contracted for IAJ-PV in 0222 on 2022-07-01"
     );
-    assert_eq!(unassigned[0].client_key, key_of(&lonely));
+    assert_eq!(unassigned[0].client_key.as_str(), key_of(&lonely));
     assert!(app.a.of_client(&key_of(&lonely)).await.is_empty());
 
     // No stacking: the same subsegment for an overlapping period is not assigned again.

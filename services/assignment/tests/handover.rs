@@ -492,7 +492,7 @@ async fn an_interrupted_handover_gives_the_same_result_as_a_clean_run() {
             .await
             .unwrap();
         let Some(last) = page.last() else { break };
-        after = Some((last.municipality.clone(), i64::from(last.number)));
+        after = Some((last.municipality.to_string(), i64::from(last.number)));
         paged.extend(page.iter().map(key));
     }
     assert!(all.len() > 4, "{all:?}");

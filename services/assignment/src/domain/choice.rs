@@ -8,10 +8,12 @@
 
 use std::cmp::Ordering;
 
+use rz_domain::AgbCode;
+
 /// A contracted provider, its lumpsum budget for the municipality and year, and its caseload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
-    pub agb_code: String,
+    pub agb_code: AgbCode,
     pub budget_cents: i64,
     pub caseload: u64,
 }
@@ -19,7 +21,7 @@ pub struct Candidate {
 /// The chosen provider with the figures that decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chosen {
-    pub agb_code: String,
+    pub agb_code: AgbCode,
     pub caseload: u64,
     /// Its share of the budget in tenths of a percent (125 = 12.5 %).
     pub share_permille: u64,
@@ -108,7 +110,7 @@ mod tests {
 
     fn c(agb: &str, budget: i64, caseload: u64) -> Candidate {
         Candidate {
-            agb_code: agb.into(),
+            agb_code: AgbCode::parse(agb).unwrap(),
             budget_cents: budget,
             caseload,
         }
@@ -123,7 +125,7 @@ mod tests {
             c("03000003", 200, 5),
         ])
         .unwrap();
-        assert_eq!(chosen.agb_code, "03000002");
+        assert_eq!(chosen.agb_code.as_str(), "03000002");
         assert_eq!(chosen.share_permille, 300);
         assert_eq!(
             chosen.describe(),
@@ -134,10 +136,10 @@ mod tests {
     #[test]
     fn ties_go_to_the_lowest_agb_code() {
         let chosen = lowest_caseload(&[c("03000009", 100, 0), c("03000002", 300, 0)]).unwrap();
-        assert_eq!(chosen.agb_code, "03000002");
+        assert_eq!(chosen.agb_code.as_str(), "03000002");
         // 2 / 200 == 1 / 100
         let chosen = lowest_caseload(&[c("03000009", 100, 1), c("03000002", 200, 2)]).unwrap();
-        assert_eq!(chosen.agb_code, "03000002");
+        assert_eq!(chosen.agb_code.as_str(), "03000002");
     }
 
     #[test]
@@ -148,7 +150,7 @@ mod tests {
             c("03000003", 0, 1),
         ])
         .unwrap();
-        assert_eq!(chosen.agb_code, "03000002");
+        assert_eq!(chosen.agb_code.as_str(), "03000002");
         assert!(chosen.equal_shares);
         assert_eq!(chosen.share_permille, 333);
         assert!(chosen.describe().contains("1 client / 33.3 % share"));
@@ -157,7 +159,7 @@ mod tests {
     #[test]
     fn a_provider_without_budget_among_budgets_comes_last() {
         let chosen = lowest_caseload(&[c("03000001", 0, 0), c("03000002", 100, 50)]).unwrap();
-        assert_eq!(chosen.agb_code, "03000002");
+        assert_eq!(chosen.agb_code.as_str(), "03000002");
         assert_eq!(chosen.share_permille, 1000);
         assert!(lowest_caseload(&[]).is_none());
     }

@@ -6,8 +6,8 @@ pub mod choice;
 
 use chrono::NaiveDate;
 use rz_domain::{
-    Cents, ExecutionVariant, FieldError, Frequency, Law, Period, Unit, WmoChangeReason,
-    WmoEndReason, YouthChangeReason, YouthEndReason,
+    AgbCode, Cents, ClientKey, ExecutionVariant, FieldError, Frequency, GemeenteCode, Law, Period,
+    Unit, WmoChangeReason, WmoEndReason, YouthChangeReason, YouthEndReason,
 };
 use uuid::Uuid;
 
@@ -293,10 +293,10 @@ pub fn parse_end_reason(law: Law, code: &str, field: &str) -> Result<&'static st
 /// An assignment (toewijzing): one product of one client assigned to one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
-    pub municipality: String,
+    pub municipality: GemeenteCode,
     pub number: u32,
-    pub client_key: String,
-    pub agb_code: String,
+    pub client_key: ClientKey,
+    pub agb_code: AgbCode,
     pub law: Law,
     pub segment_code: String,
     pub subsegment_code: String,
@@ -335,8 +335,8 @@ impl Assignment {
         format!("{}/{}", self.municipality, self.number)
     }
 
-    fn owned_by(&self, agb: &str, rule: &'static str) -> Result<()> {
-        if self.agb_code == agb {
+    fn owned_by(&self, agb: &AgbCode, rule: &'static str) -> Result<()> {
+        if self.agb_code == *agb {
             Ok(())
         } else {
             Err(Error::rule(
@@ -348,7 +348,7 @@ impl Assignment {
     }
 
     /// Start of care (305) on `date`.
-    pub fn start_care(&mut self, agb: &str, date: NaiveDate) -> Result<()> {
+    pub fn start_care(&mut self, agb: &AgbCode, date: NaiveDate) -> Result<()> {
         self.owned_by(agb, "start.assignment_of_provider")?;
         match self.status {
             Status::Issued => {}
@@ -398,7 +398,7 @@ impl Assignment {
     /// Stop of care (307) on `date` (the last day of care) with an end reason (JZ588 / WMO588).
     /// Also accepted after the municipality ended or withdrew a started assignment: the provider
     /// still reports the end of its delivery.
-    pub fn stop_care(&mut self, agb: &str, date: NaiveDate, end_reason: &str) -> Result<()> {
+    pub fn stop_care(&mut self, agb: &AgbCode, date: NaiveDate, end_reason: &str) -> Result<()> {
         self.owned_by(agb, "stop.assignment_of_provider")?;
         let reason = parse_end_reason(self.law, end_reason, "end_reason")?;
         if let Some(stopped) = self.stopped_on {
@@ -567,7 +567,8 @@ pub struct ReferrerInfo {
     /// COD327
     pub kind: String,
     pub name: String,
-    pub agb_code: String,
+    /// The referrer's AGB code, when given.
+    pub agb_code: Option<AgbCode>,
 }
 
 /// A provider's request (315 or 317) and its answer (319).
@@ -575,9 +576,9 @@ pub struct ReferrerInfo {
 pub struct ProviderRequest {
     pub id: Uuid,
     pub kind: RequestKind,
-    pub municipality: String,
-    pub agb_code: String,
-    pub client_key: String,
+    pub municipality: GemeenteCode,
+    pub agb_code: AgbCode,
+    pub client_key: ClientKey,
     pub subsegment_code: String,
     pub assignment_number: Option<u32>,
     pub product_code: String,
@@ -627,13 +628,17 @@ mod tests {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
+    fn agb(s: &str) -> AgbCode {
+        AgbCode::parse(s).unwrap()
+    }
+
     fn assignment() -> Assignment {
         let period = Period::new(d("2022-07-01"), Some(d("2022-12-31"))).unwrap();
         Assignment {
-            municipality: "0222".into(),
+            municipality: GemeenteCode::parse("0222").unwrap(),
             number: 7,
-            client_key: "0".repeat(32),
-            agb_code: "03000001".into(),
+            client_key: ClientKey::parse(&"0".repeat(32)).unwrap(),
+            agb_code: agb("03000001"),
             law: Law::Jeugdwet,
             segment_code: "IAJ".into(),
             subsegment_code: "IAJ-ON".into(),
@@ -665,45 +670,46 @@ mod tests {
     fn start_and_stop_of_care() {
         let mut a = assignment();
         assert_eq!(
-            a.start_care("03000002", d("2022-07-01"))
+            a.start_care(&agb("03000002"), d("2022-07-01"))
                 .unwrap_err()
                 .rule_id(),
             Some("start.assignment_of_provider")
         );
         assert_eq!(
-            a.start_care("03000001", d("2022-06-30"))
+            a.start_care(&agb("03000001"), d("2022-06-30"))
                 .unwrap_err()
                 .rule_id(),
             Some("start.not_before_assignment_start")
         );
         assert_eq!(
-            a.start_care("03000001", d("2023-01-01"))
+            a.start_care(&agb("03000001"), d("2023-01-01"))
                 .unwrap_err()
                 .rule_id(),
             Some("start.within_assignment")
         );
         assert_eq!(
-            a.stop_care("03000001", d("2022-08-01"), "31")
+            a.stop_care(&agb("03000001"), d("2022-08-01"), "31")
                 .unwrap_err()
                 .rule_id(),
             Some("stop.care_started")
         );
-        a.start_care("03000001", d("2022-07-04")).unwrap();
+        a.start_care(&agb("03000001"), d("2022-07-04")).unwrap();
         assert!(matches!(
-            a.start_care("03000001", d("2022-07-04")),
+            a.start_care(&agb("03000001"), d("2022-07-04")),
             Err(Error::Api(rz_platform::ApiError::AlreadyExists(_)))
         ));
         assert!(matches!(
-            a.stop_care("03000001", d("2022-08-01"), "19"),
+            a.stop_care(&agb("03000001"), d("2022-08-01"), "19"),
             Err(Error::Api(rz_platform::ApiError::InvalidArgument(_)))
         ));
         assert_eq!(
-            a.stop_care("03000001", d("2022-07-03"), "31")
+            a.stop_care(&agb("03000001"), d("2022-07-03"), "31")
                 .unwrap_err()
                 .rule_id(),
             Some("stop.not_before_start")
         );
-        a.stop_care("03000001", d("2022-09-30"), "31").unwrap();
+        a.stop_care(&agb("03000001"), d("2022-09-30"), "31")
+            .unwrap();
         assert_eq!(a.status, Status::Stopped);
         assert_eq!(a.valid_until, Some(d("2022-09-30")));
     }

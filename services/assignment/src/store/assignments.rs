@@ -1,7 +1,7 @@
 //! Assignments: written, changed, loaded and listed; caseloads and the handover's lists.
 
 use chrono::NaiveDate;
-use rz_domain::{Law, Period};
+use rz_domain::{AgbCode, ClientKey, GemeenteCode, Law, Period};
 use rz_platform::db::InsertRow;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, Row};
@@ -9,7 +9,7 @@ use sqlx::{FromRow, PgConnection, Row};
 use crate::domain::{Assignment, Origin, Status};
 
 use super::extent::{extent_columns, extent_from_row};
-use super::{decode_err, number, opt_number};
+use super::{decode_err, number, opt_number, parsed};
 
 /// The columns an assignment is loaded from.
 const ASSIGNMENT_COLUMNS: &str = "municipality, number, client_key, agb_code, law, segment_code, subsegment_code,
@@ -29,10 +29,10 @@ impl<'r> FromRow<'r, PgRow> for Assignment {
         let end: Option<NaiveDate> = row.try_get("end_date")?;
         let version = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
         Ok(Assignment {
-            municipality: row.try_get("municipality")?,
+            municipality: parsed(row, "municipality", GemeenteCode::parse)?,
             number: number(row.try_get("number")?)?,
-            client_key: row.try_get("client_key")?,
-            agb_code: row.try_get("agb_code")?,
+            client_key: parsed(row, "client_key", ClientKey::parse)?,
+            agb_code: parsed(row, "agb_code", AgbCode::parse)?,
             law: Law::from_code(&law).map_err(|_| decode_err("law", &law))?,
             segment_code: row.try_get("segment_code")?,
             subsegment_code: row.try_get("subsegment_code")?,
@@ -65,10 +65,10 @@ impl<'r> FromRow<'r, PgRow> for Assignment {
 pub async fn insert_assignment(tx: &mut PgConnection, a: &Assignment) -> Result<(), sqlx::Error> {
     let (variant, volume, unit, frequency, budget) = extent_columns(&a.extent);
     InsertRow::new("assignments")
-        .value("municipality", &a.municipality)
+        .value("municipality", a.municipality.as_str())
         .value("number", i64::from(a.number))
-        .value("client_key", &a.client_key)
-        .value("agb_code", &a.agb_code)
+        .value("client_key", a.client_key.as_str())
+        .value("agb_code", a.agb_code.as_str())
         .value("law", a.law.code())
         .value("segment_code", &a.segment_code)
         .value("subsegment_code", &a.subsegment_code)
@@ -120,7 +120,7 @@ pub async fn update_assignment(tx: &mut PgConnection, a: &Assignment) -> Result<
             product_version = $16, replaced_by_number = $17, updated_at = now()
          WHERE municipality = $1 AND number = $2",
     )
-    .bind(&a.municipality)
+    .bind(a.municipality.as_str())
     .bind(i64::from(a.number))
     .bind(a.period.end())
     .bind(variant)
@@ -145,7 +145,7 @@ pub async fn update_assignment(tx: &mut PgConnection, a: &Assignment) -> Result<
 /// Loads an assignment; `for_update` locks it for the rest of the transaction.
 pub async fn load_assignment(
     conn: &mut PgConnection,
-    municipality: &str,
+    municipality: &GemeenteCode,
     number: u32,
     for_update: bool,
 ) -> Result<Option<Assignment>, sqlx::Error> {
@@ -153,7 +153,7 @@ pub async fn load_assignment(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE municipality = $1 AND number = $2{lock}"
     )))
-    .bind(municipality)
+    .bind(municipality.as_str())
     .bind(i64::from(number))
     .fetch_optional(conn)
     .await
@@ -161,9 +161,9 @@ pub async fn load_assignment(
 
 #[derive(Debug, Default, Clone)]
 pub struct AssignmentFilter {
-    pub municipality: Option<String>,
-    pub agb_code: Option<String>,
-    pub client_key: Option<String>,
+    pub municipality: Option<GemeenteCode>,
+    pub agb_code: Option<AgbCode>,
+    pub client_key: Option<ClientKey>,
     pub status: Option<Status>,
     pub granted_product_id: Option<String>,
 }
@@ -181,9 +181,9 @@ pub async fn list_assignments(
            AND ($5::text IS NULL OR granted_product_id = $5)
          ORDER BY municipality, number"
     )))
-    .bind(&f.municipality)
-    .bind(&f.agb_code)
-    .bind(&f.client_key)
+    .bind(f.municipality.as_ref().map(GemeenteCode::as_str))
+    .bind(f.agb_code.as_ref().map(AgbCode::as_str))
+    .bind(f.client_key.as_ref().map(ClientKey::as_str))
     .bind(f.status.map(Status::code))
     .bind(&f.granted_product_id)
     .fetch_all(conn)
@@ -194,8 +194,8 @@ pub async fn list_assignments(
 /// leaving out `except` (the assignment a handover replaces).
 pub async fn overlapping(
     conn: &mut PgConnection,
-    municipality: &str,
-    client_key: &str,
+    municipality: &GemeenteCode,
+    client_key: &ClientKey,
     subsegment: &str,
     period: &Period,
     except: Option<u32>,
@@ -209,8 +209,8 @@ pub async fn overlapping(
            AND ($6::bigint IS NULL OR number <> $6)
          ORDER BY number LIMIT 1"
     )))
-    .bind(municipality)
-    .bind(client_key)
+    .bind(municipality.as_str())
+    .bind(client_key.as_str())
     .bind(subsegment)
     .bind(period.start())
     .bind(period.end())
@@ -223,7 +223,7 @@ pub async fn overlapping(
 /// in a municipality.
 pub async fn caseloads(
     conn: &mut PgConnection,
-    municipality: &str,
+    municipality: &GemeenteCode,
     subsegment: &str,
     on: NaiveDate,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
@@ -233,7 +233,7 @@ pub async fn caseloads(
            AND (valid_until IS NULL OR valid_until >= $3)
          GROUP BY agb_code",
     )
-    .bind(municipality)
+    .bind(municipality.as_str())
     .bind(subsegment)
     .bind(on)
     .fetch_all(conn)
@@ -291,7 +291,7 @@ pub async fn active_for_product(
 pub async fn handover_candidates(
     conn: &mut PgConnection,
     as_of: NaiveDate,
-    municipality: Option<&str>,
+    municipality: Option<&GemeenteCode>,
     after: Option<(&str, i64)>,
     limit: i64,
 ) -> Result<Vec<Assignment>, sqlx::Error> {
@@ -305,7 +305,7 @@ pub async fn handover_candidates(
          LIMIT $5"
     )))
     .bind(as_of)
-    .bind(municipality)
+    .bind(municipality.map(GemeenteCode::as_str))
     .bind(after.map(|(m, _)| m))
     .bind(after.map(|(_, n)| n).unwrap_or(0))
     .bind(limit)

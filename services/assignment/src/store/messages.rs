@@ -2,8 +2,11 @@
 //! payload; the provider's reference of a request received as XML.
 
 use chrono::NaiveDate;
+use rz_domain::{AgbCode, GemeenteCode};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
+
+use super::parsed;
 
 /// The next message number of `municipality` (BerichtIdentificatie: the number in decimal), from
 /// its sequence (no lock held; gaps where a transaction rolled back).
@@ -20,22 +23,22 @@ pub async fn next_message_number(
 /// Records a message to a provider (`kind`: `assignment` or `answer`) with its payload.
 pub async fn record_provider_message(
     tx: &mut PgConnection,
-    municipality: &str,
-    agb_code: &str,
+    municipality: &GemeenteCode,
+    agb_code: &AgbCode,
     kind: &str,
     payload: &[u8],
     date: NaiveDate,
 ) -> Result<String, sqlx::Error> {
-    let seq = next_message_number(tx, municipality).await?;
+    let seq = next_message_number(tx, municipality.as_str()).await?;
     let id = seq.to_string();
     sqlx::query(
         "INSERT INTO provider_messages (municipality, message_id, seq, agb_code, kind, payload, message_date)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(municipality)
+    .bind(municipality.as_str())
     .bind(&id)
     .bind(seq)
-    .bind(agb_code)
+    .bind(agb_code.as_str())
     .bind(kind)
     .bind(payload)
     .bind(date)
@@ -47,7 +50,7 @@ pub async fn record_provider_message(
 /// A recorded message to a provider.
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
-    pub municipality: String,
+    pub municipality: GemeenteCode,
     pub message_id: String,
     pub kind: String,
     pub payload: Vec<u8>,
@@ -57,8 +60,8 @@ pub struct StoredMessage {
 
 pub async fn list_provider_messages(
     conn: &mut PgConnection,
-    agb_code: &str,
-    municipality: Option<&str>,
+    agb_code: &AgbCode,
+    municipality: Option<&GemeenteCode>,
     since: Option<NaiveDate>,
 ) -> Result<Vec<StoredMessage>, sqlx::Error> {
     let rows = sqlx::query(
@@ -68,15 +71,15 @@ pub async fn list_provider_messages(
            AND ($3::date IS NULL OR message_date >= $3)
          ORDER BY municipality, seq",
     )
-    .bind(agb_code)
-    .bind(municipality)
+    .bind(agb_code.as_str())
+    .bind(municipality.map(GemeenteCode::as_str))
     .bind(since)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
         .map(|r| {
             Ok(StoredMessage {
-                municipality: r.try_get("municipality")?,
+                municipality: parsed(r, "municipality", GemeenteCode::parse)?,
                 message_id: r.try_get("message_id")?,
                 kind: r.try_get("kind")?,
                 payload: r.try_get("payload")?,

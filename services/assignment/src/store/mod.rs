@@ -25,8 +25,10 @@ pub use requests::{
 };
 pub use unassigned::{Unassigned, insert_unassigned, list_unassigned};
 
+use rz_domain::FieldError;
 use rz_platform::db::Migration;
-use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
 
 /// The shared eventing migrations under their one version, then the service's own (versions
 /// above `rz_eventing::SHARED_VERSIONS_END`, each file named after its version).
@@ -41,6 +43,17 @@ pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unexpected {what} `{value}` in the database").into())
+}
+
+/// A text column read into its domain type (`GemeenteCode::parse`, `AgbCode::parse`, ...): a
+/// value that does not parse is a decode error naming the column.
+fn parsed<T>(
+    row: &PgRow,
+    column: &str,
+    parse: fn(&str) -> Result<T, FieldError>,
+) -> Result<T, sqlx::Error> {
+    let v: String = row.try_get(column)?;
+    parse(&v).map_err(|_| decode_err(column, &v))
 }
 
 fn number(v: i64) -> Result<u32, sqlx::Error> {

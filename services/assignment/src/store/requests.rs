@@ -1,7 +1,7 @@
 //! Providers' requests (315 for an assignment, 317 for a change) and their answers.
 
 use chrono::NaiveDate;
-use rz_domain::{ExecutionVariant, Period};
+use rz_domain::{AgbCode, ClientKey, ExecutionVariant, GemeenteCode, Period};
 use rz_platform::db::InsertRow;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, Row};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::domain::{ProviderRequest, ReferrerInfo, RequestKind, RequestStatus};
 
 use super::extent::{extent_columns, extent_from_parts};
-use super::{decode_err, opt_number};
+use super::{decode_err, opt_number, parsed};
 
 /// The columns a request is loaded from.
 const REQUEST_COLUMNS: &str = "id, kind, municipality, agb_code, client_key, subsegment_code,
@@ -49,9 +49,9 @@ impl<'r> FromRow<'r, PgRow> for ProviderRequest {
         Ok(ProviderRequest {
             id: row.try_get("id")?,
             kind,
-            municipality: row.try_get("municipality")?,
-            agb_code: row.try_get("agb_code")?,
-            client_key: row.try_get("client_key")?,
+            municipality: parsed(row, "municipality", GemeenteCode::parse)?,
+            agb_code: parsed(row, "agb_code", AgbCode::parse)?,
+            client_key: parsed(row, "client_key", ClientKey::parse)?,
             subsegment_code: row.try_get("subsegment_code")?,
             assignment_number: opt_number(row.try_get("assignment_number")?)?,
             product_code: row.try_get("product_code")?,
@@ -63,7 +63,7 @@ impl<'r> FromRow<'r, PgRow> for ProviderRequest {
                 Some(kind) => Some(ReferrerInfo {
                     kind,
                     name: row.try_get("referrer_name")?,
-                    agb_code: row.try_get("referrer_agb")?,
+                    agb_code: referrer_agb(row)?,
                 }),
                 None => None,
             },
@@ -75,6 +75,16 @@ impl<'r> FromRow<'r, PgRow> for ProviderRequest {
             refusal_reason: row.try_get("refusal_reason")?,
             resulting_assignment_number: opt_number(row.try_get("resulting_assignment_number")?)?,
         })
+    }
+}
+
+/// The referrer's AGB code: empty (or NULL) when none was given.
+fn referrer_agb(row: &PgRow) -> Result<Option<AgbCode>, sqlx::Error> {
+    match row.try_get::<Option<String>, _>("referrer_agb")? {
+        Some(v) if !v.is_empty() => AgbCode::parse(&v)
+            .map(Some)
+            .map_err(|_| decode_err("referrer_agb", &v)),
+        _ => Ok(None),
     }
 }
 
@@ -99,9 +109,9 @@ pub async fn insert_request(
     let result = InsertRow::new("provider_requests")
         .value("id", r.id)
         .value("kind", r.kind.code())
-        .value("municipality", &r.municipality)
-        .value("agb_code", &r.agb_code)
-        .value("client_key", &r.client_key)
+        .value("municipality", r.municipality.as_str())
+        .value("agb_code", r.agb_code.as_str())
+        .value("client_key", r.client_key.as_str())
         .value("subsegment_code", &r.subsegment_code)
         .value("assignment_number", r.assignment_number.map(i64::from))
         .value("product_code", &r.product_code)
@@ -115,7 +125,10 @@ pub async fn insert_request(
         .value("request_reason", &r.request_reason)
         .value("referrer_type", r.referrer.as_ref().map(|x| x.kind.clone()))
         .value("referrer_name", &referrer.name)
-        .value("referrer_agb", &referrer.agb_code)
+        .value(
+            "referrer_agb",
+            referrer.agb_code.as_ref().map_or("", AgbCode::as_str),
+        )
         .value("status", r.status.code())
         .value("received_on", r.received_on)
         .value("answer_due", r.answer_due)
@@ -184,8 +197,8 @@ pub async fn open_request_like(
          LIMIT 1"
     )))
     .bind(r.kind.code())
-    .bind(&r.municipality)
-    .bind(&r.client_key)
+    .bind(r.municipality.as_str())
+    .bind(r.client_key.as_str())
     .bind(&r.subsegment_code)
     .bind(r.assignment_number.map(i64::from))
     .fetch_optional(conn)
@@ -194,14 +207,14 @@ pub async fn open_request_like(
 
 pub async fn open_requests(
     conn: &mut PgConnection,
-    municipality: Option<&str>,
+    municipality: Option<&GemeenteCode>,
 ) -> Result<Vec<ProviderRequest>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {REQUEST_COLUMNS} FROM provider_requests
          WHERE status = 'open' AND ($1::text IS NULL OR municipality = $1)
          ORDER BY answer_due, municipality, id"
     )))
-    .bind(municipality)
+    .bind(municipality.map(GemeenteCode::as_str))
     .fetch_all(conn)
     .await
 }

@@ -1,18 +1,18 @@
 //! Granted products that could not be assigned, and why.
 
 use chrono::NaiveDate;
-use rz_domain::{Law, Period};
+use rz_domain::{ClientKey, GemeenteCode, Law, Period};
 use sqlx::{PgConnection, Row};
 
-use super::decode_err;
+use super::{decode_err, parsed};
 
 /// A granted product that could not be assigned, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unassigned {
     pub granted_product_id: String,
     pub granted_version: u32,
-    pub municipality: String,
-    pub client_key: String,
+    pub municipality: GemeenteCode,
+    pub client_key: ClientKey,
     pub law: Law,
     pub segment_code: String,
     pub subsegment_code: String,
@@ -32,8 +32,8 @@ pub async fn insert_unassigned(tx: &mut PgConnection, u: &Unassigned) -> Result<
     )
     .bind(&u.granted_product_id)
     .bind(i32::try_from(u.granted_version).unwrap_or(i32::MAX))
-    .bind(&u.municipality)
-    .bind(&u.client_key)
+    .bind(u.municipality.as_str())
+    .bind(u.client_key.as_str())
     .bind(u.law.code())
     .bind(&u.segment_code)
     .bind(&u.subsegment_code)
@@ -68,8 +68,8 @@ pub async fn list_unassigned(
                 granted_product_id: r.try_get("granted_product_id")?,
                 granted_version: u32::try_from(r.try_get::<i32, _>("granted_version")?)
                     .unwrap_or(0),
-                municipality: r.try_get("municipality")?,
-                client_key: r.try_get("client_key")?,
+                municipality: parsed(r, "municipality", GemeenteCode::parse)?,
+                client_key: parsed(r, "client_key", ClientKey::parse)?,
                 law: Law::from_code(&law).map_err(|_| decode_err("law", &law))?,
                 segment_code: r.try_get("segment_code")?,
                 subsegment_code: r.try_get("subsegment_code")?,
