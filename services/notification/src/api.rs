@@ -63,8 +63,8 @@ fn alert_pb(a: AlertRow) -> pb::StaffAlert {
     }
 }
 
-fn agb(value: &str, field: &str) -> Result<String, ApiError> {
-    Ok(AgbCode::parse(value).map_err(|e| e.at(field))?.to_string())
+fn agb(value: &str, field: &str) -> Result<AgbCode, ApiError> {
+    Ok(AgbCode::parse(value).map_err(|e| e.at(field))?)
 }
 
 fn uuid(value: &str, field: &str) -> Result<Uuid, ApiError> {
@@ -108,9 +108,8 @@ fn validate_create(
         ));
     }
     let agb_code = AgbCode::parse(&r.agb_code)
-        .map(|a| a.to_string())
         .map_err(|e| errors.push(e.at("agb_code")))
-        .unwrap_or_default();
+        .ok();
     let url = url(&r.url, require_https)
         .map_err(|e| errors.push(e))
         .unwrap_or_default();
@@ -129,7 +128,7 @@ fn validate_create(
     let mut municipalities = Vec::new();
     for (i, m) in r.municipalities.iter().enumerate() {
         match GemeenteCode::parse(m) {
-            Ok(g) => municipalities.push(g.to_string()),
+            Ok(g) => municipalities.push(g),
             Err(e) => errors.push(e.at(format!("municipalities[{i}]"))),
         }
     }
@@ -141,9 +140,9 @@ fn validate_create(
             ));
         }
     }
-    if !errors.is_empty() {
+    let (Some(agb_code), true) = (agb_code, errors.is_empty()) else {
         return Err(ApiError::InvalidArgument(errors));
-    }
+    };
     Ok(SubscriptionRow {
         id: Uuid::now_v7(),
         agb_code,
@@ -159,10 +158,10 @@ fn validate_create(
 fn subscription_pb(s: SubscriptionRow, with_secret: bool) -> pb::Subscription {
     pb::Subscription {
         id: s.id.to_string(),
-        agb_code: s.agb_code,
+        agb_code: s.agb_code.to_string(),
+        municipalities: s.municipality_codes(),
         url: s.url,
         event_types: s.event_types,
-        municipalities: s.municipalities,
         segments: s.segments,
         secret: if with_secret { s.secret } else { String::new() },
         created_at: s.created_at.to_rfc3339(),
@@ -204,7 +203,11 @@ impl NotificationApi {
         let new = validate_create(&r, self.require_https)?;
         let fingerprint = format!(
             "{}|{}|{:?}|{:?}|{:?}",
-            new.agb_code, new.url, new.event_types, new.municipalities, new.segments
+            new.agb_code,
+            new.url,
+            new.event_types,
+            new.municipality_codes(),
+            new.segments
         );
         let mut tx = self.pool.begin().await?;
         // Keys are scoped to the provider, so providers cannot see each other's subscriptions.
@@ -296,7 +299,7 @@ impl NotificationService for NotificationApi {
             0 => 100,
             n => i64::from(n.min(1000)),
         };
-        let rows = store::failed_deliveries(&self.pool, agb.as_deref(), limit)
+        let rows = store::failed_deliveries(&self.pool, agb.as_ref().map(AgbCode::as_str), limit)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::ListFailedDeliveriesResponse {

@@ -26,7 +26,7 @@ async fn claims_skip_each_other_and_an_expired_lease_moves_the_delivery() {
     let pool = pool().await;
     let sub = SubscriptionRow {
         id: Uuid::now_v7(),
-        agb_code: "12345678".into(),
+        agb_code: "12345678".parse().unwrap(),
         url: "http://127.0.0.1:9/".into(),
         event_types: vec![],
         municipalities: vec![],

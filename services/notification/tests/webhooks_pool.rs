@@ -332,7 +332,7 @@ async fn a_batch_of_successes_is_recorded_only_under_the_claims_that_sent_them()
     let pool = pool().await;
     let sub = SubscriptionRow {
         id: Uuid::now_v7(),
-        agb_code: AGB.into(),
+        agb_code: AGB.parse().unwrap(),
         url: "http://127.0.0.1:9/".into(),
         event_types: vec![],
         municipalities: vec![],

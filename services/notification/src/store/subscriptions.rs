@@ -1,6 +1,7 @@
 //! Webhook subscriptions: a provider's URLs with their filters and signing secret.
 
 use chrono::{DateTime, Utc};
+use rz_domain::{AgbCode, GemeenteCode};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -8,27 +9,47 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct SubscriptionRow {
     pub id: Uuid,
-    pub agb_code: String,
+    pub agb_code: AgbCode,
     pub url: String,
     pub event_types: Vec<String>,
-    pub municipalities: Vec<String>,
+    pub municipalities: Vec<GemeenteCode>,
     pub segments: Vec<String>,
     pub secret: String,
     pub created_at: DateTime<Utc>,
 }
 
+/// A code column that does not parse is a decode error naming the column.
+fn decode_err(column: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unexpected {column} `{value}` in the database").into())
+}
+
 impl<'r> FromRow<'r, PgRow> for SubscriptionRow {
     fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let agb: String = r.try_get("agb_code")?;
+        let municipalities: Vec<String> = r.try_get("municipalities")?;
         Ok(Self {
             id: r.try_get("id")?,
-            agb_code: r.try_get("agb_code")?,
+            agb_code: AgbCode::parse(&agb).map_err(|_| decode_err("agb_code", &agb))?,
             url: r.try_get("url")?,
             event_types: r.try_get("event_types")?,
-            municipalities: r.try_get("municipalities")?,
+            municipalities: municipalities
+                .iter()
+                .map(|m| GemeenteCode::parse(m).map_err(|_| decode_err("municipalities", m)))
+                .collect::<Result<_, _>>()?,
             segments: r.try_get("segments")?,
             secret: r.try_get("secret")?,
             created_at: r.try_get("created_at")?,
         })
+    }
+}
+
+impl SubscriptionRow {
+    /// The municipality filter as text, as stored and shown.
+    pub fn municipality_codes(&self) -> Vec<String> {
+        self.municipalities
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 }
 
@@ -41,10 +62,10 @@ pub async fn insert_subscription(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(s.id)
-    .bind(&s.agb_code)
+    .bind(s.agb_code.as_str())
     .bind(&s.url)
     .bind(&s.event_types)
-    .bind(&s.municipalities)
+    .bind(s.municipality_codes())
     .bind(&s.segments)
     .bind(&s.secret)
     .bind(s.created_at)
@@ -65,20 +86,24 @@ pub async fn subscription(
 
 pub async fn subscriptions_of(
     conn: &mut PgConnection,
-    agb: &str,
+    agb: &AgbCode,
 ) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM subscriptions WHERE agb_code = $1 ORDER BY created_at, id")
-        .bind(agb)
+        .bind(agb.as_str())
         .fetch_all(&mut *conn)
         .await
 }
 
 /// Deletes a provider's subscription and its deliveries. `false`: no such subscription of `agb`.
-pub async fn delete_subscription(pool: &PgPool, agb: &str, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete_subscription(
+    pool: &PgPool,
+    agb: &AgbCode,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
     Ok(
         sqlx::query("DELETE FROM subscriptions WHERE id = $1 AND agb_code = $2")
             .bind(id)
-            .bind(agb)
+            .bind(agb.as_str())
             .execute(pool)
             .await?
             .rows_affected()
