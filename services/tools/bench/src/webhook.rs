@@ -212,7 +212,7 @@ impl Publisher {
         h.insert("Nats-Msg-Id", id.as_str());
         h.insert("ce-specversion", "1.0");
         h.insert("ce-id", id.as_str());
-        h.insert("ce-type", "nl.regiozorg.assignment.issued.v1");
+        h.insert("ce-type", rz_proto::events::assignment::ISSUED.ce_type);
         h.insert("ce-source", "regiozorg/assignment");
         h.insert("ce-subject", format!("assignment/{m}/{number}").as_str());
         h.insert(

@@ -26,7 +26,7 @@ use super::flows::FlowRecord;
 use super::receiver::ReceiverState;
 use super::webhooks::{Receipts, WebhookState};
 
-pub const ISSUED: &str = "nl.regiozorg.assignment.issued.v1";
+pub const ISSUED: &str = rz_proto::events::assignment::ISSUED.ce_type;
 
 /// One checked invariant.
 #[derive(Debug, Clone)]
