@@ -31,6 +31,23 @@ pub(crate) struct ProductFields {
     pub product_code: String,
 }
 
+/// A request that names a product: its subsegment code, size, budget and product code.
+pub(crate) trait NamesProduct {
+    fn product(&self) -> (&str, Option<&pb::Size>, i64, &str);
+}
+
+macro_rules! names_product {
+    ($($request:ty),*) => {$(
+        impl NamesProduct for $request {
+            fn product(&self) -> (&str, Option<&pb::Size>, i64, &str) {
+                (&self.subsegment_code, self.size.as_ref(), self.budget_cents, &self.product_code)
+            }
+        }
+    )*};
+}
+
+names_product!(pb::RequestAssignmentRequest, pb::ImportAssignmentRequest);
+
 pub const CONTEXT: &str = events::CONTEXT;
 
 /// Working days a provider has to report the start of care, and the municipality to answer a request.
@@ -136,24 +153,29 @@ impl Assigner {
             client: Some(client.clone()),
         };
         // The same content as the standard's 301, kept for the provider's XML download.
-        store::record_provider_message(
-            tx,
-            &a.municipality,
-            &a.agb_code,
-            "assignment",
-            &prost::Message::encode_to_vec(&message),
-            self.today(),
-        )
-        .await?;
-        self.emit(
-            tx,
-            &a.municipality,
-            Some(&a.agb_code),
-            event,
-            &format!("{}/{}", a.municipality, a.number),
-            &message,
-        )
-        .await
+        let aggregate = format!("{}/{}", a.municipality, a.number);
+        let to = (&a.municipality, &a.agb_code);
+        self.send_to_provider(tx, to, Some("assignment"), (event, &aggregate), &message)
+            .await
+    }
+
+    /// A message to a provider (`to`: municipality and AGB code) as the event `event` of
+    /// `aggregate`; kept with its payload for the provider's XML download as `kind` when given.
+    async fn send_to_provider(
+        &self,
+        tx: &mut PgConnection,
+        (municipality, agb): (&GemeenteCode, &AgbCode),
+        kind: Option<&str>,
+        (event, aggregate): (EventType, &str),
+        message: &impl prost::Message,
+    ) -> Result<()> {
+        if let Some(kind) = kind {
+            let payload = message.encode_to_vec();
+            store::record_provider_message(tx, municipality, agb, kind, &payload, self.today())
+                .await?;
+        }
+        self.emit(tx, municipality, Some(agb), event, aggregate, message)
+            .await
     }
 
     /// The pseudonymous lifecycle event for reporting (client key only).
@@ -188,26 +210,11 @@ impl Assigner {
             request: Some(request_pb(r)),
         };
         // A refusal is the standard's 319; a grant is answered by the 301 of the assignment.
-        if r.status == crate::domain::RequestStatus::Refused {
-            store::record_provider_message(
-                tx,
-                &r.municipality,
-                &r.agb_code,
-                "answer",
-                &prost::Message::encode_to_vec(&message),
-                self.today(),
-            )
-            .await?;
-        }
-        self.emit(
-            tx,
-            &r.municipality,
-            Some(&r.agb_code),
-            events::REQUEST_ANSWERED,
-            &r.id.to_string(),
-            &message,
-        )
-        .await
+        let kind = (r.status == crate::domain::RequestStatus::Refused).then_some("answer");
+        let event = (events::REQUEST_ANSWERED, r.id.to_string());
+        let to = (&r.municipality, &r.agb_code);
+        self.send_to_provider(tx, to, kind, (event.0, &event.1), &message)
+            .await
     }
 
     /// A product as a request names it, checked against the region's catalogue: the subsegment and
@@ -218,11 +225,9 @@ impl Assigner {
         &self,
         f: &mut Fields,
         municipality: Option<&GemeenteCode>,
-        subsegment_code: &str,
-        size: Option<&pb::Size>,
-        budget_cents: i64,
-        product_code: &str,
+        request: &impl NamesProduct,
     ) -> Result<ProductFields> {
+        let (subsegment_code, size, budget_cents, product_code) = request.product();
         let catalogue = match self.upstream.catalogue().await {
             Ok(c) => c,
             Err(e) => {

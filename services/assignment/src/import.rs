@@ -278,16 +278,7 @@ impl Assigner {
             sub,
             extent,
             product_code,
-        } = self
-            .product_fields(
-                &mut f,
-                m.as_ref(),
-                &r.subsegment_code,
-                r.size.as_ref(),
-                r.budget_cents,
-                &r.product_code,
-            )
-            .await?;
+        } = self.product_fields(&mut f, m.as_ref(), r).await?;
         let key = match (&bsn, &given_key) {
             (Some(b), Some(k)) => {
                 let derived = ClientKey::derive(&self.secret, b);

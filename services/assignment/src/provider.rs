@@ -184,16 +184,7 @@ impl Assigner {
             sub,
             extent,
             product_code,
-        } = self
-            .product_fields(
-                &mut f,
-                m.as_ref(),
-                &r.subsegment_code,
-                r.size.as_ref(),
-                r.budget_cents,
-                &r.product_code,
-            )
-            .await?;
+        } = self.product_fields(&mut f, m.as_ref(), &r).await?;
         f.finish()?;
         let (Some(agb), Some(m), Some(bsn), Some(period), Some(sub)) = (agb, m, bsn, period, sub)
         else {

@@ -480,41 +480,31 @@ impl Assigner {
         match &received {
             Received::Start(msg) => {
                 for p in &msg.products {
-                    let res = match self.linked(&m, &msg.client.bsn, p.assignment_number).await {
-                        Err(e) => Err(e),
-                        Ok(n) if p.status == ist::DeliveryStatus::First => self
-                            .report_start(pb::ReportStartOfCareRequest {
-                                agb_code: agb.to_string(),
-                                municipality: m.to_string(),
-                                assignment_number: n,
-                                start_date: p.start.to_string(),
-                            })
-                            .await
-                            .map(drop),
-                        Ok(_) => Err(unsupported_status(p.status)),
+                    let (number, status) = (p.assignment_number, p.status);
+                    let n = self.first_record(&m, &msg.client.bsn, number, status);
+                    let start = |n| pb::ReportStartOfCareRequest {
+                        agb_code: agb.to_string(),
+                        municipality: m.to_string(),
+                        assignment_number: n,
+                        start_date: p.start.to_string(),
                     };
-                    if let Err(e) = res {
+                    if let Err(e) = async { self.report_start(start(n.await?)).await }.await {
                         fail(&p.record, &e);
                     }
                 }
             }
             Received::Stop(msg) => {
                 for p in &msg.products {
-                    let res = match self.linked(&m, &msg.client.bsn, p.assignment_number).await {
-                        Err(e) => Err(e),
-                        Ok(n) if p.status == ist::DeliveryStatus::First => self
-                            .report_stop(pb::ReportStopOfCareRequest {
-                                agb_code: agb.to_string(),
-                                municipality: m.to_string(),
-                                assignment_number: n,
-                                end_date: p.end.to_string(),
-                                end_reason: p.end_reason.code().to_owned(),
-                            })
-                            .await
-                            .map(drop),
-                        Ok(_) => Err(unsupported_status(p.status)),
+                    let (number, status) = (p.assignment_number, p.status);
+                    let n = self.first_record(&m, &msg.client.bsn, number, status);
+                    let stop = |n| pb::ReportStopOfCareRequest {
+                        agb_code: agb.to_string(),
+                        municipality: m.to_string(),
+                        assignment_number: n,
+                        end_date: p.end.to_string(),
+                        end_reason: p.end_reason.code().to_owned(),
                     };
-                    if let Err(e) = res {
+                    if let Err(e) = async { self.report_stop(stop(n.await?)).await }.await {
                         fail(&p.record, &e);
                     }
                 }
@@ -643,6 +633,23 @@ impl Assigner {
             ));
         }
         Ok(n)
+    }
+
+    /// The assignment a first delivery (StatusAanlevering 1) of this client names; a change or
+    /// deletion of an earlier record is refused.
+    async fn first_record(
+        &self,
+        m: &GemeenteCode,
+        bsn: &Bsn,
+        number: Option<AssignmentNumber>,
+        status: ist::DeliveryStatus,
+    ) -> Result<u32> {
+        let n = self.linked(m, bsn, number).await?;
+        if status == ist::DeliveryStatus::First {
+            Ok(n)
+        } else {
+            Err(unsupported_status(status))
+        }
     }
 
     async fn apply_315(

@@ -67,6 +67,14 @@ fn agb(value: &str, field: &str) -> Result<AgbCode, ApiError> {
     Ok(AgbCode::parse(value).map_err(|e| e.at(field))?)
 }
 
+/// A list's page size: 100 when not given, at most 1,000.
+fn page_limit(limit: u32) -> i64 {
+    match limit {
+        0 => 100,
+        n => i64::from(n.min(1000)),
+    }
+}
+
 fn uuid(value: &str, field: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(value).map_err(|_| ApiError::field(field, "must be a UUID"))
 }
@@ -295,10 +303,7 @@ impl NotificationService for NotificationApi {
         } else {
             Some(agb(&r.agb_code, "agb_code")?)
         };
-        let limit = match r.limit {
-            0 => 100,
-            n => i64::from(n.min(1000)),
-        };
+        let limit = page_limit(r.limit);
         let rows = store::failed_deliveries(&self.pool, agb.as_ref().map(AgbCode::as_str), limit)
             .await
             .map_err(ApiError::from)?;
@@ -337,13 +342,9 @@ impl NotificationService for NotificationApi {
     ) -> Result<Response<pb::ListLettersResponse>, Status> {
         let r = request.into_inner();
         let municipality = GemeenteCode::parse(&r.municipality)
-            .map_err(|e| ApiError::from(e.at("municipality")))?
-            .to_string();
+            .map_err(|e| ApiError::from(e.at("municipality")))?;
         let client_key = (!r.client_key.is_empty()).then_some(r.client_key.as_str());
-        let limit = match r.limit {
-            0 => 100,
-            n => i64::from(n.min(1000)),
-        };
+        let limit = page_limit(r.limit);
         let rows = store::letters(&self.pool, &municipality, client_key, limit)
             .await
             .map_err(ApiError::from)?;
@@ -383,9 +384,8 @@ impl NotificationService for NotificationApi {
         let r = request.into_inner();
         let mut errors = Vec::new();
         let municipality = GemeenteCode::parse(&r.municipality)
-            .map(|m| m.to_string())
             .map_err(|e| errors.push(e.at("municipality")))
-            .unwrap_or_default();
+            .ok();
         let mut states = Vec::new();
         for (i, s) in r.states.iter().enumerate() {
             match pb::AlertState::try_from(*s) {
@@ -398,13 +398,10 @@ impl NotificationService for NotificationApi {
                 )),
             }
         }
-        if !errors.is_empty() {
+        let (Some(municipality), true) = (municipality, errors.is_empty()) else {
             return Err(ApiError::InvalidArgument(errors).into());
-        }
-        let limit = match r.limit {
-            0 => 100,
-            n => i64::from(n.min(1000)),
         };
+        let limit = page_limit(r.limit);
         let rows = store::staff_alerts(&self.pool, &municipality, &states, limit)
             .await
             .map_err(ApiError::from)?;

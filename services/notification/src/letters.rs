@@ -347,9 +347,15 @@ const OBJECTION: &str = "Bent u het niet eens met dit besluit? Dan kunt u bezwaa
      een kopie van deze brief mee. Wilt u eerst overleggen? Bel dan uw contactpersoon bij de \
      gemeente.\n\n";
 
-/// The decision (beschikking) that grants products: which, from when to when, the result and
-/// the goal it serves, and the right to object.
-pub fn decision_granted(c: &acc::Case, r: &Recipient, gemeente: &str, date: NaiveDate) -> String {
+/// A decision letter up to its content: the opening and the verdict on the decision date
+/// ("... krijgt jeugdhulp" when `granted`, "... krijgt geen jeugdhulp" otherwise).
+fn decision_opening(
+    c: &acc::Case,
+    r: &Recipient,
+    gemeente: &str,
+    date: NaiveDate,
+    granted: bool,
+) -> String {
     let youth = c.law == rz_proto::types::v1::Law::Jeugdwet as i32;
     let what = what(youth);
     let mut t = String::new();
@@ -361,12 +367,30 @@ pub fn decision_granted(c: &acc::Case, r: &Recipient, gemeente: &str, date: Naiv
         &format!("besluit over uw aanvraag voor {what}"),
     );
     let decided = parse(&c.decided_on).unwrap_or(date);
+    let verdict = if granted {
+        format!("{what}. In deze brief leest u wat dat is.")
+    } else {
+        format!("geen {what}.")
+    };
     t.push_str(&format!(
-        "Op {} heeft de gemeente {gemeente} besloten over uw aanvraag. {} krijgt {what}. \
-         In deze brief leest u wat dat is.\n\n",
+        "Op {} heeft de gemeente {gemeente} besloten over uw aanvraag. {} krijgt {verdict}\n\n",
         dutch_date(decided),
         r.you()
     ));
+    t
+}
+
+/// A decision letter's end: the right to object and the closing.
+fn decision_closing(mut t: String, gemeente: &str) -> String {
+    t.push_str(OBJECTION);
+    closing(&mut t, gemeente);
+    t
+}
+
+/// The decision (beschikking) that grants products: which, from when to when, the result and
+/// the goal it serves, and the right to object.
+pub fn decision_granted(c: &acc::Case, r: &Recipient, gemeente: &str, date: NaiveDate) -> String {
+    let mut t = decision_opening(c, r, gemeente, date, true);
     for (i, p) in c.products.iter().enumerate() {
         t.push_str(&format!("{}. {}\n", i + 1, product_name(p)));
         period_lines(&mut t, p);
@@ -384,29 +408,12 @@ pub fn decision_granted(c: &acc::Case, r: &Recipient, gemeente: &str, date: Naiv
     t.push_str(
         "De gemeente zoekt nu een zorgaanbieder. U krijgt een brief zodra die bekend is.\n\n",
     );
-    t.push_str(OBJECTION);
-    closing(&mut t, gemeente);
-    t
+    decision_closing(t, gemeente)
 }
 
 /// The decision that refuses: the reason and the right to object.
 pub fn decision_refused(c: &acc::Case, r: &Recipient, gemeente: &str, date: NaiveDate) -> String {
-    let youth = c.law == rz_proto::types::v1::Law::Jeugdwet as i32;
-    let what = what(youth);
-    let mut t = String::new();
-    opening(
-        &mut t,
-        gemeente,
-        r,
-        date,
-        &format!("besluit over uw aanvraag voor {what}"),
-    );
-    let decided = parse(&c.decided_on).unwrap_or(date);
-    t.push_str(&format!(
-        "Op {} heeft de gemeente {gemeente} besloten over uw aanvraag. {} krijgt geen {what}.\n\n",
-        dutch_date(decided),
-        r.you()
-    ));
+    let mut t = decision_opening(c, r, gemeente, date, false);
     t.push_str(&format!(
         "De reden:\n{}\n\n",
         if c.refusal_reason.trim().is_empty() {
@@ -415,9 +422,7 @@ pub fn decision_refused(c: &acc::Case, r: &Recipient, gemeente: &str, date: Naiv
             c.refusal_reason.trim()
         }
     ));
-    t.push_str(OBJECTION);
-    closing(&mut t, gemeente);
-    t
+    decision_closing(t, gemeente)
 }
 
 /// A granted product ends within 8 weeks: what to do if help is still needed.
@@ -635,7 +640,12 @@ mod tests {
             t.contains("Op 14 juli 2022 heeft de gemeente Doetinchem besloten"),
             "{t}"
         );
-        assert!(t.contains("U krijgt ondersteuning vanuit de Wmo."), "{t}");
+        assert!(
+            t.contains(
+                "U krijgt ondersteuning vanuit de Wmo. In deze brief leest u wat dat is.\n\n"
+            ),
+            "{t}"
+        );
         assert!(
             t.contains("1. PV01 (WIO-PV)\n  Vanaf:         4 juli 2022\n"),
             "{t}"

@@ -114,7 +114,48 @@ pub fn chain_alert(d: &asg::ChainDeadline, as_of: NaiveDate) -> Result<SeenDeadl
     })
 }
 
+/// The alerts of one source's list (only those due by `window_end`, when given); `None` when an
+/// entry does not read (each named in `errors` after `who`): a list not read whole resolves nothing.
+fn read_list<T>(
+    list: &[T],
+    window_end: Option<NaiveDate>,
+    who: &str,
+    errors: &mut Vec<String>,
+    read: impl Fn(&T) -> Result<SeenDeadline, String>,
+) -> Option<Vec<SeenDeadline>> {
+    let mut seen = Vec::with_capacity(list.len());
+    let mut broken = false;
+    for d in list {
+        match read(d) {
+            Ok(s) if window_end.is_none_or(|end| s.due <= end) => seen.push(s),
+            Ok(_) => {}
+            Err(e) => {
+                errors.push(format!("{who}: {e}"));
+                broken = true;
+            }
+        }
+    }
+    (!broken).then_some(seen)
+}
+
 impl Scanner {
+    /// Applies a source's alerts read whole for its scope (source, municipality or every one).
+    async fn apply_list(
+        &self,
+        (source, municipality): (&str, Option<&str>),
+        (as_of, window_end): (NaiveDate, NaiveDate),
+        seen: Option<Vec<SeenDeadline>>,
+        report: &mut ScanReport,
+    ) -> Result<(), sqlx::Error> {
+        if let Some(seen) = seen {
+            let c =
+                store::apply_alert_scan(&self.pool, source, municipality, as_of, window_end, &seen)
+                    .await?;
+            report.add(c);
+        }
+        Ok(())
+    }
+
     pub fn new(
         pool: PgPool,
         upstream: Arc<Upstream>,
@@ -137,30 +178,13 @@ impl Scanner {
             self.expiring(&m, as_of, &mut report).await?;
             match self.upstream.deadlines(&m, as_of, self.within_days).await {
                 Ok(list) => {
-                    let mut seen = Vec::with_capacity(list.len());
-                    let mut broken = false;
-                    for d in &list {
-                        match access_alert(&m, d, as_of) {
-                            Ok(s) => seen.push(s),
-                            Err(e) => {
-                                report.errors.push(format!("access {m}: {e}"));
-                                broken = true;
-                            }
-                        }
-                    }
-                    // A list we could not read whole resolves nothing.
-                    if !broken {
-                        let c = store::apply_alert_scan(
-                            &self.pool,
-                            SOURCE_ACCESS,
-                            Some(&m),
-                            as_of,
-                            window_end,
-                            &seen,
-                        )
+                    let who = format!("access {m}");
+                    let seen = read_list(&list, None, &who, &mut report.errors, |d| {
+                        access_alert(&m, d, as_of)
+                    });
+                    let scope = (SOURCE_ACCESS, Some(m.as_str()));
+                    self.apply_list(scope, (as_of, window_end), seen, &mut report)
                         .await?;
-                        report.add(c);
-                    }
                 }
                 Err(e) => report.errors.push(e.to_string()),
             }
@@ -168,30 +192,16 @@ impl Scanner {
         if self.upstream.has_assignment() {
             match self.upstream.chain_deadlines(as_of).await {
                 Ok(list) => {
-                    let mut seen = Vec::new();
-                    let mut broken = false;
-                    for d in &list {
-                        match chain_alert(d, as_of) {
-                            Ok(s) if s.due <= window_end => seen.push(s),
-                            Ok(_) => {}
-                            Err(e) => {
-                                report.errors.push(format!("assignment: {e}"));
-                                broken = true;
-                            }
-                        }
-                    }
-                    if !broken {
-                        let c = store::apply_alert_scan(
-                            &self.pool,
-                            SOURCE_ASSIGNMENT,
-                            None,
-                            as_of,
-                            window_end,
-                            &seen,
-                        )
+                    let seen = read_list(
+                        &list,
+                        Some(window_end),
+                        "assignment",
+                        &mut report.errors,
+                        |d| chain_alert(d, as_of),
+                    );
+                    let scope = (SOURCE_ASSIGNMENT, None);
+                    self.apply_list(scope, (as_of, window_end), seen, &mut report)
                         .await?;
-                        report.add(c);
-                    }
                 }
                 Err(e) => report.errors.push(e.to_string()),
             }

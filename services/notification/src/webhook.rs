@@ -68,9 +68,19 @@ impl Filters {
 
 /// What the webhook needs from an event's payload: its JSON `data` (or `None`: send base64) and the
 /// segment codes the segment filter compares.
+#[derive(Default)]
 pub struct Payload {
     pub data: Option<Value>,
     pub segments: Vec<String>,
+}
+
+impl Payload {
+    fn object(o: Map<String, Value>, segments: Vec<String>) -> Self {
+        Self {
+            data: Some(Value::Object(o)),
+            segments,
+        }
+    }
 }
 
 /// Decodes the payload of the types providers receive. A payload that does not decode is sent as
@@ -79,71 +89,51 @@ pub fn payload(event_type: &str, bytes: &[u8]) -> Payload {
     use prost::Message;
     use rz_proto::events::assignment::{CHANGED, ISSUED, REQUEST_ANSWERED};
     match event_type {
-        t if ISSUED.is(t) || CHANGED.is(t) => match apb::AssignmentMessage::decode(bytes) {
-            Ok(m) => {
-                let segments = m
-                    .assignment
-                    .as_ref()
-                    .map(|a| vec![a.segment_code.clone(), a.subsegment_code.clone()])
-                    .unwrap_or_default();
-                let mut o = Map::new();
-                if let Some(a) = &m.assignment {
-                    o.insert("assignment".into(), assignment_json(a));
-                }
-                if let Some(c) = &m.client {
-                    o.insert(
-                        "client".into(),
-                        compact(json!({
-                            "bsn": c.bsn,
-                            "birth_date": c.birth_date,
-                            "family_name": c.family_name,
-                            "given_names": c.given_names,
-                            "gender": c.gender,
-                            "address": c.address.as_ref().map(|a| json!({
-                                "street": a.street,
-                                "house_number": a.house_number,
-                                "postal_code": a.postal_code,
-                                "city": a.city,
-                            })),
+        t if ISSUED.is(t) || CHANGED.is(t) => apb::AssignmentMessage::decode(bytes).ok().map(|m| {
+            let segments = m
+                .assignment
+                .as_ref()
+                .map(|a| vec![a.segment_code.clone(), a.subsegment_code.clone()])
+                .unwrap_or_default();
+            let mut o = Map::new();
+            if let Some(a) = &m.assignment {
+                o.insert("assignment".into(), assignment_json(a));
+            }
+            if let Some(c) = &m.client {
+                o.insert(
+                    "client".into(),
+                    compact(json!({
+                        "bsn": c.bsn,
+                        "birth_date": c.birth_date,
+                        "family_name": c.family_name,
+                        "given_names": c.given_names,
+                        "gender": c.gender,
+                        "address": c.address.as_ref().map(|a| json!({
+                            "street": a.street,
+                            "house_number": a.house_number,
+                            "postal_code": a.postal_code,
+                            "city": a.city,
                         })),
-                    );
-                }
-                Payload {
-                    data: Some(Value::Object(o)),
-                    segments,
-                }
+                    })),
+                );
             }
-            Err(_) => Payload {
-                data: None,
-                segments: Vec::new(),
-            },
-        },
-        t if REQUEST_ANSWERED.is(t) => match apb::RequestAnswered::decode(bytes) {
-            Ok(m) => {
-                let segments = m
-                    .request
-                    .as_ref()
-                    .map(|r| vec![r.subsegment_code.clone()])
-                    .unwrap_or_default();
-                let mut o = Map::new();
-                if let Some(r) = &m.request {
-                    o.insert("request".into(), request_json(r));
-                }
-                Payload {
-                    data: Some(Value::Object(o)),
-                    segments,
-                }
+            Payload::object(o, segments)
+        }),
+        t if REQUEST_ANSWERED.is(t) => apb::RequestAnswered::decode(bytes).ok().map(|m| {
+            let segments = m
+                .request
+                .as_ref()
+                .map(|r| vec![r.subsegment_code.clone()])
+                .unwrap_or_default();
+            let mut o = Map::new();
+            if let Some(r) = &m.request {
+                o.insert("request".into(), request_json(r));
             }
-            Err(_) => Payload {
-                data: None,
-                segments: Vec::new(),
-            },
-        },
-        _ => Payload {
-            data: None,
-            segments: Vec::new(),
-        },
+            Payload::object(o, segments)
+        }),
+        _ => None,
     }
+    .unwrap_or_default()
 }
 
 fn enum_name(full: &str, prefix: &str) -> String {

@@ -251,23 +251,17 @@ pub enum ChangeReason {
 
 impl ChangeReason {
     pub fn code(self, law: Law) -> &'static str {
+        use {WmoChangeReason as W, YouthChangeReason as Y};
+        let (youth, wmo) = match self {
+            Self::ContractChange => (Y::ContractChange, W::ContractChange),
+            Self::ReassessmentExtension => (Y::ReassessmentExtension, W::ReassessmentExtension),
+            Self::ReassessmentShortening => (Y::ReassessmentShortening, W::ReassessmentShortening),
+            Self::SwitchToOtherProvider => (Y::SwitchToOtherProvider, W::SwitchToOtherProvider),
+            Self::InitiatedByProvider => (Y::InitiatedByProvider, W::InitiatedByProvider),
+        };
         match law {
-            Law::Jeugdwet => match self {
-                Self::ContractChange => YouthChangeReason::ContractChange,
-                Self::ReassessmentExtension => YouthChangeReason::ReassessmentExtension,
-                Self::ReassessmentShortening => YouthChangeReason::ReassessmentShortening,
-                Self::SwitchToOtherProvider => YouthChangeReason::SwitchToOtherProvider,
-                Self::InitiatedByProvider => YouthChangeReason::InitiatedByProvider,
-            }
-            .code(),
-            Law::Wmo => match self {
-                Self::ContractChange => WmoChangeReason::ContractChange,
-                Self::ReassessmentExtension => WmoChangeReason::ReassessmentExtension,
-                Self::ReassessmentShortening => WmoChangeReason::ReassessmentShortening,
-                Self::SwitchToOtherProvider => WmoChangeReason::SwitchToOtherProvider,
-                Self::InitiatedByProvider => WmoChangeReason::InitiatedByProvider,
-            }
-            .code(),
+            Law::Jeugdwet => youth.code(),
+            Law::Wmo => wmo.code(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Residents' letters: written once per event, decided case or product end, and listed.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use rz_domain::GemeenteCode;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -53,7 +54,7 @@ impl<'r> FromRow<'r, PgRow> for LetterRow {
 
 pub async fn letters(
     pool: &PgPool,
-    municipality: &str,
+    municipality: &GemeenteCode,
     client_key: Option<&str>,
     limit: i64,
 ) -> Result<Vec<LetterRow>, sqlx::Error> {
@@ -61,7 +62,7 @@ pub async fn letters(
         "SELECT * FROM letters WHERE municipality = $1 AND ($2::text IS NULL OR client_key = $2)
          ORDER BY created_at, id LIMIT $3",
     )
-    .bind(municipality)
+    .bind(municipality.as_str())
     .bind(client_key)
     .bind(limit)
     .fetch_all(pool)

@@ -1,6 +1,7 @@
 //! Staff alerts: the deadlines the scans saw, opened, escalated and resolved per scope.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use rz_domain::GemeenteCode;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Row};
 use uuid::Uuid;
@@ -158,7 +159,7 @@ impl<'r> FromRow<'r, PgRow> for AlertRow {
 /// A municipality's alerts, optionally in `states`, soonest due first.
 pub async fn staff_alerts(
     pool: &PgPool,
-    municipality: &str,
+    municipality: &GemeenteCode,
     states: &[&str],
     limit: i64,
 ) -> Result<Vec<AlertRow>, sqlx::Error> {
@@ -167,7 +168,7 @@ pub async fn staff_alerts(
          WHERE municipality = $1 AND (cardinality($2::text[]) = 0 OR state = ANY($2))
          ORDER BY due, key LIMIT $3",
     )
-    .bind(municipality)
+    .bind(municipality.as_str())
     .bind(states)
     .bind(limit)
     .fetch_all(pool)
