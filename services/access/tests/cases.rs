@@ -183,23 +183,9 @@ async fn case_steps_out_of_order_or_out_of_time_are_refused_and_change_nothing()
     let before = app.snapshot().await;
 
     // Jeugdwet has no investigation or separate application step.
-    let err = app
-        .client
-        .complete_investigation(pb::CompleteInvestigationRequest {
-            case_id: jw.id.clone(),
-            date: "2026-03-10".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = app.try_investigate(&jw.id, "2026-03-10").await.unwrap_err();
     assert_rule(&err, "case.wmo_step");
-    let err = app
-        .client
-        .submit_application(pb::SubmitApplicationRequest {
-            case_id: jw.id.clone(),
-            date: "2026-03-10".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = app.try_apply(&jw.id, "2026-03-10").await.unwrap_err();
     assert_rule(&err, "case.wmo_step");
 
     // A REPORTED Wmo case is not decided, nor applied for before the investigation.
@@ -208,23 +194,12 @@ async fn case_steps_out_of_order_or_out_of_time_are_refused_and_change_nothing()
         .await
         .unwrap_err();
     assert_rule(&err, "case.step_order");
-    let err = app
-        .client
-        .submit_application(pb::SubmitApplicationRequest {
-            case_id: wmo.id.clone(),
-            date: "2026-03-10".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = app.try_apply(&wmo.id, "2026-03-10").await.unwrap_err();
     assert_rule(&err, "case.step_order");
 
     // A step dated before the previous one.
     let err = app
-        .client
-        .complete_investigation(pb::CompleteInvestigationRequest {
-            case_id: wmo.id.clone(),
-            date: "2026-03-01".into(),
-        })
+        .try_investigate(&wmo.id, "2026-03-01")
         .await
         .unwrap_err();
     assert_rule(&err, "case.date_order");
@@ -240,20 +215,12 @@ async fn case_steps_out_of_order_or_out_of_time_are_refused_and_change_nothing()
 
     // Unknown and malformed cases, malformed dates.
     let err = app
-        .client
-        .complete_investigation(pb::CompleteInvestigationRequest {
-            case_id: uuid::Uuid::now_v7().to_string(),
-            date: "2026-03-10".into(),
-        })
+        .try_investigate(&uuid::Uuid::now_v7().to_string(), "2026-03-10")
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let err = app
-        .client
-        .complete_investigation(pb::CompleteInvestigationRequest {
-            case_id: "case-1".into(),
-            date: "10-03-2026".into(),
-        })
+        .try_investigate("case-1", "10-03-2026")
         .await
         .unwrap_err();
     assert_invalid(&err, "case_id");

@@ -11,8 +11,6 @@ use common::{MUNICIPALITY, Stack, bsn, header, lumpsum, pxq, spawn_app};
 use prost::Message;
 use rz_proto::access::v1 as pb;
 use rz_proto::types::v1 as types;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -126,15 +124,7 @@ async fn events_carry_the_client_key_and_never_the_bsn() {
 #[tokio::test]
 async fn health_reports_serving_and_shutdown_flushes_the_outbox() {
     let mut app = spawn_app().await;
-    let mut health = HealthClient::new(app.channel.clone());
-    let status = health
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(status.status, 1, "SERVING");
+    rz_stack::assert_serving(&app.channel).await;
 
     app.register_adult(&bsn(1100)).await;
     let c = app
@@ -153,10 +143,7 @@ async fn health_reports_serving_and_shutdown_flushes_the_outbox() {
         .await
         .expect("stops within the grace period");
     let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let pending = rz_stack::unpublished(&pool).await;
     assert_eq!(pending, 0, "the relay flushed the outbox before exiting");
     assert_eq!(app.events(2).await.len(), 2);
 }

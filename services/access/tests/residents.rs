@@ -155,46 +155,27 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
     let mut app = spawn_app().await;
     let b = bsn(40);
     let r = app.register_adult(&b).await;
-    let by_bsn = app
-        .client
-        .get_resident(pb::GetResidentRequest {
-            bsn: b.clone(),
-            client_key: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(by_bsn, r);
-    let by_key = app
-        .client
-        .get_resident(pb::GetResidentRequest {
-            bsn: String::new(),
-            client_key: r.client_key.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(by_key, r);
-    for (bsn_, key) in [("", ""), (b.as_str(), r.client_key.as_str())] {
-        let err = app
-            .client
-            .get_resident(pb::GetResidentRequest {
-                bsn: bsn_.into(),
-                client_key: key.into(),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let find = |bsn: &str, client_key: &str| pb::GetResidentRequest {
+        bsn: bsn.into(),
+        client_key: client_key.into(),
+    };
+    for (bsn_, key) in [(b.as_str(), ""), ("", r.client_key.as_str())] {
+        let found = app.client.get_resident(find(bsn_, key)).await.unwrap();
+        assert_eq!(found.into_inner(), r, "{bsn_:?} {key:?}");
     }
-    let err = app
-        .client
-        .get_resident(pb::GetResidentRequest {
-            bsn: bsn(41),
-            client_key: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::NotFound);
+    let unregistered = bsn(41);
+    for (bsn_, key, code) in [
+        ("", "", tonic::Code::InvalidArgument),
+        (
+            b.as_str(),
+            r.client_key.as_str(),
+            tonic::Code::InvalidArgument,
+        ),
+        (unregistered.as_str(), "", tonic::Code::NotFound),
+    ] {
+        let err = app.client.get_resident(find(bsn_, key)).await.unwrap_err();
+        assert_eq!(err.code(), code);
+    }
 
     let client = app
         .client
@@ -224,19 +205,16 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
         }
     );
     let unknown = ClientKey::derive(SECRET.as_bytes(), &Bsn::parse(&bsn(42)).unwrap());
+    let for_assignment = |client_key: String| pb::GetClientForAssignmentRequest { client_key };
     let err = app
         .client
-        .get_client_for_assignment(pb::GetClientForAssignmentRequest {
-            client_key: unknown.to_string(),
-        })
+        .get_client_for_assignment(for_assignment(unknown.to_string()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let err = app
         .client
-        .get_client_for_assignment(pb::GetClientForAssignmentRequest {
-            client_key: b.clone(),
-        })
+        .get_client_for_assignment(for_assignment(b.clone()))
         .await
         .unwrap_err();
     assert_invalid(&err, "client_key");

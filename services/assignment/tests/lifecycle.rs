@@ -6,21 +6,11 @@
 mod common;
 
 use common::*;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 
 #[tokio::test]
 async fn health_reports_serving_and_shutdown_flushes_the_outbox() {
     let mut app = spawn_app().await;
-    let mut health = HealthClient::new(app.a.channel.clone());
-    let status = health
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(status.status, 1, "SERVING");
+    rz_stack::assert_serving(&app.a.channel).await;
 
     app.import(&bsn(1), P1, "2022-07-01", "2022-12-31", false)
         .await
@@ -34,25 +24,11 @@ async fn health_reports_serving_and_shutdown_flushes_the_outbox() {
         .stop()
         .await
         .expect("stops within the grace period");
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let pending = rz_stack::unpublished(&pool).await;
     assert_eq!(pending, 0, "the relay flushed the outbox before exiting");
-    let (_c, js) = rz_eventing::connect(&app.env.nats_url, "check")
-        .await
-        .unwrap();
-    let info = js
-        .get_stream(format!("{}_ASSIGNMENT", app.namespace.to_uppercase()))
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .clone();
+    let messages = rz_stack::stream_messages(&app.env.nats_url, &app.namespace, "assignment").await;
     assert_eq!(
-        info.messages, 2,
+        messages, 2,
         "issued to the provider and the lifecycle event"
     );
 }

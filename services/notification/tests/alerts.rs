@@ -5,8 +5,8 @@
 
 mod common;
 
+use common::spawn_app;
 use common::stack::{M, Stack, bsn, d, key_of, youth_product};
-use common::{spawn_app, spawn_in};
 use rz_proto::assignment::v1 as asg;
 use rz_proto::notification::v1 as pb;
 use tonic_types::StatusExt;
@@ -14,14 +14,11 @@ use tonic_types::StatusExt;
 #[tokio::test]
 async fn alerts_go_from_upcoming_to_overdue_to_resolved_and_carry_no_bsn_or_name() {
     let mut stack = Stack::start(true).await;
-    let access = stack.access_endpoint.clone();
-    let assignment = stack.assignment_endpoint.clone();
-    let mut app = spawn_in(&stack.namespace, |c| {
-        c.notification.access_endpoints = [(M.to_string(), access)].into();
-        c.notification.assignment_endpoint = assignment;
-        c.notification.alert_within_days = 10;
-    })
-    .await;
+    let mut app = stack
+        .notification(|c| {
+            c.notification.alert_within_days = 10;
+        })
+        .await;
     // X: a youth care application on 2022-07-01, its decision due 8 weeks later (2022-08-26).
     let (bx, by) = (bsn(10), bsn(11));
     stack.resident(&bx, "Sanne", "Jansen", "2012-05-01").await;
@@ -60,20 +57,10 @@ async fn alerts_go_from_upcoming_to_overdue_to_resolved_and_carry_no_bsn_or_name
     assert_eq!(start.last_scanned_on, "2022-08-22");
 
     // The same scan again changes nothing.
-    let r = app.scan("2022-08-22").await;
-    assert_eq!(
-        (r.alerts_opened, r.alerts_overdue, r.alerts_resolved),
-        (0, 0, 0),
-        "{r:?}"
-    );
+    app.assert_scan("2022-08-22", (0, 0, 0)).await;
 
     // Both due dates pass.
-    let r = app.scan("2022-09-02").await;
-    assert_eq!(
-        (r.alerts_opened, r.alerts_overdue, r.alerts_resolved),
-        (0, 2, 0),
-        "{r:?}"
-    );
+    app.assert_scan("2022-09-02", (0, 2, 0)).await;
     let overdue = app.alerts(M, &[pb::AlertState::Overdue]).await;
     assert_eq!(overdue.len(), 2, "{overdue:?}");
     assert!(overdue.iter().all(|a| !a.overdue_at.is_empty()));
@@ -98,12 +85,7 @@ async fn alerts_go_from_upcoming_to_overdue_to_resolved_and_carry_no_bsn_or_name
         })
         .await
         .unwrap();
-    let r = app.scan("2022-09-05").await;
-    assert_eq!(
-        (r.alerts_opened, r.alerts_overdue, r.alerts_resolved),
-        (0, 0, 2),
-        "{r:?}"
-    );
+    app.assert_scan("2022-09-05", (0, 0, 2)).await;
     let resolved = app.alerts(M, &[pb::AlertState::Resolved]).await;
     assert_eq!(resolved.len(), 2, "{resolved:?}");
     assert!(resolved.iter().all(|a| !a.resolved_at.is_empty()));
@@ -187,13 +169,7 @@ async fn a_bad_as_of_or_filter_is_invalid_argument_naming_the_field() {
 #[tokio::test]
 async fn a_provider_request_waiting_for_an_answer_alerts_until_it_is_answered() {
     let mut stack = Stack::start(true).await;
-    let access = stack.access_endpoint.clone();
-    let assignment = stack.assignment_endpoint.clone();
-    let mut app = spawn_in(&stack.namespace, |c| {
-        c.notification.access_endpoints = [(M.to_string(), access)].into();
-        c.notification.assignment_endpoint = assignment;
-    })
-    .await;
+    let mut app = stack.notification(|_| {}).await;
     let child = bsn(20);
     stack.resident(&child, "Bram", "Mulder", "2013-03-03").await;
     // A GP referred the child; the provider asks for an assignment on Monday 2022-08-22: the
@@ -255,12 +231,7 @@ async fn a_provider_request_waiting_for_an_answer_alerts_until_it_is_answered() 
         })
         .await
         .unwrap();
-    let r = app.scan("2022-08-31").await;
-    assert_eq!(
-        (r.alerts_opened, r.alerts_overdue, r.alerts_resolved),
-        (0, 0, 1),
-        "{r:?}"
-    );
+    app.assert_scan("2022-08-31", (0, 0, 1)).await;
     let all = app.alerts(M, &[]).await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].state(), pb::AlertState::Resolved);

@@ -17,11 +17,7 @@ use rz_proto::access::v1 as acc;
 #[tokio::test]
 async fn a_granted_decision_gives_a_letter_to_the_parents_with_products_and_the_right_to_object() {
     let mut stack = Stack::start(false).await;
-    let endpoint = stack.access_endpoint.clone();
-    let mut app = spawn_in(&stack.namespace, |c| {
-        c.notification.access_endpoints = [(M.to_string(), endpoint)].into();
-    })
-    .await;
+    let mut app = stack.notification(|_| {}).await;
     let child = bsn(1);
     stack
         .resident(&child, "Sanne", "Jansen", "2012-05-01")
@@ -83,11 +79,7 @@ async fn a_granted_decision_gives_a_letter_to_the_parents_with_products_and_the_
 #[tokio::test]
 async fn a_refusal_gives_a_letter_with_the_reason_and_the_right_to_object() {
     let mut stack = Stack::start(false).await;
-    let endpoint = stack.access_endpoint.clone();
-    let mut app = spawn_in(&stack.namespace, |c| {
-        c.notification.access_endpoints = [(M.to_string(), endpoint)].into();
-    })
-    .await;
+    let mut app = stack.notification(|_| {}).await;
     let adult = bsn(2);
     stack
         .resident(&adult, "Piet", "de Boer", "1950-03-10")
@@ -123,11 +115,7 @@ async fn a_refusal_gives_a_letter_with_the_reason_and_the_right_to_object() {
 #[tokio::test]
 async fn an_unknown_client_is_dead_lettered_with_the_reason_and_nothing_is_written() {
     let stack = Stack::start(false).await;
-    let endpoint = stack.access_endpoint.clone();
-    let app = spawn_in(&stack.namespace, |c| {
-        c.notification.access_endpoints = [(M.to_string(), endpoint)].into();
-    })
-    .await;
+    let app = stack.notification(|_| {}).await;
     // A well-formed decision for a client key access has never seen.
     let stranger = key_of(&bsn(99));
     let case_id = uuid::Uuid::now_v7().to_string();
@@ -244,11 +232,7 @@ async fn access_down_is_retried_and_the_letter_written_once_it_is_back() {
 #[tokio::test]
 async fn an_expiring_indication_gets_one_letter_however_often_it_is_scanned() {
     let mut stack = Stack::start(false).await;
-    let endpoint = stack.access_endpoint.clone();
-    let mut app = spawn_in(&stack.namespace, |c| {
-        c.notification.access_endpoints = [(M.to_string(), endpoint)].into();
-    })
-    .await;
+    let mut app = stack.notification(|_| {}).await;
     let child = bsn(4);
     stack.resident(&child, "Noor", "Bakker", "2013-09-09").await;
     let case_id = stack.youth_case(&child, "2022-07-01").await;
@@ -315,13 +299,12 @@ async fn an_expiring_indication_gets_one_letter_however_often_it_is_scanned() {
 #[tokio::test]
 async fn the_background_scan_writes_the_letter_with_the_configured_date() {
     let mut stack = Stack::start(false).await;
-    let endpoint = stack.access_endpoint.clone();
-    let mut app = spawn_in(&stack.namespace, |c| {
-        c.notification.access_endpoints = [(M.to_string(), endpoint)].into();
-        c.notification.scan_interval_secs = 1;
-        c.notification.today = Some(chrono::NaiveDate::from_ymd_opt(2022, 11, 15).unwrap());
-    })
-    .await;
+    let mut app = stack
+        .notification(|c| {
+            c.notification.scan_interval_secs = 1;
+            c.notification.today = Some(chrono::NaiveDate::from_ymd_opt(2022, 11, 15).unwrap());
+        })
+        .await;
     let child = bsn(5);
     stack.resident(&child, "Mila", "de Wit", "2014-01-20").await;
     let case_id = stack.youth_case(&child, "2022-07-01").await;

@@ -24,11 +24,7 @@ async fn retries_until_the_receiver_recovers_then_delivers_once_signed() {
     let event_id = app
         .publish_assignment("0222", AGB_A, "issued", 42, "IAJ")
         .await;
-    app.wait_count(
-        "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
-        1,
-    )
-    .await;
+    app.wait_delivered(1).await;
     let got = receiver.received();
     // 503, 503, 204: three attempts, the same document and delivery id each time.
     assert_eq!(got.len(), 3, "{got:?}");
@@ -75,11 +71,7 @@ async fn retries_until_the_receiver_recovers_then_delivers_once_signed() {
     let later = app
         .publish_assignment("0222", AGB_A, "issued", 43, "IAJ")
         .await;
-    app.wait_count(
-        "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
-        2,
-    )
-    .await;
+    app.wait_delivered(2).await;
     let got = receiver.received();
     assert_eq!(got.len(), 4);
     assert_eq!(got[3].json()["id"], later.to_string());
@@ -154,11 +146,7 @@ async fn a_receiver_that_never_recovers_fails_raises_an_alert_and_can_be_replaye
         .unwrap()
         .into_inner();
     assert_eq!(replayed.status, pb::DeliveryStatus::Pending as i32);
-    app.wait_count(
-        "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
-        1,
-    )
-    .await;
+    app.wait_delivered(1).await;
     let got = receiver.received();
     assert_eq!(got.len(), 5);
     let last = got.last().unwrap();
@@ -248,11 +236,7 @@ async fn providers_only_get_their_own_events_through_their_filters() {
         .publish_assignment("0197", AGB_A, "changed", 3, "WMO")
         .await;
     // a1 -> a-all; b1 -> b-all; a2 -> a-all, a-changed, a-0197, a-wmo.
-    app.wait_count(
-        "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
-        6,
-    )
-    .await;
+    app.wait_delivered(6).await;
     let ids = |path: &str| -> Vec<String> {
         receiver
             .at(path)
@@ -520,11 +504,7 @@ async fn delivers_over_https_and_refuses_an_untrusted_certificate() {
     let event_id = app
         .publish_assignment("0222", AGB_A, "issued", 5, "IAJ")
         .await;
-    app.wait_count(
-        "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
-        2,
-    )
-    .await;
+    app.wait_delivered(2).await;
     let got = receiver.at("/tls");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json()["id"], event_id.to_string());

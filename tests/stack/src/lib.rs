@@ -21,12 +21,15 @@
 //! service's shutdown; [`Stack::shutdown`] also waits for them.
 //!
 //! The shared fixtures live here as well: the contract landscape ([`Landscape`]), synthetic
-//! residents ([`bsn`], [`resident_request`]) and the webhook receiver with its signature check
-//! ([`Receiver`], [`verify_signature`]).
+//! residents ([`bsn`], [`resident_request`]), the products a decision grants and the steps of a
+//! case through access ([`youth_product`], [`open_case`], [`decide`]) and the webhook receiver
+//! with its signature check ([`Receiver`], [`verify_signature`]).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod care;
 mod fixtures;
+mod probe;
 mod status;
 mod webhook;
 
@@ -49,10 +52,15 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+pub use care::{
+    assignments_of, decide, import_request, investigate_and_apply, open_case, output_product,
+    pxq_product, youth_product,
+};
 pub use fixtures::{
     Landscape, M, NONE, OLD, P1, P2, P3, PV1, PV2, SECRET, ZH, bsn, d, fixture, key_of, key_with,
     period, resident_request,
 };
+pub use probe::{assert_serving, at_least, count, eventually, stream_messages, unpublished};
 pub use rz_testkit::TestEnv;
 pub use status::{assert_invalid, assert_invalid_says, assert_rule};
 pub use webhook::{Received, Receiver, verify_signature};
@@ -151,6 +159,28 @@ pub struct StackBuilder {
     reporting_config: Option<Tune<reporting::Config>>,
 }
 
+/// The builder methods that change one service's configuration after the stack filled it in.
+macro_rules! tuners {
+    ($($service:literal => $method:ident: $config:ty;)*) => {
+        impl StackBuilder {
+            $(
+                #[doc = concat!("Changes ", $service, "'s configuration after the stack filled it in.")]
+                pub fn $method(mut self, tune: impl FnOnce(&mut $config) + Send + Sync + 'static) -> Self {
+                    self.$method = Some(Box::new(tune));
+                    self
+                }
+            )*
+        }
+    };
+}
+
+tuners! {
+    "registration" => registration_config: registration::Config;
+    "assignment" => assignment_config: assignment::Config;
+    "notification" => notification_config: notification::Config;
+    "reporting" => reporting_config: reporting::Config;
+}
+
 impl StackBuilder {
     /// The contract register.
     pub fn registration(mut self) -> Self {
@@ -232,15 +262,6 @@ impl StackBuilder {
         self
     }
 
-    /// Changes registration's configuration after the stack filled it in.
-    pub fn registration_config(
-        mut self,
-        tune: impl FnOnce(&mut registration::Config) + Send + Sync + 'static,
-    ) -> Self {
-        self.registration_config = Some(Box::new(tune));
-        self
-    }
-
     /// Changes every access's configuration (also of instances started later) after the stack
     /// filled it in.
     pub fn access_config(
@@ -248,33 +269,6 @@ impl StackBuilder {
         tune: impl Fn(&mut access::Config) + Send + Sync + 'static,
     ) -> Self {
         self.access_config = Some(Arc::new(tune));
-        self
-    }
-
-    /// Changes assignment's configuration after the stack filled it in.
-    pub fn assignment_config(
-        mut self,
-        tune: impl FnOnce(&mut assignment::Config) + Send + Sync + 'static,
-    ) -> Self {
-        self.assignment_config = Some(Box::new(tune));
-        self
-    }
-
-    /// Changes notification's configuration after the stack filled it in.
-    pub fn notification_config(
-        mut self,
-        tune: impl FnOnce(&mut notification::Config) + Send + Sync + 'static,
-    ) -> Self {
-        self.notification_config = Some(Box::new(tune));
-        self
-    }
-
-    /// Changes reporting's configuration after the stack filled it in.
-    pub fn reporting_config(
-        mut self,
-        tune: impl FnOnce(&mut reporting::Config) + Send + Sync + 'static,
-    ) -> Self {
-        self.reporting_config = Some(Box::new(tune));
         self
     }
 

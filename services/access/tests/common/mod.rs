@@ -2,13 +2,8 @@
 //! Doetinchem (0222), each on port 0 with a fresh database, sharing one NATS namespace of their
 //! own; a gRPC client talking to access like any other client.
 
-#![allow(
-    dead_code,
-    unused_imports,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
+// Each test file uses a part of these helpers; the test files allow unwrap, expect and panic.
+#![allow(dead_code, unused_imports)]
 
 use std::time::Duration;
 
@@ -17,7 +12,7 @@ use rz_eventing::nats::jetstream::message::StreamMessage;
 use rz_proto::access::v1 as pb;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::types::v1 as types;
-pub use rz_stack::{SECRET, Stack, assert_invalid, assert_invalid_says, assert_rule, bsn};
+pub use rz_stack::{SECRET, Stack, assert_invalid, assert_invalid_says, assert_rule, bsn, period};
 use sqlx::PgPool;
 use tonic::transport::Channel;
 
@@ -93,58 +88,24 @@ pub fn open_request(bsn: &str, law: types::Law, date: &str) -> pb::OpenCaseReque
     }
 }
 
-pub fn period(start: &str, end: &str) -> Option<types::Period> {
-    Some(types::Period {
-        start: start.into(),
-        end: end.into(),
-    })
-}
-
 /// A taakgericht (lumpsum) product: Integrale Ambulante Jeugdhulp, Ondersteuning.
 pub fn lumpsum(start: &str, end: &str) -> pb::ProductToGrant {
-    pb::ProductToGrant {
-        subsegment_code: "IAJ-ON".into(),
-        result: "Zelfstandig naar school".into(),
-        goal: pb::Goal::Participation as i32,
-        period: period(start, end),
-        ..Default::default()
-    }
+    rz_stack::youth_product(start, end, "")
 }
 
 /// An inspanningsgericht (PxQ) product: Wmo Persoonlijke Verzorging, 3 hours a week.
 pub fn pxq(start: &str, end: &str) -> pb::ProductToGrant {
-    pb::ProductToGrant {
-        subsegment_code: "WIO-PV".into(),
-        product_code: "PV01".into(),
-        result: "Zelfstandig wassen en aankleden".into(),
-        goal: pb::Goal::TimelyLastingResult as i32,
-        period: period(start, end),
-        volume: 3,
-        unit: "04".into(),
-        frequency: "2".into(),
-        preferred_provider_agb: "03000001".into(),
-        ..Default::default()
-    }
+    rz_stack::pxq_product(start, end, "03000001")
 }
 
 /// An outputgericht (separate contract) product: Ziekenhuiszorg with a budget.
 pub fn output(start: &str, end: &str) -> pb::ProductToGrant {
-    pb::ProductToGrant {
-        subsegment_code: "ZHZ".into(),
-        result: "Herstel na opname".into(),
-        goal: pb::Goal::MeaningfulLife as i32,
-        period: period(start, end),
-        budget_cents: 250_000,
-        ..Default::default()
-    }
+    rz_stack::output_product(start, end)
 }
 
 impl TestApp {
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        rz_stack::count(&self.pool, table).await
     }
 
     /// Row counts of every table a command could change, to show a refused command changed nothing.
@@ -173,25 +134,47 @@ impl TestApp {
     }
 
     pub async fn investigate(&mut self, case_id: &str, date: &str) -> pb::Case {
-        self.client
-            .complete_investigation(pb::CompleteInvestigationRequest {
-                case_id: case_id.into(),
-                date: date.into(),
-            })
+        self.try_investigate(case_id, date)
             .await
             .expect("investigation completes")
-            .into_inner()
+    }
+
+    /// CompleteInvestigation, refused or not.
+    pub async fn try_investigate(
+        &mut self,
+        case_id: &str,
+        date: &str,
+    ) -> Result<pb::Case, tonic::Status> {
+        let request = pb::CompleteInvestigationRequest {
+            case_id: case_id.into(),
+            date: date.into(),
+        };
+        self.client
+            .complete_investigation(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     pub async fn apply(&mut self, case_id: &str, date: &str) -> pb::Case {
-        self.client
-            .submit_application(pb::SubmitApplicationRequest {
-                case_id: case_id.into(),
-                date: date.into(),
-            })
+        self.try_apply(case_id, date)
             .await
             .expect("application submitted")
-            .into_inner()
+    }
+
+    /// SubmitApplication, refused or not.
+    pub async fn try_apply(
+        &mut self,
+        case_id: &str,
+        date: &str,
+    ) -> Result<pb::Case, tonic::Status> {
+        let request = pb::SubmitApplicationRequest {
+            case_id: case_id.into(),
+            date: date.into(),
+        };
+        self.client
+            .submit_application(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// A Wmo case for a new adult resident, walked to APPLIED.
@@ -214,15 +197,7 @@ impl TestApp {
         date: &str,
         grant: Vec<pb::ProductToGrant>,
     ) -> Result<pb::Case, tonic::Status> {
-        self.client
-            .decide(pb::DecideRequest {
-                case_id: case_id.into(),
-                date: date.into(),
-                grant,
-                refusal_reason: String::new(),
-            })
-            .await
-            .map(|r| r.into_inner())
+        rz_stack::decide(&mut self.client, case_id, date, grant, "").await
     }
 
     pub async fn amend(
@@ -241,18 +216,14 @@ impl TestApp {
             .get_stream(format!("{}_ACCESS", self.namespace.to_uppercase()))
             .await
             .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
+        rz_stack::eventually(Duration::from_secs(10), async || {
             let have = stream.info().await.unwrap().state.messages;
-            if have >= n {
-                break;
+            match have >= n {
+                true => Ok(()),
+                false => Err(format!("only {have} of {n} events published")),
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {have} of {n} events published"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
         let mut out = Vec::new();
         let last = stream.info().await.unwrap().state.last_sequence;
         for seq in 1..=last {

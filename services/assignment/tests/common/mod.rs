@@ -3,13 +3,8 @@
 //! assignment, each in-process on port 0 with a fresh database, sharing one NATS namespace of their
 //! own. Assignment's date is a [`FixedClock`] the test moves.
 
-#![allow(
-    dead_code,
-    unused_imports,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
+// Each test file uses a part of these helpers; the test files allow unwrap, expect and panic.
+#![allow(dead_code, unused_imports)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,10 +19,14 @@ use rz_proto::registration::v1::registration_service_client::RegistrationService
 use rz_proto::types::v1 as types;
 pub use rz_stack::{
     Landscape, M, NONE, OLD, P1, P2, P3, PV1, PV2, SECRET, Stack, TestEnv, ZH, assert_invalid,
-    assert_rule, bsn, d, key_of, period,
+    assert_rule, bsn, d, import_request, key_of, output_product, period, pxq_product,
+    youth_product,
 };
 use sqlx::PgPool;
 use tonic::transport::Channel;
+
+/// How long the waits of these helpers wait.
+const TEN_SECONDS: Duration = Duration::from_secs(10);
 
 /// The date assignment's clock starts on: a Monday before the contracts of 2022-07-01.
 pub const START: &str = "2022-06-27";
@@ -116,46 +115,6 @@ pub async fn spawn_app() -> TestApp {
     }
 }
 
-/// An IAJ-ON (taakgericht) product.
-pub fn youth_product(start: &str, end: &str, preferred: &str) -> acc::ProductToGrant {
-    acc::ProductToGrant {
-        subsegment_code: "IAJ-ON".into(),
-        result: "Zelfstandig naar school".into(),
-        goal: acc::Goal::Participation as i32,
-        period: period(start, end),
-        preferred_provider_agb: preferred.into(),
-        ..Default::default()
-    }
-}
-
-/// A WIO-PV (inspanningsgericht, PxQ) product: 3 hours a week.
-pub fn pxq_product(start: &str, end: &str, preferred: &str) -> acc::ProductToGrant {
-    acc::ProductToGrant {
-        subsegment_code: "WIO-PV".into(),
-        product_code: "PV01".into(),
-        result: "Zelfstandig wassen en aankleden".into(),
-        goal: acc::Goal::TimelyLastingResult as i32,
-        period: period(start, end),
-        volume: 3,
-        unit: "04".into(),
-        frequency: "2".into(),
-        preferred_provider_agb: preferred.into(),
-        ..Default::default()
-    }
-}
-
-/// A ZHZ (outputgericht) product with a budget of EUR 2,500.
-pub fn output_product(start: &str, end: &str) -> acc::ProductToGrant {
-    acc::ProductToGrant {
-        subsegment_code: "ZHZ".into(),
-        result: "Herstel na opname".into(),
-        goal: acc::Goal::MeaningfulLife as i32,
-        period: period(start, end),
-        budget_cents: 250_000,
-        ..Default::default()
-    }
-}
-
 impl TestApp {
     pub async fn register_resident(&mut self, bsn: &str, birth_date: &str) -> acc::Resident {
         self.access
@@ -173,17 +132,9 @@ impl TestApp {
         grant: Vec<acc::ProductToGrant>,
     ) -> acc::Case {
         self.register_resident(bsn, "2012-05-01").await;
-        let case = self
-            .access
-            .open_case(acc::OpenCaseRequest {
-                idempotency_key: format!("case-{bsn}-{date}-{}", grant.len()),
-                bsn: bsn.into(),
-                law: types::Law::Jeugdwet as i32,
-                date: date.into(),
-            })
-            .await
-            .expect("case opens")
-            .into_inner();
+        let key = format!("case-{bsn}-{date}-{}", grant.len());
+        let case =
+            rz_stack::open_case(&mut self.access, key, bsn, types::Law::Jeugdwet, date).await;
         self.decide(&case.id, date, grant).await
     }
 
@@ -195,31 +146,9 @@ impl TestApp {
         grant: Vec<acc::ProductToGrant>,
     ) -> acc::Case {
         self.register_resident(bsn, "1960-01-10").await;
-        let case = self
-            .access
-            .open_case(acc::OpenCaseRequest {
-                idempotency_key: format!("case-{bsn}-{date}-{}", grant.len()),
-                bsn: bsn.into(),
-                law: types::Law::Wmo as i32,
-                date: date.into(),
-            })
-            .await
-            .expect("case opens")
-            .into_inner();
-        self.access
-            .complete_investigation(acc::CompleteInvestigationRequest {
-                case_id: case.id.clone(),
-                date: date.into(),
-            })
-            .await
-            .expect("investigated");
-        self.access
-            .submit_application(acc::SubmitApplicationRequest {
-                case_id: case.id.clone(),
-                date: date.into(),
-            })
-            .await
-            .expect("applied");
+        let key = format!("case-{bsn}-{date}-{}", grant.len());
+        let case = rz_stack::open_case(&mut self.access, key, bsn, types::Law::Wmo, date).await;
+        rz_stack::investigate_and_apply(&mut self.access, &case.id, date).await;
         self.decide(&case.id, date, grant).await
     }
 
@@ -229,16 +158,9 @@ impl TestApp {
         date: &str,
         grant: Vec<acc::ProductToGrant>,
     ) -> acc::Case {
-        self.access
-            .decide(acc::DecideRequest {
-                case_id: case_id.into(),
-                date: date.into(),
-                grant,
-                refusal_reason: String::new(),
-            })
+        rz_stack::decide(&mut self.access, case_id, date, grant, "")
             .await
             .expect("decided")
-            .into_inner()
     }
 
     /// Imports existing care of `agb` for a new client.
@@ -258,34 +180,9 @@ impl TestApp {
     }
 }
 
-pub fn import_request(
-    bsn: &str,
-    agb: &str,
-    start: &str,
-    end: &str,
-    started: bool,
-) -> pb::ImportAssignmentRequest {
-    pb::ImportAssignmentRequest {
-        idempotency_key: format!("imp-{bsn}-{agb}-{start}"),
-        municipality: M.into(),
-        bsn: bsn.into(),
-        client_key: String::new(),
-        agb_code: agb.into(),
-        subsegment_code: "IAJ-ON".into(),
-        product_code: String::new(),
-        period: period(start, end),
-        size: None,
-        budget_cents: 0,
-        started,
-    }
-}
-
 impl Assignment {
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        rz_stack::count(&self.pool, table).await
     }
 
     /// Row counts of every table a command could change and a digest of the assignments' and
@@ -340,19 +237,14 @@ impl Assignment {
 
     /// Waits (at most 10 s) until the client has `n` assignments.
     pub async fn wait_for(&mut self, client_key: &str, n: usize) -> Vec<pb::Assignment> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.of_client(client_key).await;
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "client has {} of {n} assignments after 10 s",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        rz_stack::eventually(TEN_SECONDS, async || {
+            rz_stack::at_least(
+                self.of_client(client_key).await,
+                n,
+                "assignments of the client",
+            )
+        })
+        .await
     }
 
     /// Waits (at most 10 s) until assignment `number` passes `check`.
@@ -361,32 +253,24 @@ impl Assignment {
         number: u32,
         check: impl Fn(&pb::Assignment) -> bool,
     ) -> pb::Assignment {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
+        rz_stack::eventually(TEN_SECONDS, async || {
             let now = self.get(number).await;
             if check(&now) {
-                return now;
+                Ok(now)
+            } else {
+                Err(format!("{now:?}"))
             }
-            assert!(tokio::time::Instant::now() < deadline, "{now:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Waits (at most 10 s) until `n` granted products are recorded as not assigned.
     pub async fn wait_for_unassigned(&self, n: usize) -> Vec<assignment::store::Unassigned> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
+        rz_stack::eventually(TEN_SECONDS, async || {
             let got = self.assigner.list_unassigned(Some(M)).await.unwrap();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} of {n} products recorded as not assigned after 10 s",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            rz_stack::at_least(got, n, "products recorded as not assigned")
+        })
+        .await
     }
 
     /// (NATS subject, event type) of the events in the outbox, in order.

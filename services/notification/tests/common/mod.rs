@@ -2,13 +2,8 @@
 //! NATS namespace) with a fast retry schedule; a publisher writing envelope-correct assignment
 //! events straight to JetStream. The webhook receiver and its signature check come from the stack.
 
-#![allow(
-    dead_code,
-    unused_imports,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
+// Each test file uses a part of these helpers; the test files allow unwrap, expect and panic.
+#![allow(dead_code, unused_imports)]
 
 pub mod stack;
 
@@ -100,32 +95,22 @@ async fn spawn(
 impl TestApp {
     /// Waits until the municipality has `n` letters of `kind` and returns them.
     pub async fn letters(&mut self, municipality: &str, kind: &str, n: usize) -> Vec<pb::Letter> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let got: Vec<pb::Letter> = self
-                .client
-                .list_letters(pb::ListLettersRequest {
-                    municipality: municipality.into(),
-                    client_key: String::new(),
-                    limit: 1000,
-                })
-                .await
-                .unwrap()
+        let request = pb::ListLettersRequest {
+            municipality: municipality.into(),
+            client_key: String::new(),
+            limit: 1000,
+        };
+        rz_stack::eventually(Duration::from_secs(20), async || {
+            let all = self.client.list_letters(request.clone()).await.unwrap();
+            let got: Vec<pb::Letter> = all
                 .into_inner()
                 .letters
                 .into_iter()
                 .filter(|l| l.kind == kind)
                 .collect();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{kind}: {} letters, expected {n}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            rz_stack::at_least(got, n, &format!("{kind} letters"))
+        })
+        .await
     }
 
     pub async fn scan(&mut self, as_of: &str) -> pb::ScanDeadlinesResponse {
@@ -136,6 +121,17 @@ impl TestApp {
             .await
             .expect("scan")
             .into_inner()
+    }
+
+    /// Scans the deadlines as of `as_of` and asserts how many alerts it opened, found overdue and
+    /// resolved.
+    pub async fn assert_scan(&mut self, as_of: &str, (opened, overdue, resolved): (u32, u32, u32)) {
+        let r = self.scan(as_of).await;
+        assert_eq!(
+            (r.alerts_opened, r.alerts_overdue, r.alerts_resolved),
+            (opened, overdue, resolved),
+            "{r:?}"
+        );
     }
 
     pub async fn alerts(
@@ -277,22 +273,28 @@ impl TestApp {
             .expect("ack");
     }
 
+    /// Waits until `n` deliveries are delivered.
+    pub async fn wait_delivered(&self, n: i64) {
+        self.wait_count(
+            "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
+            n,
+        )
+        .await
+    }
+
     /// Waits until `sql` (a scalar count) returns `want`.
     pub async fn wait_count(&self, sql: &str, want: i64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
+        rz_stack::eventually(Duration::from_secs(20), async || {
             let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
                 .fetch_one(&self.pool)
                 .await
                 .unwrap();
-            if n == want {
-                return;
+            match n == want {
+                true => Ok(()),
+                false => Err(format!("`{sql}` is {n}, expected {want}")),
             }
-            if tokio::time::Instant::now() > deadline {
-                panic!("`{sql}` is {n}, expected {want}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     pub async fn stop(mut self) {

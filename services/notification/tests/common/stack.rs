@@ -3,14 +3,6 @@
 //! Doetinchem (0222) and, when asked, assignment with a [`FixedClock`]. The test talks to them over
 //! gRPC like a client; notification is spawned by the test with their endpoints.
 
-#![allow(
-    dead_code,
-    unused_imports,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +71,27 @@ impl Stack {
         }
     }
 
+    /// Notification in this stack's namespace, asking its access (and assignment, when it runs)
+    /// for what the events do not carry; `tune` changes the rest of its configuration.
+    pub async fn notification(
+        &self,
+        tune: impl FnOnce(&mut notification::Config) + Send + Sync + 'static,
+    ) -> super::TestApp {
+        let access = self.access_endpoint.clone();
+        let assignment = self
+            .assignment
+            .is_some()
+            .then(|| self.assignment_endpoint.clone());
+        super::spawn_in(&self.namespace, move |c| {
+            c.notification.access_endpoints = [(M.to_string(), access)].into();
+            if let Some(assignment) = assignment {
+                c.notification.assignment_endpoint = assignment;
+            }
+            tune(c);
+        })
+        .await
+    }
+
     /// Another access instance on the same database, listening on `listen`.
     pub async fn another_access_at(&mut self, listen: SocketAddr) -> String {
         self.inner.start_access_at(M, listen).await
@@ -106,47 +119,19 @@ impl Stack {
 
     /// A Jeugdwet application on `applied`; the case id.
     pub async fn youth_case(&mut self, bsn: &str, applied: &str) -> String {
-        self.access
-            .open_case(acc::OpenCaseRequest {
-                idempotency_key: format!("case-{bsn}-{applied}"),
-                bsn: bsn.into(),
-                law: types::Law::Jeugdwet as i32,
-                date: applied.into(),
-            })
+        let key = format!("case-{bsn}-{applied}");
+        rz_stack::open_case(&mut self.access, key, bsn, types::Law::Jeugdwet, applied)
             .await
-            .unwrap()
-            .into_inner()
             .id
     }
 
     /// A Wmo melding on `reported`, investigated and applied for on `applied`; the case id.
     pub async fn wmo_case(&mut self, bsn: &str, reported: &str, applied: &str) -> String {
-        let id = self
-            .access
-            .open_case(acc::OpenCaseRequest {
-                idempotency_key: format!("case-{bsn}-{reported}"),
-                bsn: bsn.into(),
-                law: types::Law::Wmo as i32,
-                date: reported.into(),
-            })
+        let key = format!("case-{bsn}-{reported}");
+        let id = rz_stack::open_case(&mut self.access, key, bsn, types::Law::Wmo, reported)
             .await
-            .unwrap()
-            .into_inner()
             .id;
-        self.access
-            .complete_investigation(acc::CompleteInvestigationRequest {
-                case_id: id.clone(),
-                date: applied.into(),
-            })
-            .await
-            .unwrap();
-        self.access
-            .submit_application(acc::SubmitApplicationRequest {
-                case_id: id.clone(),
-                date: applied.into(),
-            })
-            .await
-            .unwrap();
+        rz_stack::investigate_and_apply(&mut self.access, &id, applied).await;
         id
     }
 
@@ -156,63 +141,25 @@ impl Stack {
         date: &str,
         grant: Vec<acc::ProductToGrant>,
     ) -> acc::Case {
-        self.access
-            .decide(acc::DecideRequest {
-                case_id: case_id.into(),
-                date: date.into(),
-                grant,
-                refusal_reason: String::new(),
-            })
+        rz_stack::decide(&mut self.access, case_id, date, grant, "")
             .await
             .unwrap()
-            .into_inner()
     }
 
     pub async fn refuse(&mut self, case_id: &str, date: &str, reason: &str) -> acc::Case {
-        self.access
-            .decide(acc::DecideRequest {
-                case_id: case_id.into(),
-                date: date.into(),
-                grant: vec![],
-                refusal_reason: reason.into(),
-            })
+        rz_stack::decide(&mut self.access, case_id, date, vec![], reason)
             .await
             .unwrap()
-            .into_inner()
     }
 
     /// Waits until assignment has `n` assignments for the client and returns them.
     pub async fn assignments_of(&mut self, bsn: &str, n: usize) -> Vec<asg::Assignment> {
-        let key = key_of(bsn);
         let client = self.assignment.as_mut().expect("assignment runs");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let got = client
-                .list_client_assignments(asg::ListClientAssignmentsRequest {
-                    municipality: M.into(),
-                    client_key: key.clone(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .assignments;
-            if got.len() >= n {
-                return got;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{got:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        rz_stack::assignments_of(client, bsn, n, Duration::from_secs(20)).await
     }
 }
 
-/// A youth care product of IAJ-ON (taakgericht: no size).
+/// A youth care product of IAJ-ON (taakgericht: no size), P1 preferred.
 pub fn youth_product(start: &str, end: &str) -> acc::ProductToGrant {
-    acc::ProductToGrant {
-        subsegment_code: "IAJ-ON".into(),
-        result: "Zelfstandig naar school".into(),
-        goal: acc::Goal::Participation as i32,
-        period: period(start, end),
-        preferred_provider_agb: P1.into(),
-        ..Default::default()
-    }
+    rz_stack::youth_product(start, end, P1)
 }

@@ -1,13 +1,8 @@
 //! `spawn_app`: the registration service from the test stack (port 0, a fresh database, its own
 //! NATS namespace) and a gRPC client talking to it like any other client.
 
-#![allow(
-    dead_code,
-    unused_imports,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
+// Each test file uses a part of these helpers; the test files allow unwrap, expect and panic.
+#![allow(dead_code, unused_imports)]
 
 use rz_proto::registration::v1 as pb;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
@@ -65,10 +60,7 @@ pub async fn spawn_app() -> TestApp {
 
 impl TestApp {
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        rz_stack::count(&self.pool, table).await
     }
 
     /// Row counts of every table a command could change, to show a refused command changed nothing.

@@ -17,7 +17,7 @@ use rz_proto::access::v1 as acc;
 use rz_proto::assignment::v1 as asg;
 use rz_proto::registration::v1 as reg;
 use rz_proto::reporting::v1 as pb;
-use rz_stack::{M, P1, P2, PV1, bsn, d, key_of, period};
+use rz_stack::{M, P1, P2, PV1, bsn, d, key_of, pxq_product, youth_product};
 
 use source::{check_monthly, expected_goals, expected_monthly, source_assignments, source_cases};
 use stack::{TODAY, goals_request, handover_request, monthly_request, spawn_stack};
@@ -37,38 +37,15 @@ async fn every_figure_equals_a_direct_count_over_the_source_data() {
 
     // decisions in both laws; the first youth decision is late (applied 2022-05-01, due 06-26)
     let (ya, yb, yc, wa) = (bsn(11), bsn(12), bsn(13), bsn(21));
-    let youth = |start: &str, preferred: &str| acc::ProductToGrant {
-        subsegment_code: "IAJ-ON".into(),
-        result: "Zelfstandig naar school".into(),
-        goal: acc::Goal::Participation as i32,
-        period: period(start, "2023-01-31"),
-        preferred_provider_agb: preferred.into(),
-        ..Default::default()
-    };
+    let youth = |start: &str, preferred: &str| youth_product(start, "2023-01-31", preferred);
     s.youth(&ya, "2022-05-01", "2022-07-04", youth("2022-07-04", P1))
         .await;
     s.youth(&yb, "2022-06-20", "2022-07-05", youth("2022-07-05", P2))
         .await;
     s.youth(&yc, "2022-07-01", "2022-07-06", youth("2022-07-06", ""))
         .await;
-    s.wmo(
-        &wa,
-        "2022-06-01",
-        "2022-07-04",
-        acc::ProductToGrant {
-            subsegment_code: "WIO-PV".into(),
-            product_code: "PV01".into(),
-            result: "Zelfstandig wassen en aankleden".into(),
-            goal: acc::Goal::TimelyLastingResult as i32,
-            period: period("2022-07-04", "2022-12-31"),
-            volume: 3,
-            unit: "04".into(),
-            frequency: "2".into(),
-            preferred_provider_agb: PV1.into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let personal_care = pxq_product("2022-07-04", "2022-12-31", PV1);
+    s.wmo(&wa, "2022-06-01", "2022-07-04", personal_care).await;
 
     // starts of care: on time, on the due day, late (after 5 working days)
     let a = s.assignments_of(&ya, 1).await.remove(0);
@@ -207,33 +184,26 @@ async fn every_figure_equals_a_direct_count_over_the_source_data() {
         .await
         .unwrap()
         .into_inner();
-    let ours: Vec<_> = figures
-        .handover
-        .rows
-        .iter()
-        .map(|r| {
-            (
-                r.municipality.clone(),
-                r.segment_code.clone(),
-                r.handed_over,
-                r.waiting_for_start,
-                r.not_arranged,
-            )
-        })
-        .collect();
-    let theirs: Vec<_> = theirs
-        .rows
-        .iter()
-        .map(|r| {
-            (
-                r.municipality.clone(),
-                r.segment_code.clone(),
-                r.handed_over,
-                r.waiting_for_start,
-                r.not_arranged,
-            )
-        })
-        .collect();
+    // reporting's rows and assignment's are different messages with the same fields
+    macro_rules! progress {
+        ($rows:expr) => {
+            $rows
+                .iter()
+                .map(|r| {
+                    let (m, segment) = (r.municipality.clone(), r.segment_code.clone());
+                    (
+                        m,
+                        segment,
+                        r.handed_over,
+                        r.waiting_for_start,
+                        r.not_arranged,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+    }
+    let ours = progress!(figures.handover.rows);
+    let theirs = progress!(theirs.rows);
     assert_eq!(ours, theirs);
     assert_eq!(ours, vec![(M.to_string(), "IAJ".to_string(), 1, 2, 0)]);
 

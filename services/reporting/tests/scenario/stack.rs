@@ -12,9 +12,12 @@ use rz_proto::registration::v1::registration_service_client::RegistrationService
 use rz_proto::reporting::v1 as pb;
 use rz_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 use rz_proto::types::v1 as types;
-use rz_stack::{Landscape, M, OLD, P1, P2, P3, PV1, d, key_of, period};
+use rz_stack::{Landscape, M, OLD, P1, P2, P3, PV1, d};
 use sqlx::PgPool;
 use tonic::transport::Channel;
+
+/// How long the scenario waits for assignment.
+const WITHIN: Duration = Duration::from_secs(15);
 
 pub(crate) struct Stack {
     pub(crate) registration: RegistrationServiceClient<Channel>,
@@ -85,20 +88,6 @@ impl Stack {
             .unwrap();
     }
 
-    /// A case under `law` for the resident, opened on `date` (idempotency key `case-<bsn>`).
-    async fn open_case(&mut self, bsn: &str, law: types::Law, date: &str) -> acc::Case {
-        self.access
-            .open_case(acc::OpenCaseRequest {
-                idempotency_key: format!("case-{bsn}"),
-                bsn: bsn.into(),
-                law: law as i32,
-                date: date.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    }
-
     /// A Jeugdwet application on `applied` decided on `decided`.
     pub(crate) async fn youth(
         &mut self,
@@ -108,7 +97,9 @@ impl Stack {
         grant: acc::ProductToGrant,
     ) {
         self.resident(bsn, "2012-05-01").await;
-        let case = self.open_case(bsn, types::Law::Jeugdwet, applied).await;
+        let key = format!("case-{bsn}");
+        let case =
+            rz_stack::open_case(&mut self.access, key, bsn, types::Law::Jeugdwet, applied).await;
         self.decide(&case.id, decided, grant).await;
     }
 
@@ -121,72 +112,34 @@ impl Stack {
         grant: acc::ProductToGrant,
     ) {
         self.resident(bsn, "1960-01-10").await;
-        let case = self.open_case(bsn, types::Law::Wmo, reported).await;
-        self.access
-            .complete_investigation(acc::CompleteInvestigationRequest {
-                case_id: case.id.clone(),
-                date: decided.into(),
-            })
-            .await
-            .unwrap();
-        self.access
-            .submit_application(acc::SubmitApplicationRequest {
-                case_id: case.id.clone(),
-                date: decided.into(),
-            })
-            .await
-            .unwrap();
+        let key = format!("case-{bsn}");
+        let case = rz_stack::open_case(&mut self.access, key, bsn, types::Law::Wmo, reported).await;
+        rz_stack::investigate_and_apply(&mut self.access, &case.id, decided).await;
         self.decide(&case.id, decided, grant).await;
     }
 
     pub(crate) async fn decide(&mut self, case_id: &str, date: &str, grant: acc::ProductToGrant) {
-        self.access
-            .decide(acc::DecideRequest {
-                case_id: case_id.into(),
-                date: date.into(),
-                grant: vec![grant],
-                refusal_reason: String::new(),
-            })
+        rz_stack::decide(&mut self.access, case_id, date, vec![grant], "")
             .await
             .unwrap();
     }
 
     /// Waits until the client has `n` assignments and returns them.
     pub(crate) async fn assignments_of(&mut self, bsn: &str, n: usize) -> Vec<asg::Assignment> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let got = self
-                .assignment
-                .list_client_assignments(asg::ListClientAssignmentsRequest {
-                    municipality: M.into(),
-                    client_key: key_of(bsn),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .assignments;
-            if got.len() >= n {
-                return got;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{bsn}: {got:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        rz_stack::assignments_of(&mut self.assignment, bsn, n, WITHIN).await
     }
 
     /// Waits until assignment applied an amendment: an active assignment of the client ends on `end`.
     pub(crate) async fn wait_for_end(&mut self, bsn: &str, end: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
+        rz_stack::eventually(WITHIN, async || {
             let got = self.assignments_of(bsn, 1).await;
-            if got
-                .iter()
-                .any(|a| a.period.as_ref().is_some_and(|p| p.end == end))
-            {
-                return;
+            let ends = |a: &asg::Assignment| a.period.as_ref().is_some_and(|p| p.end == end);
+            match got.iter().any(ends) {
+                true => Ok(()),
+                false => Err(format!("{bsn}: {got:?}")),
             }
-            assert!(tokio::time::Instant::now() < deadline, "{bsn}: {got:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     pub(crate) async fn start(&mut self, a: &asg::Assignment, date: &str) {
@@ -201,53 +154,29 @@ impl Stack {
             .unwrap();
     }
 
+    /// Existing care of OLD, imported.
     pub(crate) async fn import(&mut self, bsn: &str, start: &str, end: &str, started: bool) {
-        self.assignment
-            .import_assignment(asg::ImportAssignmentRequest {
-                idempotency_key: format!("imp-{bsn}"),
-                municipality: M.into(),
-                bsn: bsn.into(),
-                client_key: String::new(),
-                agb_code: OLD.into(),
-                subsegment_code: "IAJ-ON".into(),
-                product_code: String::new(),
-                period: period(start, end),
-                size: None,
-                budget_cents: 0,
-                started,
-            })
-            .await
-            .unwrap();
+        let request = rz_stack::import_request(bsn, OLD, start, end, started);
+        self.assignment.import_assignment(request).await.unwrap();
     }
 
     /// Waits until every service published its outbox and reporting applied every event.
     pub(crate) async fn settle(&mut self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
+        rz_stack::eventually(Duration::from_secs(20), async || {
             let mut unpublished = 0i64;
             for db in [&self.registration_db, &self.access_db, &self.assignment_db] {
-                let n: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                        .fetch_one(db)
-                        .await
-                        .unwrap();
-                unpublished += n;
+                unpublished += rz_stack::unpublished(db).await;
             }
-            let status = self
-                .reporting
-                .get_status(pb::GetStatusRequest {})
-                .await
-                .unwrap()
-                .into_inner();
-            if unpublished == 0 && status.caught_up {
-                return;
+            let status = self.reporting.get_status(pb::GetStatusRequest {}).await;
+            let status = status.unwrap().into_inner();
+            match unpublished == 0 && status.caught_up {
+                true => Ok(()),
+                false => Err(format!(
+                    "not settled: {unpublished} unpublished, {status:?}"
+                )),
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "not settled: {unpublished} unpublished, {status:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     pub(crate) async fn figures(&mut self) -> Figures {
