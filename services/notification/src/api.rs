@@ -209,14 +209,7 @@ fn delivery_pb(d: DeliveryRow) -> pb::Delivery {
 impl NotificationApi {
     async fn create(&self, r: pb::CreateSubscriptionRequest) -> Result<pb::Subscription, ApiError> {
         let new = validate_create(&r, self.require_https)?;
-        let fingerprint = format!(
-            "{}|{}|{:?}|{:?}|{:?}",
-            new.agb_code,
-            new.url,
-            new.event_types,
-            new.municipality_codes(),
-            new.segments
-        );
+        let fingerprint = rz_platform::idempotency::fingerprint("create_subscription", &r);
         let mut tx = self.pool.begin().await?;
         // Keys are scoped to the provider, so providers cannot see each other's subscriptions.
         let key = format!("{}/{}", new.agb_code, r.idempotency_key);
