@@ -38,6 +38,17 @@ pub mod notification {
     }
 }
 
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("regiozorg.audit.v1");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every regiozorg API: authorisation reads the request fields
+/// its policy binds by name, and tests enumerate every RPC from it.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/regiozorg_descriptor.bin"));
+
 /// The kinds of events on the bus, named once for producers and consumers: a consumer that compares
 /// against a constant here cannot silently miss events through a typo.
 ///

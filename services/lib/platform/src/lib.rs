@@ -3,13 +3,16 @@
 //! errors to precise gRPC status codes, and the one service runner ([`runner`]) every service's
 //! `main` calls.
 
+pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod idempotency;
+pub mod identity;
 pub mod runner;
 pub mod server;
+pub mod tls;
 
 pub use error::ApiError;
 pub use runner::{Foundation, Service, ServiceConfig, StartError};

@@ -63,6 +63,12 @@ pub trait ServiceConfig: DeserializeOwned + Send + 'static {
     fn database(&self) -> &DatabaseConfig;
     fn nats(&self) -> &NatsConfig;
     fn telemetry(&self) -> &TelemetryConfig;
+    /// `[tls]`: the CA and the service's own certificate; required.
+    fn tls(&self) -> &crate::tls::TlsConfig;
+    /// `[identity]`: certificate serial numbers and token keys.
+    fn identity(&self) -> &crate::identity::IdentityConfig;
+    /// `[limits]`: calls per second per caller.
+    fn limits(&self) -> &crate::authz::LimitsConfig;
 }
 
 /// Defines a service's configuration: the sections every service has (`[server]`, `[database]`,
@@ -88,6 +94,9 @@ macro_rules! service_config {
             pub database: $crate::config::DatabaseConfig,
             pub nats: $crate::config::NatsConfig,
             pub telemetry: $crate::config::TelemetryConfig,
+            pub tls: $crate::tls::TlsConfig,
+            pub identity: $crate::identity::IdentityConfig,
+            pub limits: $crate::authz::LimitsConfig,
             $($(#[$fmeta])* pub $field: $ty,)*
         }
 
@@ -103,6 +112,15 @@ macro_rules! service_config {
             }
             fn telemetry(&self) -> &$crate::config::TelemetryConfig {
                 &self.telemetry
+            }
+            fn tls(&self) -> &$crate::tls::TlsConfig {
+                &self.tls
+            }
+            fn identity(&self) -> &$crate::identity::IdentityConfig {
+                &self.identity
+            }
+            fn limits(&self) -> &$crate::authz::LimitsConfig {
+                &self.limits
             }
         }
     };
@@ -247,6 +265,11 @@ pub async fn serve_main<S: Service>(args: ServeArgs) -> Result<(), String> {
 /// bound gRPC listener.
 pub struct Foundation {
     name: &'static str,
+    tls: crate::tls::TlsConfig,
+    server_tls: tonic::transport::ServerTlsConfig,
+    identities: crate::identity::Identities,
+    limits: crate::authz::LimitsConfig,
+    instance: Option<rz_domain::GemeenteCode>,
     pool: PgPool,
     nats: nats::Client,
     js: jetstream::Context,
@@ -268,6 +291,15 @@ impl Foundation {
     ) -> Result<Self, StartError> {
         let nats_config = config.nats();
         let ns = Namespace::new(&nats_config.namespace).map_err(StartError::Config)?;
+        let tls = config.tls().clone();
+        let server_tls = tls
+            .server()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        // The client side too, so that a service whose calls cannot work does not start.
+        tls.client()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let identities = crate::identity::Identities::from_config(config.identity())
+            .map_err(StartError::Config)?;
         let pool = crate::db::connect(config.database()).await?;
         crate::db::migrate(&pool, migrations).await?;
         let (nats, js) = rz_eventing::connect(&nats_config.url, name).await?;
@@ -278,6 +310,11 @@ impl Foundation {
         let addr = listener.local_addr()?;
         Ok(Self {
             name,
+            tls,
+            server_tls,
+            identities,
+            limits: config.limits().clone(),
+            instance: None,
             pool,
             nats,
             js,
@@ -290,6 +327,17 @@ impl Foundation {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Makes this the access instance of `municipality`: the policy's "own municipality".
+    pub fn serve_municipality(&mut self, municipality: rz_domain::GemeenteCode) {
+        self.instance = Some(municipality);
+    }
+
+    /// The service's own certificate and CA: [`crate::tls::TlsConfig::endpoint`] dials the
+    /// services it calls with them.
+    pub fn tls(&self) -> &crate::tls::TlsConfig {
+        &self.tls
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -369,7 +417,10 @@ impl Serving {
             shutdown,
             tasks,
         } = self;
-        let (router, health): (Router<Layered>, HealthReporter) = crate::server::router();
+        let authz = crate::authz::Authz::new(f.identities, f.instance, &f.limits)
+            .map_err(StartError::Config)?;
+        let (router, health): (Router<Layered>, HealthReporter) =
+            crate::server::router(f.server_tls, authz)?;
         let router = grpc(router);
         // The relay stops last: only after the server and the consumers, which write to the
         // outbox, have finished, so that its final flush publishes everything they committed.

@@ -1,26 +1,35 @@
-//! The gRPC server every service runs: trace context from metadata, the standard health service,
+//! The gRPC server every service runs: mutual TLS, trace context from metadata, authorisation
+//! (who is calling, may they, within their rate: [`crate::authz`]), the standard health service,
 //! and graceful shutdown (health turns NOT_SERVING, no new connections, in-flight calls finish).
 
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
 use tonic::transport::server::Router;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 
 use crate::Shutdown;
 
-pub type Layered =
-    tower::layer::util::Stack<rz_telemetry::GrpcTraceLayer, tower::layer::util::Identity>;
+pub type Layered = tower::layer::util::Stack<
+    crate::authz::AuthzLayer,
+    tower::layer::util::Stack<rz_telemetry::GrpcTraceLayer, tower::layer::util::Identity>,
+>;
 
-/// A tonic server builder with the trace layer installed and the health service added.
-/// Returns the router to add the service's own gRPC services to, and the health reporter.
-pub fn router() -> (Router<Layered>, HealthReporter) {
+/// A tonic server builder with TLS, the trace and authorisation layers installed and the health
+/// service added. Returns the router to add the service's own gRPC services to, and the health
+/// reporter.
+pub fn router(
+    tls: ServerTlsConfig,
+    authz: crate::authz::Authz,
+) -> Result<(Router<Layered>, HealthReporter), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     let router = Server::builder()
+        .tls_config(tls)?
         .layer(rz_telemetry::GrpcTraceLayer)
+        .layer(crate::authz::AuthzLayer::new(authz))
         .add_service(health);
-    (router, reporter)
+    Ok((router, reporter))
 }
 
 /// Serves until `shutdown` triggers; then reports NOT_SERVING and stops gracefully.
