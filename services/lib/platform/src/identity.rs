@@ -401,7 +401,10 @@ impl Identities {
             if *alg != header.alg || (header.kid.is_some() && kid.is_some() && *kid != header.kid) {
                 continue;
             }
-            match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+            // One algorithm per key: jsonwebtoken refuses a validation naming other families.
+            let mut validation = self.validation.clone();
+            validation.algorithms = vec![*alg];
+            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
                 Ok(data) => {
                     let c = data.claims;
                     if c.municipality != own.as_str() {
