@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rz_domain::GemeenteCode;
+use rz_platform::tls::{TlsConfig, TlsError};
 use rz_platform::{Foundation, Shutdown};
 use rz_proto::access::v1::access_service_server::AccessServiceServer;
 use rz_proto::registration::v1 as registration_pb;
@@ -51,16 +52,20 @@ rz_platform::service!(
 );
 
 /// Asks registration at `endpoint` for the region's catalogue, retrying for `within` while it is
-/// unreachable (it may be starting too).
+/// unreachable (it may be starting too). The call uses mutual TLS with `tls` (the service's own
+/// certificate and the region's CA, `[tls]`).
 pub async fn fetch_catalogue(
+    tls: &TlsConfig,
     endpoint: &str,
     within: Duration,
 ) -> Result<registration_pb::Catalogue, StartError> {
-    let endpoint_cfg = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|e| {
-            StartError::Config(format!(
-                "access.registration_endpoint `{endpoint}` is not a URL: {e}"
-            ))
+    let endpoint_cfg = tls
+        .endpoint(endpoint)
+        .map_err(|e| match e {
+            TlsError::Endpoint(..) => {
+                StartError::Config(format!("access.registration_endpoint: {e}"))
+            }
+            other => StartError::Config(other.to_string()),
         })?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10));
@@ -105,8 +110,12 @@ impl App {
             ));
         }
         let secret: Arc<[u8]> = Arc::from(config.access.client_key_secret.as_bytes());
-        let catalogue =
-            fetch_catalogue(&config.access.registration_endpoint, CATALOGUE_WAIT).await?;
+        let catalogue = fetch_catalogue(
+            &config.tls,
+            &config.access.registration_endpoint,
+            CATALOGUE_WAIT,
+        )
+        .await?;
         let catalogue = Catalogue::from_pb(&catalogue).map_err(StartError::Upstream)?;
         if !catalogue.has_municipality(&municipality) {
             return Err(StartError::Config(format!(
@@ -114,8 +123,10 @@ impl App {
                 catalogue.region
             )));
         }
-        let foundation =
+        let mut foundation =
             Foundation::start("access", &config, store::MIGRATIONS, &[api::CONTEXT]).await?;
+        // The policy's "own municipality" of a municipality caller is the one this instance serves.
+        foundation.serve_municipality(municipality.clone());
         tracing::info!(
             %municipality,
             region = %catalogue.region,

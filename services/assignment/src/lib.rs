@@ -78,8 +78,9 @@ impl App {
                     .into(),
             ));
         }
-        let upstream =
-            Arc::new(upstream::Upstream::new(&config.assignment).map_err(StartError::Config)?);
+        let upstream = Arc::new(
+            upstream::Upstream::new(&config.assignment, &config.tls).map_err(StartError::Config)?,
+        );
         let foundation = Foundation::start(
             "assignment",
             &config,

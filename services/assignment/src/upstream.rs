@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use rz_domain::{AgbCode, ExecutionVariant, Law, ProductCode};
+use rz_platform::tls::{TlsConfig, TlsError};
 use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as pb;
@@ -17,7 +18,7 @@ use rz_proto::registration::v1 as reg;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
 use rz_proto::types::v1 as types;
 use tokio::sync::RwLock;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 use crate::config::AssignmentConfig;
@@ -104,9 +105,15 @@ pub struct Upstream {
     catalogue: RwLock<Option<Arc<Catalogue>>>,
 }
 
-fn channel(url: &str, timeout: Duration) -> Result<Channel, String> {
-    Ok(Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("endpoint `{url}`: {e}"))?
+/// A lazily connecting channel to `url` with mutual TLS (`tls`: the service's own certificate and
+/// the region's CA). `key` names the configuration key of `url` in errors.
+fn channel(tls: &TlsConfig, key: &str, url: &str, timeout: Duration) -> Result<Channel, String> {
+    Ok(tls
+        .endpoint(url)
+        .map_err(|e| match e {
+            TlsError::Endpoint(..) => format!("{key}: {e}"),
+            other => other.to_string(),
+        })?
         .timeout(timeout)
         .connect_timeout(timeout)
         .tcp_nodelay(true)
@@ -134,15 +141,22 @@ fn traced<T>(message: T) -> Request<T> {
 }
 
 impl Upstream {
-    pub fn new(config: &AssignmentConfig) -> Result<Self, String> {
+    /// Channels to registration and each configured access instance, dialled with mutual TLS
+    /// (`tls`: the service's `[tls]`).
+    pub fn new(config: &AssignmentConfig, tls: &TlsConfig) -> Result<Self, String> {
         let timeout = Duration::from_secs(config.upstream_timeout_secs.max(1));
-        let registration =
-            RegistrationServiceClient::new(channel(&config.registration_endpoint, timeout)?);
+        let registration = RegistrationServiceClient::new(channel(
+            tls,
+            "assignment.registration_endpoint",
+            &config.registration_endpoint,
+            timeout,
+        )?);
         let mut access = HashMap::new();
         for (municipality, url) in &config.access_endpoints {
+            let key = format!("assignment.access_endpoints.{municipality}");
             access.insert(
                 municipality.clone(),
-                AccessServiceClient::new(channel(url, timeout)?),
+                AccessServiceClient::new(channel(tls, &key, url, timeout)?),
             );
         }
         Ok(Self {

@@ -109,8 +109,8 @@ impl App {
             ));
         }
         let upstream = std::sync::Arc::new(
-            upstream::Upstream::new(&config.notification)
-                .map_err(|e| StartError::Config(format!("notification: {e}")))?,
+            upstream::Upstream::new(&config.notification, &config.tls)
+                .map_err(StartError::Config)?,
         );
         if !upstream.has_assignment() {
             tracing::warn!(

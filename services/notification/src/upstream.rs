@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use rz_platform::tls::{TlsConfig, TlsError};
 use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as asg;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 use crate::config::NotificationConfig;
@@ -49,9 +50,15 @@ pub struct Upstream {
     assignment: Option<AssignmentServiceClient<Channel>>,
 }
 
-fn channel(url: &str, timeout: Duration) -> Result<Channel, String> {
-    Ok(Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("endpoint `{url}`: {e}"))?
+/// A lazily connecting channel to `url` with mutual TLS (`tls`: the service's own certificate and
+/// the region's CA). `key` names the configuration key of `url` in errors.
+fn channel(tls: &TlsConfig, key: &str, url: &str, timeout: Duration) -> Result<Channel, String> {
+    Ok(tls
+        .endpoint(url)
+        .map_err(|e| match e {
+            TlsError::Endpoint(..) => format!("{key}: {e}"),
+            other => other.to_string(),
+        })?
         .timeout(timeout)
         .connect_timeout(timeout)
         .tcp_nodelay(true)
@@ -78,22 +85,27 @@ fn traced<T>(message: T) -> Request<T> {
 }
 
 impl Upstream {
-    pub fn new(config: &NotificationConfig) -> Result<Self, String> {
+    /// Channels to each configured access instance and to assignment, dialled with mutual TLS
+    /// (`tls`: the service's `[tls]`).
+    pub fn new(config: &NotificationConfig, tls: &TlsConfig) -> Result<Self, String> {
         let timeout = Duration::from_secs(config.upstream_timeout_secs.max(1));
         let mut access = HashMap::new();
         for (municipality, url) in &config.access_endpoints {
             rz_domain::GemeenteCode::parse(municipality).map_err(|e| {
                 format!("notification.access_endpoints: `{municipality}` is not a CBS code: {e}")
             })?;
+            let key = format!("notification.access_endpoints.{municipality}");
             access.insert(
                 municipality.clone(),
-                AccessServiceClient::new(channel(url, timeout)?),
+                AccessServiceClient::new(channel(tls, &key, url, timeout)?),
             );
         }
         let assignment = if config.assignment_endpoint.trim().is_empty() {
             None
         } else {
             Some(AssignmentServiceClient::new(channel(
+                tls,
+                "notification.assignment_endpoint",
                 config.assignment_endpoint.trim(),
                 timeout,
             )?))
