@@ -233,3 +233,44 @@ pub static POLICY: &[Rule] = &[
 pub fn rule_for(method: &str) -> Option<&'static Rule> {
     POLICY.iter().find(|r| r.method == method)
 }
+
+impl Allow {
+    /// How the documentation names this entry.
+    pub fn describe(&self) -> String {
+        let bound = |who: &str, fields: &[&str], code: &str| {
+            if fields.is_empty() {
+                who.to_owned()
+            } else {
+                let list: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+                format!("{who} ({} = own {code})", list.join(", "))
+            }
+        };
+        match self {
+            Anyone => "any organisation".into(),
+            Operator => "operator".into(),
+            Service(name) => format!("service {name}"),
+            Provider(fields) => bound("provider", fields, "AGB"),
+            Municipality(fields) => bound("municipality", fields, "CBS"),
+            OwnMunicipality => "the instance's own municipality".into(),
+        }
+    }
+}
+
+/// The table as Markdown (docs/security.md holds it; a test keeps the two equal).
+pub fn markdown() -> String {
+    let mut out = String::from("| RPC | who may call | the handler also checks |\n|---|---|---|\n");
+    for rule in POLICY {
+        let name = rule
+            .method
+            .trim_start_matches("/regiozorg.")
+            .replace(".v1.", " ")
+            .replace('/', ".");
+        let who: Vec<String> = rule.allow.iter().map(Allow::describe).collect();
+        out.push_str(&format!(
+            "| {name} | {} | {} |\n",
+            who.join("; "),
+            rule.owner
+        ));
+    }
+    out
+}
