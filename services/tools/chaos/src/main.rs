@@ -253,6 +253,7 @@ async fn run(args: Args) -> Result<bool, String> {
         registration: endpoint("registration")?,
         assignment: endpoint("assignment")?,
         access,
+        dial: cluster.dial(),
     };
     let reporting_endpoint = endpoint("reporting")?;
     let stats = Arc::new(LoadStats::default());
@@ -263,6 +264,7 @@ async fn run(args: Args) -> Result<bool, String> {
         .await
         .map_err(|e| format!("webhook receiver: {e}"))?;
     let subscribed = webhooks::subscribe_all(
+        &endpoints.dial,
         &hooks,
         &endpoints.registration,
         &endpoint("notification")?,
@@ -280,12 +282,13 @@ async fn run(args: Args) -> Result<bool, String> {
     let receiver_task = {
         let r = receiver.clone();
         let stop = receiver_stop.clone();
-        let (url, ns, asg) = (
+        let (url, ns, asg, dial) = (
             args.nats_url.clone(),
             cluster.spec().nats_namespace.clone(),
             endpoints.assignment.clone(),
+            endpoints.dial.clone(),
         );
-        tokio::spawn(async move { r.run(url, ns, asg, stop).await })
+        tokio::spawn(async move { r.run(url, ns, asg, dial, stop).await })
     };
 
     // The load: care flows, existing care, handover runs; all while the faults go on.
@@ -396,6 +399,7 @@ async fn run(args: Args) -> Result<bool, String> {
         reporting: reporting_endpoint,
         nats_url: args.nats_url.clone(),
         namespace: cluster.spec().nats_namespace.clone(),
+        dial: cluster.dial(),
     })
     .await?;
     let settle_start = Instant::now();

@@ -18,28 +18,22 @@ use rz_proto::assignment::v1 as asg;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
 use rz_proto::registration::v1 as reg;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
+use rz_workload::Dial;
+use rz_workload::dial::{OPERATOR, municipality};
 use rz_workload::{Driver, Sub, catalogue, flow, status_msg};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::retry::{RETRY_FOR, RetryStats, is_transient, retry, retry_for};
 
-/// Where the services answer.
+/// Where the services answer, and the PKI to call them with.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     pub registration: String,
     pub assignment: String,
     /// CBS code -> access instance.
     pub access: BTreeMap<String, String>,
-}
-
-/// A lazily connecting channel: it reconnects by itself after the service was restarted.
-pub fn channel(url: &str, timeout: Duration) -> Result<Channel, String> {
-    Ok(Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("{url}: {e}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(timeout)
-        .connect_lazy())
+    pub dial: Dial,
 }
 
 /// One care flow as the harness saw it end.
@@ -104,13 +98,24 @@ impl Load {
     /// Connects (lazily) and reads the catalogue (retrying while registration is down).
     pub async fn new(endpoints: Endpoints, stats: Arc<LoadStats>) -> Result<Self, String> {
         let t = Duration::from_secs(10);
-        let mut registration = RegistrationServiceClient::new(channel(&endpoints.registration, t)?);
-        let assignment = AssignmentServiceClient::new(channel(&endpoints.assignment, t)?);
-        let handover =
-            AssignmentServiceClient::new(channel(&endpoints.assignment, Duration::from_secs(120))?);
+        // The register's reads, imports and the handover: the operator; a municipality's care
+        // flows: that municipality at its own access instance.
+        let d = &endpoints.dial;
+        let mut registration =
+            RegistrationServiceClient::new(d.lazy(OPERATOR, &endpoints.registration, t)?);
+        let assignment =
+            AssignmentServiceClient::new(d.lazy(OPERATOR, &endpoints.assignment, t)?);
+        let handover = AssignmentServiceClient::new(d.lazy(
+            OPERATOR,
+            &endpoints.assignment,
+            Duration::from_secs(120),
+        )?);
         let mut access = BTreeMap::new();
         for (m, url) in &endpoints.access {
-            access.insert(m.clone(), AccessServiceClient::new(channel(url, t)?));
+            access.insert(
+                m.clone(),
+                AccessServiceClient::new(d.lazy(&municipality(m), url, t)?),
+            );
         }
         let catalogue = retry(&stats.retries, || {
             let mut r = registration.clone();

@@ -15,6 +15,7 @@ use rz_eventing::Namespace;
 use rz_eventing::envelope::{CE_ID, MSG_ID};
 use rz_eventing::nats::jetstream::{self, AckKind};
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
+use rz_workload::Dial;
 use rz_workload::provider::{self, Started};
 use tonic::transport::Channel;
 
@@ -67,11 +68,15 @@ impl Receiver {
         nats_url: String,
         namespace: String,
         assignment_endpoint: String,
+        dial: Dial,
         stop: Arc<AtomicBool>,
     ) -> Result<(), String> {
         let ns = Namespace::new(&namespace)?;
-        let channel = super::flows::channel(&assignment_endpoint, Duration::from_secs(10))?;
-        let client = AssignmentServiceClient::new(channel);
+        let client = Providers {
+            dial,
+            url: assignment_endpoint,
+            clients: Mutex::default(),
+        };
         let (_nats, js) = rz_eventing::connect(&nats_url, CONSUMER)
             .await
             .map_err(|e| e.to_string())?;
@@ -89,7 +94,7 @@ impl Receiver {
         &self,
         js: &jetstream::Context,
         ns: &Namespace,
-        client: &AssignmentServiceClient<Channel>,
+        client: &Providers,
         stop: &AtomicBool,
     ) -> Result<(), String> {
         let consumer =
@@ -141,12 +146,7 @@ impl Receiver {
     }
 
     /// Applies one event; false = not applied, deliver it again later.
-    async fn apply(
-        &self,
-        client: &AssignmentServiceClient<Channel>,
-        id: &str,
-        payload: &[u8],
-    ) -> bool {
+    async fn apply(&self, client: &Providers, id: &str, payload: &[u8]) -> bool {
         let a = match provider::assignment(payload) {
             Ok(Some(a)) => a,
             Ok(None) => return true,
@@ -156,7 +156,14 @@ impl Receiver {
             }
         };
         let request = provider::start_of_care(&a, provider::first_day(&a));
-        let refused = match provider::report_start(&mut client.clone(), request).await {
+        let mut client = match client.of(&a.agb_code) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "receiver: no channel for the provider");
+                return false;
+            }
+        };
+        let refused = match provider::report_start(&mut client, request).await {
             Started::Reported => None,
             Started::AlreadyReported => {
                 self.stats.start_already.fetch_add(1, Ordering::Relaxed);
@@ -185,6 +192,34 @@ impl Receiver {
             st.start_refused.push((a.municipality, a.number, reason));
         }
         true
+    }
+}
+
+/// Each provider reports its own starts of care, with its own certificate: one lazily connecting
+/// channel per provider.
+struct Providers {
+    dial: Dial,
+    url: String,
+    clients: Mutex<HashMap<String, AssignmentServiceClient<Channel>>>,
+}
+
+impl Providers {
+    fn of(&self, agb: &str) -> Result<AssignmentServiceClient<Channel>, String> {
+        let mut clients = self
+            .clients
+            .lock()
+            .map_err(|_| "the provider clients' lock is poisoned".to_owned())?;
+        if let Some(c) = clients.get(agb) {
+            return Ok(c.clone());
+        }
+        let channel = self.dial.lazy(
+            &rz_workload::dial::provider(agb),
+            &self.url,
+            Duration::from_secs(10),
+        )?;
+        let c = AssignmentServiceClient::new(channel);
+        clients.insert(agb.to_owned(), c.clone());
+        Ok(c)
     }
 }
 

@@ -6,22 +6,23 @@
 use rz_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use rz_proto::registration::v1 as reg;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
-use rz_workload::Driver;
+use rz_workload::dial::{OPERATOR, provider};
 pub use rz_workload::webhook::{Receipts, Snapshot as WebhookState, WebhookReceiver};
+use rz_workload::{Dial, Driver};
 
 use super::retry::{RetryStats, retry};
 
 /// Subscribes every provider of the register (all event types, all municipalities) with
 /// `http://<addr>/hook/<agb>` of `hooks`, which keeps the secrets to verify the signatures.
 pub async fn subscribe_all(
+    dial: &Dial,
     hooks: &WebhookReceiver,
     registration: &str,
     notification: &str,
     retries: &RetryStats,
 ) -> Result<usize, String> {
     let t = std::time::Duration::from_secs(10);
-    let r = RegistrationServiceClient::new(super::flows::channel(registration, t)?);
-    let n = NotificationServiceClient::new(super::flows::channel(notification, t)?);
+    let r = RegistrationServiceClient::new(dial.lazy(OPERATOR, registration, t)?);
     let providers = retry(retries, || {
         let mut r = r.clone();
         async move { r.list_providers(reg::ListProvidersRequest {}).await }
@@ -31,6 +32,9 @@ pub async fn subscribe_all(
     .into_inner()
     .providers;
     for p in &providers {
+        // A subscription is the provider's own: it subscribes with its own certificate.
+        let n =
+            NotificationServiceClient::new(dial.lazy(&provider(&p.agb_code), notification, t)?);
         let req = Driver::new("chaos").subscription(&p.agb_code, hooks.url(&p.agb_code));
         let sub = retry(retries, || {
             let mut n = n.clone();

@@ -46,6 +46,9 @@ pub const ACHTERHOEK: [&str; 8] = [
     "0197", "1859", "1876", "0222", "1955", "1586", "1509", "0294",
 ];
 
+/// rzctl's flags to call as the operator of a PKI (`{pki}` is the PKI's directory).
+const SEED_AS_OPERATOR: [&str; 4] = ["--pki", "{pki}", "--as", "operator"];
+
 /// How long a service may take to answer its health check after a (re)start.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a service may take to stop after SIGTERM before it is killed.
@@ -105,6 +108,8 @@ struct Proc {
 pub struct Cluster {
     spec: ClusterSpec,
     secret: String,
+    /// The run's test PKI (`<run_dir>/pki`).
+    pki: PathBuf,
     procs: Vec<Proc>,
 }
 
@@ -114,6 +119,17 @@ impl Cluster {
     pub fn endpoint(&self, service: &str) -> Option<String> {
         self.find(service)
             .map(|p| format!("http://127.0.0.1:{}", p.port))
+    }
+
+    /// The run's test PKI (`<run_dir>/pki`, laid out by `rz_pki::generate`): the services serve
+    /// and call with its `service-<name>` certificates, the tools with the others.
+    pub fn pki_dir(&self) -> &std::path::Path {
+        &self.pki
+    }
+
+    /// Channels with mutual TLS as a party of the run's PKI.
+    pub fn dial(&self) -> rz_workload::Dial {
+        rz_workload::Dial::new(&self.pki)
     }
 
     /// Every service name, in start order.
@@ -218,7 +234,7 @@ impl Cluster {
             {
                 return Err(self.not_healthy(service, format!("the process exited ({status})")));
             }
-            match health(&url).await {
+            match health(&self.pki, &url).await {
                 Ok(true) => return Ok(()),
                 Ok(false) => last = "NOT_SERVING".into(),
                 Err(e) => last = e,
@@ -236,21 +252,24 @@ impl Cluster {
     /// True when the service answers its health check with SERVING now.
     pub async fn is_healthy(&self, service: &str) -> bool {
         match self.endpoint(service) {
-            Some(url) => health(&url).await.unwrap_or(false),
+            Some(url) => health(&self.pki, &url).await.unwrap_or(false),
             None => false,
         }
     }
 
-    /// Loads the Achterhoek register: `rzctl seed --endpoint URL` from `bin_dir` (idempotent). Its
-    /// output goes to `<run_dir>/seed.log`.
+    /// Loads the Achterhoek register: `rzctl --pki <pki> --as operator seed --endpoint URL` from
+    /// `bin_dir` (idempotent; registration's writes are the operator's). Its output goes to
+    /// `<run_dir>/seed.log`.
     pub async fn seed(&self) -> Result<(), HarnessError> {
         let endpoint = self
             .endpoint("registration")
             .ok_or_else(|| HarnessError::UnknownService("registration".into()))?;
         let log = self.spec.run_dir.join("seed.log");
+        let pki = self.pki.display().to_string();
         let out = log_file(&log)?;
         let err = out.try_clone().map_err(io("seed log"))?;
         let status = Command::new(self.spec.bin_dir.join("rzctl"))
+            .args(SEED_AS_OPERATOR.map(|a| if a == "{pki}" { pki.as_str() } else { a }))
             .args(["seed", "--endpoint", &endpoint])
             .stdin(Stdio::null())
             .stdout(out)

@@ -149,10 +149,10 @@ pub(super) fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-/// Ok(true) when the service answers SERVING.
-pub(super) async fn health(url: &str) -> Result<bool, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .map_err(|e| e.to_string())?
+/// Ok(true) when the service answers SERVING (over mutual TLS, as the operator of `pki`).
+pub(super) async fn health(pki: &Path, url: &str) -> Result<bool, String> {
+    let endpoint = rz_workload::Dial::new(pki)
+        .endpoint(rz_workload::dial::OPERATOR, url)?
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(2));
     let channel = endpoint.connect().await.map_err(|e| e.to_string())?;

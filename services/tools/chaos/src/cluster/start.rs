@@ -2,8 +2,58 @@
 
 use std::collections::HashSet;
 
+use std::path::{Path, PathBuf};
+
 use super::os::{client_key_secret, ensure_databases, free_port, with_database};
 use super::{Cluster, ClusterSpec, HarnessError, Proc, START_TIMEOUT, io};
+
+/// The run's own test PKI in `<run_dir>/pki`: the CA, a certificate per municipality, the
+/// operator's and one per service (server and client); providers' are issued when a tool first
+/// calls as one ([`rz_workload::Dial`]). A new one each start: nothing of an earlier run is trusted.
+fn generate_pki(spec: &ClusterSpec) -> Result<PathBuf, HarnessError> {
+    let dir = spec.run_dir.join("pki");
+    let _ = std::fs::remove_dir_all(&dir);
+    let municipalities: Vec<&str> = spec.municipalities.iter().map(String::as_str).collect();
+    rz_pki::generate(&dir, &rz_pki::PkiSpec::region(&[], &municipalities)).map_err(|e| {
+        HarnessError::Command {
+            command: "rz_pki::generate".into(),
+            detail: e.to_string(),
+        }
+    })?;
+    Ok(dir)
+}
+
+/// The calls per second (and burst) per caller kind the services allow here: far above what the
+/// load sends, so that a limit never shapes a run (the tools' callers are one organisation each).
+pub const LIMITS: [(&str, u32); 6] = [
+    ("PROVIDER_PER_SECOND", 5_000),
+    ("PROVIDER_BURST", 20_000),
+    ("MUNICIPALITY_PER_SECOND", 10_000),
+    ("MUNICIPALITY_BURST", 50_000),
+    ("OPERATOR_PER_SECOND", 10_000),
+    ("OPERATOR_BURST", 50_000),
+];
+
+/// `[tls]` of the service's own folder (`service-<bin>`), `[identity]` with the PKI's token key
+/// (the JWKS file: a list such as `token_keys` cannot come from one environment variable), and
+/// `[limits]` ([`LIMITS`]; a test can lower them through `extra_env`).
+fn security_env(pki: &Path, bin: &str) -> Vec<(String, String)> {
+    let folder = pki.join(format!("service-{bin}"));
+    let path = |p: PathBuf| p.display().to_string();
+    let mut env = vec![
+        ("RZ__TLS__CA".to_owned(), path(pki.join("ca.crt"))),
+        ("RZ__TLS__CERT".to_owned(), path(folder.join("tls.crt"))),
+        ("RZ__TLS__KEY".to_owned(), path(folder.join("tls.key"))),
+        (
+            "RZ__IDENTITY__TOKEN_JWKS".to_owned(),
+            path(pki.join("jwks.json")),
+        ),
+    ];
+    for (k, v) in LIMITS {
+        env.push((format!("RZ__LIMITS__{k}"), v.to_string()));
+    }
+    env
+}
 
 impl Cluster {
     /// Creates the databases, starts every service and waits until each answers its gRPC health
@@ -32,6 +82,7 @@ impl Cluster {
         std::fs::create_dir_all(&spec.run_dir)
             .map_err(io(format!("creating {}", spec.run_dir.display())))?;
         let secret = client_key_secret(&spec.run_dir)?;
+        let pki = generate_pki(&spec)?;
 
         let mut names: Vec<(String, String, String)> = Vec::new(); // (name, bin, database)
         names.push((
@@ -99,6 +150,7 @@ impl Cluster {
                     format!("127.0.0.1:{}", p.port),
                 ),
             ];
+            env.extend(security_env(&pki, &p.bin));
             match p.bin.as_str() {
                 "access" => {
                     let m = p.name.trim_start_matches("access@").to_owned();
@@ -150,6 +202,7 @@ impl Cluster {
         let mut cluster = Cluster {
             spec,
             secret,
+            pki,
             procs,
         };
         // On any error below, `cluster` is dropped and kills what it started.

@@ -61,6 +61,8 @@ pub struct Sources {
     pub reporting: String,
     pub nats_url: String,
     pub namespace: String,
+    /// The run's PKI: reporting is read as the operator.
+    pub dial: rz_workload::Dial,
 }
 
 async fn pool(url: &str) -> Result<PgPool, String> {
@@ -115,7 +117,8 @@ impl Checker {
         for (service, url) in &sources.databases {
             pools.insert(service.clone(), pool(url).await?);
         }
-        let reporting = ReportingServiceClient::new(super::flows::channel(
+        let reporting = ReportingServiceClient::new(sources.dial.lazy(
+            rz_workload::dial::OPERATOR,
             &sources.reporting,
             Duration::from_secs(30),
         )?);
