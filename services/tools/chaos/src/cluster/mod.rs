@@ -46,9 +46,6 @@ pub const ACHTERHOEK: [&str; 8] = [
     "0197", "1859", "1876", "0222", "1955", "1586", "1509", "0294",
 ];
 
-/// rzctl's flags to call as the operator of a PKI (`{pki}` is the PKI's directory).
-const SEED_AS_OPERATOR: [&str; 4] = ["--pki", "{pki}", "--as", "operator"];
-
 /// How long a service may take to answer its health check after a (re)start.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a service may take to stop after SIGTERM before it is killed.
@@ -257,7 +254,7 @@ impl Cluster {
         }
     }
 
-    /// Loads the Achterhoek register: `rzctl --pki <pki> --as operator seed --endpoint URL` from
+    /// Loads the Achterhoek register: `rzctl seed --endpoint URL --pki <pki> --as operator` from
     /// `bin_dir` (idempotent; registration's writes are the operator's). Its output goes to
     /// `<run_dir>/seed.log`.
     pub async fn seed(&self) -> Result<(), HarnessError> {
@@ -269,8 +266,15 @@ impl Cluster {
         let out = log_file(&log)?;
         let err = out.try_clone().map_err(io("seed log"))?;
         let status = Command::new(self.spec.bin_dir.join("rzctl"))
-            .args(SEED_AS_OPERATOR.map(|a| if a == "{pki}" { pki.as_str() } else { a }))
-            .args(["seed", "--endpoint", &endpoint])
+            .args([
+                "seed",
+                "--endpoint",
+                &endpoint,
+                "--pki",
+                &pki,
+                "--as",
+                "operator",
+            ])
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
