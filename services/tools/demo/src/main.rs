@@ -1,4 +1,4 @@
-//! `rz-demo --registration URL --assignment URL --reporting URL --access CODE=URL ...`
+//! `rz-demo --registration URL --assignment URL --reporting URL --access CODE=URL ... --pki DIR`
 //!
 //! Plays the region's second half of 2022 through the services' public gRPC APIs, as
 //! municipalities, GPs and providers would (see [`season`]): the existing care of the providers
@@ -9,16 +9,22 @@
 //! clock (`--clock-file`, read by access and assignment) a week at a time. It ends with a readable
 //! report from the reporting read model ([`report`]), CSV exports and the providers' messages as
 //! iStandaarden XML.
+//!
+//! Every call is mutual TLS as the party that makes it in the region ([`parties`]): the operator,
+//! a municipality (with a consulent's staff token at its access instance) or a provider.
 
 mod lag;
+mod parties;
 mod report;
 mod season;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use futures::{StreamExt, stream};
+use rz_proto::access::v1 as acc;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as asg;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
@@ -27,6 +33,8 @@ use rz_proto::registration::v1 as reg;
 use rz_proto::registration::v1::registration_service_client::RegistrationServiceClient;
 use rz_workload::{Driver, Sub, catalogue, status_msg};
 use tonic::transport::Channel;
+
+use parties::{AccessClient, OPERATOR, Providers, Staff};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -39,13 +47,14 @@ struct Args {
     messages_dir: String,
     clock_file: String,
     access: BTreeMap<String, String>,
+    pki: PathBuf,
     secret: String,
     clients_per_old_provider: u32,
     requests_per_week: u32,
     referrals_per_week: u32,
 }
 
-const USAGE: &str = "usage: RZ_CLIENT_KEY_SECRET=... rz-demo --registration URL --assignment URL --reporting URL --clock-file PATH --access CODE=URL... [--notification URL] [--reports-dir DIR] [--messages-dir DIR] [--requests-per-week N] [--referrals-per-week N] [--clients-per-old-provider N]";
+const USAGE: &str = "usage: RZ_CLIENT_KEY_SECRET=... rz-demo --registration URL --assignment URL --reporting URL --clock-file PATH --access CODE=URL... [--pki DIR] [--notification URL] [--reports-dir DIR] [--messages-dir DIR] [--requests-per-week N] [--referrals-per-week N] [--clients-per-old-provider N]";
 
 fn parse_args() -> Result<Args> {
     let mut a = Args {
@@ -57,6 +66,7 @@ fn parse_args() -> Result<Args> {
         messages_dir: "var/demo/messages".into(),
         clock_file: String::new(),
         access: BTreeMap::new(),
+        pki: PathBuf::from("var/demo/pki"),
         secret: std::env::var("RZ_CLIENT_KEY_SECRET").unwrap_or_default(),
         clients_per_old_provider: 8,
         requests_per_week: 110,
@@ -78,6 +88,7 @@ fn parse_args() -> Result<Args> {
             "--reports-dir" => a.reports_dir = v.clone(),
             "--messages-dir" => a.messages_dir = v.clone(),
             "--clock-file" => a.clock_file = v.clone(),
+            "--pki" => a.pki = v.into(),
             "--access" => {
                 let (code, url) = v.split_once('=').ok_or("--access takes CODE=URL")?;
                 a.access.insert(code.to_owned(), url.to_owned());
@@ -122,13 +133,67 @@ where
 /// The demo's requests (idempotency keys `demo-<step>-<n>`).
 pub const DEMO: Driver = Driver::new("demo");
 
-/// The services' clients.
+/// The services' clients, each as the party that makes its calls ([`parties`]).
 pub struct Clients {
+    /// As the operator.
     pub registration: RegistrationServiceClient<Channel>,
+    /// As the operator: imports, the handover, the region-wide deadlines and progress.
     pub assignment: AssignmentServiceClient<Channel>,
-    pub access: HashMap<String, AccessServiceClient<Channel>>,
-    /// Residents' letters and staff alerts, when the demo runs notification.
+    /// Each municipality's access instance, as that municipality with a consulent's token.
+    pub access: HashMap<String, AccessClient>,
+    /// Assignment as each municipality (its answers to providers' requests).
+    pub municipal_assignment: HashMap<String, AssignmentServiceClient<Channel>>,
+    /// Assignment as each provider.
+    pub providers: Providers,
+    /// As the operator (deadline scans), when the demo runs notification.
     pub notification: Option<NotificationServiceClient<Channel>>,
+    /// Each municipality's letters and staff alerts, when the demo runs notification.
+    pub municipal_notification: HashMap<String, NotificationServiceClient<Channel>>,
+}
+
+impl Clients {
+    /// Municipality `m`'s access instance, called by its consulent.
+    pub fn access(&self, m: &str) -> Result<AccessClient> {
+        self.access
+            .get(m)
+            .cloned()
+            .ok_or_else(|| format!("no access instance for {m}"))
+    }
+
+    /// Assignment as municipality `m`.
+    pub fn assignment_as(&self, m: &str) -> Result<AssignmentServiceClient<Channel>> {
+        self.municipal_assignment
+            .get(m)
+            .cloned()
+            .ok_or_else(|| format!("no assignment client for municipality {m}"))
+    }
+}
+
+/// Registers resident `n` in municipality `m`'s access (idempotent); returns the BSN.
+pub async fn register(ac: &mut AccessClient, n: u32, m: &str, minor: bool) -> Result<String> {
+    let request = DEMO.resident(n, m, minor);
+    let bsn = request.bsn.clone();
+    ac.register_resident(request)
+        .await
+        .map_err(status_msg("RegisterResident"))?;
+    Ok(bsn)
+}
+
+/// Registers resident `n` of municipality `m` (a child for youth care) and opens their case for
+/// `sub`'s law on `date`.
+pub async fn open(
+    ac: &mut AccessClient,
+    n: u32,
+    m: &str,
+    sub: &Sub,
+    date: String,
+) -> Result<acc::Case> {
+    let bsn = register(ac, n, m, sub.is_youth()).await?;
+    Ok(ac
+        .open_case(DEMO.open_case(n, bsn, sub.law, date))
+        .await
+        .map_err(status_msg("OpenCase"))?
+        .into_inner())
 }
 
 #[tokio::main]
@@ -142,34 +207,50 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn connect(u: &str) -> Result<Channel> {
-    Channel::from_shared(u.to_owned())
-        .map_err(|e| e.to_string())?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| format!("{u}: {e}"))
+/// A channel to `url` as the operator.
+async fn connect(args: &Args, url: &str) -> Result<Channel> {
+    parties::connect(&args.pki, OPERATOR, url).await
 }
 
 async fn run() -> Result<()> {
     let args = parse_args()?;
     let started = Instant::now();
     let mut clients = Clients {
-        registration: RegistrationServiceClient::new(connect(&args.registration).await?),
-        assignment: AssignmentServiceClient::new(connect(&args.assignment).await?),
+        registration: RegistrationServiceClient::new(connect(&args, &args.registration).await?),
+        assignment: AssignmentServiceClient::new(connect(&args, &args.assignment).await?),
         access: HashMap::new(),
+        municipal_assignment: HashMap::new(),
+        providers: Providers::new(&args.pki, &args.assignment),
         notification: None,
+        municipal_notification: HashMap::new(),
     };
+    for (m, u) in &args.access {
+        let folder = parties::municipality(m);
+        let channel = parties::connect(&args.pki, &folder, u).await?;
+        clients.access.insert(
+            m.clone(),
+            AccessServiceClient::with_interceptor(channel, Staff::of(&args.pki, m)?),
+        );
+        let channel = parties::connect(&args.pki, &folder, &args.assignment).await?;
+        clients
+            .municipal_assignment
+            .insert(m.clone(), AssignmentServiceClient::new(channel));
+        if !args.notification.is_empty() {
+            let channel = parties::connect(&args.pki, &folder, &args.notification).await?;
+            clients
+                .municipal_notification
+                .insert(m.clone(), NotificationServiceClient::new(channel));
+        }
+    }
     if !args.notification.is_empty() {
         clients.notification = Some(NotificationServiceClient::new(
-            connect(&args.notification).await?,
+            connect(&args, &args.notification).await?,
         ));
     }
-    for (m, u) in &args.access {
-        clients
-            .access
-            .insert(m.clone(), AccessServiceClient::new(connect(u).await?));
-    }
+    println!(
+        "Calling as the region's parties (mutual TLS, certificates in {}): the operator, each municipality (access with a consulent's staff token), each provider",
+        args.pki.display()
+    );
     let subs: Vec<Sub> = catalogue::fetch(&mut clients.registration)
         .await
         .map_err(status_msg("GetCatalogue"))?;
@@ -217,7 +298,7 @@ async fn run() -> Result<()> {
     report::wait_until_settled(&args, &clients).await?;
     report::print(&args, &clients).await?;
     report::letters_and_alerts(&clients).await?;
-    export_messages(&args, &mut clients.registration, clients.assignment.clone()).await?;
+    export_messages(&args, &mut clients.registration, &clients.providers).await?;
     export_csv(&args).await?;
     println!(
         "\nThe scenario took {:.1} s.",
@@ -262,7 +343,7 @@ async fn import_existing_care(args: &Args, clients: &Clients, subs: &[Sub]) -> R
                 let (Some(ac), Some(sub)) = (acc_client.as_mut(), sub) else {
                     return Err("no access or subsegment".to_string());
                 };
-                let b = DEMO.register(ac, n, &m, sub.is_youth()).await?;
+                let b = register(ac, n, &m, sub.is_youth()).await?;
                 let p = catalogue::product(&sub, "2021-09-01", "2023-08-31");
                 asg_client
                     .import_assignment(DEMO.import(n, &m, b, &agb, p))
@@ -338,13 +419,12 @@ async fn export_csv(args: &Args) -> Result<()> {
 
 /// Every message the providers would receive (JW301/WMO301, JW319/WMO319) as XML, written to
 /// `<messages_dir>/<agb>/<municipality>-<message id>.xml` (message ids are unique per
-/// municipality).
+/// municipality). Each provider fetches its own, with its own certificate.
 async fn export_messages(
     args: &Args,
     registration: &mut RegistrationServiceClient<Channel>,
-    a: AssignmentServiceClient<Channel>,
+    as_provider: &Providers,
 ) -> Result<()> {
-    let mut a = a.max_decoding_message_size(256 * 1024 * 1024);
     let providers = registration
         .list_providers(reg::ListProvidersRequest {})
         .await
@@ -360,6 +440,9 @@ async fn export_messages(
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for p in &providers {
         let mut any = false;
+        let mut a = as_provider
+            .assignment(&p.agb_code)?
+            .max_decoding_message_size(256 * 1024 * 1024);
         for m in args.access.keys() {
             let r = a
                 .fetch_provider_messages(asg::FetchProviderMessagesRequest {

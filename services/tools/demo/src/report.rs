@@ -15,7 +15,9 @@ use crate::{Args, Clients, Result, connect, status_msg};
 use rz_workload::residents::MUNICIPALITIES;
 
 pub async fn reporting(args: &Args) -> Result<ReportingServiceClient<Channel>> {
-    Ok(ReportingServiceClient::new(connect(&args.reporting).await?))
+    Ok(ReportingServiceClient::new(
+        connect(args, &args.reporting).await?,
+    ))
 }
 
 fn name(code: &str) -> &str {
@@ -405,9 +407,9 @@ pub async fn print(args: &Args, clients: &Clients) -> Result<()> {
 
 /// Residents' letters and the staff alerts still open, per municipality, and one letter in full.
 pub async fn letters_and_alerts(clients: &Clients) -> Result<()> {
-    let Some(mut n) = clients.notification.clone() else {
+    if clients.notification.is_none() {
         return Ok(());
-    };
+    }
     println!(
         "\n   Residents' letters written, and staff alerts open on 31 December 2022 (notification)"
     );
@@ -417,6 +419,10 @@ pub async fn letters_and_alerts(clients: &Clients) -> Result<()> {
     );
     let mut example = None;
     for (code, _, _) in MUNICIPALITIES {
+        // Each municipality reads its own, with its own certificate.
+        let Some(mut n) = clients.municipal_notification.get(code).cloned() else {
+            continue;
+        };
         let letters = n
             .list_letters(ntf::ListLettersRequest {
                 municipality: code.into(),

@@ -100,11 +100,7 @@ impl Tally {
 #[derive(Debug, Clone)]
 enum Step {
     /// A new resident reports a need / applies.
-    Open {
-        n: u32,
-        m: String,
-        sub: usize,
-    },
+    Open { n: u32, m: String, sub: usize },
     /// Wmo: the investigation is done and the application submitted the same day.
     Investigated {
         n: u32,
@@ -126,13 +122,11 @@ enum Step {
         end: NaiveDate,
     },
     /// A provider asks for an assignment after a GP referral.
-    Referral {
-        k: u32,
-        m: String,
-        sub: usize,
-    },
+    Referral { k: u32, m: String, sub: usize },
+    /// The municipality answers a provider's request.
     Answer {
         k: u32,
+        m: String,
         request_id: String,
     },
 }
@@ -390,27 +384,19 @@ impl<'a> Season<'a> {
                 end,
             } => self.amend(day, n, m, sub, product_id, end).await,
             Step::Referral { k, m, sub } => self.referral(day, today, k, m, sub).await,
-            Step::Answer { k, request_id } => self.answer(day, k, request_id).await,
+            Step::Answer { k, m, request_id } => self.answer(day, k, m, request_id).await,
         }
     }
 
-    fn access(
-        &self,
-        m: &str,
-    ) -> Result<
-        rz_proto::access::v1::access_service_client::AccessServiceClient<tonic::transport::Channel>,
-    > {
-        self.clients
-            .access
-            .get(m)
-            .cloned()
-            .ok_or_else(|| format!("no access instance for {m}"))
+    /// Municipality `m`'s access instance, as its consulent.
+    fn access(&self, m: &str) -> Result<crate::parties::AccessClient> {
+        self.clients.access(m)
     }
 
     async fn open(&self, day: NaiveDate, n: u32, m: String, sub: usize) -> Result<Done> {
         let s = &self.subs[sub];
         let mut ac = self.access(&m)?;
-        let case = DEMO.open(&mut ac, n, &m, s, day.to_string()).await?;
+        let case = crate::open(&mut ac, n, &m, s, day.to_string()).await?;
         let done = Done::one(|t| t.requests += 1);
         let case_id = case.id;
         if s.is_youth() {
@@ -565,12 +551,14 @@ impl<'a> Season<'a> {
         let agb = providers[roll(k, 16, providers.len() as u32) as usize].clone();
         let n = 300_000 + k;
         let mut ac = self.access(&m)?;
-        let bsn = DEMO.register(&mut ac, n, &m, true).await?;
+        let bsn = crate::register(&mut ac, n, &m, true).await?;
         let product = catalogue::product(s, &start.to_string(), &plus(start, 181).to_string());
+        // The provider asks, with its own certificate.
+        let as_provider = self.clients.providers.assignment(&agb)?;
         let req = asg::RequestAssignmentRequest {
             idempotency_key: DEMO.key("referral", k),
             agb_code: agb,
-            municipality: m,
+            municipality: m.clone(),
             bsn,
             subsegment_code: s.code.clone(),
             size: flow::size(&product),
@@ -584,7 +572,7 @@ impl<'a> Season<'a> {
             }),
         };
         let request = again(|| {
-            let mut c = self.clients.assignment.clone();
+            let mut c = as_provider.clone();
             let r = req.clone();
             async move { c.request_assignment(r).await }
         })
@@ -595,12 +583,15 @@ impl<'a> Season<'a> {
             plus(today, 2 + u64::from(roll(k, 17, 3))),
             Step::Answer {
                 k,
+                m,
                 request_id: request.id,
             },
         ))
     }
 
-    async fn answer(&self, day: NaiveDate, k: u32, request_id: String) -> Result<Done> {
+    /// Municipality `m` answers, with its own certificate.
+    async fn answer(&self, day: NaiveDate, k: u32, m: String, request_id: String) -> Result<Done> {
+        let municipality = self.clients.assignment_as(&m)?;
         let grant = roll(k, 18, 100) >= 12;
         let answer = asg::AnswerRequestRequest {
             request_id,
@@ -610,7 +601,7 @@ impl<'a> Season<'a> {
             date: day.to_string(),
         };
         again(|| {
-            let mut c = self.clients.assignment.clone();
+            let mut c = municipality.clone();
             let r = answer.clone();
             async move { c.answer_request(r).await }
         })

@@ -2,13 +2,19 @@
 //! assignment events (`<ns>.assignment.*.<its AGB>.issued`, or every provider's for the demo) on a
 //! durable JetStream consumer and answers each new assignment with a start of care over gRPC.
 //!
+//! It calls as each provider it answers for: a mutual-TLS channel with the certificate of
+//! `provider-<AGB>` in the PKI folder (`--pki`, laid out by `rzctl pki init`), one per provider,
+//! opened on its first assignment.
+//!
 //! It is deliberately a plain client: no database, no shared code with the assignment service
 //! beyond the public protos (the consumer and the start of care are rz-workload's, as the
 //! benchmarks' and the chaos run's provider systems use them). A redelivered event is harmless: the second start of care is refused
 //! as a duplicate, which the simulator counts as done.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
@@ -16,6 +22,7 @@ use futures::StreamExt;
 use rz_eventing::Namespace;
 use rz_eventing::nats as async_nats;
 use rz_platform::Shutdown;
+use rz_platform::tls::TlsConfig;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
 use rz_workload::provider::{self, Started};
 use tonic::transport::Channel;
@@ -34,6 +41,8 @@ pub struct SimConfig {
     pub nats_url: String,
     pub namespace: String,
     pub assignment_endpoint: String,
+    /// The PKI folder with a `provider-<AGB>/` certificate per simulated provider.
+    pub pki: PathBuf,
     /// Providers to simulate; empty = every provider.
     pub agb_codes: Vec<String>,
     /// Durable consumer name (one per simulated provider system).
@@ -67,7 +76,8 @@ pub async fn run(config: SimConfig, stats: Arc<Stats>, shutdown: Shutdown) -> Re
         _ => provider::issued_filter(ns.as_str(), None),
     };
     let consumer = provider::subscribe(&js, &ns, &config.name, filter).await?;
-    let channel = connect_with_retry(&config.assignment_endpoint).await?;
+    let channels = Channels::new(&config);
+    channels.wait_until_reachable().await?;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     loop {
         let next = tokio::select! {
@@ -88,7 +98,7 @@ pub async fn run(config: SimConfig, stats: Arc<Stats>, shutdown: Shutdown) -> Re
             .map(|v| v.as_str().to_owned());
         let outcome = handle(
             &config,
-            &channel,
+            &channels,
             &stats,
             &message.payload,
             traceparent.as_deref(),
@@ -106,21 +116,69 @@ pub async fn run(config: SimConfig, stats: Arc<Stats>, shutdown: Shutdown) -> Re
     Ok(())
 }
 
-async fn connect_with_retry(endpoint: &str) -> Result<Channel, String> {
-    let ep = Channel::from_shared(endpoint.to_owned()).map_err(|e| e.to_string())?;
-    for _ in 0..60 {
-        if let Ok(c) = ep.connect().await {
-            return Ok(c);
+/// A channel to the assignment service per provider, each with that provider's certificate.
+struct Channels {
+    pki: PathBuf,
+    endpoint: String,
+    by_agb: Mutex<HashMap<String, Channel>>,
+}
+
+impl Channels {
+    fn new(config: &SimConfig) -> Self {
+        Self {
+            pki: config.pki.clone(),
+            endpoint: config.assignment_endpoint.clone(),
+            by_agb: Mutex::default(),
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(format!("cannot reach the assignment service at {endpoint}"))
+
+    /// Provider `agb`'s channel (connecting lazily; it reconnects after a restart).
+    fn of(&self, agb: &str) -> Result<Channel, String> {
+        let mut map = self
+            .by_agb
+            .lock()
+            .map_err(|_| "the channel map is poisoned".to_owned())?;
+        if let Some(c) = map.get(agb) {
+            return Ok(c.clone());
+        }
+        let folder = format!("provider-{agb}");
+        let channel = TlsConfig::from_pki(&self.pki, &folder)
+            .endpoint(&self.endpoint)
+            .map_err(|e| format!("{folder}: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        map.insert(agb.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Waits (up to 30 s) until the assignment service answers a TLS handshake with the CA.
+    async fn wait_until_reachable(&self) -> Result<(), String> {
+        let tls = TlsConfig {
+            ca: Some(self.pki.join("ca.crt")),
+            cert: Some(self.pki.join("operator").join("tls.crt")),
+            key: Some(self.pki.join("operator").join("tls.key")),
+        };
+        let ep = tls
+            .endpoint(&self.endpoint)
+            .map_err(|e| format!("operator: {e}"))?;
+        for _ in 0..60 {
+            if ep.connect().await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(format!(
+            "cannot reach the assignment service at {}",
+            self.endpoint
+        ))
+    }
 }
 
 /// Answers one assignment message; false means "try again later".
 async fn handle(
     config: &SimConfig,
-    channel: &Channel,
+    channels: &Channels,
     stats: &Stats,
     payload: &[u8],
     traceparent: Option<&str>,
@@ -138,7 +196,16 @@ async fn handle(
     }
     stats.received.fetch_add(1, Ordering::Relaxed);
     let start = start_date(&provider::first_day(&a), a.number, config.late_start_every);
-    let mut client = AssignmentServiceClient::new(channel.clone());
+    let channel = match channels.of(&a.agb_code) {
+        Ok(c) => c,
+        Err(e) => {
+            // No certificate for this provider: its system cannot call; counted as refused.
+            tracing::warn!(error = %e, number = a.number, "no certificate for the provider");
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+    };
+    let mut client = AssignmentServiceClient::new(channel);
     let mut request = tonic::Request::new(provider::start_of_care(&a, start));
     if let Some(tp) = traceparent.and_then(|t| t.parse().ok()) {
         request.metadata_mut().insert("traceparent", tp);

@@ -1,5 +1,7 @@
-//! `provider-sim --endpoint URL [--agb CODE]... [--late-start-every N]`: simulate provider systems
-//! answering their assignments with a start of care (every N-th one 10 days late). `NATS_URL` and `RZ_NAMESPACE` (default `rz`) say where events are.
+//! `provider-sim --endpoint URL --pki DIR [--agb CODE]... [--late-start-every N]`: simulate
+//! provider systems answering their assignments with a start of care (every N-th one 10 days
+//! late), each calling with its own certificate `DIR/provider-<AGB>/` (`rzctl pki init`).
+//! `NATS_URL` and `RZ_NAMESPACE` (default `rz`) say where events are.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,17 +16,19 @@ async fn main() -> ExitCode {
     let mut endpoint = "http://127.0.0.1:50051".to_owned();
     let mut agb_codes = Vec::new();
     let mut late_start_every = 0;
+    let mut pki = std::path::PathBuf::from("var/demo/pki");
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match (a.as_str(), it.next()) {
             ("--endpoint", Some(v)) => endpoint = v.clone(),
             ("--agb", Some(v)) => agb_codes.push(v.clone()),
+            ("--pki", Some(v)) => pki = v.into(),
             ("--late-start-every", Some(v)) if v.parse::<u32>().is_ok() => {
                 late_start_every = v.parse().unwrap_or(0)
             }
             _ => {
                 eprintln!(
-                    "usage: provider-sim --endpoint URL [--agb CODE]... [--late-start-every N]"
+                    "usage: provider-sim --endpoint URL [--pki DIR] [--agb CODE]... [--late-start-every N]"
                 );
                 return ExitCode::FAILURE;
             }
@@ -34,6 +38,7 @@ async fn main() -> ExitCode {
         nats_url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
         namespace: std::env::var("RZ_NAMESPACE").unwrap_or_else(|_| "rz".into()),
         assignment_endpoint: endpoint,
+        pki,
         name: match agb_codes.as_slice() {
             [one] => format!("provider-sim-{one}"),
             _ => "provider-sim".into(),

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rz_proto::registration::v1 as pb;
 use rz_proto::types::v1::Financing;
 
-use crate::client::{Client, connect, failed};
+use crate::client::{Client, Party, connect, failed};
 use crate::seed::Seed;
 
 /// Renders a plain-text table. Header cells may hold a `\n` for a second line; columns listed in
@@ -98,10 +98,10 @@ fn financing_label(s: &pb::Segment) -> String {
 }
 
 /// Prints the landscape of the register at `endpoint`; `seed` says which dates and segments.
-pub async fn print(endpoint: &str, seed: &Seed) -> Result<(), String> {
+pub async fn print(endpoint: &str, party: &Party, seed: &Seed) -> Result<(), String> {
     let new_start = seed.tender.contract_start.to_string();
     let old_end = seed.old_contracts.end.to_string();
-    let mut c = connect(endpoint).await?;
+    let mut c = connect(endpoint, party).await?;
     let cat = c
         .get_catalogue(pb::GetCatalogueRequest {})
         .await

@@ -9,12 +9,19 @@
 //! - `rzctl seed --endpoint URL [--file PATH]`: load a region's register (the built-in Achterhoek
 //!   seed, or the seed file PATH) through registration's gRPC API; safe to repeat.
 //! - `rzctl landscape --endpoint URL [--file PATH]`: print the region's contract landscape.
+//! - `rzctl pki init --dir DIR [--region-file F] [--seed-file F | --providers A,B]
+//!   [--municipalities X,Y]`: a test PKI for the region (CA, a certificate per organisation and
+//!   service, staff tokens).
+//!
+//! Commands that call a service dial it with mutual TLS as `--as FOLDER` (default `operator`) of
+//! the PKI `--pki DIR` (default `var/demo/pki`).
 //!
 //! `NATS_URL` (default `nats://127.0.0.1:4222`) and `RZ_NAMESPACE` (default `rz`) say where the
 //! streams are.
 
 mod client;
 mod landscape;
+mod pki;
 mod seed;
 mod stream;
 
@@ -63,6 +70,8 @@ enum Command {
         /// A seed file; the built-in Achterhoek seed when left out.
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
+        #[command(flatten)]
+        party: client::Party,
     },
     /// Prints the region's contract landscape: providers per segment and municipality, budgets,
     /// contract terms, ended contracts and totals.
@@ -74,7 +83,21 @@ enum Command {
         /// out.
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
+        #[command(flatten)]
+        party: client::Party,
     },
+    /// A test PKI for the region: CA, certificates, staff tokens.
+    Pki {
+        #[command(subcommand)]
+        command: Pki,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Pki {
+    /// Writes a test PKI: the region's CA, a certificate per provider, municipality, the operator
+    /// and each service, and a staff token per municipality.
+    Init(pki::Init),
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,10 +132,19 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Events { provider, limit } => {
             stream::events(&stream::Target::from_env()?, &provider, limit).await
         }
-        Command::Seed { endpoint, file } => seed::load(&endpoint, &read_seed(file)?).await,
-        Command::Landscape { endpoint, file } => {
-            landscape::print(&endpoint, &read_seed(file)?).await
-        }
+        Command::Seed {
+            endpoint,
+            file,
+            party,
+        } => seed::load(&endpoint, &party, &read_seed(file)?).await,
+        Command::Landscape {
+            endpoint,
+            file,
+            party,
+        } => landscape::print(&endpoint, &party, &read_seed(file)?).await,
+        Command::Pki {
+            command: Pki::Init(init),
+        } => init.run(),
     }
 }
 

@@ -20,7 +20,7 @@ fn help_names_every_command() {
     let o = rzctl(&["--help"]);
     assert!(o.status.success());
     let text = stdout(&o);
-    for command in ["dlq", "events", "seed", "landscape"] {
+    for command in ["dlq", "events", "seed", "landscape", "pki"] {
         assert!(text.contains(command), "{command} in\n{text}");
     }
 }
@@ -33,6 +33,7 @@ fn every_command_has_help() {
         &["events", "--help"],
         &["dlq", "--help"],
         &["dlq", "replay", "--help"],
+        &["pki", "init", "--help"],
     ] {
         let o = rzctl(args);
         assert!(o.status.success(), "{args:?}");
@@ -40,7 +41,10 @@ fn every_command_has_help() {
     }
     let text = stdout(&rzctl(&["seed", "--help"]));
     assert!(
-        text.contains("--endpoint <URL>") && text.contains("--file <PATH>"),
+        text.contains("--endpoint <URL>")
+            && text.contains("--file <PATH>")
+            && text.contains("--pki <DIR>")
+            && text.contains("--as <FOLDER>"),
         "{text}"
     );
 }
@@ -88,4 +92,49 @@ fn a_broken_seed_file_is_refused_before_anything_is_sent() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("rzctl-broken-seed"), "{err}");
     assert!(!err.contains("cannot connect"), "{err}");
+}
+
+#[test]
+fn pki_init_writes_the_layout_and_refuses_bad_codes() {
+    let dir = std::env::temp_dir().join(format!("rzctl-pki-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let o = rzctl(&[
+        "pki",
+        "init",
+        "--dir",
+        d,
+        "--providers",
+        "03010028,12345678",
+        "--municipalities",
+        "0222",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "ca.crt",
+        "token-signing.pub",
+        "jwks.json",
+        "provider-03010028/tls.crt",
+        "provider-12345678/tls.key",
+        "municipality-0222/staff.jwt",
+        "operator/tls.crt",
+        "service-access/tls.crt",
+        "service-reporting/tls.key",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = rzctl(&[
+        "pki",
+        "init",
+        "--dir",
+        d,
+        "--providers",
+        "../etc",
+        "--municipalities",
+        "0222",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!dir.exists());
+    let o = rzctl(&["pki", "init"]);
+    assert_eq!(o.status.code(), Some(2));
 }

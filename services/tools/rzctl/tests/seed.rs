@@ -1,6 +1,6 @@
 //! `rzctl seed` and `rzctl landscape` against a real registration service (fresh database, own
-//! NATS namespace): the built-in Achterhoek seed loads, a second load changes nothing, and the
-//! landscape is the one the demo prints.
+//! NATS namespace, its own test PKI): the built-in Achterhoek seed loads as the operator, a second
+//! load changes nothing, and the landscape is the one the demo prints.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,7 +33,29 @@ async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_achterhoek_seed_loads_once_and_shows_its_landscape() {
     let env = TestEnv::load();
-    let mut config = Config::default();
+    let pki_dir = std::env::temp_dir().join(format!("rzctl-seed-pki-{}", std::process::id()));
+    let pki_arg = pki_dir.to_str().unwrap().to_owned();
+    let o = Command::new(env!("CARGO_BIN_EXE_rzctl"))
+        .args(["pki", "init", "--dir", &pki_arg])
+        .args(["--providers", "03010028", "--municipalities", "0222"])
+        .output()
+        .expect("rzctl runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pki = rz_pki::Pki::open(&pki_dir).expect("the PKI opens");
+    let mut config = Config {
+        tls: pki.tls("service-registration"),
+        // The seed makes many calls in a row: no rate limit in this test.
+        limits: rz_platform::authz::LimitsConfig {
+            provider_per_second: 0,
+            provider_burst: 0,
+            municipality_per_second: 0,
+            municipality_burst: 0,
+            operator_per_second: 0,
+            operator_burst: 0,
+        },
+        ..Config::default()
+    };
+    config.identity.token_keys = vec![pki.token_key_pub()];
     config.database.url = env.fresh_database().await;
     config.database.max_connections = 5;
     config.nats.url = env.nats_url.clone();
@@ -46,10 +68,11 @@ async fn the_achterhoek_seed_loads_once_and_shows_its_landscape() {
     let shutdown = Shutdown::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
 
-    let e = endpoint.clone();
-    let first = tokio::task::spawn_blocking(move || rzctl(&["seed", "--endpoint", &e]))
-        .await
-        .unwrap();
+    let (e, p) = (endpoint.clone(), pki_arg.clone());
+    let first =
+        tokio::task::spawn_blocking(move || rzctl(&["seed", "--endpoint", &e, "--pki", &p]))
+            .await
+            .unwrap();
     assert!(
         first.contains("tender contracts: 64 for 60 distinct providers"),
         "{first}"
@@ -75,10 +98,11 @@ async fn the_achterhoek_seed_loads_once_and_shows_its_landscape() {
     let extensions = count(&pool, "SELECT sum(extensions) FROM contracts").await;
 
     // Again: every command is a replay or not needed.
-    let e = endpoint.clone();
-    let second = tokio::task::spawn_blocking(move || rzctl(&["seed", "--endpoint", &e]))
-        .await
-        .unwrap();
+    let (e, p) = (endpoint.clone(), pki_arg.clone());
+    let second =
+        tokio::task::spawn_blocking(move || rzctl(&["seed", "--endpoint", &e, "--pki", &p]))
+            .await
+            .unwrap();
     assert!(
         second.contains("seed loaded (0 state changes without idempotency key in this run)"),
         "{second}"
@@ -92,12 +116,36 @@ async fn the_achterhoek_seed_loads_once_and_shows_its_landscape() {
         extensions
     );
 
-    let e = endpoint.clone();
-    let landscape = tokio::task::spawn_blocking(move || rzctl(&["landscape", "--endpoint", &e]))
-        .await
-        .unwrap();
+    let (e, p) = (endpoint.clone(), pki_arg.clone());
+    let landscape =
+        tokio::task::spawn_blocking(move || rzctl(&["landscape", "--endpoint", &e, "--pki", &p]))
+            .await
+            .unwrap();
     assert_eq!(landscape, include_str!("achterhoek-landscape.txt"));
+
+    // A provider may read the register but not write it.
+    let (e, p) = (endpoint.clone(), pki_arg.clone());
+    let refused = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_rzctl"))
+            .args([
+                "seed",
+                "--endpoint",
+                &e,
+                "--pki",
+                &p,
+                "--as",
+                "provider-03010028",
+            ])
+            .output()
+            .expect("rzctl runs")
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("PermissionDenied"), "{err}");
 
     shutdown.trigger();
     server.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&pki_dir);
 }

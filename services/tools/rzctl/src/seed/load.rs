@@ -7,7 +7,7 @@ use rz_proto::types::v1::Financing;
 
 use super::file::{Bid, Seed};
 use super::plan::{budget_factor, planned_bids, scores};
-use crate::client::{Client, connect, failed};
+use crate::client::{Client, Party, connect, failed};
 
 #[derive(Default)]
 struct Counts {
@@ -28,9 +28,9 @@ fn extended_times(n: u32) -> String {
     }
 }
 
-/// Loads `seed` into the registration service at `endpoint`.
-pub async fn load(endpoint: &str, seed: &Seed) -> Result<(), String> {
-    let mut c = connect(endpoint).await?;
+/// Loads `seed` into the registration service at `endpoint`, as `party` (an operator).
+pub async fn load(endpoint: &str, party: &Party, seed: &Seed) -> Result<(), String> {
+    let mut c = connect(endpoint, party).await?;
     let catalogue = c
         .get_catalogue(pb::GetCatalogueRequest {})
         .await
