@@ -2,6 +2,12 @@
 # The demo: runs the regiozorg services against the local stack, loads the Achterhoek register and
 # shows the region's contract landscape. The services keep running until `make down`.
 #
+# Everything talks mutual TLS with identities: the demo first writes a test PKI to var/demo/pki/
+# (`rzctl pki init`: the region's CA, a certificate per provider of the seed, per municipality,
+# the operator and each service, and a consulent's staff token per municipality, valid a day).
+# Each service serves and calls with its service-<name>/ certificate and verifies staff tokens
+# with token-signing.pub (var/demo/config/<service>.toml); every client calls as the party it is.
+#
 # Expects DATABASE_URL and NATS_URL (make demo reads them from var/stack.env) and built binaries in
 # target/debug. Each service gets its own database on the same PostgreSQL server.
 set -euo pipefail
@@ -61,8 +67,10 @@ start() {
     ensure_db "$db"
     local port
     port="$(free_port)"
-    env RZ__DATABASE__URL="$(db_url "$db")" RZ__NATS__URL="$NATS_URL" RZ__SERVER__LISTEN="127.0.0.1:$port" "$@" \
-        setsid nohup "$BIN/$bin" serve >"$DEMO/$name.log" 2>&1 </dev/null &
+    local folder="$PKI/service-$bin"
+    env RZ__DATABASE__URL="$(db_url "$db")" RZ__NATS__URL="$NATS_URL" RZ__SERVER__LISTEN="127.0.0.1:$port" \
+        RZ__TLS__CA="$PKI/ca.crt" RZ__TLS__CERT="$folder/tls.crt" RZ__TLS__KEY="$folder/tls.key" "$@" \
+        setsid nohup "$BIN/$bin" serve --config "$(service_config "$bin")" >"$DEMO/$name.log" 2>&1 </dev/null &
     echo $! >"$DEMO/$name.pid"
     echo "$port" >"$DEMO/$name.port"
     if ! wait_port "$port"; then
@@ -71,6 +79,33 @@ start() {
         exit 1
     fi
     echo "  $name listening on 127.0.0.1:$port (log: var/demo/$name.log)"
+}
+
+# The configuration file of service $1: what cannot come from the environment (a list: the keys
+# that verify staff tokens) and the demo's rate limits, generous for the compressed half year.
+# The TLS files come from the environment (RZ__TLS__CA/CERT/KEY) in start().
+service_config() {
+    local file="$DEMO/config/$1.toml"
+    mkdir -p "$DEMO/config"
+    cat >"$file" <<EOC
+# Written by deploy/demo.sh for $1.
+[tls]
+ca = "$PKI/ca.crt"
+cert = "$PKI/service-$1/tls.crt"
+key = "$PKI/service-$1/tls.key"
+
+[identity]
+token_keys = ["$PKI/token-signing.pub"]
+
+[limits]
+provider_per_second = 2000
+provider_burst = 20000
+municipality_per_second = 5000
+municipality_burst = 50000
+operator_per_second = 10000
+operator_burst = 100000
+EOC
+    echo "$file"
 }
 
 stop() {
@@ -97,6 +132,10 @@ fi
 
 : "${DATABASE_URL:?set DATABASE_URL (make demo does)}"
 : "${NATS_URL:?set NATS_URL (make demo does)}"
+
+PKI="$DEMO/pki"
+say "A test PKI for the region in var/demo/pki (CA, certificates, staff tokens)"
+"$BIN/rzctl" pki init --dir "$PKI"
 
 say "Starting the services"
 # The services' date: the demo plays the second half of 2022 in compressed time and moves this
@@ -135,15 +174,15 @@ REP="http://127.0.0.1:$(cat "$DEMO/reporting.port")"
 
 # The provider systems: one simulator answering every provider's assignments with a start of care.
 stop provider-sim
-NATS_URL="$NATS_URL" setsid nohup "$BIN/rz-provider-sim" --endpoint "$ASG" --late-start-every 20 >"$DEMO/provider-sim.log" 2>&1 </dev/null &
+NATS_URL="$NATS_URL" setsid nohup "$BIN/rz-provider-sim" --endpoint "$ASG" --pki "$PKI" --late-start-every 20 >"$DEMO/provider-sim.log" 2>&1 </dev/null &
 echo $! >"$DEMO/provider-sim.pid"
-echo "  provider-sim answering assignments (log: var/demo/provider-sim.log)"
+echo "  provider-sim answering assignments, each provider with its own certificate (log: var/demo/provider-sim.log)"
 
 say "Loading the Achterhoek contract register (catalogue, providers, tenders, contracts)"
-"$BIN/rzctl" seed --endpoint "$REG"
+"$BIN/rzctl" seed --endpoint "$REG" --pki "$PKI" --as operator
 
 say "The region's contract landscape"
-"$BIN/rzctl" landscape --endpoint "$REG" | tee "$DEMO/landscape.txt"
+"$BIN/rzctl" landscape --endpoint "$REG" --pki "$PKI" | tee "$DEMO/landscape.txt"
 
 say "The second half of 2022 in compressed time: existing care, decisions, GP referrals, the handover"
 DEMO_ARGS=()
@@ -151,7 +190,7 @@ for m in $MUNICIPALITIES; do
     DEMO_ARGS+=(--access "$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
 done
 RZ_CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" "$BIN/rz-demo" --registration "$REG" --assignment "$ASG" --reporting "$REP" --clock-file "$CLOCK" --notification "$NTF" \
-    --reports-dir "$DEMO/reports" --messages-dir "$DEMO/messages" "${DEMO_ARGS[@]}" \
+    --pki "$PKI" --reports-dir "$DEMO/reports" --messages-dir "$DEMO/messages" "${DEMO_ARGS[@]}" \
     | tee "$DEMO/care-flow.txt"
 
 # Every message written for the providers, checked against the official XSDs (when they are here).
@@ -173,10 +212,17 @@ fi
 
 say "Look around"
 NTF_DB="$(db_url rz_notification)"
+ACC0197="http://127.0.0.1:$(cat "$DEMO/access@0197.port")"
 cat <<EOT
 The services keep running until 'make down'. Try:
   cat var/demo/care-flow.txt                      # this report again
-  target/debug/rzctl landscape --endpoint $REG            # contracted providers per segment and municipality
+  target/debug/rzctl landscape --endpoint $REG            # contracted providers per segment and municipality (as the operator, var/demo/pki)
+  target/debug/rzctl landscape --endpoint $REG --as provider-03010028   # the same, as a provider (the register is the region's)
+  # a municipality's own call, with its certificate and a consulent's token (README: Identities and TLS)
+  grpcurl -import-path proto -proto regiozorg/access/v1/access.proto -cacert var/demo/pki/ca.crt \\
+    -cert var/demo/pki/municipality-0197/tls.crt -key var/demo/pki/municipality-0197/tls.key \\
+    -H "authorization: Bearer \$(cat var/demo/pki/municipality-0197/staff.jwt)" -d '{"as_of":"2022-12-31"}' \\
+    ${ACC0197#http://} regiozorg.access.v1.AccessService/ListDeadlines
   psql "$(db_url rz_registration)" -c 'select agb_code, name, kind from providers order by 1'   # every provider
   # a resident's letters: pick a client key, then read that resident's letters
   psql "$NTF_DB" -c "select client_key, kind, created_at::date from letters where municipality = '0197' order by client_key, created_at limit 12"
