@@ -76,6 +76,7 @@ macro_rules! migrations {
             $crate::db::Migration::shared(rz_eventing::OUTBOX_INBOX),
             $crate::db::Migration::shared(rz_eventing::OUTBOX_WAKE),
             $crate::db::Migration::shared(rz_eventing::OUTBOX_VACUUM),
+            $crate::audit::MIGRATION,
             $($crate::db::Migration {
                 version: $version,
                 name: $name,
@@ -151,8 +152,7 @@ fn migrator(migrations: &[Migration]) -> Result<Migrator, MigrateError> {
                 m.name
             )));
         }
-        let shared = rz_eventing::SHARED_MIGRATIONS
-            .iter()
+        let shared = shared_migrations()
             .find(|s| s.version == m.version || s.name == m.name || s.sql == m.sql);
         match shared {
             Some(s) if (s.version, s.name, s.sql) == (m.version, m.name, m.sql) => {}
@@ -190,6 +190,15 @@ fn migrator(migrations: &[Migration]) -> Result<Migrator, MigrateError> {
     );
     migrator.set_locking(false);
     Ok(migrator)
+}
+
+/// The migrations every service shares under one version: rz-eventing's and the audit trail's
+/// ([`crate::audit::MIGRATION`]).
+fn shared_migrations() -> impl Iterator<Item = Migration> {
+    rz_eventing::SHARED_MIGRATIONS
+        .iter()
+        .map(|m| Migration::shared(*m))
+        .chain([crate::audit::MIGRATION])
 }
 
 async fn applied_versions(conn: &mut PgConnection) -> Result<HashSet<i64>, MigrateError> {

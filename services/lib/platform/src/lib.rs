@@ -3,6 +3,7 @@
 //! errors to precise gRPC status codes, and the one service runner ([`runner`]) every service's
 //! `main` calls.
 
+pub mod audit;
 pub mod authz;
 pub mod clock;
 pub mod config;

@@ -97,6 +97,7 @@ macro_rules! service_config {
             pub tls: $crate::tls::TlsConfig,
             pub identity: $crate::identity::IdentityConfig,
             pub limits: $crate::authz::LimitsConfig,
+            pub audit: $crate::audit::AuditConfig,
             $($(#[$fmeta])* pub $field: $ty,)*
         }
 

@@ -1,0 +1,335 @@
+//! The audit trail against the real PostgreSQL: the chain verifies; the database refuses UPDATE,
+//! TRUNCATE and DELETE of young entries; an entry changed behind the triggers' back, or one taken
+//! out, is found by verify; pruning keeps the chain verifiable; concurrent writers keep one chain.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use rz_platform::audit::{Actor, Audit, AuditContext, AuditEntry, MIGRATION};
+use rz_platform::db::migrate;
+use rz_platform::identity::{Caller, Organisation, Person, Role};
+use rz_testkit::TestEnv;
+use sqlx::PgPool;
+
+const KEY_A: &str = "0123456789abcdef0123456789abcdef";
+const KEY_B: &str = "fedcba9876543210fedcba9876543210";
+
+async fn fresh() -> PgPool {
+    let env = TestEnv::load();
+    let pool = PgPool::connect(&env.fresh_database().await).await.unwrap();
+    migrate(&pool, rz_platform::migrations![]).await.unwrap();
+    pool
+}
+
+fn consulent() -> Caller {
+    Caller {
+        organisation: Organisation::Municipality(rz_domain::GemeenteCode::parse("0222").unwrap()),
+        person: Some(Person {
+            subject: "u-17".to_owned(),
+            name: "Anna de Vries".to_owned(),
+            role: Role::Consulent,
+        }),
+    }
+}
+
+fn provider() -> AuditContext {
+    AuditContext::new(
+        Actor::organisation("urn:regiozorg:provider:12345678"),
+        Some("jw301 intake".to_owned()),
+    )
+}
+
+async fn record_some(audit: &Audit, n: usize) {
+    for i in 0..n {
+        let key = if i % 2 == 0 { KEY_A } else { KEY_B };
+        audit
+            .record(
+                &provider(),
+                &[AuditEntry::new(key, "0222", "fetch_provider_messages")],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn refused(pool: &PgPool, sql: &str) -> String {
+    let err = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(pool)
+        .await
+        .expect_err(sql);
+    err.to_string()
+}
+
+#[tokio::test]
+async fn every_service_gets_the_audit_migration_as_a_shared_one() {
+    let pool = fresh().await;
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(versions, vec![1, 2, 3, MIGRATION.version]);
+    // A service's own migration numbered among the shared versions is still refused.
+    let clash = rz_platform::db::Migration {
+        version: 4,
+        name: "gadgets",
+        sql: "CREATE TABLE gadgets (id INT)",
+    };
+    let mut list: Vec<_> = rz_platform::migrations![].to_vec();
+    list.retain(|m| m.name != MIGRATION.name);
+    list.push(clash);
+    let err = migrate(&pool, &list).await.unwrap_err().to_string();
+    assert!(
+        err.contains("not rz-eventing's shared migration 4"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn entries_form_a_chain_that_verifies_and_a_client_can_be_listed() {
+    let pool = fresh().await;
+    let audit = Audit::new(pool.clone(), "access");
+    let empty = audit.verify().await.unwrap();
+    assert!(empty.intact());
+    assert_eq!((empty.entries, empty.oldest_seq), (0, 0));
+
+    audit
+        .record_caller(
+            &consulent(),
+            Some("herindicatie"),
+            &[
+                AuditEntry::new(KEY_A, "0222", "read_resident"),
+                AuditEntry::new(KEY_B, "0222", "read_resident"),
+            ],
+        )
+        .await
+        .unwrap();
+    audit.record(&provider(), &[]).await.unwrap(); // nothing
+    record_some(&audit, 3).await;
+
+    let v = audit.verify().await.unwrap();
+    assert!(v.intact(), "{v:?}");
+    assert_eq!((v.entries, v.oldest_seq), (5, 1));
+
+    let a = audit.list(Some("0222"), KEY_A, 100).await.unwrap();
+    assert_eq!(
+        a.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![5, 3, 1],
+        "newest first"
+    );
+    let first = &a[2];
+    assert_eq!(first.organisation, "urn:regiozorg:municipality:0222");
+    assert_eq!(first.person, "u-17");
+    assert_eq!(first.role, "consulent");
+    assert_eq!(first.system, "access");
+    assert_eq!(first.action, "read_resident");
+    assert_eq!(first.purpose, "herindicatie");
+    assert_eq!(a[0].organisation, "urn:regiozorg:provider:12345678");
+    assert_eq!(a[0].person, "");
+    // The batch has one time; another municipality sees nothing; the limit holds.
+    let b = audit.list(None, KEY_B, 100).await.unwrap();
+    assert_eq!(b.last().unwrap().at, first.at);
+    assert!(
+        audit
+            .list(Some("0197"), KEY_A, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(audit.list(None, KEY_A, 1).await.unwrap().len(), 1);
+    // No name was stored anywhere.
+    let names: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE audit_log::text LIKE '%Anna%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(names, 0);
+}
+
+#[tokio::test]
+async fn the_database_refuses_update_truncate_and_delete_of_young_entries() {
+    let pool = fresh().await;
+    let audit = Audit::new(pool.clone(), "assignment");
+    record_some(&audit, 2).await;
+    let err = refused(
+        &pool,
+        "UPDATE audit_log SET action = 'nothing' WHERE seq = 1",
+    )
+    .await;
+    assert!(err.contains("append-only: UPDATE refused"), "{err}");
+    let err = refused(&pool, "DELETE FROM audit_log WHERE seq = 2").await;
+    assert!(err.contains("within the retention period"), "{err}");
+    let err = refused(&pool, "TRUNCATE audit_log").await;
+    assert!(err.contains("append-only: TRUNCATE refused"), "{err}");
+    // Without a retention setting nothing can be deleted.
+    sqlx::raw_sql("DELETE FROM audit_settings")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = refused(&pool, "DELETE FROM audit_log").await;
+    assert!(err.contains("within the retention period"), "{err}");
+    // Pruning with the default retention deletes nothing young.
+    let pool2 = fresh().await;
+    let audit2 = Audit::new(pool2.clone(), "assignment");
+    record_some(&audit2, 2).await;
+    assert_eq!(
+        audit2
+            .prune(Duration::from_secs(1826 * 86_400))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(audit2.verify().await.unwrap().intact());
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&pool2)
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+}
+
+#[tokio::test]
+async fn an_entry_changed_behind_the_triggers_back_breaks_the_chain_at_that_entry() {
+    let pool = fresh().await;
+    let audit = Audit::new(pool.clone(), "notification");
+    record_some(&audit, 6).await;
+    // A superuser disables the guard and rewrites entry 4's purpose.
+    sqlx::raw_sql(
+        "ALTER TABLE audit_log DISABLE TRIGGER USER;
+         UPDATE audit_log SET purpose = 'nothing to see' WHERE seq = 4;
+         ALTER TABLE audit_log ENABLE TRIGGER USER;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let v = audit.verify().await.unwrap();
+    assert!(!v.intact());
+    assert_eq!(v.first_broken_seq, Some(4), "{v:?}");
+    assert!(v.detail.contains("hash does not match"), "{v:?}");
+
+    // Recomputing entry 4's hash does not help: entry 5 names the old one.
+    let pool = fresh().await;
+    let audit = Audit::new(pool.clone(), "notification");
+    record_some(&audit, 6).await;
+    let e4 = audit
+        .list(None, KEY_B, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.seq == 4)
+        .unwrap();
+    let forged = rz_platform::audit::StoredEntry {
+        action: "nothing".to_owned(),
+        ..e4.clone()
+    };
+    let hash = forged.expected_hash(&e4.prev_hash);
+    sqlx::raw_sql("ALTER TABLE audit_log DISABLE TRIGGER USER")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET action = 'nothing', hash = $1 WHERE seq = 4")
+        .bind(hash)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let v = audit.verify().await.unwrap();
+    assert_eq!(v.first_broken_seq, Some(5), "{v:?}");
+
+    // An entry taken out of the middle is a gap.
+    let pool = fresh().await;
+    let audit = Audit::new(pool.clone(), "notification");
+    record_some(&audit, 6).await;
+    sqlx::raw_sql(
+        "ALTER TABLE audit_log DISABLE TRIGGER USER;
+         DELETE FROM audit_log WHERE seq = 3;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let v = audit.verify().await.unwrap();
+    assert_eq!(v.first_broken_seq, Some(4), "{v:?}");
+    assert!(v.detail.contains("missing"), "{v:?}");
+}
+
+#[tokio::test]
+async fn pruning_deletes_the_oldest_entries_and_the_rest_still_verifies() {
+    let pool = fresh().await;
+    let audit = Audit::new(pool.clone(), "access");
+    record_some(&audit, 3).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    record_some(&audit, 2).await;
+    assert_eq!(audit.prune(Duration::from_secs(2)).await.unwrap(), 3);
+    let v = audit.verify().await.unwrap();
+    assert!(v.intact(), "{v:?}");
+    assert_eq!((v.entries, v.oldest_seq), (2, 4));
+    // Young entries are still protected under the shorter retention.
+    let err = refused(&pool, "DELETE FROM audit_log WHERE seq = 5").await;
+    assert!(err.contains("within the retention period"), "{err}");
+    // The chain goes on from the kept entries.
+    record_some(&audit, 1).await;
+    let v = audit.verify().await.unwrap();
+    assert!(v.intact(), "{v:?}");
+    assert_eq!((v.entries, v.oldest_seq), (3, 4));
+    // When every entry is past the retention the newest stays, and the chain goes on from it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(audit.prune(Duration::from_secs(1)).await.unwrap(), 2);
+    record_some(&audit, 1).await;
+    let v = audit.verify().await.unwrap();
+    assert!(v.intact(), "{v:?}");
+    assert_eq!((v.entries, v.oldest_seq), (2, 6));
+    assert!(audit.prune(Duration::ZERO).await.is_err());
+}
+
+#[tokio::test]
+async fn concurrent_recorders_keep_one_chain() {
+    let pool = fresh().await;
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let audit = Audit::new(pool.clone(), "assignment");
+        tasks.push(tokio::spawn(async move {
+            for i in 0..15 {
+                let entries: Vec<AuditEntry> = (0..3)
+                    .map(|j| {
+                        AuditEntry::new(
+                            format!("{:032x}", t * 1000 + i * 10 + j),
+                            "0222",
+                            "read_client_block",
+                        )
+                    })
+                    .collect();
+                audit.record(&provider(), &entries).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let audit = Audit::new(pool.clone(), "assignment");
+    let v = audit.verify().await.unwrap();
+    assert!(v.intact(), "{v:?}");
+    assert_eq!((v.entries, v.oldest_seq), (8 * 15 * 3, 1));
+}
+
+#[tokio::test]
+async fn the_purpose_comes_from_x_purpose_and_is_checked() {
+    let mut request = tonic::Request::new(());
+    request
+        .metadata_mut()
+        .insert("x-purpose", "beschikking herindicatie".parse().unwrap());
+    request.extensions_mut().insert(consulent());
+    let c = AuditContext::from_request(&request).unwrap();
+    assert_eq!(c.purpose.as_deref(), Some("beschikking herindicatie"));
+    assert_eq!(c.actor.organisation, "urn:regiozorg:municipality:0222");
+    assert_eq!(c.actor.role, "consulent");
+
+    let mut long = tonic::Request::new(());
+    long.metadata_mut()
+        .insert("x-purpose", "x".repeat(201).parse().unwrap());
+    let err = AuditContext::from_request(&long).unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("x-purpose"), "{err:?}");
+
+    let none = AuditContext::from_request(&tonic::Request::new(())).unwrap();
+    assert_eq!(none.purpose, None);
+    assert_eq!(none.actor.organisation, "urn:regiozorg:unknown");
+}
