@@ -501,11 +501,9 @@ async fn a_provider_receives_its_message_with_the_bsn_and_the_lifecycle_carries_
 async fn a_decision_of_a_municipality_without_an_access_endpoint_is_dead_lettered() {
     let mut app = spawn_app().await;
     // Aalten's access publishes on the same NATS; assignment has no endpoint for 0197.
-    let aalten = app.a.stack.start_access("0197").await;
-    let mut access =
-        rz_proto::access::v1::access_service_client::AccessServiceClient::connect(aalten)
-            .await
-            .unwrap();
+    app.a.stack.start_access("0197").await;
+    // Aalten's staff system, with Aalten's certificate.
+    let mut access = app.a.stack.access("0197");
     let person = bsn(50);
     access
         .register_resident(acc::RegisterResidentRequest {

@@ -217,7 +217,13 @@ async fn a_failed_prefetch_falls_back_to_the_normal_path() {
     let unreachable = Assigner::new(
         pool.clone(),
         ns.clone(),
-        Arc::new(assignment::upstream::Upstream::new(&config.assignment).unwrap()),
+        Arc::new(
+            assignment::upstream::Upstream::new(
+                &config.assignment,
+                &app.a.stack.as_service("assignment").tls(),
+            )
+            .unwrap(),
+        ),
         Arc::new(FixedClock::new(d("2022-06-27"))),
         SECRET.as_bytes(),
     );

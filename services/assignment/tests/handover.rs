@@ -213,7 +213,7 @@ async fn the_handover_hands_clients_over_and_the_old_assignment_ends_the_day_bef
     // The new provider cannot start before its assignment does.
     let e = app
         .a
-        .client
+        .provider(P1)
         .report_start_of_care(pb::ReportStartOfCareRequest {
             agb_code: P1.into(),
             municipality: M.into(),
@@ -225,7 +225,7 @@ async fn the_handover_hands_clients_over_and_the_old_assignment_ends_the_day_bef
     assert_rule(&e, "start.not_before_assignment_start");
     // It starts on Monday 2022-07-04: the old assignment ends on Sunday 2022-07-03.
     app.a
-        .client
+        .provider(P1)
         .report_start_of_care(pb::ReportStartOfCareRequest {
             agb_code: P1.into(),
             municipality: M.into(),
@@ -256,14 +256,14 @@ async fn the_handover_hands_clients_over_and_the_old_assignment_ends_the_day_bef
     };
     let e = app
         .a
-        .client
+        .provider(OLD)
         .report_stop_of_care(stop("2022-07-04"))
         .await
         .unwrap_err();
     assert_rule(&e, "stop.within_assignment");
     let stopped = app
         .a
-        .client
+        .provider(OLD)
         .report_stop_of_care(stop("2022-07-03"))
         .await
         .unwrap()
@@ -352,15 +352,13 @@ async fn a_late_handover_starts_today_never_retroactively() {
         assignment_number: n.number,
         start_date: date.into(),
     };
-    let e = app
-        .a
-        .client
+    let mut new_provider = app.a.provider(&n.agb_code);
+    let e = new_provider
         .report_start_of_care(start("2022-07-01"))
         .await
         .unwrap_err();
     assert_rule(&e, "start.not_before_assignment_start");
-    app.a
-        .client
+    new_provider
         .report_start_of_care(start("2022-08-15"))
         .await
         .unwrap();

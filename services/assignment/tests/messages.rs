@@ -43,36 +43,44 @@ async fn start_of_care_rules() {
         .import(&bsn(1), P1, "2022-07-01", "2022-12-31", false)
         .await
         .unwrap();
-    let mut c = app.a.client.clone();
+    // The provider reports with its own certificate.
+    let mut c = app.a.provider(P1);
     let before = app.a.snapshot().await;
 
     let e = c
         .report_start_of_care(pb::ReportStartOfCareRequest {
-            agb_code: "3010001".into(),
+            agb_code: P1.into(),
             municipality: "222".into(),
             assignment_number: 0,
             start_date: "04-07-2022".into(),
         })
         .await
         .unwrap_err();
-    for field in [
-        "agb_code",
-        "municipality",
-        "assignment_number",
-        "start_date",
-    ] {
+    for field in ["municipality", "assignment_number", "start_date"] {
         assert_invalid(&e, field);
     }
+    // A malformed AGB code is not the caller's own: refused before the handler.
+    let e = c
+        .report_start_of_care(pb::ReportStartOfCareRequest {
+            agb_code: "3010001".into(),
+            ..start(P1, a.number, "2022-07-04")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
     let e = c
         .report_start_of_care(start(P1, 4242, "2022-07-04"))
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
-    let e = c
+    // Another provider, naming itself, on P1's assignment: not its assignment.
+    let e = app
+        .a
+        .provider(P2)
         .report_start_of_care(start(P2, a.number, "2022-07-04"))
         .await
         .unwrap_err();
-    assert_rule(&e, "start.assignment_of_provider");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
     let e = c
         .report_start_of_care(start(P1, a.number, "2022-06-30"))
         .await
@@ -89,7 +97,7 @@ async fn start_of_care_rules() {
         "refused starts change nothing"
     );
 
-    let mut c = app.a.client.clone();
+    let mut c = app.a.provider(P1);
     let started = c
         .report_start_of_care(start(P1, a.number, "2022-07-04"))
         .await
@@ -98,7 +106,7 @@ async fn start_of_care_rules() {
     assert_eq!(started.status(), pb::AssignmentStatus::Started);
     assert_eq!(started.started_on, "2022-07-04");
     let before = app.a.snapshot().await;
-    let mut c = app.a.client.clone();
+    let mut c = app.a.provider(P1);
     let e = c
         .report_start_of_care(start(P1, a.number, "2022-07-05"))
         .await
@@ -146,7 +154,7 @@ async fn stop_of_care_rules_per_law() {
         .unwrap()
         .into_inner();
     let before = app.a.snapshot().await;
-    let mut c = app.a.client.clone();
+    let (mut c, mut pv1) = (app.a.provider(P1), app.a.provider(PV1));
 
     let e = c
         .report_stop_of_care(stop(P1, issued.number, "2022-09-30", "31"))
@@ -165,16 +173,19 @@ async fn stop_of_care_rules_per_law() {
         .unwrap_err();
     assert_invalid(&e, "end_reason");
     // 32 is a youth end reason (JZ588), not in WMO588.
-    let e = c
+    let e = pv1
         .report_stop_of_care(stop(PV1, wmo.number, "2022-09-30", "32"))
         .await
         .unwrap_err();
     assert_invalid(&e, "end_reason");
-    let e = c
+    // Another provider, naming itself, on P1's assignment: not its assignment.
+    let e = app
+        .a
+        .provider(P2)
         .report_stop_of_care(stop(P2, started.number, "2022-09-30", "31"))
         .await
         .unwrap_err();
-    assert_rule(&e, "stop.assignment_of_provider");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
     let e = c
         .report_stop_of_care(stop(P1, started.number, "2022-06-30", "31"))
         .await
@@ -196,7 +207,7 @@ async fn stop_of_care_rules_per_law() {
         "refused stops change nothing"
     );
 
-    let mut c = app.a.client.clone();
+    let mut c = app.a.provider(P1);
     let stopped = c
         .report_stop_of_care(stop(P1, started.number, "2022-09-30", "31"))
         .await
@@ -217,7 +228,7 @@ async fn stop_of_care_rules_per_law() {
         .await
         .unwrap_err();
     assert_rule(&e, "start.assignment_active");
-    let w = c
+    let w = pv1
         .report_stop_of_care(stop(PV1, wmo.number, "2022-12-31", "19"))
         .await
         .unwrap()
@@ -234,7 +245,8 @@ async fn withdrawal_is_never_retroactive() {
         .unwrap();
     app.a.clock.set(d("2022-08-15"));
     let before = app.a.snapshot().await;
-    let mut c = app.a.client.clone();
+    // The municipality withdraws, with its own certificate.
+    let mut c = app.a.municipality();
     let e = c
         .withdraw_assignment(withdraw(a.number, "2022-08-14", "06"))
         .await
@@ -263,7 +275,7 @@ async fn withdrawal_is_never_retroactive() {
     assert_eq!(app.a.snapshot().await, before);
 
     // From today on is fine: valid up to and including yesterday.
-    let mut c = app.a.client.clone();
+    let mut c = app.a.municipality();
     let w = c
         .withdraw_assignment(withdraw(a.number, "2022-08-15", "06"))
         .await
@@ -300,9 +312,8 @@ async fn providers_see_only_their_own_assignments() {
     app.import(&bsn(3), P1, "2022-07-01", "2022-12-31", true)
         .await
         .unwrap();
-    let mine = app
-        .a
-        .client
+    let mut p1 = app.a.provider(P1);
+    let mine = p1
         .list_provider_assignments(pb::ListProviderAssignmentsRequest {
             agb_code: P1.into(),
             municipality: String::new(),
@@ -313,16 +324,18 @@ async fn providers_see_only_their_own_assignments() {
         .assignments;
     assert_eq!(mine.len(), 2);
     assert!(mine.iter().all(|a| a.agb_code == P1));
-    let e = app
-        .a
-        .client
-        .list_provider_assignments(pb::ListProviderAssignmentsRequest {
-            agb_code: "x".into(),
-            municipality: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_invalid(&e, "agb_code");
+    // A malformed AGB code, or another provider's, is not the caller's own: refused before the
+    // handler.
+    for agb in ["x", P2] {
+        let e = p1
+            .list_provider_assignments(pb::ListProviderAssignmentsRequest {
+                agb_code: agb.into(),
+                municipality: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{agb}: {e:?}");
+    }
     let client = app.a.of_client(&key_of(&bsn(2))).await;
     assert_eq!(client.len(), 1);
     assert_eq!(client[0].agb_code, P2);
@@ -363,4 +376,92 @@ async fn a_start_of_care_is_a_hot_update() {
     .await
     .unwrap();
     assert!(active);
+}
+
+/// A provider acts on and reads only its own assignments: another provider naming itself in the
+/// request (so the server layer lets it through) but another's assignment number is
+/// PERMISSION_DENIED by the handler, and nothing changes. A municipality reads only its own.
+#[tokio::test]
+async fn a_provider_acts_only_on_its_own_assignments() {
+    let mut app = spawn_app().await;
+    let issued = app
+        .import(&bsn(1), P1, "2022-07-01", "2022-12-31", false)
+        .await
+        .unwrap();
+    let started = app
+        .import(&bsn(2), P1, "2022-07-01", "2022-12-31", true)
+        .await
+        .unwrap();
+    let get = |number: u32| pb::GetAssignmentRequest {
+        municipality: M.into(),
+        assignment_number: number,
+    };
+    let before = app.a.snapshot().await;
+
+    let mut p2 = app.a.provider(P2);
+    let e = p2
+        .report_start_of_care(start(P2, issued.number, "2022-07-04"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "start: {e:?}");
+    let e = p2
+        .report_stop_of_care(stop(P2, started.number, "2022-09-30", "31"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "stop: {e:?}");
+    let e = p2
+        .request_change(pb::RequestChangeRequest {
+            idempotency_key: "c".into(),
+            agb_code: P2.into(),
+            municipality: M.into(),
+            assignment_number: issued.number,
+            reason: "2".into(),
+            new_end: "2022-11-30".into(),
+            size: None,
+            budget_cents: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "change: {e:?}");
+    for number in [issued.number, started.number] {
+        let e = p2.get_assignment(get(number)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "get: {e:?}");
+    }
+    // Another municipality reading Doetinchem's assignment: refused by the server layer.
+    let e = app
+        .a
+        .as_municipality("0197")
+        .get_assignment(get(issued.number))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert_eq!(
+        app.a.snapshot().await,
+        before,
+        "refused calls change nothing"
+    );
+
+    // The provider itself reads and starts it; the municipality and the operator read it too.
+    let mut p1 = app.a.provider(P1);
+    let own = p1
+        .get_assignment(get(issued.number))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((own.agb_code.as_str(), own.number), (P1, issued.number));
+    let now = p1
+        .report_start_of_care(start(P1, issued.number, "2022-07-04"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(now.status(), pb::AssignmentStatus::Started);
+    assert_eq!(app.a.get(issued.number).await.started_on, "2022-07-04");
+    let by_operator = app
+        .a
+        .client
+        .get_assignment(get(issued.number))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_operator.status(), pb::AssignmentStatus::Started);
 }

@@ -62,7 +62,8 @@ fn change(key: &str, agb: &str, number: u32) -> pb::RequestChangeRequest {
 #[tokio::test]
 async fn a_request_for_an_assignment_is_checked_granted_and_answered_once() {
     let mut app = spawn_app().await;
-    let mut c = app.a.client.clone();
+    // The provider asks, the municipality answers: each with its own certificate.
+    let (mut c, mut m) = (app.a.provider(P1), app.a.municipality());
     let client = bsn(1);
     let before = app.a.snapshot().await;
 
@@ -92,7 +93,9 @@ async fn a_request_for_an_assignment_is_checked_granted_and_answered_once() {
     assert_invalid(&e, "size.volume");
     // The requesting provider must be contracted on the period's start.
     for agb in [NONE, OLD] {
-        let e = c
+        let e = app
+            .a
+            .provider(agb)
             .request_assignment(request("k1", agb, &client, "2022-07-01", "2022-12-31"))
             .await
             .unwrap_err();
@@ -133,7 +136,9 @@ async fn a_request_for_an_assignment_is_checked_granted_and_answered_once() {
     assert_eq!(e.code(), tonic::Code::AlreadyExists);
     // One open request per client and subsegment, whoever asks.
     let before = app.a.snapshot().await;
-    let e = c
+    let e = app
+        .a
+        .provider(P2)
         .request_assignment(request("k2", P2, &client, "2022-07-01", "2022-12-31"))
         .await
         .unwrap_err();
@@ -141,7 +146,7 @@ async fn a_request_for_an_assignment_is_checked_granted_and_answered_once() {
     assert_eq!(app.a.snapshot().await, before);
 
     // Granted: the assignment is for the requesting provider.
-    let granted = c
+    let granted = m
         .answer_request(answer(&r.id, true, "", "2022-06-29"))
         .await
         .unwrap()
@@ -167,7 +172,7 @@ async fn a_request_for_an_assignment_is_checked_granted_and_answered_once() {
 
     // Answered once.
     let before = app.a.snapshot().await;
-    let e = c
+    let e = m
         .answer_request(answer(&r.id, false, "3", "2022-06-30"))
         .await
         .unwrap_err();
@@ -190,7 +195,7 @@ async fn a_request_for_an_assignment_is_checked_granted_and_answered_once() {
 #[tokio::test]
 async fn a_refusal_needs_a_reason_and_a_grant_never_stacks() {
     let mut app = spawn_app().await;
-    let mut c = app.a.client.clone();
+    let (mut c, mut m) = (app.a.provider(P1), app.a.municipality());
     let client = bsn(2);
     app.import(&client, P2, "2022-07-01", "2022-12-31", true)
         .await
@@ -201,36 +206,36 @@ async fn a_refusal_needs_a_reason_and_a_grant_never_stacks() {
         .unwrap()
         .into_inner();
     let before = app.a.snapshot().await;
-    let e = c
+    let e = m
         .answer_request(answer(&r.id, true, "", "2022-06-28"))
         .await
         .unwrap_err();
     assert_rule(&e, "assignment.no_stacking");
     for reason in ["", "99"] {
-        let e = c
+        let e = m
             .answer_request(answer(&r.id, false, reason, "2022-06-28"))
             .await
             .unwrap_err();
         assert_invalid(&e, "refusal_reason");
     }
-    let e = c
+    let e = m
         .answer_request(answer(&r.id, true, "6", "2022-06-28"))
         .await
         .unwrap_err();
     assert_invalid(&e, "refusal_reason");
-    let e = c
+    let e = m
         .answer_request(answer("not-a-uuid", true, "", "2022-06-28"))
         .await
         .unwrap_err();
     assert_invalid(&e, "request_id");
-    let e = c
+    let e = m
         .answer_request(answer(&uuid::Uuid::now_v7().to_string(), true, "", ""))
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
     assert_eq!(app.a.snapshot().await, before);
 
-    let refused = c
+    let refused = m
         .answer_request(answer(&r.id, false, "6", "2022-06-28"))
         .await
         .unwrap()
@@ -251,7 +256,13 @@ async fn a_refusal_needs_a_reason_and_a_grant_never_stacks() {
 #[tokio::test]
 async fn a_change_request_for_an_assignment_of_the_provider() {
     let mut app = spawn_app().await;
+    // The operator imports; each provider asks for its own assignment; the municipality answers.
     let mut c = app.a.client.clone();
+    let (mut pv1, mut p1, mut m) = (
+        app.a.provider(PV1),
+        app.a.provider(P1),
+        app.a.municipality(),
+    );
     let mut pv = import_request(&bsn(3), PV1, "2022-07-01", "2023-06-30", true);
     pv.subsegment_code = "WIO-PV".into();
     pv.size = Some(pb::Size {
@@ -275,15 +286,18 @@ async fn a_change_request_for_an_assignment_of_the_provider() {
         .unwrap();
     let before = app.a.snapshot().await;
 
-    let e = c
+    // Another provider's assignment (its own AGB code in the request): not its to change.
+    let e = app
+        .a
+        .provider(PV2)
         .request_change(pb::RequestChangeRequest {
             new_end: "2023-12-31".into(),
             ..change("c1", PV2, pv.number)
         })
         .await
         .unwrap_err();
-    assert_rule(&e, "change.assignment_of_provider");
-    let e = c
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    let e = pv1
         .request_change(pb::RequestChangeRequest {
             reason: "9".into(),
             new_end: "2023-12-31".into(),
@@ -292,12 +306,12 @@ async fn a_change_request_for_an_assignment_of_the_provider() {
         .await
         .unwrap_err();
     assert_invalid(&e, "reason");
-    let e = c
+    let e = pv1
         .request_change(change("c1", PV1, pv.number))
         .await
         .unwrap_err();
     assert_invalid(&e, "new_end");
-    let e = c
+    let e = p1
         .request_change(pb::RequestChangeRequest {
             size: Some(pb::Size {
                 volume: 2,
@@ -309,7 +323,7 @@ async fn a_change_request_for_an_assignment_of_the_provider() {
         .await
         .unwrap_err();
     assert_invalid(&e, "size.volume");
-    let e = c
+    let e = pv1
         .request_change(pb::RequestChangeRequest {
             new_end: "2022-06-01".into(),
             ..change("c1", PV1, pv.number)
@@ -328,13 +342,13 @@ async fn a_change_request_for_an_assignment_of_the_provider() {
         }),
         ..change("c1", PV1, pv.number)
     };
-    let r = c.request_change(more.clone()).await.unwrap().into_inner();
+    let r = pv1.request_change(more.clone()).await.unwrap().into_inner();
     assert_eq!(
         (r.kind.as_str(), r.assignment_number),
         ("change", pv.number)
     );
     assert_eq!(r.answer_due, "2022-07-04");
-    let e = c
+    let e = pv1
         .request_change(pb::RequestChangeRequest {
             idempotency_key: "c2".into(),
             ..more
@@ -343,7 +357,7 @@ async fn a_change_request_for_an_assignment_of_the_provider() {
         .unwrap_err();
     assert_rule(&e, "request.one_open");
 
-    let granted = c
+    let granted = m
         .answer_request(answer(&r.id, true, "", "2022-06-29"))
         .await
         .unwrap()
@@ -357,7 +371,7 @@ async fn a_change_request_for_an_assignment_of_the_provider() {
     assert_eq!(msgs.last().unwrap().0, "nl.regiozorg.assignment.changed.v1");
 
     // Not on an assignment that is no longer active.
-    c.withdraw_assignment(pb::WithdrawAssignmentRequest {
+    m.withdraw_assignment(pb::WithdrawAssignmentRequest {
         municipality: M.into(),
         assignment_number: iaj.number,
         date: "2022-06-27".into(),
@@ -365,7 +379,7 @@ async fn a_change_request_for_an_assignment_of_the_provider() {
     })
     .await
     .unwrap();
-    let e = c
+    let e = p1
         .request_change(pb::RequestChangeRequest {
             new_end: "2022-11-30".into(),
             ..change("c3", P1, iaj.number)
@@ -378,6 +392,7 @@ async fn a_change_request_for_an_assignment_of_the_provider() {
 #[tokio::test]
 async fn chain_deadlines_with_concrete_dates() {
     let mut app = spawn_app().await;
+    // The region's overview of the chain's deadlines, as the operator reads it.
     let mut c = app.a.client.clone();
     // Friday 2022-07-01 + 5 working days = Friday 2022-07-08.
     let july = app
@@ -395,7 +410,9 @@ async fn chain_deadlines_with_concrete_dates() {
         .unwrap();
     // A request received on Thursday 2022-12-22 -> due Friday 2022-12-30.
     app.a.clock.set(d("2022-12-22"));
-    let r = c
+    let r = app
+        .a
+        .provider(P3)
         .request_assignment(request("k", P3, &bsn(4), "2023-01-01", "2023-06-30"))
         .await
         .unwrap()
@@ -453,4 +470,63 @@ async fn chain_deadlines_with_concrete_dates() {
     );
     let e = c.list_chain_deadlines(list("", "")).await.unwrap_err();
     assert_invalid(&e, "as_of");
+}
+
+/// The request names its municipality; only that municipality answers it. Another one is
+/// PERMISSION_DENIED (the handler's check: the call names the request by its id only), and so is
+/// a provider answering, or asking in another provider's name (the server layer). Nothing
+/// changes.
+#[tokio::test]
+async fn only_the_requests_municipality_answers_it() {
+    let app = spawn_app().await;
+    let client = bsn(5);
+    let r = app
+        .a
+        .provider(P1)
+        .request_assignment(request("k", P1, &client, "2022-07-01", "2022-12-31"))
+        .await
+        .unwrap()
+        .into_inner();
+    let before = app.a.snapshot().await;
+
+    // Aalten (0197) answering Doetinchem's request, granting or refusing.
+    let mut aalten = app.a.as_municipality("0197");
+    for (grant, reason) in [(true, ""), (false, "3")] {
+        let e = aalten
+            .answer_request(answer(&r.id, grant, reason, "2022-06-28"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    }
+    // A provider cannot answer at all, not even its own request.
+    let e = app
+        .a
+        .provider(P1)
+        .answer_request(answer(&r.id, true, "", "2022-06-28"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    // Nor ask in another provider's name.
+    let e = app
+        .a
+        .provider(P2)
+        .request_assignment(request("k2", P1, &bsn(6), "2022-07-01", "2022-12-31"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert_eq!(
+        app.a.snapshot().await,
+        before,
+        "refused answers change nothing"
+    );
+
+    // Doetinchem answers it.
+    let granted = app
+        .a
+        .municipality()
+        .answer_request(answer(&r.id, true, "", "2022-06-28"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(granted.status(), pb::RequestStatus::Granted);
 }

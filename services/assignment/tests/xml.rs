@@ -160,9 +160,10 @@ const BILLION_LAUGHS: &str = r#"<?xml version="1.0"?>
 <Bericht xmlns="http://www.istandaarden.nl/ijw/3_2/jw305/schema">&lol3;</Bericht>
 "#;
 
+/// Uploads `xml` as provider `agb` (its certificate, its AGB code in the request).
 async fn upload(app: &mut TestApp, agb: &str, xml: &str) -> pb::UploadResult {
     app.a
-        .client
+        .provider(agb)
         .upload_provider_message(pb::UploadProviderMessageRequest {
             agb_code: agb.into(),
             xml: xml.as_bytes().to_vec(),
@@ -172,9 +173,10 @@ async fn upload(app: &mut TestApp, agb: &str, xml: &str) -> pb::UploadResult {
         .into_inner()
 }
 
+/// The messages for provider `agb`, as it fetches them.
 async fn fetch(app: &mut TestApp, agb: &str) -> pb::FetchProviderMessagesResponse {
     app.a
-        .client
+        .provider(agb)
         .fetch_provider_messages(pb::FetchProviderMessagesRequest {
             agb_code: agb.into(),
             municipality: M.into(),
@@ -263,11 +265,22 @@ async fn xml_messages_round_trip_through_the_same_domain() {
     assert_eq!(codes(&r), ["9019"], "{r:?}");
     assert!(r.errors[0].rule.contains("start."), "{r:?}");
 
-    let r = upload(&mut app, P2, &jw305(P1, "S5", &b1, a.number, "2022-07-04")).await;
-    assert!(!r.accepted);
-    assert_eq!(codes(&r), ["0001"], "sender is not the caller: {r:?}");
-    assert!(r.errors[0].path.contains("Afzender"));
-    ist::assert_valid("JW306", &r.return_message_xml);
+    // Another provider's message (its Afzender) uploaded by P2: not P2's to send, and no return
+    // message about it goes to P2.
+    let e = app
+        .a
+        .provider(P2)
+        .upload_provider_message(pb::UploadProviderMessageRequest {
+            agb_code: P2.into(),
+            xml: jw305(P1, "S5", &b1, a.number, "2022-07-04").into_bytes(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(
+        e.message().contains("upload.sender_is_caller") && e.message().contains("Afzender"),
+        "sender is not the caller: {e:?}"
+    );
 
     let r = upload(&mut app, P1, "<Bericht><Header>").await;
     assert!(!r.accepted);
@@ -337,9 +350,9 @@ async fn xml_messages_round_trip_through_the_same_domain() {
     let r = upload(&mut app, P1, &jw315(P1, "V2", &b3, "REF-0043")).await;
     assert_eq!(codes(&r), ["9374"], "{r:?}");
 
-    // Refused: the provider receives a JW319 quoting its reference.
+    // Refused by the municipality: the provider receives a JW319 quoting its reference.
     app.a
-        .client
+        .municipality()
         .answer_request(pb::AnswerRequestRequest {
             request_id: id.to_string(),
             grant: false,
@@ -422,14 +435,14 @@ async fn xml_messages_round_trip_through_the_same_domain() {
 
 #[tokio::test]
 async fn oversized_uploads_are_refused_before_parsing() {
-    let mut app = spawn_app().await;
+    let app = spawn_app().await;
     let before = app.a.snapshot().await;
     // Just over the standard's limit: read by the gRPC layer, refused by the reader (0001).
     let mut big = jw305(P1, "BIG", &bsn(1), 1, "2022-07-04").into_bytes();
     big.resize(rz_istandaarden::MAX_MESSAGE_BYTES + 1, b' ');
     let r = app
         .a
-        .client
+        .provider(P1)
         .upload_provider_message(pb::UploadProviderMessageRequest {
             agb_code: P1.into(),
             xml: big,
@@ -442,7 +455,7 @@ async fn oversized_uploads_are_refused_before_parsing() {
     // Far over it: refused by the gRPC layer itself.
     let e = app
         .a
-        .client
+        .provider(P1)
         .upload_provider_message(pb::UploadProviderMessageRequest {
             agb_code: P1.into(),
             xml: vec![b' '; 30 * 1024 * 1024],
@@ -480,10 +493,16 @@ async fn import_xml_uploads_a_folder_and_writes_the_return_messages() {
     .unwrap();
     std::fs::write(dir.join("notes.txt"), "not a message").unwrap();
     let (endpoint, d2) = (app.a.endpoint.clone(), dir.clone());
+    // The provider's system calls with the provider's certificate (`[tls]` from the environment).
+    let tls = app.a.stack.as_provider(P1).tls();
     let out = tokio::task::spawn_blocking(move || {
+        let path = |p: Option<std::path::PathBuf>| p.expect("a TLS file").into_os_string();
         std::process::Command::new(env!("CARGO_BIN_EXE_assignment"))
             .args(["import-xml", "--endpoint", &endpoint, "--agb", P1])
             .arg(&d2)
+            .env("RZ__TLS__CA", path(tls.ca))
+            .env("RZ__TLS__CERT", path(tls.cert))
+            .env("RZ__TLS__KEY", path(tls.key))
             .output()
             .unwrap()
     })

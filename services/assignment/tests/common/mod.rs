@@ -46,6 +46,9 @@ pub struct Assignment {
 }
 
 impl Assignment {
+    /// Assignment's client of the stack's operator (`urn:regiozorg:operator:ops`) is `client`;
+    /// what a provider or a municipality does goes through [`Assignment::provider`] and
+    /// [`Assignment::municipality`], each with that organisation's certificate.
     pub fn of(mut stack: Stack) -> Self {
         let service = stack.assignment_service();
         let (endpoint, channel, pool) = (
@@ -181,6 +184,21 @@ impl TestApp {
 }
 
 impl Assignment {
+    /// A client of assignment as provider `agb` (its own certificate).
+    pub fn provider(&self, agb: &str) -> AssignmentServiceClient<Channel> {
+        self.stack.as_provider(agb).assignment()
+    }
+
+    /// A client of assignment as the municipality Doetinchem ([`M`]).
+    pub fn municipality(&self) -> AssignmentServiceClient<Channel> {
+        self.as_municipality(M)
+    }
+
+    /// A client of assignment as municipality `m`.
+    pub fn as_municipality(&self, m: &str) -> AssignmentServiceClient<Channel> {
+        self.stack.as_municipality(m).assignment()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         rz_stack::count(&self.pool, table).await
     }
@@ -212,8 +230,9 @@ impl Assignment {
         out
     }
 
+    /// Assignment `number` of Doetinchem, as the municipality reads it.
     pub async fn get(&mut self, number: u32) -> pb::Assignment {
-        self.client
+        self.municipality()
             .get_assignment(pb::GetAssignmentRequest {
                 municipality: M.into(),
                 assignment_number: number,
@@ -223,8 +242,9 @@ impl Assignment {
             .into_inner()
     }
 
+    /// The client's assignments in Doetinchem, as the municipality lists them.
     pub async fn of_client(&mut self, client_key: &str) -> Vec<pb::Assignment> {
-        self.client
+        self.municipality()
             .list_client_assignments(pb::ListClientAssignmentsRequest {
                 municipality: M.into(),
                 client_key: client_key.into(),
