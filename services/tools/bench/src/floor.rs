@@ -41,6 +41,8 @@ use crate::report::Report;
 use crate::stats::rate;
 
 pub struct FloorSpec<'a> {
+    /// The bench's test PKI goes to `<work_dir>/pki`.
+    pub work_dir: &'a std::path::Path,
     pub admin_url: &'a str,
     pub nats_url: &'a str,
     pub flows: u32,
@@ -154,7 +156,15 @@ async fn run(
     js: &jetstream::Context,
     stream: &jetstream::stream::Stream,
 ) -> Result<(u64, Duration, Duration), BenchError> {
-    let (router, reporter) = rz_platform::server::router();
+    // The services' own server: mutual TLS and the authorisation layer, as on every real hop
+    // (the health check the floor calls is not authorised, only authenticated).
+    let dial = crate::tls::bench_pki(spec.work_dir)?;
+    let tls = dial
+        .tls(&rz_workload::dial::service("assignment"))
+        .server()
+        .map_err(|e| BenchError::Failed(e.to_string()))?;
+    let (router, reporter) = rz_platform::server::router(tls, crate::tls::bench_authz(&dial)?)
+        .map_err(|e| BenchError::Failed(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let stop = rz_platform::Shutdown::new();
@@ -164,7 +174,12 @@ async fn run(
         listener,
         stop.clone(),
     ));
-    let channel = crate::flow::channel(&format!("http://{addr}")).await?;
+    let channel = crate::flow::channel(
+        &dial,
+        &rz_workload::dial::provider("12345678"),
+        &format!("http://{addr}"),
+    )
+    .await?;
     let shared = Arc::new(Shared {
         visible: Mutex::new(HashMap::new()),
         all_visible: Notify::new(),
@@ -507,7 +522,9 @@ mod tests {
     async fn every_floor_flow_completes_and_is_measured() {
         let env = rz_testkit::TestEnv::load();
         let mut report = Report::new();
+        let work_dir = std::env::temp_dir().join(format!("rz-bench-floor-{}", env.namespace()));
         let spec = FloorSpec {
+            work_dir: &work_dir,
             admin_url: &env.admin_url,
             nats_url: &env.nats_url,
             flows: 300,
@@ -523,6 +540,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(left, 0);
+        let _ = std::fs::remove_dir_all(&work_dir);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rz_proto::reporting::v1 as rep;
 use rz_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 use rz_proto::types::v1 as types;
 pub use rz_workload::Sub;
-use rz_workload::{Driver, catalogue, flow};
+use rz_workload::{Dial, Driver, catalogue, flow};
 use serde_json::json;
 use tonic::transport::Channel;
 
@@ -22,21 +22,26 @@ use crate::receiver::{ProviderReceiver, ReportWatcher};
 use crate::report::Report;
 use crate::stats::{percentile_ms, rate};
 
-/// The channels to the running services.
+/// The channels to the running services, each with mutual TLS as the party that makes the calls:
+/// the operator for the register, imports, the handover and reporting, a municipality at its own
+/// access instance; providers (the receiver's starts of care) through `dial`.
 #[derive(Clone)]
 pub struct Endpoints {
     pub registration: Channel,
     pub assignment: Channel,
     pub reporting: Channel,
     pub access: HashMap<String, Channel>,
+    /// Assignment's URL, for the providers' own channels.
+    pub assignment_url: String,
+    pub dial: Dial,
 }
 
-pub async fn channel(url: &str) -> Result<Channel, BenchError> {
-    Channel::from_shared(url.to_owned())
-        .map_err(|e| BenchError::Failed(format!("{url}: {e}")))?
-        .connect()
+/// A connected channel to `url` as `folder` of the PKI (an hour per call at most: the handover
+/// of the national volume is one call).
+pub async fn channel(dial: &Dial, folder: &str, url: &str) -> Result<Channel, BenchError> {
+    dial.connect(folder, url, Duration::from_secs(3_600))
         .await
-        .map_err(|e| BenchError::Failed(format!("{url}: {e}")))
+        .map_err(BenchError::Failed)
 }
 
 fn status(what: &'static str) -> impl Fn(tonic::Status) -> BenchError {
@@ -174,8 +179,7 @@ pub async fn run(
     spec: &FlowSpec,
     report: &mut Report,
 ) -> Result<(), BenchError> {
-    let receiver =
-        ProviderReceiver::start(js, &spec.nats_namespace, e.assignment.clone(), 128).await?;
+    let receiver = ProviderReceiver::start(js, &spec.nats_namespace, e, 128).await?;
     let watcher = match ReportWatcher::start(&spec.reporting_db, receiver.seen.clone()).await {
         Ok(w) => w,
         Err(err) => {

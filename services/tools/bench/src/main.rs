@@ -16,6 +16,7 @@ mod report;
 mod services;
 mod statements;
 mod stats;
+mod tls;
 mod webhook;
 
 use std::path::PathBuf;
@@ -40,14 +41,33 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
 }
 
-const SECTIONS: &[&str] = &["limits", "floor", "flow", "webhook", "national", "handover"];
+const SECTIONS: &[&str] = &[
+    "limits", "tls", "floor", "flow", "webhook", "national", "handover",
+];
+
+/// The figures of the `tls` section.
+const TLS_KEYS: &[&str] = &[
+    "rpc_plain_p50_ms",
+    "rpc_plain_p99_ms",
+    "rpc_mtls_p50_ms",
+    "rpc_mtls_p99_ms",
+    "rpc_checked_p50_ms",
+    "rpc_checked_p99_ms",
+    "rpc_plain_per_s",
+    "rpc_mtls_per_s",
+    "rpc_checked_per_s",
+    "rpc_checks_cost_p50_ms",
+    "tls_connect_ms",
+];
 
 const USAGE: &str =
-    "usage: rz-bench [--only limits,floor,flow,webhook,national,handover] [--out FILE]
+    "usage: rz-bench [--only limits,tls,floor,flow,webhook,national,handover] [--out FILE]
          [--bin-dir DIR] [--work-dir DIR] [--pgbench PATH] [--pgbench-secs N]
          [--js-messages N] [--flow-secs N] [--clients N] [--webhook-events N]
-         [--national-clients N] [--handover-clients N] [--floor-flows N] [--quick]
+         [--national-clients N] [--handover-clients N] [--floor-flows N] [--tls-calls N]
+         [--quick]
   --floor-flows N       flows of the floor section (default 5000; see floor.rs)
+  --tls-calls N         calls one at a time per way of the tls section (default 5000; tls.rs)
   --clients N           clients in care at region scale (default 20000)
   --national-clients N  clients in care for the national figures (default 1500000)
   --handover-clients N  clients of ended contracts handed over (default 100000 with the
@@ -66,6 +86,7 @@ pub struct Args {
     pub flow_secs: u64,
     pub flow_cases: u32,
     pub floor_flows: u32,
+    pub tls_calls: usize,
     pub clients: u64,
     pub national_clients: u64,
     pub handover_clients: u64,
@@ -91,6 +112,7 @@ fn parse_args(argv: &[String], database_url: String, nats_url: String) -> Result
         flow_secs: 20,
         flow_cases: 1_000,
         floor_flows: 5_000,
+        tls_calls: 5_000,
         clients: 20_000,
         national_clients: 1_500_000,
         handover_clients: 100_000,
@@ -116,6 +138,7 @@ fn parse_args(argv: &[String], database_url: String, nats_url: String) -> Result
                 a.flow_secs = 8;
                 a.flow_cases = 300;
                 a.floor_flows = 2_000;
+                a.tls_calls = 1_000;
                 a.clients = 2_000;
                 a.national_clients = 50_000;
                 a.handover_clients = 5_000;
@@ -158,6 +181,10 @@ fn parse_args(argv: &[String], database_url: String, nats_url: String) -> Result
             "--floor-flows" => {
                 a.floor_flows = u32::try_from(num(k, it.next())?)
                     .map_err(|_| BenchError::Usage("--floor-flows is too large".into()))?
+            }
+            "--tls-calls" => {
+                a.tls_calls = usize::try_from(num(k, it.next())?)
+                    .map_err(|_| BenchError::Usage("--tls-calls is too large".into()))?
             }
             "--keep" => a.keep = true,
             "--env" => {
@@ -261,12 +288,31 @@ async fn main() -> ExitCode {
         report.not_measured("js_publish_per_s", skipped);
     }
 
+    if args.runs("tls") {
+        let spec = tls::TlsSpec {
+            calls: args.tls_calls,
+            concurrent_calls: args.tls_calls * 4,
+            connections: (args.tls_calls / 50).max(10),
+        };
+        if let Err(e) = tls::run(&args.work_dir, &spec, &mut report).await {
+            eprintln!("bench: tls: {e}");
+            for k in TLS_KEYS {
+                report.not_measured(k, &e.to_string());
+            }
+        }
+    } else {
+        for k in TLS_KEYS {
+            report.not_measured(k, skipped);
+        }
+    }
+
     if args.runs("floor") {
         eprintln!(
             "bench: the floor of a care flow ({} flows, 64 decisions in flight)",
             args.floor_flows
         );
         let spec = floor::FloorSpec {
+            work_dir: &args.work_dir,
             admin_url: &args.database_url,
             nats_url: &args.nats_url,
             flows: args.floor_flows,
@@ -309,6 +355,7 @@ async fn main() -> ExitCode {
         "national_clients_requested": args.runs("national").then_some(args.national_clients),
         "flow_cases": args.flow_cases,
         "floor_flows": args.runs("floor").then_some(args.floor_flows),
+        "tls_calls": args.runs("tls").then_some(args.tls_calls),
         "extra_env": args.extra_env.iter().map(|(s, kv)| format!("{s}:{kv}")).collect::<Vec<_>>(),
     });
     let json = report.to_json(meta);
@@ -365,5 +412,8 @@ mod tests {
         assert!(parse_args(&argv("--clients many")).is_err());
         assert!(parse_args(&argv("--flow-secs 0")).is_err());
         assert_eq!(parse_args(&argv("--quick")).unwrap().clients, 2_000);
+        let a = parse_args(&argv("--only tls --tls-calls 200")).unwrap();
+        assert!(a.runs("tls") && !a.runs("floor"));
+        assert_eq!(a.tls_calls, 200);
     }
 }

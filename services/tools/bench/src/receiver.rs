@@ -13,7 +13,6 @@ use futures::StreamExt;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
 use rz_workload::provider::{self, Namespace, Started};
 use tokio::sync::{Mutex, Semaphore};
-use tonic::transport::Channel;
 
 use crate::BenchError;
 
@@ -41,9 +40,12 @@ impl ProviderReceiver {
     pub async fn start(
         js: &jetstream::Context,
         ns: &str,
-        assignment: Channel,
+        e: &crate::flow::Endpoints,
         concurrency: usize,
     ) -> Result<Self, BenchError> {
+        // Each provider reports its own starts, with its own certificate (one channel each,
+        // shared by every run of this process).
+        let (dial, assignment) = (e.dial.clone(), e.assignment_url.clone());
         let stream = provider::stream(js, &Namespace::new(ns).map_err(BenchError::Failed)?)
             .await
             .map_err(BenchError::Nats)?;
@@ -93,7 +95,17 @@ impl ProviderReceiver {
                         break;
                     };
                     let seen = seen.clone();
-                    let mut client = AssignmentServiceClient::new(assignment.clone());
+                    let folder = rz_workload::dial::provider(&a.agb_code);
+                    let mut client =
+                        match dial.shared(&folder, &assignment, Duration::from_secs(30)) {
+                            Ok(ch) => AssignmentServiceClient::new(ch),
+                            Err(e) => {
+                                eprintln!("bench: receiver: no channel for the provider: {e}");
+                                seen.start_failed.fetch_add(1, Ordering::Relaxed);
+                                let _ = message.ack().await;
+                                continue;
+                            }
+                        };
                     tokio::spawn(async move {
                         let request = provider::start_of_care(&a, provider::first_day(&a));
                         let ack = match provider::report_start(&mut client, request).await {

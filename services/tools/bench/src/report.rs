@@ -17,6 +17,38 @@ pub const FIGURES: &[(&str, &str)] = &[
         "JetStream publishes/s, async acks, file storage",
     ),
     (
+        "rpc_plain_p50_ms",
+        "unary gRPC call, plain h2c, p50 ms (in-process server, tls.rs)",
+    ),
+    ("rpc_plain_p99_ms", "unary gRPC call, plain h2c, p99 ms"),
+    ("rpc_mtls_p50_ms", "unary gRPC call, mutual TLS, p50 ms"),
+    ("rpc_mtls_p99_ms", "unary gRPC call, mutual TLS, p99 ms"),
+    (
+        "rpc_checked_p50_ms",
+        "unary gRPC call, mutual TLS + identity, policy, rate limit, field check, p50 ms",
+    ),
+    (
+        "rpc_checked_p99_ms",
+        "unary gRPC call, mutual TLS + the checks, p99 ms",
+    ),
+    ("rpc_plain_per_s", "unary gRPC calls/s, 64 in flight, plain"),
+    (
+        "rpc_mtls_per_s",
+        "unary gRPC calls/s, 64 in flight, mutual TLS",
+    ),
+    (
+        "rpc_checked_per_s",
+        "unary gRPC calls/s, 64 in flight, mutual TLS + the checks",
+    ),
+    (
+        "rpc_checks_cost_p50_ms",
+        "rpc_checked_p50_ms - rpc_plain_p50_ms: what TLS and the checks add to a call",
+    ),
+    (
+        "tls_connect_ms",
+        "a new mutual-TLS connection and its first checked call, mean ms",
+    ),
+    (
         "floor_flows_per_s",
         "floor flows/s: the least a flow needs in this shape (floor.rs)",
     ),

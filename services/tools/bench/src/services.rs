@@ -12,6 +12,8 @@ use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient
 use serde_json::json;
 use sqlx::Connection;
 
+use rz_workload::dial::{OPERATOR, municipality};
+
 use crate::flow::{self, Endpoints};
 use crate::preload::{self, PreloadSpec};
 use crate::report::Report;
@@ -125,18 +127,23 @@ async fn sections(
             .endpoint(s)
             .ok_or_else(|| BenchError::Failed(format!("no endpoint for {s}")))
     };
+    // Every call with mutual TLS as the party that makes it (the cluster's own PKI; the services
+    // run with authorisation and their rate limits on, set far above this load).
+    let dial = cluster.dial();
     let mut access = std::collections::HashMap::new();
     for m in &cluster.spec().municipalities {
         access.insert(
             m.clone(),
-            flow::channel(&url(&format!("access@{m}"))?).await?,
+            flow::channel(&dial, &municipality(m), &url(&format!("access@{m}"))?).await?,
         );
     }
     let e = Endpoints {
-        registration: flow::channel(&url("registration")?).await?,
-        assignment: flow::channel(&url("assignment")?).await?,
-        reporting: flow::channel(&url("reporting")?).await?,
+        registration: flow::channel(&dial, OPERATOR, &url("registration")?).await?,
+        assignment: flow::channel(&dial, OPERATOR, &url("assignment")?).await?,
+        reporting: flow::channel(&dial, OPERATOR, &url("reporting")?).await?,
         access,
+        assignment_url: url("assignment")?,
+        dial: dial.clone(),
     };
     let (nats, js) = {
         let c = async_nats::connect(&args.nats_url)
@@ -194,9 +201,9 @@ async fn sections(
             providers: 20,
             latency_secs: 10,
         };
-        let ch = flow::channel(&url("notification")?).await?;
+        let notification = url("notification")?;
         let profiled = profile_start(args).await;
-        if let Err(err) = webhook::run(ch, &js, &spec, report).await {
+        if let Err(err) = webhook::run(&dial, &notification, &js, &spec, report).await {
             eprintln!("bench: webhook: {err}");
             for k in WEBHOOK_KEYS {
                 report.not_measured(k, &err.to_string());

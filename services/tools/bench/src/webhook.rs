@@ -16,7 +16,6 @@ use rz_proto::assignment::v1 as apb;
 use rz_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use rz_workload::webhook::{Receipts, WebhookReceiver};
 use serde_json::json;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::BenchError;
@@ -34,18 +33,23 @@ pub struct WebhookSpec {
 }
 
 pub async fn run(
-    notification: Channel,
+    dial: &rz_workload::Dial,
+    notification: &str,
     js: &async_nats::jetstream::Context,
     spec: &WebhookSpec,
     report: &mut Report,
 ) -> Result<(), BenchError> {
     // The receiver first: the subscriptions need its URL, it needs their secrets.
     let receiver = WebhookReceiver::start().await?;
-    let mut api = NotificationServiceClient::new(notification);
     let agbs: Vec<String> = (0..spec.providers.max(1))
         .map(|i| format!("{:08}", 99_000_001 + i))
         .collect();
     for agb in &agbs {
+        // A subscription is the provider's own: each subscribes with its own certificate.
+        let folder = rz_workload::dial::provider(agb);
+        let mut api = NotificationServiceClient::new(
+            crate::flow::channel(dial, &folder, notification).await?,
+        );
         let s = api
             .create_subscription(BENCH.subscription(agb, receiver.url(agb)))
             .await

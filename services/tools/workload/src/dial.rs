@@ -5,6 +5,7 @@
 //! that has no certificate yet gets one on first use (a provider of the register the PKI was not
 //! generated for), so a tool does not need the register's provider list before it starts.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct Dial {
     pki: PathBuf,
     /// Serialises issuing certificates on demand.
     issuing: Arc<Mutex<()>>,
+    /// Channels of [`Dial::shared`] by (folder, url), shared by the clones of this `Dial`.
+    channels: Arc<Mutex<HashMap<(String, String), Channel>>>,
 }
 
 impl Dial {
@@ -44,6 +47,7 @@ impl Dial {
         Self {
             pki: pki.into(),
             issuing: Arc::default(),
+            channels: Arc::default(),
         }
     }
 
@@ -72,6 +76,27 @@ impl Dial {
             .connect_timeout(Duration::from_secs(2))
             .timeout(timeout)
             .connect_lazy())
+    }
+
+    /// One lazily connecting channel per (folder, url) for every clone of this `Dial`: a
+    /// provider system that calls as many providers keeps one connection per provider.
+    pub fn shared(&self, folder: &str, url: &str, timeout: Duration) -> Result<Channel, String> {
+        let key = (folder.to_owned(), url.to_owned());
+        if let Some(c) = self
+            .channels
+            .lock()
+            .map_err(|_| "the channel cache's lock is poisoned".to_owned())?
+            .get(&key)
+        {
+            return Ok(c.clone());
+        }
+        let c = self.lazy(folder, url, timeout)?;
+        self.channels
+            .lock()
+            .map_err(|_| "the channel cache's lock is poisoned".to_owned())?
+            .entry(key)
+            .or_insert(c.clone());
+        Ok(c)
     }
 
     /// A connected channel as `folder`.
