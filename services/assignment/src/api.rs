@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use crate::assigner::Assigner;
 use crate::error::Result;
+use crate::owner;
 
 pub struct AssignmentApi {
     assigner: Assigner,
@@ -31,14 +32,20 @@ impl AssignmentService for AssignmentApi {
         &self,
         r: Request<pb::ReportStartOfCareRequest>,
     ) -> Reply<pb::Assignment> {
-        reply(self.assigner.report_start(r.into_inner()).await)
+        let caller = owner::caller(&r)?;
+        let r = r.into_inner();
+        owner::as_provider(&caller, &r.agb_code)?;
+        reply(self.assigner.report_start(r).await)
     }
 
     async fn report_stop_of_care(
         &self,
         r: Request<pb::ReportStopOfCareRequest>,
     ) -> Reply<pb::Assignment> {
-        reply(self.assigner.report_stop(r.into_inner()).await)
+        let caller = owner::caller(&r)?;
+        let r = r.into_inner();
+        owner::as_provider(&caller, &r.agb_code)?;
+        reply(self.assigner.report_stop(r).await)
     }
 
     async fn request_assignment(
@@ -52,7 +59,10 @@ impl AssignmentService for AssignmentApi {
         &self,
         r: Request<pb::RequestChangeRequest>,
     ) -> Reply<pb::ProviderRequest> {
-        reply(self.assigner.request_change(r.into_inner()).await)
+        let caller = owner::caller(&r)?;
+        let r = r.into_inner();
+        owner::as_provider(&caller, &r.agb_code)?;
+        reply(self.assigner.request_change(r).await)
     }
 
     async fn list_provider_assignments(
@@ -77,14 +87,19 @@ impl AssignmentService for AssignmentApi {
         &self,
         r: Request<pb::UploadProviderMessageRequest>,
     ) -> Reply<pb::UploadResult> {
-        reply(self.assigner.upload_provider_message(r.into_inner()).await)
+        let caller = owner::caller(&r)?;
+        let r = r.into_inner();
+        owner::as_provider(&caller, &r.agb_code)?;
+        reply(self.assigner.upload_provider_message(r).await)
     }
 
     async fn answer_request(
         &self,
         r: Request<pb::AnswerRequestRequest>,
     ) -> Reply<pb::ProviderRequest> {
-        reply(self.assigner.answer_request(r.into_inner()).await)
+        let caller = owner::caller(&r)?;
+        let by = owner::as_municipality(&caller)?;
+        reply(self.assigner.answer_request(r.into_inner(), &by).await)
     }
 
     async fn withdraw_assignment(
@@ -95,7 +110,10 @@ impl AssignmentService for AssignmentApi {
     }
 
     async fn get_assignment(&self, r: Request<pb::GetAssignmentRequest>) -> Reply<pb::Assignment> {
-        reply(self.assigner.get_assignment(r.into_inner()).await)
+        let caller = owner::caller(&r)?;
+        let a = self.assigner.get_assignment(r.into_inner()).await?;
+        owner::may_see_assignment(&caller, &a.municipality, &a.agb_code)?;
+        Ok(Response::new(a))
     }
 
     async fn list_client_assignments(

@@ -20,6 +20,10 @@ pub enum Error {
     /// An event that can never be applied as it is: dead-lettered.
     #[error("malformed event: {0}")]
     Malformed(String),
+    /// The caller may not touch the subject (another provider's assignment, another
+    /// municipality's request): PERMISSION_DENIED naming `rule`, nothing changed.
+    #[error("permission denied {rule}: {description}")]
+    Denied { rule: String, description: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -31,6 +35,14 @@ impl Error {
         description: impl Into<String>,
     ) -> Self {
         Self::Api(ApiError::rule(rule, subject, description))
+    }
+
+    /// PERMISSION_DENIED under `rule` (a stable id such as `start.assignment_of_provider`).
+    pub fn denied(rule: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::Denied {
+            rule: rule.into(),
+            description: description.into(),
+        }
     }
 
     pub fn field(field: impl Into<String>, rule: impl Into<String>) -> Self {
@@ -50,10 +62,12 @@ impl Error {
         matches!(self, Self::Api(ApiError::Aborted(_)))
     }
 
-    /// The stable rule id, when this is a broken rule (for tests and logs).
+    /// The stable rule id, when this is a broken rule or a refusal (for tests and logs).
     pub fn rule_id(&self) -> Option<&str> {
         match self {
-            Self::Api(ApiError::FailedPrecondition { rule, .. }) => Some(rule),
+            Self::Api(ApiError::FailedPrecondition { rule, .. }) | Self::Denied { rule, .. } => {
+                Some(rule)
+            }
             _ => None,
         }
     }
@@ -87,6 +101,9 @@ impl From<Error> for Status {
             }
             Error::Upstream(what) | Error::Malformed(what) => {
                 Status::from(ApiError::Internal(what))
+            }
+            Error::Denied { rule, description } => {
+                Status::from(ApiError::PermissionDenied(format!("{rule}: {description}")))
             }
         }
     }

@@ -25,6 +25,7 @@ mod fields;
 pub mod handover;
 pub mod import;
 mod municipality;
+pub mod owner;
 mod provider;
 pub mod store;
 pub mod upload;

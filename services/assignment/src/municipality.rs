@@ -1,7 +1,7 @@
 //! The municipality's side: answering provider requests (319), withdrawing assignments, looking
 //! assignments up, and the chain's deadlines.
 
-use rz_domain::{ClientKey, Referrer, RefusalReason};
+use rz_domain::{ClientKey, GemeenteCode, Referrer, RefusalReason};
 use rz_proto::assignment::v1 as pb;
 use uuid::Uuid;
 
@@ -15,8 +15,14 @@ use crate::store::{self, AssignmentFilter};
 
 impl Assigner {
     /// The answer (319) to a provider request. Granting a 315 creates the assignment for the
-    /// requesting provider; granting a 317 changes the assignment. A request is answered once.
-    pub async fn answer_request(&self, r: pb::AnswerRequestRequest) -> Result<pb::ProviderRequest> {
+    /// requesting provider; granting a 317 changes the assignment. A request is answered once,
+    /// by municipality `by`, and only when it is for `by` (PERMISSION_DENIED
+    /// `answer.request_of_municipality` otherwise, before anything changes).
+    pub async fn answer_request(
+        &self,
+        r: pb::AnswerRequestRequest,
+        by: &GemeenteCode,
+    ) -> Result<pb::ProviderRequest> {
         let mut f = Fields::default();
         let id = f.check(
             Uuid::parse_str(&r.request_id)
@@ -43,6 +49,7 @@ impl Assigner {
                 .await?
                 .ok_or_else(|| Error::not_found(format!("request {id} does not exist")))?
         };
+        crate::owner::request_of_municipality(by, &current.municipality, &id)?;
         current.ensure_open()?;
         if date < current.received_on {
             return Err(Error::rule(

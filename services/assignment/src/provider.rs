@@ -281,9 +281,8 @@ impl Assigner {
         };
         let a = self.load(&m, n).await?;
         if a.agb_code != agb {
-            return Err(Error::rule(
+            return Err(Error::denied(
                 "change.assignment_of_provider",
-                "assignment_number",
                 format!("assignment {m}/{n} is not assigned to provider {agb}"),
             ));
         }

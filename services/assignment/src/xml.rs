@@ -9,7 +9,8 @@
 //!   Geboortedatum, Naam/Achternaam and Contactgegevens, which are unknown for a client known only
 //!   by the BSN of a provider request (315) or an import.
 //! - [`Assigner::upload_provider_message`]: a 305, 307, 315 or 317 (recognised by its namespace)
-//!   read by the hardened readers; the sender (Afzender) must be the calling provider; each record
+//!   read by the hardened readers; the sender (Afzender) must be the calling provider
+//!   (PERMISSION_DENIED `upload.sender_is_caller` otherwise, without a return message); each record
 //!   is applied through the same functions as the gRPC calls (`report_start`, `report_stop`,
 //!   `request_assignment`, `request_change`) and answered in the return message (306, 308, 316,
 //!   318) with `0200` or the return code of the rule that failed (see [`return_code`]).
@@ -57,13 +58,17 @@ pub fn return_code(e: &Error, message: ist::MessageType) -> ReturnCode {
     let code = match e {
         Error::Api(ApiError::NotFound(_)) => "9019",
         Error::Api(ApiError::AlreadyExists(_)) if message == ist::MessageType::Start305 => "9074",
-        Error::Api(ApiError::FailedPrecondition { rule, .. }) => match rule.as_str() {
-            "stop.care_started" => "9069",
-            "change.assignment_of_provider" | "change.assignment_active" => "9351",
-            "request.one_open" => "9374",
-            r if r.starts_with("start.") || r.starts_with("stop.") || r == "xml.client" => "9019",
-            _ => "0001",
-        },
+        Error::Api(ApiError::FailedPrecondition { rule, .. }) | Error::Denied { rule, .. } => {
+            match rule.as_str() {
+                "stop.care_started" => "9069",
+                "change.assignment_of_provider" | "change.assignment_active" => "9351",
+                "request.one_open" => "9374",
+                r if r.starts_with("start.") || r.starts_with("stop.") || r == "xml.client" => {
+                    "9019"
+                }
+                _ => "0001",
+            }
+        }
         _ => "0001",
     };
     ReturnCode::from_code(code).unwrap_or(ReturnCode::TECHNICAL_REJECTION)
@@ -73,7 +78,8 @@ fn rule_text(e: &Error) -> String {
     match e {
         Error::Api(ApiError::FailedPrecondition {
             rule, description, ..
-        }) => format!("{rule}: {description}"),
+        })
+        | Error::Denied { rule, description } => format!("{rule}: {description}"),
         other => other.to_string(),
     }
 }
@@ -432,17 +438,19 @@ impl Assigner {
         };
         let h = received.header().clone();
         let kind = h.message_type.name(h.law);
-        // The sender must be the caller; the receiver a municipality of the region.
-        let whole = if h.sender_agb != agb {
-            Some((
-                "/Bericht/Header/Afzender",
+        // The sender must be the caller (otherwise PERMISSION_DENIED: no return message goes to a
+        // provider about another's message); the receiver a municipality of the region.
+        if h.sender_agb != agb {
+            tracing::info!(agb_code = %agb, sender = %h.sender_agb, "provider message of another sender refused");
+            return Err(Error::denied(
+                "upload.sender_is_caller",
                 format!(
-                    "the sender {} is not the calling provider {agb}",
+                    "the sender (Afzender) {} is not the calling provider {agb}",
                     h.sender_agb
                 ),
-                ReturnCode::TECHNICAL_REJECTION,
-            ))
-        } else if !self
+            ));
+        }
+        let whole = if !self
             .upstream
             .catalogue()
             .await?

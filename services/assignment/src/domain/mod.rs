@@ -333,9 +333,8 @@ impl Assignment {
         if self.agb_code == *agb {
             Ok(())
         } else {
-            Err(Error::rule(
+            Err(Error::denied(
                 rule,
-                "assignment_number",
                 format!("assignment {} is not assigned to provider {agb}", self.id()),
             ))
         }
