@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Validate the Kubernetes manifests under k8s/ offline, against the Kubernetes
-# OpenAPI schemas shipped with kubernetes-validate (strict: unknown fields fail).
+# OpenAPI schemas shipped with kubernetes-validate (strict: unknown fields fail)
+# and, for custom resources (cert-manager Certificates and Issuers), against the
+# CustomResourceDefinitions in K8S_CRDS (default /work/shared/k8s-crds) with
+# k8s/crd_validate.py (strict as well). A kind that neither knows fails.
 #
 #   k8s/validate.sh
 #
@@ -10,6 +13,8 @@
 #    instances) is rendered with `kubectl kustomize` (or `kustomize build`) and
 #    the output is validated; the overlays must not contain template placeholders;
 # 3. k8s/nats/values.yaml must parse as YAML (the chart itself is not rendered).
+# Components (kind: Component) are checked through a kustomization using them
+# (k8s/examples/own-pki).
 #
 # Kubernetes versions: K8S_VERSIONS (default "1.30.0 latest"; 1.30 is the
 # oldest supported, as the preStop `sleep` action needs it).
@@ -18,6 +23,7 @@ set -euo pipefail
 
 K8S_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 VERSIONS="${K8S_VERSIONS:-1.30.0 latest}"
+CRDS="${K8S_CRDS:-/work/shared/k8s-crds}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
@@ -36,6 +42,10 @@ if ! "$PY" -c 'import kubernetes_validate' 2>/dev/null; then
 fi
 kv() { "$PY" -m kubernetes_validate "$@"; }
 
+[ -d "$CRDS" ] || { say "no CRDs at $CRDS (set K8S_CRDS): custom resources cannot be checked"; exit 1; }
+# "<apiVersion> <kind>" of every custom resource the CRDs define
+"$PY" "$K8S_DIR/crd_validate.py" --kinds "$CRDS" >"$WORK/crd-kinds"
+
 render=""
 if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
     render="kubectl kustomize"
@@ -43,16 +53,35 @@ elif command -v kustomize >/dev/null 2>&1; then
     render="kustomize build"
 fi
 
+crfiles=() # every file checked, for the CRD check (one run, at the end)
 validate() { # file...
-    local v args
+    local v args line api kind rc
     for v in $VERSIONS; do
         args=(--strict --quiet)
         [ "$v" = latest ] || args+=(-k "$v")
-        if ! kv "${args[@]}" "$@"; then
+        rc=0
+        kv "${args[@]}" "$@" >"$WORK/kv.out" 2>&1 || rc=$?
+        # kubernetes-validate only warns about kinds it has no schema for: those
+        # must be custom resources of a known CRD (checked at the end), nothing else
+        while IFS= read -r line; do
+            case "$line" in
+                *"Couldn't find schema for kind "*)
+                    kind="${line#*find schema for kind }"; kind="${kind%% *}"
+                    api="${line#* with api version }"; api="${api%% *}"
+                    if ! grep -qxF "$api $kind" "$WORK/crd-kinds"; then
+                        say "FAILED: no schema and no CRD for $kind ($api): $*"
+                        fail=1
+                    fi
+                    ;;
+                *) [ -z "$line" ] || printf '%s\n' "$line" ;;
+            esac
+        done <"$WORK/kv.out"
+        if [ "$rc" -ne 0 ]; then
             say "FAILED (kubernetes $v): $*"
             fail=1
         fi
     done
+    crfiles+=("$@")
 }
 
 # ---------------------------------------------------------------- 1. plain files
@@ -83,15 +112,27 @@ else
         case "$d" in
             ./overlays/*)
                 # the access template's placeholders must be replaced in every instance
-                if grep -nE 'value: "0000"|name: access-db$' "$out"; then
+                # (municipality, database Secret, certificate DNS names and Secret)
+                if grep -nE 'value: "0000"|name: access-db$|secretName: access-tls$|^ *- access(\.regiozorg(\.svc(\.cluster\.local)?)?)?$' "$out"; then
                     say "FAILED: $d still contains the access template placeholders"
                     fail=1
                 fi
                 ;;
         esac
         n=$((n + 1))
-    done < <(find . -name kustomization.yaml | sort)
+    done < <(find . -name kustomization.yaml | sort | while IFS= read -r k; do
+        grep -q '^kind: Component' "$k" || echo "$k"
+    done)
     say "$n kustomizations rendered with '$render' and checked"
+fi
+
+# ---------------------------------------------------------------- custom resources
+if out="$("$PY" "$K8S_DIR/crd_validate.py" "$CRDS" "${crfiles[@]}")"; then
+    say "${out#crd_validate: } (CRDs in $CRDS; rendered kustomizations repeat the plain files')"
+else
+    printf '%s\n' "$out"
+    say "FAILED: custom resources do not match the CRDs in $CRDS"
+    fail=1
 fi
 
 # ---------------------------------------------------------------- 3. helm values
