@@ -177,6 +177,28 @@ impl Landscape {
         self
     }
 
+    /// The AGB codes the landscape names (for the stack's certificates).
+    pub(crate) fn agb_codes(&self) -> Vec<String> {
+        self.providers
+            .iter()
+            .map(|(agb, _)| agb.clone())
+            .chain(self.contracts.iter().map(|k| k.agb.clone()))
+            .collect()
+    }
+
+    /// The CBS codes the landscape names (contracts and budgets).
+    pub(crate) fn municipalities(&self) -> Vec<String> {
+        self.contracts
+            .iter()
+            .flat_map(|k| {
+                k.municipalities
+                    .iter()
+                    .cloned()
+                    .chain(k.budgets.iter().map(|(m, _, _)| m.clone()))
+            })
+            .collect()
+    }
+
     /// Registers the providers and concludes the contracts; the contract ids by AGB code (the
     /// last contract of each provider).
     pub async fn load(

@@ -12,6 +12,7 @@
 //!     .start()
 //!     .await;
 //! let mut access = stack.access("0222");
+//! let mut assignment = stack.as_provider(P1).assignment();
 //! ```
 //!
 //! Services start in the order the region needs them: reporting first (it ensures the streams and
@@ -19,6 +20,19 @@
 //! API), access per municipality, assignment, notification. A service another one needs is added
 //! on its own (access and assignment bring registration). Dropping the stack triggers every
 //! service's shutdown; [`Stack::shutdown`] also waits for them.
+//!
+//! Every service serves mutual TLS only and authorises every call by the caller's certificate
+//! (the policy table, `services/lib/platform/src/authz/policy.rs`). The stack generates a PKI
+//! (`rz_pki`) with a certificate for every provider and municipality of the landscape and the
+//! fixtures, those given with [`StackBuilder::providers`] and [`StackBuilder::municipalities`],
+//! every access' municipality, the operator and the five services; each service runs with its own
+//! certificate, the stack's token key and its rate limits off (a test tunes `limits` with the
+//! config tuners). The clients: [`Stack::registration`], [`Stack::assignment`],
+//! [`Stack::notification`] and [`Stack::reporting`] call as the operator, [`Stack::access`] as the
+//! municipality whose instance it is; [`Stack::as_provider`], [`Stack::as_municipality`],
+//! [`Stack::as_operator`] and [`Stack::as_service`] give a [`Party`] with a client of every service
+//! as that organisation; [`Stack::staff`] a person's token. Endpoints stay `http://<addr>` strings
+//! (dialled as https).
 //!
 //! The shared fixtures live here as well: the contract landscape ([`Landscape`]), synthetic
 //! residents ([`bsn`], [`resident_request`]), the products a decision grants and the steps of a
@@ -29,6 +43,7 @@
 
 mod care;
 mod fixtures;
+mod parties;
 mod probe;
 mod status;
 mod webhook;
@@ -43,6 +58,9 @@ use std::time::Duration;
 use assignment::{Assigner, FixedClock};
 use chrono::NaiveDate;
 use rz_platform::Shutdown;
+use rz_platform::authz::LimitsConfig;
+use rz_platform::identity::IdentityConfig;
+use rz_platform::tls::TlsConfig;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
 use rz_proto::notification::v1::notification_service_client::NotificationServiceClient;
@@ -60,7 +78,11 @@ pub use fixtures::{
     Landscape, M, NONE, OLD, P1, P2, P3, PV1, PV2, SECRET, ZH, bsn, d, fixture, key_of, key_with,
     period, resident_request,
 };
+use parties::{Channels, StackPki};
+pub use parties::{OPERATOR, Party, Staff, connect};
 pub use probe::{assert_serving, at_least, count, eventually, stream_messages, unpublished};
+pub use rz_pki::{self, Issue};
+pub use rz_platform::identity::Role;
 pub use rz_testkit::TestEnv;
 pub use status::{assert_invalid, assert_invalid_says, assert_rule};
 pub use webhook::{Received, Receiver, verify_signature};
@@ -71,9 +93,9 @@ const STOP_WITHIN: Duration = Duration::from_secs(15);
 /// One running service of a stack.
 pub struct Service {
     pub addr: SocketAddr,
-    /// `http://<addr>`.
+    /// `http://<addr>` (dialled as https).
     pub endpoint: String,
-    /// A connected gRPC channel to it.
+    /// A connected gRPC channel to it: as the operator, to an access instance as its municipality.
     pub channel: Channel,
     /// The service's own pool (`app.pool()`).
     pub pool: PgPool,
@@ -85,11 +107,12 @@ pub struct Service {
 }
 
 impl Service {
-    /// Spawns `run(shutdown)` and connects a channel to `addr`.
+    /// Spawns `run(shutdown)` and connects a channel to `addr` as `caller`.
     async fn spawn<Fut, E>(
         addr: SocketAddr,
         pool: PgPool,
         db_url: String,
+        caller: &TlsConfig,
         run: impl FnOnce(Shutdown) -> Fut,
     ) -> Self
     where
@@ -100,7 +123,7 @@ impl Service {
         let serving = run(shutdown.clone());
         let server = tokio::spawn(async move { serving.await.map_err(|e| e.to_string()) });
         let endpoint = format!("http://{addr}");
-        let channel = connect(&endpoint).await;
+        let channel = connect(&endpoint, caller).await;
         Self {
             addr,
             endpoint,
@@ -126,15 +149,6 @@ impl Service {
     }
 }
 
-/// A connected gRPC channel to `url`.
-pub async fn connect(url: &str) -> Channel {
-    Channel::from_shared(url.to_owned())
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects")
-}
-
 type Tune<C> = Box<dyn FnOnce(&mut C) + Send + Sync>;
 type TuneAccess = Arc<dyn Fn(&mut access::Config) + Send + Sync>;
 
@@ -147,6 +161,8 @@ pub struct StackBuilder {
     notification: bool,
     notification_db: Option<String>,
     reporting: bool,
+    providers: Vec<String>,
+    municipalities: Vec<String>,
     today: Option<NaiveDate>,
     secret: String,
     namespace: Option<String>,
@@ -230,6 +246,21 @@ impl StackBuilder {
         self
     }
 
+    /// Certificates for these providers (AGB codes) besides the landscape's and the fixtures'.
+    pub fn providers(mut self, agb_codes: &[&str]) -> Self {
+        self.providers
+            .extend(agb_codes.iter().map(|s| (*s).to_owned()));
+        self
+    }
+
+    /// Certificates for these municipalities (CBS codes) besides the landscape's and every
+    /// access's; no access instance is started for them.
+    pub fn municipalities(mut self, cbs_codes: &[&str]) -> Self {
+        self.municipalities
+            .extend(cbs_codes.iter().map(|s| (*s).to_owned()));
+        self
+    }
+
     /// Assignment's date: a [`FixedClock`] on `date` that the test moves ([`Stack::clock`]).
     pub fn today(mut self, date: NaiveDate) -> Self {
         self.today = Some(date);
@@ -276,9 +307,28 @@ impl StackBuilder {
     pub async fn start(self) -> Stack {
         let env = TestEnv::load();
         let namespace = self.namespace.unwrap_or_else(|| env.namespace());
+        let mut providers: Vec<String> = [P1, P2, P3, OLD, PV1, PV2, ZH, NONE]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(self.providers)
+            .collect();
+        let mut municipalities: Vec<String> = std::iter::once(M.to_owned())
+            .chain(self.access.iter().cloned())
+            .chain(self.municipalities)
+            .collect();
+        if let Some(landscape) = &self.landscape {
+            providers.extend(landscape.agb_codes());
+            municipalities.extend(landscape.municipalities());
+        }
+        providers.sort();
+        providers.dedup();
+        municipalities.sort();
+        municipalities.dedup();
         let mut stack = Stack {
             env,
             namespace,
+            pki: StackPki::shared(&providers, &municipalities),
+            channels: Channels::default(),
             secret: self.secret,
             registration: None,
             access: Vec::new(),
@@ -302,6 +352,12 @@ impl StackBuilder {
                     4,
                 )
                 .await;
+            stack.secure(
+                "reporting",
+                &mut config.tls,
+                &mut config.identity,
+                &mut config.limits,
+            );
             if let Some(tune) = self.reporting_config {
                 tune(&mut config);
             }
@@ -310,7 +366,9 @@ impl StackBuilder {
                 .await
                 .expect("reporting builds");
             let (addr, pool) = (app.local_addr(), app.pool().clone());
-            stack.reporting = Some(Service::spawn(addr, pool, db_url, |s| app.run(s)).await);
+            let operator = stack.pki.tls(OPERATOR);
+            stack.reporting =
+                Some(Service::spawn(addr, pool, db_url, &operator, |s| app.run(s)).await);
         }
         if self.registration && stack.external_registration.is_none() {
             let mut config = registration::Config::default();
@@ -322,6 +380,12 @@ impl StackBuilder {
                     5,
                 )
                 .await;
+            stack.secure(
+                "registration",
+                &mut config.tls,
+                &mut config.identity,
+                &mut config.limits,
+            );
             if let Some(tune) = self.registration_config {
                 tune(&mut config);
             }
@@ -330,7 +394,9 @@ impl StackBuilder {
                 .await
                 .expect("registration builds");
             let (addr, pool) = (app.local_addr(), app.pool().clone());
-            stack.registration = Some(Service::spawn(addr, pool, db_url, |s| app.run(s)).await);
+            let operator = stack.pki.tls(OPERATOR);
+            stack.registration =
+                Some(Service::spawn(addr, pool, db_url, &operator, |s| app.run(s)).await);
             if let Some(landscape) = &self.landscape {
                 stack.contracts = landscape.load(&mut stack.registration()).await;
             }
@@ -349,6 +415,12 @@ impl StackBuilder {
                     5,
                 )
                 .await;
+            stack.secure(
+                "assignment",
+                &mut config.tls,
+                &mut config.identity,
+                &mut config.limits,
+            );
             config.assignment.registration_endpoint = stack.registration_endpoint();
             config.assignment.client_key_secret = stack.secret.clone();
             config.assignment.access_endpoints = stack.access_endpoints();
@@ -367,7 +439,9 @@ impl StackBuilder {
             .expect("assignment builds");
             let (addr, pool) = (app.local_addr(), app.pool().clone());
             stack.assigner = Some(app.assigner());
-            stack.assignment = Some(Service::spawn(addr, pool, db_url, |s| app.run(s)).await);
+            let operator = stack.pki.tls(OPERATOR);
+            stack.assignment =
+                Some(Service::spawn(addr, pool, db_url, &operator, |s| app.run(s)).await);
         }
         if self.notification {
             let mut config = notification::Config::default();
@@ -379,6 +453,12 @@ impl StackBuilder {
                     8,
                 )
                 .await;
+            stack.secure(
+                "notification",
+                &mut config.tls,
+                &mut config.identity,
+                &mut config.limits,
+            );
             if let Some(db) = self.notification_db {
                 config.database.url = db;
             }
@@ -394,7 +474,9 @@ impl StackBuilder {
                 .await
                 .expect("notification builds");
             let (addr, pool) = (app.local_addr(), app.pool().clone());
-            stack.notification = Some(Service::spawn(addr, pool, db_url, |s| app.run(s)).await);
+            let operator = stack.pki.tls(OPERATOR);
+            stack.notification =
+                Some(Service::spawn(addr, pool, db_url, &operator, |s| app.run(s)).await);
         }
         stack
     }
@@ -404,6 +486,8 @@ impl StackBuilder {
 pub struct Stack {
     pub env: TestEnv,
     namespace: String,
+    pki: Arc<StackPki>,
+    channels: Channels,
     secret: String,
     registration: Option<Service>,
     /// (municipality, instance) in start order; later instances of a municipality are replicas.
@@ -438,6 +522,8 @@ impl Stack {
             notification: false,
             notification_db: None,
             reporting: false,
+            providers: Vec::new(),
+            municipalities: Vec::new(),
             today: None,
             secret: SECRET.to_owned(),
             namespace: None,
@@ -502,6 +588,27 @@ impl Stack {
         server.shutdown_grace_secs = 5;
     }
 
+    /// Fills in what every service's identity needs: its certificate (`service-<name>` of the
+    /// stack's PKI), the stack's staff-token key, and rate limits off.
+    fn secure(
+        &self,
+        service: &str,
+        tls: &mut TlsConfig,
+        identity: &mut IdentityConfig,
+        limits: &mut LimitsConfig,
+    ) {
+        *tls = self.pki.tls(&format!("service-{service}"));
+        identity.token_keys = vec![self.pki.token_key()];
+        *limits = LimitsConfig {
+            provider_per_second: 0,
+            provider_burst: 0,
+            municipality_per_second: 0,
+            municipality_burst: 0,
+            operator_per_second: 0,
+            operator_burst: 0,
+        };
+    }
+
     /// Access's configuration for `municipality` as the stack would start it (a fresh database,
     /// the stack's registration and secret), without starting it: for start-up tests.
     pub async fn access_config(&self, municipality: &str) -> access::Config {
@@ -513,6 +620,12 @@ impl Stack {
             5,
         )
         .await;
+        self.secure(
+            "access",
+            &mut config.tls,
+            &mut config.identity,
+            &mut config.limits,
+        );
         config.access = access::AccessConfig {
             municipality: municipality.to_owned(),
             client_key_secret: self.secret.clone(),
@@ -529,7 +642,8 @@ impl Stack {
         let db_url = config.database.url.clone();
         let app = access::App::build(config).await.expect("access builds");
         let (addr, pool) = (app.local_addr(), app.pool().clone());
-        let service = Service::spawn(addr, pool, db_url, |s| app.run(s)).await;
+        let own = self.pki.tls(&format!("municipality-{municipality}"));
+        let service = Service::spawn(addr, pool, db_url, &own, |s| app.run(s)).await;
         self.access.push((municipality.to_owned(), service));
         &self.access[self.access.len() - 1].1
     }
@@ -626,39 +740,80 @@ impl Stack {
             .clone()
     }
 
-    /// A gRPC client of registration.
+    /// `http://<addr>` of notification.
+    pub fn notification_endpoint(&self) -> String {
+        Self::expect_service(self.notification.as_ref(), "notification")
+            .endpoint
+            .clone()
+    }
+
+    /// `http://<addr>` of reporting.
+    pub fn reporting_endpoint(&self) -> String {
+        Self::expect_service(self.reporting.as_ref(), "reporting")
+            .endpoint
+            .clone()
+    }
+
+    /// A gRPC client of registration, as the operator.
     pub fn registration(&self) -> RegistrationServiceClient<Channel> {
-        let s = Self::expect_service(self.registration.as_ref(), "registration");
-        RegistrationServiceClient::new(s.channel.clone())
+        self.as_operator().registration()
     }
 
-    /// A gRPC client of access for `municipality`.
+    /// A gRPC client of access for `municipality` (its first instance), as that municipality.
     pub fn access(&self, municipality: &str) -> AccessServiceClient<Channel> {
-        let s = self
-            .access
-            .iter()
-            .find(|(m, _)| m == municipality)
-            .map(|(_, s)| s)
-            .unwrap_or_else(|| panic!("the stack runs no access for {municipality}"));
-        AccessServiceClient::new(s.channel.clone())
+        self.as_municipality(municipality).access(municipality)
     }
 
-    /// A gRPC client of assignment.
+    /// A gRPC client of assignment, as the operator.
     pub fn assignment(&self) -> AssignmentServiceClient<Channel> {
-        let s = Self::expect_service(self.assignment.as_ref(), "assignment");
-        AssignmentServiceClient::new(s.channel.clone())
+        self.as_operator().assignment()
     }
 
-    /// A gRPC client of notification.
+    /// A gRPC client of notification, as the operator.
     pub fn notification(&self) -> NotificationServiceClient<Channel> {
-        let s = Self::expect_service(self.notification.as_ref(), "notification");
-        NotificationServiceClient::new(s.channel.clone())
+        self.as_operator().notification()
     }
 
-    /// A gRPC client of reporting.
+    /// A gRPC client of reporting, as the operator.
     pub fn reporting(&self) -> ReportingServiceClient<Channel> {
-        let s = Self::expect_service(self.reporting.as_ref(), "reporting");
-        ReportingServiceClient::new(s.channel.clone())
+        self.as_operator().reporting()
+    }
+
+    /// The provider `agb` (`urn:regiozorg:provider:<agb>`).
+    pub fn as_provider(&self, agb: &str) -> Party<'_> {
+        Party::new(self, format!("provider-{agb}"))
+    }
+
+    /// The municipality `cbs` (`urn:regiozorg:municipality:<cbs>`), its system without a person.
+    pub fn as_municipality(&self, cbs: &str) -> Party<'_> {
+        Party::new(self, format!("municipality-{cbs}"))
+    }
+
+    /// The region's operations staff (`urn:regiozorg:operator:ops`).
+    pub fn as_operator(&self) -> Party<'_> {
+        Party::new(self, OPERATOR.to_owned())
+    }
+
+    /// The platform's service `name` (`urn:regiozorg:service:<name>`), as it calls another.
+    pub fn as_service(&self, name: &str) -> Party<'_> {
+        Party::new(self, format!("service-{name}"))
+    }
+
+    /// A person with `role` at `municipality`: a token valid an hour, signed by the stack's token
+    /// key, to pass with that municipality's calls ([`Staff::request`]).
+    pub fn staff(&self, municipality: &str, role: Role) -> Staff {
+        Staff::issue(self.pki.pki(), municipality, role, 3600)
+    }
+
+    /// The stack's PKI (to issue certificates and tokens for tests of refusals).
+    pub fn pki(&self) -> &rz_pki::Pki {
+        self.pki.pki()
+    }
+
+    /// A channel to `endpoint` as the party whose certificate `tls` names, connecting on its first
+    /// call (a refused handshake is that call's error).
+    pub async fn channel_as(&self, endpoint: &str, tls: &TlsConfig) -> Channel {
+        parties::lazy(endpoint, tls)
     }
 
     /// Assignment's logic (for what has no RPC: an interrupted handover run, unassigned products).
