@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use http::uri::PathAndQuery;
-use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
+use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage, Value};
 use rz_platform::authz::Allow;
 use rz_platform::authz::policy::{POLICY, Rule};
 use rz_platform::tls::TlsConfig;
