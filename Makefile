@@ -37,8 +37,10 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+# The demo builds only its own binaries: the services, rzctl, the demo driver and the provider simulator.
+DEMO_PACKAGES := -p registration -p access -p assignment -p notification -p reporting -p rzctl -p rz-demo -p rz-provider-sim
 demo: up
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --bins $(DEMO_PACKAGES)
 	$(WITH_STACK) deploy/demo.sh
 
 # Release build of every service, then the measurements on a stack of their own (var/bench-stack)
