@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::owner;
 use crate::scan::Scanner;
 use crate::store::{self, AlertRow, DeliveryRow, SubscriptionRow};
 use crate::webhook;
@@ -309,7 +310,14 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::ReplayDeliveryRequest>,
     ) -> Result<Response<pb::Delivery>, Status> {
+        let caller = owner::caller(&request)?;
         let id = uuid(&request.get_ref().delivery_id, "delivery_id")?;
+        // Checked before anything changes; a delivery's provider never changes.
+        let current = store::delivery(&self.pool, id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
+        owner::may_replay(&caller, &id, &current.agb_code)?;
         let (replayed, row) = store::replay(&self.pool, id)
             .await
             .map_err(ApiError::from)?;

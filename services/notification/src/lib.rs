@@ -70,6 +70,7 @@ pub mod decisions;
 pub mod delivery;
 pub mod dispatch;
 pub mod letters;
+pub mod owner;
 pub mod region;
 pub mod scan;
 pub mod smtp;
