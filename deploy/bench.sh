@@ -2,6 +2,11 @@
 # make bench: runs rz-bench (release build) against the local stack; it starts the services
 # it measures itself (from target/release), prints a table and writes var/bench/result.json.
 #
+# TLS and identities are on: the services run with mutual TLS, authorisation and rate limits (far
+# above the load) on their own test PKI (var/bench/run/pki), and every call is made as the party
+# it belongs to. The `tls` section measures what that costs one call (plain, mutual TLS, mutual TLS
+# plus the checks, on an in-process server; var/bench/pki), e.g. `BENCH_ARGS="--only tls" make bench`.
+#
 # Expects DATABASE_URL and NATS_URL (make bench reads them from var/stack.env). Extra arguments,
 # or BENCH_ARGS, go to rz-bench, e.g.
 #   BENCH_ARGS="--only limits" make bench

@@ -14,6 +14,9 @@
 # Environment: BIN (directory of the built binaries, default target/debug), CHAOS_NO_BUILD=1 (do not
 # run `cargo build` first; make chaos builds already).
 # The run's record: var/chaos/run/result.json, the services' logs var/chaos/run/*.log.
+# TLS and identities are on: rz-chaos generates the run's test PKI in var/chaos/run/pki, every
+# service serves and calls with mutual TLS and authorises each call, the load calls as the operator,
+# the municipality or the provider each call belongs to; rate limits are on, far above the load.
 #
 # It starts its OWN PostgreSQL cluster and nats-server (JetStream, file store) under var/chaos/ on
 # free ports, so it can kill and restart them without touching the shared stack (DATABASE_URL and
@@ -176,7 +179,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --short) SHORT=1; SECONDS_ARG=20; shift ;;
         --seconds) [ $# -ge 2 ] || die "--seconds needs a value"; SECONDS_ARG="$2"; shift 2 ;;
-        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
         *) ARGS+=("$1"); shift ;;
     esac
 done

@@ -3,6 +3,12 @@
 //! checks the invariants. Prints `flows`, `kills`, `lost`, `duplicated_effects` and
 //! `invariant_violations`, writes `<run-dir>/result.json`, and exits non-zero on any violation.
 //!
+//! Everything runs as in production as far as identities go: the cluster generates a test PKI in
+//! `<run-dir>/pki`, every service serves and calls with mutual TLS and authorises every call, and
+//! the run calls as the party each call belongs to (the operator for the register, imports and
+//! the handover; a municipality at its own access instance; each provider with its own certificate
+//! for its starts of care and its webhook subscription). Rate limits are on, far above the load.
+//!
 //! Normally started by `deploy/chaos.sh` (`make chaos`), which gives it a private PostgreSQL and
 //! nats-server and the commands to kill and start them:
 //!

@@ -16,6 +16,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Each start generates a test PKI in `<run_dir>/pki` (`rz_pki`): every service gets `[tls]` of its
+//! `service-<name>` folder, `[identity]` with the PKI's token key, and `[limits]` far above a
+//! test's load; the health checks and the tools ([`Cluster::dial`]) call with mutual TLS.
+//!
 //! Every process is started with `kill_on_drop`, so dropping a [`Cluster`] (or an error in
 //! [`Cluster::start`]) SIGKILLs whatever it started; [`Cluster::stop`] is the graceful way (SIGTERM,
 //! then wait). Each service logs (JSON lines) to `<run_dir>/<service>.log`, appended across restarts,
