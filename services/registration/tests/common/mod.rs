@@ -59,6 +59,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
+    /// A client of registration as the provider `agb` (its own certificate): a bid is the
+    /// provider's call.
+    pub fn provider(&self, agb: &str) -> RegistrationServiceClient<Channel> {
+        self.stack.as_provider(agb).registration()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         rz_stack::count(&self.pool, table).await
     }

@@ -23,14 +23,15 @@ async fn tender_selects_scores_ranks_and_awards_contracts() {
         };
     for (i, score) in [(1, 60), (2, 90), (3, 80), (4, 70), (5, 10)] {
         let municipalities: &[&str] = if i == 3 { &["0294", "0197"] } else { &[] };
-        app.client
-            .submit_registration(submit(&format!("0300001{i}"), municipalities, score))
+        let agb = format!("0300001{i}");
+        app.provider(&agb)
+            .submit_registration(submit(&agb, municipalities, score))
             .await
             .unwrap();
     }
     // A municipality outside the segment is refused.
     let err = app
-        .client
+        .provider("03000015")
         .submit_registration(submit("03000015", &["1509"], 1))
         .await
         .unwrap_err();
@@ -178,22 +179,22 @@ async fn a_party_bids_once_and_consortia_are_not_nested() {
         municipalities: vec![],
         selection_score: 50,
     };
-    app.client
+    app.provider("03000299")
         .submit_registration(submit("03000299"))
         .await
         .unwrap();
     let err = app
-        .client
+        .provider("03000202")
         .submit_registration(submit("03000202"))
         .await
         .unwrap_err();
     assert_rule(&err, "tender.one_bid_per_party");
-    app.client
+    app.provider("03000203")
         .submit_registration(submit("03000203"))
         .await
         .unwrap();
     let err = app
-        .client
+        .provider("03000203")
         .submit_registration(submit("03000203"))
         .await
         .unwrap_err();
