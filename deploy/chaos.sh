@@ -179,7 +179,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --short) SHORT=1; SECONDS_ARG=20; shift ;;
         --seconds) [ $# -ge 2 ] || die "--seconds needs a value"; SECONDS_ARG="$2"; shift 2 ;;
-        -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
         *) ARGS+=("$1"); shift ;;
     esac
 done
