@@ -172,6 +172,7 @@ async fn start_up_refuses_a_bad_configuration_or_an_unreachable_registration() {
         .unwrap()
         .port();
     let err = access::fetch_catalogue(
+        &config.tls,
         &format!("http://127.0.0.1:{port}"),
         Duration::from_millis(600),
     )
@@ -180,7 +181,7 @@ async fn start_up_refuses_a_bad_configuration_or_an_unreachable_registration() {
     assert!(matches!(err, access::StartError::Upstream(_)), "{err}");
     assert!(err.to_string().contains("did not answer"), "{err}");
 
-    let catalogue = access::fetch_catalogue(&registration, Duration::from_secs(5))
+    let catalogue = access::fetch_catalogue(&config.tls, &registration, Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(catalogue.region, "Achterhoek");

@@ -178,7 +178,7 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
     }
 
     let client = app
-        .client
+        .assignment
         .get_client_for_assignment(pb::GetClientForAssignmentRequest {
             client_key: r.client_key.clone(),
         })
@@ -207,13 +207,13 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
     let unknown = ClientKey::derive(SECRET.as_bytes(), &Bsn::parse(&bsn(42)).unwrap());
     let for_assignment = |client_key: String| pb::GetClientForAssignmentRequest { client_key };
     let err = app
-        .client
+        .assignment
         .get_client_for_assignment(for_assignment(unknown.to_string()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let err = app
-        .client
+        .assignment
         .get_client_for_assignment(for_assignment(b.clone()))
         .await
         .unwrap_err();
@@ -227,7 +227,7 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
         .unwrap()
         .into_inner();
     let mut many = app
-        .client
+        .assignment
         .get_clients_for_assignment(pb::GetClientsForAssignmentRequest {
             client_keys: vec![
                 r.client_key.clone(),
@@ -242,7 +242,7 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
     many.sort_by(|a, b| a.client_key.cmp(&b.client_key));
     let mut expected = vec![client.clone(), {
         let one = app
-            .client
+            .assignment
             .get_client_for_assignment(pb::GetClientForAssignmentRequest {
                 client_key: second.client_key.clone(),
             })
@@ -256,7 +256,7 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
     assert_eq!(many, expected);
     // A bad key is named by its position; too many keys are refused.
     let err = app
-        .client
+        .assignment
         .get_clients_for_assignment(pb::GetClientsForAssignmentRequest {
             client_keys: vec![r.client_key.clone(), b.clone()],
         })
@@ -264,7 +264,7 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
         .unwrap_err();
     assert_invalid(&err, "client_keys[1]");
     let err = app
-        .client
+        .assignment
         .get_clients_for_assignment(pb::GetClientsForAssignmentRequest {
             client_keys: vec![r.client_key.clone(); 501],
         })
@@ -272,7 +272,7 @@ async fn residents_are_found_by_bsn_or_client_key_and_give_the_client_block() {
         .unwrap_err();
     assert_invalid(&err, "client_keys");
     let none = app
-        .client
+        .assignment
         .get_clients_for_assignment(pb::GetClientsForAssignmentRequest::default())
         .await
         .unwrap()
@@ -300,7 +300,7 @@ async fn gender_is_a_cod046_code_and_defaults_to_unknown() {
         .into_inner();
     assert_eq!(r.gender, "0");
     let client = app
-        .client
+        .assignment
         .get_client_for_assignment(pb::GetClientForAssignmentRequest {
             client_key: r.client_key.clone(),
         })

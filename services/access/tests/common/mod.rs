@@ -19,7 +19,10 @@ use tonic::transport::Channel;
 pub const MUNICIPALITY: &str = "0222";
 
 pub struct TestApp {
+    /// As the municipality whose instance this is.
     pub client: AccessServiceClient<Channel>,
+    /// As the assignment service (GetClient(s)ForAssignment are its calls).
+    pub assignment: AccessServiceClient<Channel>,
     pub channel: Channel,
     pub pool: PgPool,
     pub db_url: String,
@@ -39,6 +42,7 @@ pub async fn spawn_app() -> TestApp {
     );
     TestApp {
         client: stack.access(MUNICIPALITY),
+        assignment: stack.as_service("assignment").access(MUNICIPALITY),
         channel,
         pool,
         db_url,
