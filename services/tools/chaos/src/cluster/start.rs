@@ -232,3 +232,32 @@ impl Cluster {
         Ok(cluster)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_service_gets_its_own_certificate_the_token_keys_and_limits() {
+        let env = security_env(Path::new("/run/pki"), "access");
+        let get = |k: &str| {
+            env.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("RZ__TLS__CA"), Some("/run/pki/ca.crt"));
+        assert_eq!(
+            get("RZ__TLS__CERT"),
+            Some("/run/pki/service-access/tls.crt")
+        );
+        assert_eq!(get("RZ__TLS__KEY"), Some("/run/pki/service-access/tls.key"));
+        assert_eq!(get("RZ__IDENTITY__TOKEN_JWKS"), Some("/run/pki/jwks.json"));
+        for (k, v) in LIMITS {
+            assert!(v > 0, "{k}: limits stay on");
+            assert_eq!(
+                get(&format!("RZ__LIMITS__{k}")),
+                Some(v.to_string().as_str())
+            );
+        }
+    }
+}
