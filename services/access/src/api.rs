@@ -9,6 +9,7 @@ use chrono::{Days, NaiveDate};
 use rz_domain::{Bsn, ClientKey, FieldError, GemeenteCode, Law, parse_date};
 use rz_eventing::{Namespace, NewEvent, outbox};
 use rz_platform::ApiError;
+use rz_platform::audit::{Audit, AuditContext, AuditEntry};
 use rz_platform::clock::Clock;
 use rz_platform::idempotency::fingerprint;
 use rz_proto::access::v1 as pb;
@@ -62,6 +63,8 @@ pub struct AccessApi {
     secret: Arc<[u8]>,
     source: String,
     clock: Arc<dyn Clock>,
+    /// The NEN 7513 trail of every read or change of a resident's data.
+    audit: Audit,
 }
 
 fn uuid(field: &str, v: &str) -> Result<Uuid, FieldError> {
@@ -266,6 +269,7 @@ impl AccessApi {
     ) -> Self {
         Self {
             clock,
+            audit: Audit::new(pool.clone(), "access"),
             pool,
             catalogue,
             ns,
@@ -688,19 +692,56 @@ fn reply<T>(r: ApiResult<T>) -> Reply<T> {
     r.map(Response::new).map_err(Status::from)
 }
 
+impl AccessApi {
+    /// The service's audit trail (served by [`rz_platform::audit::AuditApi`]).
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// The reply once its trail is written: one `action` entry per client key of the result; a
+    /// failed write fails the call (UNAVAILABLE).
+    async fn audited<T>(
+        &self,
+        who: &AuditContext,
+        action: &'static str,
+        r: ApiResult<T>,
+        keys: impl Fn(&T) -> Vec<String>,
+    ) -> Reply<T> {
+        let value = r.map_err(Status::from)?;
+        let municipality = self.municipality.to_string();
+        let entries: Vec<AuditEntry> = keys(&value)
+            .into_iter()
+            .map(|k| AuditEntry::new(k, municipality.clone(), action))
+            .collect();
+        self.audit.record_or_unavailable(who, &entries).await?;
+        Ok(Response::new(value))
+    }
+}
+
 #[tonic::async_trait]
 impl AccessService for AccessApi {
     async fn register_resident(
         &self,
         r: Request<pb::RegisterResidentRequest>,
     ) -> Reply<pb::Resident> {
-        reply(self.register_resident(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let out = self.register_resident(r.into_inner()).await;
+        self.audited(&who, "register_resident", out, |x| {
+            vec![x.client_key.clone()]
+        })
+        .await
     }
     async fn get_resident(&self, r: Request<pb::GetResidentRequest>) -> Reply<pb::Resident> {
-        reply(self.get_resident(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let out = self.get_resident(r.into_inner()).await;
+        self.audited(&who, "read_resident", out, |x| vec![x.client_key.clone()])
+            .await
     }
     async fn open_case(&self, r: Request<pb::OpenCaseRequest>) -> Reply<pb::Case> {
-        reply(self.open_case(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let out = self.open_case(r.into_inner()).await;
+        self.audited(&who, "open_case", out, |x| vec![x.client_key.clone()])
+            .await
     }
     async fn complete_investigation(
         &self,
@@ -723,7 +764,10 @@ impl AccessService for AccessApi {
         )
     }
     async fn decide(&self, r: Request<pb::DecideRequest>) -> Reply<pb::Case> {
-        reply(self.decide(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let out = self.decide(r.into_inner()).await;
+        self.audited(&who, "decide", out, |x| vec![x.client_key.clone()])
+            .await
     }
     async fn get_case(&self, r: Request<pb::GetCaseRequest>) -> Reply<pb::Case> {
         reply(
@@ -742,7 +786,10 @@ impl AccessService for AccessApi {
         &self,
         r: Request<pb::AmendProductRequest>,
     ) -> Reply<pb::GrantedProduct> {
-        reply(self.amend_product(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let out = self.amend_product(r.into_inner()).await;
+        self.audited(&who, "amend_product", out, |x| vec![x.client_key.clone()])
+            .await
     }
     async fn list_deadlines(
         &self,
@@ -760,12 +807,22 @@ impl AccessService for AccessApi {
         &self,
         r: Request<pb::GetClientForAssignmentRequest>,
     ) -> Reply<pb::AssignmentClient> {
-        reply(self.client_for_assignment(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let out = self.client_for_assignment(r.into_inner()).await;
+        self.audited(&who, "read_client_block", out, |x| {
+            vec![x.client_key.clone()]
+        })
+        .await
     }
     async fn get_clients_for_assignment(
         &self,
         r: Request<pb::GetClientsForAssignmentRequest>,
     ) -> Reply<pb::GetClientsForAssignmentResponse> {
-        reply(self.clients_for_assignment(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let out = self.clients_for_assignment(r.into_inner()).await;
+        self.audited(&who, "read_client_block", out, |x| {
+            x.clients.iter().map(|c| c.client_key.clone()).collect()
+        })
+        .await
     }
 }

@@ -159,10 +159,29 @@ impl App {
                 self.config.access.today_file.as_ref(),
             ),
         );
+        // The audit trail: listed by BSN too (access alone can turn one into the client key).
+        let retention = self.config.audit.retention().map_err(StartError::Config)?;
+        let secret = self.secret.clone();
+        let audit = api.audit().clone();
+        let audit_api = rz_platform::audit::AuditApi::new(audit.clone()).with_resolver(Arc::new(
+            move |_municipality: &str, bsn: &str| {
+                let bsn = rz_domain::Bsn::parse(bsn.trim())
+                    .map_err(|e| tonic::Status::from(rz_platform::ApiError::from(e)))?;
+                Ok(rz_domain::ClientKey::derive(&secret, &bsn).to_string())
+            },
+        ));
         tracing::info!(municipality = %self.municipality, "access serving");
-        self.foundation
-            .serving(shutdown)
-            .run(|grpc| grpc.add_service(AccessServiceServer::new(api)))
+        let mut serving = self.foundation.serving(shutdown);
+        serving.spawn(rz_platform::audit::pruner(
+            audit,
+            retention,
+            serving.shutdown(),
+        ));
+        serving
+            .run(|grpc| {
+                grpc.add_service(AccessServiceServer::new(api))
+                    .add_service(audit_api.server())
+            })
             .await
     }
 }
