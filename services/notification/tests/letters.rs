@@ -62,7 +62,7 @@ async fn a_granted_decision_gives_a_letter_to_the_parents_with_products_and_the_
     assert!(!t.contains(&child), "no BSN in a letter: {t}");
     // The same resident's list holds it; nothing else was written.
     let all = app
-        .client
+        .municipality(M)
         .list_letters(rz_proto::notification::v1::ListLettersRequest {
             municipality: M.into(),
             client_key: key_of(&child),

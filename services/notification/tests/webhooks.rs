@@ -76,6 +76,7 @@ async fn retries_until_the_receiver_recovers_then_delivers_once_signed() {
     assert_eq!(got.len(), 4);
     assert_eq!(got[3].json()["id"], later.to_string());
     assert_eq!(doc["id"], event_id.to_string());
+    // The operator's view of every provider's failed deliveries.
     let failed = app
         .client
         .list_failed_deliveries(pb::ListFailedDeliveriesRequest::default())
@@ -106,7 +107,7 @@ async fn a_receiver_that_never_recovers_fails_raises_an_alert_and_can_be_replaye
     )
     .await;
     let failed = app
-        .client
+        .provider(AGB_A)
         .list_failed_deliveries(pb::ListFailedDeliveriesRequest {
             agb_code: AGB_A.into(),
             limit: 0,
@@ -125,7 +126,7 @@ async fn a_receiver_that_never_recovers_fails_raises_an_alert_and_can_be_replaye
     assert!(!d.failed_at.is_empty());
     // Another provider's failures are not listed under it.
     let other = app
-        .client
+        .provider(AGB_B)
         .list_failed_deliveries(pb::ListFailedDeliveriesRequest {
             agb_code: AGB_B.into(),
             limit: 0,
@@ -135,10 +136,36 @@ async fn a_receiver_that_never_recovers_fails_raises_an_alert_and_can_be_replaye
         .into_inner();
     assert!(other.deliveries.is_empty());
 
+    // Another provider cannot replay it: not a delivery to its subscription. Nothing changes.
+    let delivery = |app: &common::TestApp| {
+        let pool = app.pool.clone();
+        let id = uuid::Uuid::parse_str(&d.id).unwrap();
+        async move {
+            sqlx::query_as::<_, (String, i32)>(
+                "SELECT status, attempts FROM deliveries WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let before = delivery(&app).await;
+    let e = app
+        .provider(AGB_B)
+        .replay_delivery(pb::ReplayDeliveryRequest {
+            delivery_id: d.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert_eq!(delivery(&app).await, before);
+    assert_eq!(before, ("failed".to_owned(), 4));
+
     // Replaying a delivery that is not failed is refused; after recovery the replay delivers.
     receiver.recover();
-    let replayed = app
-        .client
+    let mut provider = app.provider(AGB_A);
+    let replayed = provider
         .replay_delivery(pb::ReplayDeliveryRequest {
             delivery_id: d.id.clone(),
         })
@@ -155,16 +182,14 @@ async fn a_receiver_that_never_recovers_fails_raises_an_alert_and_can_be_replaye
     assert!(verify_signature(&sub.secret, &last.body, &last.signature));
     app.wait_count("SELECT count(*) FROM alerts WHERE resolved_at IS NULL", 0)
         .await;
-    let again = app
-        .client
+    let again = provider
         .replay_delivery(pb::ReplayDeliveryRequest {
             delivery_id: d.id.clone(),
         })
         .await
         .unwrap_err();
     assert_eq!(again.code(), tonic::Code::FailedPrecondition);
-    let missing = app
-        .client
+    let missing = provider
         .replay_delivery(pb::ReplayDeliveryRequest {
             delivery_id: uuid::Uuid::now_v7().to_string(),
         })
@@ -344,6 +369,19 @@ async fn a_batch_of_events_is_matched_per_event_in_one_statement() {
 #[tokio::test]
 async fn subscriptions_are_validated_idempotent_listed_and_deleted() {
     let mut app = spawn_app().await;
+    // A provider names only itself (the server layer refuses another or a malformed AGB code);
+    // the operator, who may subscribe for any provider, reaches the handler's validation.
+    let e = app
+        .provider(AGB_A)
+        .create_subscription(pb::CreateSubscriptionRequest {
+            idempotency_key: "k0".into(),
+            agb_code: "1234".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
     let bad = app
         .client
         .create_subscription(pb::CreateSubscriptionRequest {
@@ -376,22 +414,20 @@ async fn subscriptions_are_validated_idempotent_listed_and_deleted() {
         municipalities: vec!["0222".into()],
         segments: vec![],
     };
-    let first = app
-        .client
+    let mut a = app.provider(AGB_A);
+    let first = a
         .create_subscription(req.clone())
         .await
         .unwrap()
         .into_inner();
-    let again = app
-        .client
+    let again = a
         .create_subscription(req.clone())
         .await
         .unwrap()
         .into_inner();
     assert_eq!(first.id, again.id);
     assert_eq!(first.secret, again.secret);
-    let conflict = app
-        .client
+    let conflict = a
         .create_subscription(pb::CreateSubscriptionRequest {
             url: "http://127.0.0.1:9/other".into(),
             ..req
@@ -400,8 +436,7 @@ async fn subscriptions_are_validated_idempotent_listed_and_deleted() {
         .unwrap_err();
     assert_eq!(conflict.code(), tonic::Code::AlreadyExists);
 
-    let listed = app
-        .client
+    let listed = a
         .list_subscriptions(pb::ListSubscriptionsRequest {
             agb_code: AGB_A.into(),
         })
@@ -416,9 +451,17 @@ async fn subscriptions_are_validated_idempotent_listed_and_deleted() {
     );
     assert_eq!(listed[0].municipalities, vec!["0222".to_owned()]);
 
-    // Another provider cannot delete it.
+    // Another provider cannot delete it (nor list A's subscriptions).
+    let e = app
+        .provider(AGB_B)
+        .list_subscriptions(pb::ListSubscriptionsRequest {
+            agb_code: AGB_A.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
     let denied = app
-        .client
+        .provider(AGB_B)
         .delete_subscription(pb::DeleteSubscriptionRequest {
             agb_code: AGB_B.into(),
             subscription_id: first.id.clone(),
@@ -426,15 +469,13 @@ async fn subscriptions_are_validated_idempotent_listed_and_deleted() {
         .await
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::NotFound);
-    app.client
-        .delete_subscription(pb::DeleteSubscriptionRequest {
-            agb_code: AGB_A.into(),
-            subscription_id: first.id.clone(),
-        })
-        .await
-        .unwrap();
-    let listed = app
-        .client
+    a.delete_subscription(pb::DeleteSubscriptionRequest {
+        agb_code: AGB_A.into(),
+        subscription_id: first.id.clone(),
+    })
+    .await
+    .unwrap();
+    let listed = a
         .list_subscriptions(pb::ListSubscriptionsRequest {
             agb_code: AGB_A.into(),
         })
@@ -536,7 +577,7 @@ async fn delivers_over_https_and_refuses_an_untrusted_certificate() {
 
 #[tokio::test]
 async fn a_letter_is_written_when_a_provider_is_assigned() {
-    let mut app = spawn_app().await;
+    let app = spawn_app().await;
     let issued = app
         .publish_assignment("0222", AGB_A, "issued", 11, "IAJ")
         .await;
@@ -546,7 +587,7 @@ async fn a_letter_is_written_when_a_provider_is_assigned() {
         .await;
     app.wait_count("SELECT count(*) FROM letters", 2).await;
     let letters = app
-        .client
+        .municipality("0222")
         .list_letters(pb::ListLettersRequest {
             municipality: "0222".into(),
             ..Default::default()
@@ -569,11 +610,14 @@ async fn a_letter_is_written_when_a_provider_is_assigned() {
         l.text
     );
     assert!(l.text.contains("AGB-code 12345678"));
+    // A request that names no municipality is not the municipality's own: refused before the
+    // handler.
     let bad = app
-        .client
+        .municipality("0222")
         .list_letters(pb::ListLettersRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert_eq!(bad.code(), tonic::Code::PermissionDenied, "{bad:?}");
+    assert!(bad.message().contains("municipality"), "{bad:?}");
     app.stop().await;
 }

@@ -22,6 +22,8 @@ use uuid::Uuid;
 
 pub struct TestApp {
     pub db_url: String,
+    /// Notification's client of the stack's operator; providers and municipalities call through
+    /// [`TestApp::provider`] and [`TestApp::municipality`] with their own certificates.
     pub client: NotificationServiceClient<Channel>,
     pub pool: PgPool,
     pub namespace: String,
@@ -93,15 +95,27 @@ async fn spawn(
 }
 
 impl TestApp {
-    /// Waits until the municipality has `n` letters of `kind` and returns them.
+    /// A client of notification as provider `agb` (its own certificate).
+    pub fn provider(&self, agb: &str) -> NotificationServiceClient<Channel> {
+        self.stack.as_provider(agb).notification()
+    }
+
+    /// A client of notification as municipality `cbs`.
+    pub fn municipality(&self, cbs: &str) -> NotificationServiceClient<Channel> {
+        self.stack.as_municipality(cbs).notification()
+    }
+
+    /// Waits until the municipality has `n` letters of `kind` and returns them (as it lists
+    /// them).
     pub async fn letters(&mut self, municipality: &str, kind: &str, n: usize) -> Vec<pb::Letter> {
         let request = pb::ListLettersRequest {
             municipality: municipality.into(),
             client_key: String::new(),
             limit: 1000,
         };
+        let mut client = self.municipality(municipality);
         rz_stack::eventually(Duration::from_secs(20), async || {
-            let all = self.client.list_letters(request.clone()).await.unwrap();
+            let all = client.list_letters(request.clone()).await.unwrap();
             let got: Vec<pb::Letter> = all
                 .into_inner()
                 .letters
@@ -134,12 +148,13 @@ impl TestApp {
         );
     }
 
+    /// The municipality's staff alerts in `states` (all when empty), as it lists them.
     pub async fn alerts(
         &mut self,
         municipality: &str,
         states: &[pb::AlertState],
     ) -> Vec<pb::StaffAlert> {
-        self.client
+        self.municipality(municipality)
             .list_staff_alerts(pb::ListStaffAlertsRequest {
                 municipality: municipality.into(),
                 states: states.iter().map(|s| *s as i32).collect(),
@@ -151,6 +166,7 @@ impl TestApp {
             .alerts
     }
 
+    /// A subscription of provider `agb`, created by the provider itself.
     pub async fn subscribe(
         &mut self,
         agb: &str,
@@ -159,7 +175,7 @@ impl TestApp {
         municipalities: &[&str],
         segments: &[&str],
     ) -> pb::Subscription {
-        self.client
+        self.provider(agb)
             .create_subscription(pb::CreateSubscriptionRequest {
                 idempotency_key: Uuid::now_v7().to_string(),
                 agb_code: agb.into(),

@@ -27,6 +27,8 @@ pub struct Stack {
     pub registration_endpoint: String,
     pub access: AccessServiceClient<Channel>,
     pub access_endpoint: String,
+    /// Assignment's client of Doetinchem ([`M`]); a provider's calls go through
+    /// [`Stack::provider`].
     pub assignment: Option<AssignmentServiceClient<Channel>>,
     pub assignment_endpoint: String,
     pub clock: Arc<FixedClock>,
@@ -48,7 +50,7 @@ impl Stack {
         let inner = builder.start().await;
         let (assignment, assignment_endpoint, clock) = if with_assignment {
             (
-                Some(inner.assignment()),
+                Some(inner.as_municipality(M).assignment()),
                 inner.assignment_endpoint(),
                 inner.clock(),
             )
@@ -90,6 +92,12 @@ impl Stack {
             tune(c);
         })
         .await
+    }
+
+    /// A client of assignment as provider `agb` (its own certificate).
+    pub fn provider(&self, agb: &str) -> AssignmentServiceClient<Channel> {
+        assert!(self.assignment.is_some(), "assignment runs");
+        self.inner.as_provider(agb).assignment()
     }
 
     /// Another access instance on the same database, listening on `listen`.
