@@ -1,15 +1,71 @@
 //! `assignment import-xml`: uploads a folder of a provider's messages (305, 307, 315, 317) with
 //! `UploadProviderMessage`, as the provider's system would, writes each return message next to its
 //! message as `<name>.return.xml` and prints a summary. A client of the service, not part of it.
+//!
+//! It calls as the provider, with mutual TLS: the provider's certificate (its
+//! `urn:regiozorg:provider:<AGB>` SAN is who is calling) and the region's CA, given as a test PKI
+//! folder (`--pki DIR`, optionally `--as provider-<AGB>`) or as files (`--ca`, `--cert`, `--key`).
 
 use std::path::{Path, PathBuf};
 
+use rz_platform::tls::{TlsConfig, TlsError};
 use rz_proto::assignment::v1 as pb;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
 
+/// Where the provider's certificate comes from, as the command line gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertFlags {
+    /// `--pki DIR`: a PKI folder (`ca.crt` and a folder per organisation).
+    pub pki: Option<PathBuf>,
+    /// `--as FOLDER`: the organisation's folder in it; `provider-<AGB>` when not given.
+    pub as_folder: Option<String>,
+    /// `--ca FILE`, `--cert FILE`, `--key FILE`: the PEM files themselves.
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl CertFlags {
+    /// The TLS configuration to call with as provider `agb`.
+    pub fn tls(&self, agb: &str) -> Result<TlsConfig, String> {
+        let files = [&self.ca, &self.cert, &self.key];
+        match &self.pki {
+            Some(_) if files.iter().any(|f| f.is_some()) => {
+                Err("give either --pki (with --as) or --ca, --cert and --key, not both".into())
+            }
+            Some(pki) => {
+                let folder = self
+                    .as_folder
+                    .clone()
+                    .unwrap_or_else(|| format!("provider-{agb}"));
+                Ok(TlsConfig::from_pki(pki, &folder))
+            }
+            None if self.as_folder.is_some() => Err("--as needs --pki DIR".into()),
+            None => match (&self.ca, &self.cert, &self.key) {
+                (Some(ca), Some(cert), Some(key)) => Ok(TlsConfig {
+                    ca: Some(ca.clone()),
+                    cert: Some(cert.clone()),
+                    key: Some(key.clone()),
+                }),
+                _ => Err(
+                    "the provider's certificate is required: --pki DIR [--as provider-<AGB>], \
+                     or --ca FILE --cert FILE --key FILE"
+                        .into(),
+                ),
+            },
+        }
+    }
+}
+
 /// Uploads every `*.xml` file in `dir` (not the `*.return.xml` ones) in name order for provider
-/// `agb`; fails when a file could not be uploaded at all.
-pub async fn upload_folder(endpoint: &str, agb: &str, dir: &Path) -> Result<(), String> {
+/// `agb`, calling with `tls` (the provider's certificate); fails when a file could not be uploaded
+/// at all.
+pub async fn upload_folder(
+    tls: &TlsConfig,
+    endpoint: &str,
+    agb: &str,
+    dir: &Path,
+) -> Result<(), String> {
     let endpoint = endpoint.to_owned();
     let agb = agb.to_owned();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -22,9 +78,16 @@ pub async fn upload_folder(endpoint: &str, agb: &str, dir: &Path) -> Result<(), 
         })
         .collect();
     files.sort();
-    let mut client = AssignmentServiceClient::connect(endpoint.clone())
+    let channel = tls
+        .endpoint(&endpoint)
+        .map_err(|e| match e {
+            TlsError::Endpoint(..) => format!("--endpoint: {e}"),
+            other => other.to_string(),
+        })?
+        .connect()
         .await
-        .map_err(|e| format!("connect {endpoint}: {e}"))?
+        .map_err(|e| format!("connect {endpoint}: {e}"))?;
+    let mut client = AssignmentServiceClient::new(channel)
         .max_encoding_message_size(crate::xml::MAX_GRPC_MESSAGE_BYTES)
         .max_decoding_message_size(crate::xml::MAX_GRPC_MESSAGE_BYTES);
     let (mut accepted, mut rejected, mut failed) = (0usize, 0usize, 0usize);
@@ -80,4 +143,65 @@ pub async fn upload_folder(endpoint: &str, agb: &str, dir: &Path) -> Result<(), 
         return Err(format!("{failed} files could not be uploaded"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_certificate_from_a_pki_folder_or_files() {
+        let pki = CertFlags {
+            pki: Some("var/demo/pki".into()),
+            ..CertFlags::default()
+        };
+        assert_eq!(
+            pki.tls("03000001").unwrap(),
+            TlsConfig::from_pki(Path::new("var/demo/pki"), "provider-03000001")
+        );
+        let named = CertFlags {
+            as_folder: Some("provider-03000002".into()),
+            ..pki.clone()
+        };
+        assert_eq!(
+            named.tls("03000001").unwrap().cert,
+            Some(PathBuf::from("var/demo/pki/provider-03000002/tls.crt"))
+        );
+        let files = CertFlags {
+            ca: Some("ca.pem".into()),
+            cert: Some("p.crt".into()),
+            key: Some("p.key".into()),
+            ..CertFlags::default()
+        };
+        assert_eq!(
+            files.tls("03000001").unwrap(),
+            TlsConfig {
+                ca: Some("ca.pem".into()),
+                cert: Some("p.crt".into()),
+                key: Some("p.key".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_certificate_or_with_both_kinds_it_says_what_to_give() {
+        let none = CertFlags::default().tls("03000001").unwrap_err();
+        assert!(none.contains("--pki") && none.contains("--cert"), "{none}");
+        let partial = CertFlags {
+            ca: Some("ca.pem".into()),
+            ..CertFlags::default()
+        };
+        assert!(partial.tls("03000001").is_err());
+        let both = CertFlags {
+            pki: Some("pki".into()),
+            key: Some("p.key".into()),
+            ..CertFlags::default()
+        };
+        assert!(both.tls("03000001").unwrap_err().contains("not both"));
+        let as_only = CertFlags {
+            as_folder: Some("provider-03000001".into()),
+            ..CertFlags::default()
+        };
+        assert!(as_only.tls("03000001").unwrap_err().contains("--pki"));
+    }
 }
