@@ -59,7 +59,7 @@ async fn every_figure_equals_a_direct_count_over_the_source_data() {
     let w = s.assignments_of(&wa, 1).await.remove(0);
     s.start(&w, "2022-07-06").await;
     // care of A stops early
-    s.assignment
+    s.provider(&a.agb_code)
         .report_stop_of_care(asg::ReportStopOfCareRequest {
             agb_code: a.agb_code.clone(),
             municipality: M.into(),

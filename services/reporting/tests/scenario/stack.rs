@@ -21,8 +21,12 @@ const WITHIN: Duration = Duration::from_secs(15);
 
 pub(crate) struct Stack {
     pub(crate) registration: RegistrationServiceClient<Channel>,
+    /// As Doetinchem, at its access instance.
     pub(crate) access: AccessServiceClient<Channel>,
+    /// As the operator (imports, the handover).
     pub(crate) assignment: AssignmentServiceClient<Channel>,
+    /// As Doetinchem (its clients' assignments).
+    pub(crate) municipality: AssignmentServiceClient<Channel>,
     pub(crate) reporting: ReportingServiceClient<Channel>,
     pub(crate) clock: Arc<FixedClock>,
     pub(crate) registration_db: PgPool,
@@ -30,7 +34,7 @@ pub(crate) struct Stack {
     pub(crate) assignment_db: PgPool,
     pub(crate) reporting_db: PgPool,
     /// The running services (its drop stops them).
-    pub(crate) _stack: rz_stack::Stack,
+    pub(crate) stack: rz_stack::Stack,
 }
 
 /// Reporting first (it ensures the streams and consumes from their start), then registration,
@@ -49,17 +53,23 @@ pub(crate) async fn spawn_stack() -> Stack {
         registration: stack.registration(),
         access: stack.access(M),
         assignment: stack.assignment(),
+        municipality: stack.as_municipality(M).assignment(),
         reporting: stack.reporting(),
         clock: stack.clock(),
         registration_db: stack.registration_service().pool.clone(),
         access_db: stack.access_service(M).pool.clone(),
         assignment_db: stack.assignment_service().pool.clone(),
         reporting_db: stack.reporting_service().pool.clone(),
-        _stack: stack,
+        stack,
     }
 }
 
 impl Stack {
+    /// Assignment as the provider `agb` (what it reports of its own care).
+    pub(crate) fn provider(&self, agb: &str) -> AssignmentServiceClient<Channel> {
+        self.stack.as_provider(agb).assignment()
+    }
+
     pub(crate) async fn load_contracts(&mut self) {
         let mut landscape = Landscape::new();
         for agb in [P1, P2, P3, OLD, PV1] {
@@ -126,7 +136,7 @@ impl Stack {
 
     /// Waits until the client has `n` assignments and returns them.
     pub(crate) async fn assignments_of(&mut self, bsn: &str, n: usize) -> Vec<asg::Assignment> {
-        rz_stack::assignments_of(&mut self.assignment, bsn, n, WITHIN).await
+        rz_stack::assignments_of(&mut self.municipality, bsn, n, WITHIN).await
     }
 
     /// Waits until assignment applied an amendment: an active assignment of the client ends on `end`.
@@ -143,7 +153,7 @@ impl Stack {
     }
 
     pub(crate) async fn start(&mut self, a: &asg::Assignment, date: &str) {
-        self.assignment
+        self.provider(&a.agb_code)
             .report_start_of_care(asg::ReportStartOfCareRequest {
                 agb_code: a.agb_code.clone(),
                 municipality: M.into(),
