@@ -493,16 +493,13 @@ async fn import_xml_uploads_a_folder_and_writes_the_return_messages() {
     .unwrap();
     std::fs::write(dir.join("notes.txt"), "not a message").unwrap();
     let (endpoint, d2) = (app.a.endpoint.clone(), dir.clone());
-    // The provider's system calls with the provider's certificate (`[tls]` from the environment).
-    let tls = app.a.stack.as_provider(P1).tls();
+    // The provider's system calls with the provider's certificate (`provider-<AGB>` of the PKI).
+    let pki = app.a.stack.pki().dir().to_owned();
     let out = tokio::task::spawn_blocking(move || {
-        let path = |p: Option<std::path::PathBuf>| p.expect("a TLS file").into_os_string();
         std::process::Command::new(env!("CARGO_BIN_EXE_assignment"))
-            .args(["import-xml", "--endpoint", &endpoint, "--agb", P1])
+            .args(["import-xml", "--endpoint", &endpoint, "--agb", P1, "--pki"])
+            .arg(&pki)
             .arg(&d2)
-            .env("RZ__TLS__CA", path(tls.ca))
-            .env("RZ__TLS__CERT", path(tls.cert))
-            .env("RZ__TLS__KEY", path(tls.key))
             .output()
             .unwrap()
     })
