@@ -2,6 +2,7 @@
 //! (INVALID_ARGUMENT with field violations, FAILED_PRECONDITION naming the rule, NOT_FOUND,
 //! ALREADY_EXISTS, UNAVAILABLE when registration or access cannot be reached).
 
+use rz_platform::audit::{Audit, AuditContext, AuditEntry};
 use rz_proto::assignment::v1 as pb;
 use rz_proto::assignment::v1::assignment_service_server::AssignmentService;
 use tonic::{Request, Response, Status};
@@ -12,11 +13,45 @@ use crate::owner;
 
 pub struct AssignmentApi {
     assigner: Assigner,
+    /// The NEN 7513 trail of every read or change of a client's data with BSN.
+    audit: Audit,
 }
 
 impl AssignmentApi {
     pub fn new(assigner: Assigner) -> Self {
-        Self { assigner }
+        let audit = Audit::new(assigner.pool.clone(), "assignment");
+        Self { assigner, audit }
+    }
+
+    /// The service's audit trail (served by [`rz_platform::audit::AuditApi`]).
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// Writes `action` entries for (municipality, client key) pairs (empty keys skipped); a
+    /// failed write fails the call (UNAVAILABLE).
+    async fn record(
+        &self,
+        who: &AuditContext,
+        action: &'static str,
+        clients: impl IntoIterator<Item = (String, String)>,
+    ) -> std::result::Result<(), Status> {
+        let entries: Vec<AuditEntry> = clients
+            .into_iter()
+            .filter(|(_, k)| !k.is_empty())
+            .map(|(m, k)| AuditEntry::new(k, m, action))
+            .collect();
+        self.audit.record_or_unavailable(who, &entries).await
+    }
+
+    /// The client key of an imported item: given, or derived from its BSN.
+    fn import_key(&self, r: &pb::ImportAssignmentRequest) -> String {
+        if !r.client_key.trim().is_empty() {
+            return r.client_key.trim().to_owned();
+        }
+        rz_domain::Bsn::parse(r.bsn.trim())
+            .map(|b| rz_domain::ClientKey::derive(&self.assigner.secret, &b).to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -52,7 +87,11 @@ impl AssignmentService for AssignmentApi {
         &self,
         r: Request<pb::RequestAssignmentRequest>,
     ) -> Reply<pb::ProviderRequest> {
-        reply(self.assigner.request_assignment(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let out = self.assigner.request_assignment(r.into_inner()).await?;
+        let client = (out.municipality.clone(), out.client_key.clone());
+        self.record(&who, "request_assignment", [client]).await?;
+        Ok(Response::new(out))
     }
 
     async fn request_change(
@@ -80,7 +119,14 @@ impl AssignmentService for AssignmentApi {
         &self,
         r: Request<pb::FetchProviderMessagesRequest>,
     ) -> Reply<pb::FetchProviderMessagesResponse> {
-        reply(self.assigner.fetch_provider_messages(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let (out, clients) = self
+            .assigner
+            .fetch_provider_messages_with_clients(r.into_inner())
+            .await?;
+        self.record(&who, "fetch_provider_messages", clients)
+            .await?;
+        Ok(Response::new(out))
     }
 
     async fn upload_provider_message(
@@ -88,9 +134,16 @@ impl AssignmentService for AssignmentApi {
         r: Request<pb::UploadProviderMessageRequest>,
     ) -> Reply<pb::UploadResult> {
         let caller = owner::caller(&r)?;
+        let who = AuditContext::from_request(&r)?;
         let r = r.into_inner();
         owner::as_provider(&caller, &r.agb_code)?;
-        reply(self.assigner.upload_provider_message(r).await)
+        let client = crate::xml::uploaded_client(&r.xml).map(|(m, bsn)| {
+            let key = rz_domain::ClientKey::derive(&self.assigner.secret, &bsn);
+            (m.to_string(), key.to_string())
+        });
+        let out = self.assigner.upload_provider_message(r).await?;
+        self.record(&who, "upload_provider_message", client).await?;
+        Ok(Response::new(out))
     }
 
     async fn answer_request(
@@ -134,14 +187,32 @@ impl AssignmentService for AssignmentApi {
         &self,
         r: Request<pb::ImportAssignmentRequest>,
     ) -> Reply<pb::Assignment> {
-        reply(self.assigner.import_assignment(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let out = self.assigner.import_assignment(r.into_inner()).await?;
+        let client = (out.municipality.clone(), out.client_key.clone());
+        self.record(&who, "import_assignment", [client]).await?;
+        Ok(Response::new(out))
     }
 
     async fn import_assignments(
         &self,
         r: Request<pb::ImportAssignmentsRequest>,
     ) -> Reply<pb::ImportAssignmentsResponse> {
-        reply(self.assigner.import_assignments(r.into_inner()).await)
+        let who = AuditContext::from_request(&r)?;
+        let r = r.into_inner();
+        let keys: Vec<String> = r.assignments.iter().map(|a| self.import_key(a)).collect();
+        let out = self.assigner.import_assignments(r).await?;
+        let clients: Vec<(String, String)> = out
+            .outcomes
+            .iter()
+            .filter(|o| o.refused.is_none())
+            .filter_map(|o| {
+                let key = keys.get(usize::try_from(o.index).ok()?)?;
+                Some((o.municipality.clone(), key.clone()))
+            })
+            .collect();
+        self.record(&who, "import_assignment", clients).await?;
+        Ok(Response::new(out))
     }
 
     async fn run_handover(

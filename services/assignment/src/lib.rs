@@ -47,6 +47,8 @@ pub use rz_platform::StartError;
 pub struct App {
     foundation: Foundation,
     assigner: Assigner,
+    /// `[audit] retention_days`: how long the audit trail is kept.
+    retention: std::time::Duration,
 }
 
 rz_platform::service!(
@@ -96,9 +98,11 @@ impl App {
             clock,
             config.assignment.client_key_secret.as_bytes(),
         );
+        let retention = config.audit.retention().map_err(StartError::Config)?;
         Ok(Self {
             foundation,
             assigner,
+            retention,
         })
     }
 
@@ -121,12 +125,19 @@ impl App {
             tracing::warn!(error = %e, "catalogue not loaded yet");
         }
         let api = api::AssignmentApi::new(self.assigner.clone());
+        let audit = api.audit().clone();
+        serving.spawn(rz_platform::audit::pruner(
+            audit.clone(),
+            self.retention,
+            serving.shutdown(),
+        ));
         serving
             .run(|grpc| {
                 grpc.add_service(
                     AssignmentServiceServer::new(api)
                         .max_decoding_message_size(xml::MAX_GRPC_MESSAGE_BYTES),
                 )
+                .add_service(rz_platform::audit::AuditApi::new(audit).server())
             })
             .await
     }

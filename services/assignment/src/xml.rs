@@ -238,6 +238,35 @@ impl Received {
     }
 }
 
+/// The client key of a stored message (empty when its payload cannot be read).
+fn stored_client_key(row: &store::StoredMessage) -> String {
+    match row.kind.as_str() {
+        "assignment" => pb::AssignmentMessage::decode(row.payload.as_slice())
+            .ok()
+            .and_then(|m| m.assignment)
+            .map(|a| a.client_key),
+        "answer" => pb::RequestAnswered::decode(row.payload.as_slice())
+            .ok()
+            .and_then(|m| m.request)
+            .map(|r| r.client_key),
+        _ => None,
+    }
+    .unwrap_or_default()
+}
+
+/// The receiving municipality and the client's BSN of a provider's message, when it can be read
+/// (for the audit trail of an upload).
+pub(crate) fn uploaded_client(xml: &[u8]) -> Option<(GemeenteCode, Bsn)> {
+    let received = ist::read_limited(xml).and_then(|b| read(&b)).ok()?;
+    let bsn = match &received {
+        Received::Start(m) => m.client.bsn.clone(),
+        Received::Stop(m) => m.client.bsn.clone(),
+        Received::Request(m) => m.client.bsn.clone(),
+        Received::Change(m) => m.bsn.clone(),
+    };
+    Some((received.header().receiver_municipality.clone(), bsn))
+}
+
 fn read(xml: &[u8]) -> std::result::Result<Received, ist::ParseError> {
     let not_this = |e: &ist::ParseError| {
         matches!(
@@ -293,6 +322,15 @@ impl Assigner {
         &self,
         r: pb::FetchProviderMessagesRequest,
     ) -> Result<pb::FetchProviderMessagesResponse> {
+        Ok(self.fetch_provider_messages_with_clients(r).await?.0)
+    }
+
+    /// As [`Assigner::fetch_provider_messages`], with the (municipality, client key) of each
+    /// message handed out, for the audit trail.
+    pub async fn fetch_provider_messages_with_clients(
+        &self,
+        r: pb::FetchProviderMessagesRequest,
+    ) -> Result<(pb::FetchProviderMessagesResponse, Vec<(String, String)>)> {
         let mut f = Fields::default();
         let agb = f.check(fields::agb("agb_code", &r.agb_code));
         let m = fields::optional_municipality(&mut f, "municipality", &r.municipality);
@@ -302,14 +340,18 @@ impl Assigner {
         let mut conn = self.pool.acquire().await?;
         let rows = store::list_provider_messages(&mut conn, &agb, m.as_ref(), since).await?;
         let mut out = pb::FetchProviderMessagesResponse::default();
+        let mut clients = Vec::new();
         for row in rows {
             match self.render_stored(&mut conn, &agb, &row).await {
-                Ok((kind, xml)) => out.messages.push(pb::XmlMessage {
-                    message_id: row.message_id.clone(),
-                    kind,
-                    xml,
-                    message_date: row.message_date.to_string(),
-                }),
+                Ok((kind, xml)) => {
+                    clients.push((row.municipality.to_string(), stored_client_key(&row)));
+                    out.messages.push(pb::XmlMessage {
+                        message_id: row.message_id.clone(),
+                        kind,
+                        xml,
+                        message_date: row.message_date.to_string(),
+                    })
+                }
                 Err(reason) => {
                     tracing::warn!(municipality = %row.municipality, message_id = %row.message_id, %reason, "message not renderable as XML");
                     out.skipped.push(pb::SkippedMessage {
@@ -319,7 +361,7 @@ impl Assigner {
                 }
             }
         }
-        Ok(out)
+        Ok((out, clients))
     }
 
     async fn render_stored(
