@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use rz_platform::Shutdown;
 use rz_proto::access::v1 as acc;
-use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::assignment::v1 as asg;
-use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
 use rz_proto::types::v1 as types;
 use rz_provider_sim::{SimConfig, Stats};
 use rz_stack::{Landscape, Stack};
@@ -36,7 +34,7 @@ async fn a_decision_reaches_a_contracted_provider_who_starts_care_within_one_tra
         .start()
         .await;
     let (env, ns) = (stack.env.clone(), stack.namespace().to_owned());
-    let (access_url, assignment_url) = (stack.access_endpoint("0222"), stack.assignment_endpoint());
+    let assignment_url = stack.assignment_endpoint();
     let shutdown = Shutdown::new();
 
     // The provider's system, subscribed to its own subjects only.
@@ -45,14 +43,16 @@ async fn a_decision_reaches_a_contracted_provider_who_starts_care_within_one_tra
         nats_url: env.nats_url.clone(),
         namespace: ns.clone(),
         assignment_endpoint: assignment_url.clone(),
+        pki: stack.pki().dir().to_owned(),
         agb_codes: vec![PROVIDER.into()],
         name: format!("provider-sim-{PROVIDER}"),
         late_start_every: 0,
     };
     tokio::spawn(rz_provider_sim::run(sim, stats.clone(), shutdown.clone()));
 
-    // A resident applies for youth care and gets a decision, inside a trace of the caller's.
-    let mut access = AccessServiceClient::connect(access_url).await.unwrap();
+    // A resident applies for youth care and gets a decision, inside a trace of the caller's:
+    // Doetinchem at its access instance.
+    let mut access = stack.access("0222");
     let resident = access
         .register_resident(acc::RegisterResidentRequest {
             idempotency_key: "r".into(),
@@ -107,10 +107,9 @@ async fn a_decision_reaches_a_contracted_provider_who_starts_care_within_one_tra
     );
     access.decide(decide).await.unwrap();
 
-    // The assignment is issued to the contracted provider and its system starts care.
-    let mut assignments = AssignmentServiceClient::connect(assignment_url)
-        .await
-        .unwrap();
+    // The assignment is issued to the contracted provider and its system starts care; Doetinchem
+    // reads its client's assignments.
+    let mut assignments = stack.as_municipality("0222").assignment();
     let mut started = None;
     for _ in 0..200 {
         let list = assignments

@@ -78,7 +78,10 @@ async fn a_trace_id_survives_grpc_outbox_jetstream_and_a_consumer() {
             .parse()
             .unwrap(),
     );
-    let mut client = RegistrationServiceClient::connect(endpoint).await.unwrap();
+    // The operator registers the provider (mutual TLS with the operator's certificate).
+    let mut client = RegistrationServiceClient::new(
+        rz_stack::connect(&endpoint, &stack.pki().tls(rz_stack::OPERATOR)).await,
+    );
     client.register_provider(request).await.unwrap();
 
     let mut got = None;
