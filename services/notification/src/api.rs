@@ -19,15 +19,23 @@ pub struct NotificationApi {
     pool: PgPool,
     require_https: bool,
     scanner: Scanner,
+    /// The NEN 7513 trail: listing letters reads residents' letters.
+    audit: rz_platform::audit::Audit,
 }
 
 impl NotificationApi {
     pub fn new(pool: PgPool, require_https: bool, scanner: Scanner) -> Self {
         Self {
+            audit: rz_platform::audit::Audit::new(pool.clone(), "notification"),
             pool,
             require_https,
             scanner,
         }
+    }
+
+    /// The service's audit trail (served by [`rz_platform::audit::AuditApi`]).
+    pub fn audit(&self) -> &rz_platform::audit::Audit {
+        &self.audit
     }
 }
 
@@ -341,6 +349,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::ListLettersRequest>,
     ) -> Result<Response<pb::ListLettersResponse>, Status> {
+        let who = rz_platform::audit::AuditContext::from_request(&request)?;
         let r = request.into_inner();
         let municipality = GemeenteCode::parse(&r.municipality)
             .map_err(|e| ApiError::from(e.at("municipality")))?;
@@ -349,7 +358,7 @@ impl NotificationService for NotificationApi {
         let rows = store::letters(&self.pool, &municipality, client_key, limit)
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListLettersResponse {
+        let out = pb::ListLettersResponse {
             letters: rows
                 .into_iter()
                 .map(|l| pb::Letter {
@@ -375,7 +384,21 @@ impl NotificationService for NotificationApi {
                     last_error: l.last_error.unwrap_or_default(),
                 })
                 .collect(),
-        }))
+        };
+        // One entry per letter handed out, for its client.
+        let entries: Vec<rz_platform::audit::AuditEntry> = out
+            .letters
+            .iter()
+            .map(|l| {
+                rz_platform::audit::AuditEntry::new(
+                    l.client_key.clone(),
+                    l.municipality.clone(),
+                    "read_letter",
+                )
+            })
+            .collect();
+        self.audit.record_or_unavailable(&who, &entries).await?;
+        Ok(Response::new(out))
     }
 
     async fn list_staff_alerts(

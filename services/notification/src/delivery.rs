@@ -44,6 +44,8 @@ pub struct DeliveryWorker {
     pool: PgPool,
     config: Arc<WebhookConfig>,
     client: HttpClient,
+    /// The NEN 7513 trail of deliveries that carry a BSN.
+    audit: rz_platform::audit::Audit,
 }
 
 impl DeliveryWorker {
@@ -51,6 +53,7 @@ impl DeliveryWorker {
     pub fn new(pool: PgPool, config: WebhookConfig) -> Result<Self, String> {
         Ok(Self {
             client: HttpClient::new(&config)?,
+            audit: rz_platform::audit::Audit::new(pool.clone(), "notification"),
             pool,
             config: Arc::new(config),
         })
@@ -82,13 +85,24 @@ impl DeliveryWorker {
                 }
                 continue;
             }
-            let claimed = match store::claim_due(&self.pool, free as i64, lease).await {
+            let mut claimed = match store::claim_due(&self.pool, free as i64, lease).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim deliveries");
                     Vec::new()
                 }
             };
+            // No BSN leaves without a trail: the batch's entries first, in one transaction; when
+            // they cannot be written nothing is sent and the leases expire (sent again later).
+            let entries: Vec<_> = claimed.iter().filter_map(audit_entry).collect();
+            if let Err(e) = self
+                .audit
+                .record_each(Some("webhook delivery"), &entries)
+                .await
+            {
+                tracing::warn!(error = %e, deliveries = claimed.len(), "audit trail cannot be written; deliveries held back");
+                claimed.clear();
+            }
             // Fewer than asked for: the queue is drained for now.
             let idle = claimed.len() < free;
             let nothing = claimed.is_empty();
@@ -129,6 +143,31 @@ impl DeliveryWorker {
         let _ = recorder.await;
         tracing::info!("delivery worker stopped");
     }
+}
+
+/// The audit entry of a delivery whose body carries a BSN (`data.client.bsn`): disclosed to the
+/// subscribing provider (the entry's organisation), about the client and municipality of its
+/// assignment.
+fn audit_entry(d: &Claimed) -> Option<(rz_platform::audit::Actor, rz_platform::audit::AuditEntry)> {
+    let v: serde_json::Value = serde_json::from_str(&d.body).ok()?;
+    let bsn = v.pointer("/data/client/bsn").and_then(|b| b.as_str())?;
+    if bsn.is_empty() {
+        return None;
+    }
+    let text = |p: &str| {
+        v.pointer(p)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Some((
+        rz_platform::audit::Actor::organisation(format!("urn:regiozorg:provider:{}", d.agb_code)),
+        rz_platform::audit::AuditEntry::new(
+            text("/data/assignment/client_key"),
+            text("/data/assignment/municipality"),
+            "webhook_delivery",
+        ),
+    ))
 }
 
 /// Records the successes sent on `rx` until every sender is gone: whatever arrived while the

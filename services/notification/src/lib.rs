@@ -228,8 +228,18 @@ impl App {
             self.config.webhooks.require_https,
             scanner,
         );
+        let audit = api.audit().clone();
+        let retention = self.config.audit.retention().map_err(StartError::Config)?;
+        serving.spawn(rz_platform::audit::pruner(
+            audit.clone(),
+            retention,
+            serving.shutdown(),
+        ));
         serving
-            .run(|grpc| grpc.add_service(NotificationServiceServer::new(api)))
+            .run(|grpc| {
+                grpc.add_service(NotificationServiceServer::new(api))
+                    .add_service(rz_platform::audit::AuditApi::new(audit).server())
+            })
             .await
     }
 }

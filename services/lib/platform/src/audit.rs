@@ -349,11 +349,31 @@ impl Audit {
         self.record(context, entries).await.map_err(Status::from)
     }
 
+    /// Records entries each with its own actor (deliveries of one batch to several receivers) in
+    /// one transaction, with one purpose.
+    pub async fn record_each(
+        &self,
+        purpose: Option<&str>,
+        entries: &[(Actor, AuditEntry)],
+    ) -> Result<(), AuditError> {
+        let rows: Vec<(&Actor, &AuditEntry)> = entries.iter().map(|(a, e)| (a, e)).collect();
+        self.write_rows(purpose, &rows).await
+    }
+
     async fn write(
         &self,
         actor: &Actor,
         purpose: Option<&str>,
         entries: &[AuditEntry],
+    ) -> Result<(), AuditError> {
+        let rows: Vec<(&Actor, &AuditEntry)> = entries.iter().map(|e| (actor, e)).collect();
+        self.write_rows(purpose, &rows).await
+    }
+
+    async fn write_rows(
+        &self,
+        purpose: Option<&str>,
+        entries: &[(&Actor, &AuditEntry)],
     ) -> Result<(), AuditError> {
         if entries.is_empty() {
             return Ok(());
@@ -381,7 +401,7 @@ impl Audit {
         let mut seqs = Vec::with_capacity(n);
         let mut prevs = Vec::with_capacity(n);
         let mut hashes = Vec::with_capacity(n);
-        for e in entries {
+        for (actor, e) in entries {
             seq += 1;
             let hash = entry_hash(
                 &prev,
@@ -402,21 +422,31 @@ impl Audit {
             prevs.push(std::mem::replace(&mut prev, hash.clone()));
             hashes.push(hash);
         }
-        let clients: Vec<&str> = entries.iter().map(|e| e.client_key.as_str()).collect();
-        let municipalities: Vec<&str> = entries.iter().map(|e| e.municipality.as_str()).collect();
-        let actions: Vec<&str> = entries.iter().map(|e| e.action).collect();
+        let organisations: Vec<&str> = entries
+            .iter()
+            .map(|(a, _)| a.organisation.as_str())
+            .collect();
+        let persons: Vec<&str> = entries.iter().map(|(a, _)| a.person.as_str()).collect();
+        let roles: Vec<&str> = entries.iter().map(|(a, _)| a.role.as_str()).collect();
+        let clients: Vec<&str> = entries.iter().map(|(_, e)| e.client_key.as_str()).collect();
+        let municipalities: Vec<&str> = entries
+            .iter()
+            .map(|(_, e)| e.municipality.as_str())
+            .collect();
+        let actions: Vec<&str> = entries.iter().map(|(_, e)| e.action).collect();
         sqlx::query(
             "INSERT INTO audit_log (seq, at, organisation, person, role, system, client_key,
                                     municipality, action, purpose, prev_hash, hash)
-             SELECT s, $2, $3, $4, $5, $6, c, m, a, $10, p, h
-             FROM UNNEST($1::bigint[], $7::text[], $8::text[], $9::text[], $11::bytea[],
-                         $12::bytea[]) AS u(s, c, m, a, p, h)",
+             SELECT s, $2, o, pe, r, $6, c, m, a, $10, p, h
+             FROM UNNEST($1::bigint[], $3::text[], $4::text[], $5::text[], $7::text[],
+                         $8::text[], $9::text[], $11::bytea[], $12::bytea[])
+                  AS u(s, o, pe, r, c, m, a, p, h)",
         )
         .bind(&seqs)
         .bind(at)
-        .bind(&actor.organisation)
-        .bind(&actor.person)
-        .bind(&actor.role)
+        .bind(&organisations)
+        .bind(&persons)
+        .bind(&roles)
         .bind(self.system)
         .bind(&clients)
         .bind(&municipalities)

@@ -311,6 +311,40 @@ async fn concurrent_recorders_keep_one_chain() {
 }
 
 #[tokio::test]
+async fn a_batch_can_name_an_actor_per_entry() {
+    let pool = fresh().await;
+    let audit = Audit::new(pool.clone(), "notification");
+    let to = |agb: &str| Actor::organisation(format!("urn:regiozorg:provider:{agb}"));
+    audit
+        .record_each(
+            Some("webhook delivery"),
+            &[
+                (
+                    to("11111111"),
+                    AuditEntry::new(KEY_A, "0222", "webhook_delivery"),
+                ),
+                (
+                    to("22222222"),
+                    AuditEntry::new(KEY_A, "0222", "webhook_delivery"),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    let a = audit.list(Some("0222"), KEY_A, 10).await.unwrap();
+    let who: Vec<&str> = a.iter().map(|e| e.organisation.as_str()).collect();
+    assert_eq!(
+        who,
+        [
+            "urn:regiozorg:provider:22222222",
+            "urn:regiozorg:provider:11111111"
+        ]
+    );
+    assert!(a.iter().all(|e| e.purpose == "webhook delivery"));
+    assert!(audit.verify().await.unwrap().intact());
+}
+
+#[tokio::test]
 async fn the_purpose_comes_from_x_purpose_and_is_checked() {
     let mut request = tonic::Request::new(());
     request
