@@ -12,6 +12,9 @@
 //! - `rzctl pki init --dir DIR [--region-file F] [--seed-file F | --providers A,B]
 //!   [--municipalities X,Y]`: a test PKI for the region (CA, a certificate per organisation and
 //!   service, staff tokens).
+//! - `rzctl audit verify --endpoint URL` / `rzctl audit list --endpoint URL --as
+//!   municipality-<CBS> --municipality CBS (--client-key K | --bsn B)`: a service's NEN 7513 audit
+//!   trail: its hash chain checked, or who accessed one resident's data.
 //!
 //! Commands that call a service dial it with mutual TLS as `--as FOLDER` (default `operator`) of
 //! the PKI `--pki DIR` (default `var/demo/pki`).
@@ -19,6 +22,7 @@
 //! `NATS_URL` (default `nats://127.0.0.1:4222`) and `RZ_NAMESPACE` (default `rz`) say where the
 //! streams are.
 
+mod audit;
 mod client;
 mod landscape;
 mod pki;
@@ -91,6 +95,12 @@ enum Command {
         #[command(subcommand)]
         command: Pki,
     },
+    /// The audit trail (NEN 7513) of access, assignment or notification: verify its hash chain,
+    /// or list who accessed one resident's data.
+    Audit {
+        #[command(subcommand)]
+        command: audit::Audit,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +155,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Pki {
             command: Pki::Init(init),
         } => init.run(),
+        Command::Audit { command } => command.run().await,
     }
 }
 
