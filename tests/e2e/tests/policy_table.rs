@@ -106,10 +106,12 @@ fn set_path(msg: &mut DynamicMessage, path: &str, value: &str) {
         Some((h, r)) => (h, Some(r)),
         None => (path, None),
     };
-    let field = msg
-        .descriptor()
-        .get_field_by_name(head)
-        .unwrap_or_else(|| panic!("bound field `{path}` is not in {}", msg.descriptor().full_name()));
+    let field = msg.descriptor().get_field_by_name(head).unwrap_or_else(|| {
+        panic!(
+            "bound field `{path}` is not in {}",
+            msg.descriptor().full_name()
+        )
+    });
     match rest {
         None if field.is_list() => {
             msg.set_field(&field, Value::List(vec![Value::String(value.into())]))
@@ -132,7 +134,7 @@ async fn call(channel: Channel, method: &str, msg: DynamicMessage) -> Code {
     match grpc
         .unary(
             tonic::Request::new(msg),
-            PathAndQuery::from_maybe_shared(method.to_owned()).unwrap(),
+            PathAndQuery::try_from(method).unwrap(),
             codec,
         )
         .await
@@ -205,7 +207,10 @@ async fn every_rpc_answers_every_kind_of_caller_as_the_policy_table_says() {
     for party in PARTIES {
         for (service, (url, _)) in &endpoints {
             let tls = stack.pki().tls(&party.folder());
-            channels.insert((party.folder(), *service), stack.channel_as(url, &tls).await);
+            channels.insert(
+                (party.folder(), *service),
+                stack.channel_as(url, &tls).await,
+            );
         }
     }
 
