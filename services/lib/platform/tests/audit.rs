@@ -367,3 +367,117 @@ async fn the_purpose_comes_from_x_purpose_and_is_checked() {
     assert_eq!(none.purpose, None);
     assert_eq!(none.actor.organisation, "urn:regiozorg:unknown");
 }
+
+/// The hash's encoding is part of every stored trail: changing it would make every existing chain
+/// fail verification. This pins it.
+#[test]
+fn the_entry_hash_encoding_is_stable() {
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-03T12:00:00.123456Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let h = rz_platform::audit::entry_hash(
+        &[0; 32],
+        1,
+        at,
+        [
+            "urn:regiozorg:municipality:0222",
+            "u-17",
+            "consulent",
+            "access",
+            KEY_A,
+            "0222",
+            "read_resident",
+            "",
+        ],
+    );
+    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        hex,
+        "f0cb35533408532c24d841d9a64bf6c4e01bf6dd592144ad95e24ca5ad3868ea"
+    );
+}
+
+#[tokio::test]
+async fn the_api_lists_a_municipalitys_own_entries_and_takes_a_bsn_only_with_a_resolver() {
+    use rz_platform::audit::AuditApi;
+    use rz_proto::audit::v1 as pb;
+    use rz_proto::audit::v1::audit_service_server::AuditService;
+
+    let pool = fresh().await;
+    let audit = Audit::new(pool.clone(), "access");
+    audit
+        .record_caller(
+            &consulent(),
+            None,
+            &[
+                AuditEntry::new(KEY_A, "0222", "read_resident"),
+                AuditEntry::new(KEY_A, "0197", "read_resident"),
+            ],
+        )
+        .await
+        .unwrap();
+    let as_0222 = |r: pb::ListClientEntriesRequest| {
+        let mut req = tonic::Request::new(r);
+        req.extensions_mut().insert(consulent());
+        req
+    };
+    let list = |key: &str, bsn: &str| pb::ListClientEntriesRequest {
+        municipality: "0222".into(),
+        client_key: key.into(),
+        bsn: bsn.into(),
+        page_size: 0,
+    };
+
+    let api = AuditApi::new(audit.clone());
+    let got = api
+        .list_client_entries(as_0222(list(KEY_A, "")))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].municipality, "0222");
+    assert_eq!(got[0].person, "u-17");
+    // Even naming no municipality, a municipality sees its own entries only.
+    let mut r = list(KEY_A, "");
+    r.municipality.clear();
+    let got = api
+        .list_client_entries(as_0222(r))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.entries.len(), 1);
+    // A BSN without a resolver; neither or both; a malformed key.
+    for (key, bsn, field) in [
+        ("", "111222333", "bsn"),
+        ("", "", "client_key"),
+        (KEY_A, "111222333", "bsn"),
+        ("nothex", "", "client_key"),
+    ] {
+        let err = api
+            .list_client_entries(as_0222(list(key, bsn)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{key} {bsn}");
+        assert!(err.message().contains(field), "{err:?}");
+    }
+    // With a resolver (access), the BSN becomes the client key.
+    let api = AuditApi::new(audit.clone()).with_resolver(std::sync::Arc::new(|_, bsn| {
+        assert_eq!(bsn, "111222333");
+        Ok(KEY_A.to_owned())
+    }));
+    let got = api
+        .list_client_entries(as_0222(list("", "111222333")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.entries.len(), 1);
+
+    let v = api
+        .verify_chain(tonic::Request::new(pb::VerifyChainRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(v.intact);
+    assert_eq!((v.entries, v.oldest_seq, v.first_broken_seq), (2, 1, 0));
+}
