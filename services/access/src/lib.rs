@@ -110,6 +110,7 @@ impl App {
             ));
         }
         let secret: Arc<[u8]> = Arc::from(config.access.client_key_secret.as_bytes());
+        config.audit.retention().map_err(StartError::Config)?;
         let catalogue = fetch_catalogue(
             &config.tls,
             &config.access.registration_endpoint,

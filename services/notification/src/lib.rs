@@ -104,6 +104,7 @@ rz_platform::service!(
 impl App {
     /// Connects, migrates, ensures the assignment stream (it may start before assignment) and binds.
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        config.audit.retention().map_err(StartError::Config)?;
         if config.webhooks.lease_ms <= config.webhooks.request_timeout_ms {
             return Err(StartError::Config(
                 "webhooks.lease_ms must be longer than webhooks.request_timeout_ms".into(),
