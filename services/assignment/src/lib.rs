@@ -84,13 +84,15 @@ impl App {
         let upstream = Arc::new(
             upstream::Upstream::new(&config.assignment, &config.tls).map_err(StartError::Config)?,
         );
-        let foundation = Foundation::start(
+        let mut foundation = Foundation::start(
             "assignment",
             &config,
             store::MIGRATIONS,
             &[assigner::CONTEXT, "access"],
         )
         .await?;
+        // Uploads of iStandaarden XML are larger than tonic's default.
+        foundation.accept_messages_up_to(xml::MAX_GRPC_MESSAGE_BYTES);
         let assigner = Assigner::new(
             foundation.pool().clone(),
             foundation.ns().clone(),

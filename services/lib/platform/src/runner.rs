@@ -271,6 +271,7 @@ pub struct Foundation {
     identities: crate::identity::Identities,
     limits: crate::authz::LimitsConfig,
     instance: Option<rz_domain::GemeenteCode>,
+    max_message: usize,
     pool: PgPool,
     nats: nats::Client,
     js: jetstream::Context,
@@ -316,6 +317,7 @@ impl Foundation {
             identities,
             limits: config.limits().clone(),
             instance: None,
+            max_message: crate::authz::DEFAULT_MAX_MESSAGE,
             pool,
             nats,
             js,
@@ -333,6 +335,12 @@ impl Foundation {
     /// Makes this the access instance of `municipality`: the policy's "own municipality".
     pub fn serve_municipality(&mut self, municipality: rz_domain::GemeenteCode) {
         self.instance = Some(municipality);
+    }
+
+    /// The largest request message this service accepts (its gRPC services' decoding limit), so
+    /// that authorisation reads requests up to the same size.
+    pub fn accept_messages_up_to(&mut self, bytes: usize) {
+        self.max_message = bytes;
     }
 
     /// The service's own certificate and CA: [`crate::tls::TlsConfig::endpoint`] dials the
@@ -419,7 +427,8 @@ impl Serving {
             tasks,
         } = self;
         let authz = crate::authz::Authz::new(f.identities, f.instance, &f.limits)
-            .map_err(StartError::Config)?;
+            .map_err(StartError::Config)?
+            .with_max_message(f.max_message);
         let (router, health): (Router<Layered>, HealthReporter) =
             crate::server::router(f.server_tls, authz)?;
         let router = grpc(router);

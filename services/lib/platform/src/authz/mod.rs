@@ -110,6 +110,8 @@ pub enum Refusal {
     PermissionDenied(String),
     ResourceExhausted(String),
     InvalidArgument(String),
+    /// The request is larger than the method accepts.
+    OutOfRange(String),
 }
 
 impl Refusal {
@@ -119,6 +121,7 @@ impl Refusal {
             Refusal::PermissionDenied(m) => Status::permission_denied(m),
             Refusal::ResourceExhausted(m) => Status::resource_exhausted(m),
             Refusal::InvalidArgument(m) => Status::invalid_argument(m),
+            Refusal::OutOfRange(m) => Status::out_of_range(m),
         }
     }
 }
@@ -129,7 +132,13 @@ pub struct Authz {
     instance: Option<GemeenteCode>,
     inputs: HashMap<&'static str, MessageDescriptor>,
     limits: HashMap<Kind, DefaultKeyedRateLimiter<String>>,
+    /// The largest request message the layer reads to check its fields: the same as the
+    /// service's gRPC decoding limit.
+    max_message: usize,
 }
+
+/// tonic's default limit of a decoded request message.
+pub const DEFAULT_MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
 impl std::fmt::Debug for Authz {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -195,7 +204,15 @@ impl Authz {
             instance,
             inputs,
             limits: by_kind,
+            max_message: DEFAULT_MAX_MESSAGE,
         })
+    }
+
+    /// Reads request messages up to `bytes` (a service that accepts larger messages than tonic's
+    /// default says so here too).
+    pub fn with_max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
     }
 
     /// The caller named by the client certificate (`peer`, DER of the leaf) and, for staff, the
@@ -364,10 +381,6 @@ pub struct AuthzService<S> {
 
 type Body = tonic::body::Body;
 
-/// The largest request the layer reads to check its fields (the transport's own limit, plus the
-/// frame).
-const MAX_BODY: usize = 4 * 1024 * 1024 + 5;
-
 impl<S, ResBody> tower::Service<http::Request<Body>> for AuthzService<S>
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<ResBody>>
@@ -450,14 +463,21 @@ async fn authorise(
     let bindings = allow.bindings();
     if !bindings.is_empty() {
         let (parts, body) = req.into_parts();
-        let bytes = http_body_util::Limited::new(body, MAX_BODY)
+        // The message plus its 5-byte frame.
+        let limit = authz.max_message + 5;
+        let bytes = http_body_util::Limited::new(body, limit)
             .collect()
             .await
             .map_err(|e| {
-                (
-                    Refusal::InvalidArgument(format!("the request body cannot be read: {e}")),
-                    org.clone(),
-                )
+                let refusal = if e.is::<http_body_util::LengthLimitError>() {
+                    Refusal::OutOfRange(format!(
+                        "the request is larger than {} bytes",
+                        authz.max_message
+                    ))
+                } else {
+                    Refusal::InvalidArgument(format!("the request body cannot be read: {e}"))
+                };
+                (refusal, org.clone())
             })?
             .to_bytes();
         let message = unframe(&bytes).map_err(|r| (r, org.clone()))?;
