@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod idempotency;
 pub mod identity;
+pub mod input;
 pub mod runner;
 pub mod server;
 pub mod tls;

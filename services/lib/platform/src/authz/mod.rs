@@ -7,7 +7,10 @@
 //! - a caller the rule does not allow, or a request naming another provider or municipality:
 //!   PERMISSION_DENIED;
 //! - over the caller's rate: RESOURCE_EXHAUSTED;
-//! - a request body that is not the method's message: INVALID_ARGUMENT.
+//! - a request body that is not the method's message (bad protobuf, a string that is not UTF-8):
+//!   INVALID_ARGUMENT naming the message type;
+//! - a request that breaks the input rules ([`crate::input`]: lengths, control characters, counts):
+//!   INVALID_ARGUMENT with a `google.rpc.BadRequest` violation per field.
 //!
 //! Refusals are logged with the method, the organisation and the reason: organisation codes, never
 //! personal data. The handler finds the [`Caller`] in the request's extensions.
@@ -112,6 +115,8 @@ pub enum Refusal {
     InvalidArgument(String),
     /// The request is larger than the method accepts.
     OutOfRange(String),
+    /// Fields that break the input rules ([`crate::input`]).
+    BadRequest(Vec<rz_domain::FieldError>),
 }
 
 impl Refusal {
@@ -122,6 +127,7 @@ impl Refusal {
             Refusal::ResourceExhausted(m) => Status::resource_exhausted(m),
             Refusal::InvalidArgument(m) => Status::invalid_argument(m),
             Refusal::OutOfRange(m) => Status::out_of_range(m),
+            Refusal::BadRequest(errors) => crate::ApiError::InvalidArgument(errors.clone()).into(),
         }
     }
 }
@@ -279,6 +285,19 @@ impl Authz {
         })
     }
 
+    /// Decodes the request message of `method` (the gRPC message, without its frame).
+    pub fn decode(&self, method: &str, message: &[u8]) -> Result<DynamicMessage, Refusal> {
+        let input = self.inputs.get(method).ok_or_else(|| {
+            Refusal::PermissionDenied(format!("{method} has no authorisation policy"))
+        })?;
+        DynamicMessage::decode(input.clone(), message).map_err(|e| {
+            Refusal::InvalidArgument(format!(
+                "the request is not a valid {}: {e}",
+                input.full_name()
+            ))
+        })
+    }
+
     /// Checks that every bound field of the request (the gRPC message, without its frame) holds
     /// the caller's own code.
     pub fn check_fields(
@@ -291,35 +310,32 @@ impl Authz {
         if bindings.is_empty() {
             return Ok(());
         }
-        let input = self.inputs.get(method).ok_or_else(|| {
-            Refusal::PermissionDenied(format!("{method} has no authorisation policy"))
-        })?;
-        let msg = DynamicMessage::decode(input.clone(), message).map_err(|e| {
-            Refusal::InvalidArgument(format!(
-                "the request is not a valid {}: {e}",
-                input.full_name()
-            ))
-        })?;
-        let own = caller.organisation.id();
-        let what = match caller.kind() {
-            Kind::Provider => "AGB code",
-            _ => "CBS code",
-        };
-        for path in bindings {
-            let values = field_strings(&msg, path);
-            if values.is_empty() || values.iter().any(|v| v != own) {
-                let named = if values.is_empty() {
-                    "names none".to_owned()
-                } else {
-                    format!("names {}", values.join(", "))
-                };
-                return Err(Refusal::PermissionDenied(format!(
-                    "`{path}` must be your own {what} ({own}); the request {named}"
-                )));
-            }
-        }
-        Ok(())
+        let msg = self.decode(method, message)?;
+        check_bindings(bindings, caller, &msg)
     }
+}
+
+/// Checks that every bound field of the decoded request holds the caller's own code.
+fn check_bindings(bindings: &[&str], caller: &Caller, msg: &DynamicMessage) -> Result<(), Refusal> {
+    let own = caller.organisation.id();
+    let what = match caller.kind() {
+        Kind::Provider => "AGB code",
+        _ => "CBS code",
+    };
+    for path in bindings {
+        let values = field_strings(msg, path);
+        if values.is_empty() || values.iter().any(|v| v != own) {
+            let named = if values.is_empty() {
+                "names none".to_owned()
+            } else {
+                format!("names {}", values.join(", "))
+            };
+            return Err(Refusal::PermissionDenied(format!(
+                "`{path}` must be your own {what} ({own}); the request {named}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The string values at a dotted field path (a repeated field gives each element; an unset or
@@ -460,32 +476,33 @@ async fn authorise(
     let org = caller.organisation.to_string();
     let allow = authz.admit(method, &caller).map_err(|r| (r, org.clone()))?;
     authz.limit(&caller).map_err(|r| (r, org.clone()))?;
-    let bindings = allow.bindings();
-    if !bindings.is_empty() {
-        let (parts, body) = req.into_parts();
-        // The message plus its 5-byte frame.
-        let limit = authz.max_message + 5;
-        let bytes = http_body_util::Limited::new(body, limit)
-            .collect()
-            .await
-            .map_err(|e| {
-                let refusal = if e.is::<http_body_util::LengthLimitError>() {
-                    Refusal::OutOfRange(format!(
-                        "the request is larger than {} bytes",
-                        authz.max_message
-                    ))
-                } else {
-                    Refusal::InvalidArgument(format!("the request body cannot be read: {e}"))
-                };
-                (refusal, org.clone())
-            })?
-            .to_bytes();
-        let message = unframe(&bytes).map_err(|r| (r, org.clone()))?;
-        authz
-            .check_fields(method, bindings, &caller, message)
-            .map_err(|r| (r, org.clone()))?;
-        req = http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)));
-    }
+    // Every request is read and decoded here (unary: one message): its bound fields must name
+    // the caller, then its text must keep the input rules, before the handler sees it.
+    let (parts, body) = req.into_parts();
+    // The message plus its 5-byte frame.
+    let limit = authz.max_message + 5;
+    let bytes = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            let refusal = if e.is::<http_body_util::LengthLimitError>() {
+                Refusal::OutOfRange(format!(
+                    "the request is larger than {} bytes",
+                    authz.max_message
+                ))
+            } else {
+                Refusal::InvalidArgument(format!("the request body cannot be read: {e}"))
+            };
+            (refusal, org.clone())
+        })?
+        .to_bytes();
+    let message = unframe(&bytes).map_err(|r| (r, org.clone()))?;
+    let decoded = authz
+        .decode(method, message)
+        .map_err(|r| (r, org.clone()))?;
+    check_bindings(allow.bindings(), &caller, &decoded).map_err(|r| (r, org.clone()))?;
+    crate::input::check(&decoded).map_err(|e| (Refusal::BadRequest(e), org.clone()))?;
+    req = http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)));
     req.extensions_mut().insert(caller);
     Ok(req)
 }
