@@ -179,16 +179,7 @@ impl<H: Handler> EventConsumer<H> {
 
     /// Creates the durable consumer (and the dead-letter stream) if they do not exist yet.
     pub async fn ensure(&self) -> Result<jetstream::consumer::PullConsumer, EventingError> {
-        self.js
-            .get_or_create_stream(jetstream::stream::Config {
-                name: self.ns.dlq_stream(),
-                subjects: vec![format!("{}.dlq.>", self.ns.as_str())],
-                storage: jetstream::stream::StorageType::File,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(EventingError::nats)?;
+        crate::dlq::ensure_stream(&self.js, &self.ns).await?;
         let stream = self
             .js
             .get_stream(&self.spec.stream)

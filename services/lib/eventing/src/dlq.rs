@@ -10,6 +10,26 @@ pub const H_REASON: &str = "rz-dlq-reason";
 pub const H_CONSUMER: &str = "rz-dlq-consumer";
 pub const H_SUBJECT: &str = "rz-dlq-subject";
 pub const H_ATTEMPTS: &str = "rz-dlq-attempts";
+/// Set by the outbox relay on an event it could not publish: the payload's size in bytes. The
+/// dead letter has no payload (the outbox row keeps it for its retention period) and cannot be
+/// replayed.
+pub const H_PAYLOAD_OMITTED: &str = "rz-dlq-payload-omitted";
+
+/// Creates (or finds) the dead-letter stream of `ns`: `<NS>_DLQ` over `<ns>.dlq.>`.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    ns: &Namespace,
+) -> Result<jetstream::stream::Stream, EventingError> {
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: ns.dlq_stream(),
+        subjects: vec![format!("{}.dlq.>", ns.as_str())],
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: std::time::Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .map_err(EventingError::nats)
+}
 
 /// One dead-lettered event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +121,15 @@ impl DeadLetters {
             reason: header(&msg.headers, H_REASON),
             attempts: header(&msg.headers, H_ATTEMPTS).parse().unwrap_or(0),
         };
+        if let Some(size) = msg.headers.get(H_PAYLOAD_OMITTED) {
+            return Err(EventingError::Malformed(format!(
+                "event {} could not be published ({}); its payload ({} bytes) is not in the \
+                 dead-letter stream and it cannot be replayed",
+                dead.event_id,
+                dead.reason,
+                size.as_str()
+            )));
+        }
         let mut headers = HeaderMap::new();
         for (name, values) in msg.headers.iter() {
             let n = name.to_string();

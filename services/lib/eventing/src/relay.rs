@@ -7,19 +7,30 @@
 //! the relay at once ([`crate::outbox::enqueue`]); it looks again a few times in quick succession
 //! until the writer's transaction has committed. Rows of other processes (other replicas, or one
 //! that died before its relay ran) are found by a short poll.
+//!
+//! One event that can never be published (larger than the server's `max_payload`, or refused by
+//! the stream with an error that retrying will not fix, such as its maximum message size) does
+//! not hold up the rest: it goes to the dead-letter stream with its reason (consumer `outbox`,
+//! see [`crate::dlq`]; `rzctl dlq list` shows it), its row is marked done, and the relay goes on
+//! with the next rows. A payload too large for the dead-letter stream too is left out there
+//! ([`crate::dlq::H_PAYLOAD_OMITTED`]); the row keeps it in the service's outbox for the retention
+//! period. Transient errors (no connection, a timeout, no stream yet) still leave the row
+//! pending for the next batch.
 
 use std::time::Duration;
 
 use crate::Shutdown;
 use async_nats::jetstream;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::{ErrorCode, context::PublishError};
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use crate::EventingError;
-use crate::envelope::headers;
+use crate::envelope::{MSG_ID, headers};
 use crate::outbox::WRITTEN;
 use crate::wake::Chase;
+use crate::{EventingError, Namespace};
 
 /// A woken relay waits this long before it looks (the writer's commit is on its way).
 const SETTLE: Duration = Duration::from_millis(1);
@@ -130,6 +141,8 @@ impl OutboxRelay {
             return Ok(0);
         }
         let mut in_flight = Vec::with_capacity(rows.len());
+        // Rows that will never publish, with their reason: dead-lettered below.
+        let mut refused = Vec::new();
         for row in &rows {
             let id: Uuid = row.try_get("id")?;
             let subject: String = row.try_get("nats_subject")?;
@@ -144,12 +157,17 @@ impl OutboxRelay {
                 &time,
                 traceparent.as_deref(),
             );
+            let size = payload.len();
             match self
                 .js
-                .publish_with_headers(subject, h, payload.into())
+                .publish_with_headers(subject.clone(), h.clone(), payload.into())
                 .await
             {
-                Ok(ack) => in_flight.push((id, ack)),
+                Ok(ack) => in_flight.push((id, subject, h, size, ack)),
+                Err(e) if permanent(&e) => {
+                    tracing::error!(event_id = %id, error = %e, "event cannot be published");
+                    refused.push((id, subject, h, size, e.to_string()));
+                }
                 Err(e) => {
                     tracing::warn!(event_id = %id, error = %e, "publish failed");
                     break;
@@ -157,12 +175,26 @@ impl OutboxRelay {
             }
         }
         let mut acked = Vec::with_capacity(in_flight.len());
-        for (id, ack) in in_flight {
+        for (id, subject, h, size, ack) in in_flight {
             match ack.await {
                 Ok(_) => acked.push(id),
+                Err(e) if permanent(&e) => {
+                    tracing::error!(event_id = %id, error = %e, "event refused by the stream");
+                    refused.push((id, subject, h, size, e.to_string()));
+                }
                 Err(e) => tracing::warn!(event_id = %id, error = %e, "publish not acknowledged"),
             }
         }
+        let mut dead = Vec::with_capacity(refused.len());
+        for (id, subject, h, size, reason) in refused {
+            match self.dead_letter(&id, &subject, h, size, &reason).await {
+                Ok(()) => dead.push(id),
+                Err(e) => {
+                    tracing::warn!(event_id = %id, error = %e, "dead-letter publish failed; will retry")
+                }
+            }
+        }
+        acked.extend(dead.iter().copied());
         if !acked.is_empty() {
             sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
                 .bind(&acked)
@@ -172,9 +204,79 @@ impl OutboxRelay {
         tx.commit().await?;
         tracing::debug!(
             claimed = rows.len(),
-            published = acked.len(),
+            published = acked.len() - dead.len(),
+            dead_lettered = dead.len(),
             "outbox batch"
         );
         Ok(rows.len())
+    }
+
+    /// Puts an event that cannot be published in the dead-letter stream of its namespace (the
+    /// first token of its subject), with the reason and without the payload (the row keeps it).
+    async fn dead_letter(
+        &self,
+        id: &Uuid,
+        subject: &str,
+        h: async_nats::HeaderMap,
+        size: usize,
+        reason: &str,
+    ) -> Result<(), EventingError> {
+        let token = subject.split('.').next().unwrap_or_default();
+        let ns = Namespace::new(token).map_err(EventingError::Malformed)?;
+        crate::dlq::ensure_stream(&self.js, &ns).await?;
+        // The envelope's headers, each cut to a bounded length: the dead letter must fit where
+        // the event did not.
+        let mut h = {
+            let mut short = async_nats::HeaderMap::new();
+            for (name, values) in h.iter() {
+                for v in values {
+                    short.append(name.as_ref(), cut(v.as_str(), MAX_HEADER));
+                }
+            }
+            short
+        };
+        h.insert(MSG_ID, format!("dlq-{OUTBOX}-{id}").as_str());
+        h.insert(crate::dlq::H_REASON, cut(reason, MAX_HEADER));
+        h.insert(crate::dlq::H_CONSUMER, OUTBOX);
+        h.insert(crate::dlq::H_SUBJECT, cut(subject, MAX_HEADER));
+        h.insert(crate::dlq::H_ATTEMPTS, "1");
+        h.insert(crate::dlq::H_PAYLOAD_OMITTED, size.to_string().as_str());
+        self.js
+            .publish_with_headers(ns.dlq_subject(OUTBOX), h, bytes::Bytes::new())
+            .await
+            .map_err(EventingError::nats)?
+            .await
+            .map_err(EventingError::nats)?;
+        tracing::error!(event_id = %id, %reason, "event dead-lettered by the outbox relay");
+        Ok(())
+    }
+}
+
+/// The longest header value a dead letter of the relay carries (in bytes).
+const MAX_HEADER: usize = 512;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The name the relay's dead letters carry as their consumer.
+pub const OUTBOX: &str = "outbox";
+
+/// Whether publishing again can never succeed: the message is larger than the server takes, or
+/// the stream refused it for its size (or another rule of the stream, not a passing condition).
+fn permanent(e: &PublishError) -> bool {
+    match e.kind() {
+        PublishErrorKind::MaxPayloadExceeded
+        | PublishErrorKind::WrongLastMessageId
+        | PublishErrorKind::WrongLastSequence => true,
+        PublishErrorKind::Other => std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<jetstream::Error>())
+            .is_some_and(|js| js.error_code() == ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM),
+        _ => false,
     }
 }

@@ -691,3 +691,79 @@ async fn partitions_proceed_independently_each_in_order_exactly_once() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_event_that_can_never_be_published_is_dead_lettered_and_the_relay_goes_on() {
+    let f = fixture().await;
+    // A stream that takes messages of at most 1 KiB, for the stream's own refusal.
+    f.js.create_stream(jetstream::stream::Config {
+        name: f.ns.stream_name("small"),
+        subjects: vec![format!("{}.small.>", f.ns.as_str())],
+        max_message_size: 1024,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let max_payload = f.js.client().server_info().max_payload;
+    let huge = event(&f.ns, &"x".repeat(max_payload + 1));
+    let before = event(&f.ns, "before");
+    let after = event(&f.ns, "after");
+    let mut too_big_for_stream = event(&f.ns, &"y".repeat(2048));
+    too_big_for_stream.nats_subject = f.ns.subject("small", None, None, "happened");
+    let mut tx = f.pool.begin().await.unwrap();
+    for e in [&before, &huge, &too_big_for_stream, &after] {
+        outbox::enqueue(&mut tx, e).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let relay = OutboxRelay::new(f.pool.clone(), f.js.clone());
+    assert_eq!(relay.publish_batch().await.unwrap(), 4);
+    // Nothing is left pending: the relay is not stuck on the huge row.
+    assert_eq!(
+        outbox::pending(&mut f.pool.acquire().await.unwrap())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(relay.publish_batch().await.unwrap(), 0);
+    // The normal events are published, in order.
+    assert_eq!(stream_messages(&f).await, 2);
+    let stream = f.js.get_stream(f.ns.stream_name("demo")).await.unwrap();
+    for (seq, e) in [(1, &before), (2, &after)] {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        assert_eq!(m.headers.get("ce-id").unwrap().as_str(), e.id.to_string());
+    }
+    // The two others are dead letters with their reasons.
+    let dlq = DeadLetters::new(f.js.clone(), f.ns.clone());
+    let dead = dlq.list().await.unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let of = |e: &NewEvent| {
+        dead.iter()
+            .find(|d| d.event_id == e.id.to_string())
+            .unwrap_or_else(|| panic!("{} is no dead letter: {dead:?}", e.id))
+            .clone()
+    };
+    let h = of(&huge);
+    assert_eq!(h.consumer, rz_eventing::relay::OUTBOX);
+    assert_eq!(h.original_subject, huge.nats_subject);
+    assert_eq!(h.event_type, huge.event_type);
+    assert!(h.reason.contains("exceeded"), "{}", h.reason);
+    let s = of(&too_big_for_stream);
+    assert!(s.reason.contains("maximum"), "{}", s.reason);
+    // It cannot be replayed (its payload is not in the dead-letter stream), and says why.
+    let refused = dlq.replay(h.sequence).await.unwrap_err().to_string();
+    assert!(refused.contains("cannot be replayed"), "{refused}");
+    // A transient failure still retries: with no stream for its subject the row stays pending.
+    let mut orphan = event(&f.ns, "nowhere");
+    orphan.nats_subject = f.ns.subject("nostream", None, None, "happened");
+    let mut tx = f.pool.begin().await.unwrap();
+    outbox::enqueue(&mut tx, &orphan).await.unwrap();
+    tx.commit().await.unwrap();
+    relay.publish_batch().await.unwrap();
+    assert_eq!(
+        outbox::pending(&mut f.pool.acquire().await.unwrap())
+            .await
+            .unwrap(),
+        1
+    );
+}
