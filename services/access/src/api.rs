@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
-use rz_domain::{Bsn, ClientKey, FieldError, GemeenteCode, Law, parse_date};
+use rz_domain::{Bsn, ClientKey, FieldError, GemeenteCode, Law};
 use rz_eventing::{Namespace, NewEvent, outbox};
 use rz_platform::ApiError;
 use rz_platform::audit::{Audit, AuditContext, AuditEntry};
@@ -386,7 +386,7 @@ impl AccessApi {
         f.required("idempotency_key", &r.idempotency_key);
         let bsn = f.check(Bsn::parse(r.bsn.trim()).map_err(|e| e.at("bsn")));
         let law = f.check(parse_law(r.law));
-        let date = f.check(parse_date("date", r.date.trim()));
+        let date = f.check(crate::domain::date("date", r.date.trim()));
         f.finish()?;
         let (Some(bsn), Some(law), Some(date)) = (bsn, law, date) else {
             return Err(ApiError::internal("checked fields are missing"));
@@ -438,7 +438,7 @@ impl AccessApi {
     ) -> ApiResult<pb::Case> {
         let mut f = Fields::default();
         let id = f.check(uuid("case_id", case_id));
-        let date = f.check(parse_date("date", date.trim()));
+        let date = f.check(crate::domain::date("date", date.trim()));
         f.finish()?;
         let (Some(id), Some(date)) = (id, date) else {
             return Err(ApiError::internal("checked fields are missing"));
@@ -457,7 +457,7 @@ impl AccessApi {
     async fn decide(&self, r: pb::DecideRequest) -> ApiResult<pb::Case> {
         let mut f = Fields::default();
         let id = f.check(uuid("case_id", &r.case_id));
-        let date = f.check(parse_date("date", r.date.trim()));
+        let date = f.check(crate::domain::date("date", r.date.trim()));
         let refusing = !r.refusal_reason.trim().is_empty();
         match (r.grant.is_empty(), refusing) {
             (true, false) => f.push(
@@ -496,16 +496,40 @@ impl AccessApi {
         let (Some(id), Some(date)) = (id, date) else {
             return Err(ApiError::internal("checked fields are missing"));
         };
+        let today = self.clock.today();
         let mut tx = self.pool.begin().await?;
         let mut case = self.case(&mut tx, id, true).await?;
         let c = if refusing {
-            case.refuse(date, &r.refusal_reason)?;
+            case.refuse(date, today, &r.refusal_reason)?;
             store::update_case(&mut tx, &case).await?;
             let c = case_pb(&case, self.clock.today());
             self.emit_case_changed(&mut tx, &c).await?;
             c
         } else {
-            case.grant(date, plans, &self.municipality, Uuid::now_v7)?;
+            let client_key = case.client_key.clone();
+            case.grant(date, today, plans, &self.municipality, Uuid::now_v7)?;
+            // No stacking: the resident's earlier grants of the same product (the case row lock
+            // serialises decisions on one case; the resident's other cases are checked here).
+            for (i, p) in case.products.iter().enumerate() {
+                if let Some(other) = store::stacked_product(
+                    &mut tx,
+                    &client_key,
+                    p.law,
+                    &p.product_category,
+                    p.product_code.as_ref(),
+                    p.period,
+                )
+                .await?
+                {
+                    return Err(ApiError::rule(
+                        "decide.no_stacking",
+                        format!("grant[{i}]"),
+                        format!(
+                            "the resident was granted the same product (product {other}) for an overlapping period; amend that product instead"
+                        ),
+                    ));
+                }
+            }
             store::update_case(&mut tx, &case).await?;
             for (i, p) in case.products.iter().enumerate() {
                 store::insert_product(&mut tx, p, i).await?;
@@ -539,11 +563,12 @@ impl AccessApi {
                 None
             }
         };
-        let date = f.check(parse_date("date", r.date.trim()));
+        let date = f.check(crate::domain::date("date", r.date.trim()));
         let new_end = if r.new_end.trim().is_empty() {
             Some(None)
         } else {
-            f.check(parse_date("new_end", r.new_end.trim())).map(Some)
+            f.check(crate::domain::date("new_end", r.new_end.trim()))
+                .map(Some)
         };
         f.finish()?;
         let (Some(id), Some(kind), Some(date), Some(new_end)) = (id, kind, date, new_end) else {
@@ -583,7 +608,7 @@ impl AccessApi {
         &self,
         r: pb::ListDeadlinesRequest,
     ) -> ApiResult<pb::ListDeadlinesResponse> {
-        let as_of = parse_date("as_of", r.as_of.trim())?;
+        let as_of = crate::domain::date("as_of", r.as_of.trim())?;
         let until = plus_days(as_of, u64::from(r.within_days));
         let mut conn = self.pool.acquire().await?;
         let cases = store::cases_due(&mut conn, until).await?;
@@ -600,7 +625,7 @@ impl AccessApi {
         &self,
         r: pb::ListExpiringIndicationsRequest,
     ) -> ApiResult<pb::ListExpiringIndicationsResponse> {
-        let as_of = parse_date("as_of", r.as_of.trim())?;
+        let as_of = crate::domain::date("as_of", r.as_of.trim())?;
         let until = plus_days(as_of, EXPIRING_WITHIN_DAYS);
         let mut conn = self.pool.acquire().await?;
         let products = store::products_ending(&mut conn, as_of, until).await?;

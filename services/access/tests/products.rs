@@ -100,13 +100,14 @@ async fn products_are_changed_extended_and_ended() {
     let o = app.amend(change).await.unwrap();
     assert_eq!((o.budget_cents, o.version), (300_000, 2));
 
-    // END decided earlier, with an end that has passed today: ended at once.
+    // END decided earlier, ending today: active through today (an end before today is refused,
+    // see tests/dates.rs).
     let t = app
-        .amend(amendment(&task.id, pb::Amendment::End, &day(-10), &day(-5)))
+        .amend(amendment(&task.id, pb::Amendment::End, &day(-10), &day(0)))
         .await
         .unwrap();
-    assert_eq!(t.status, "ended");
-    assert_eq!(t.period.as_ref().unwrap().end, day(-5));
+    assert_eq!(t.status, "active");
+    assert_eq!(t.period.as_ref().unwrap().end, day(0));
 
     // The case shows the products as they are now; every amendment is recorded and published.
     let case = app
@@ -370,10 +371,6 @@ async fn deadlines_of_the_statutory_clock() {
 #[tokio::test]
 async fn indications_ending_within_eight_weeks() {
     let mut app = spawn_app().await;
-    app.register_adult(&bsn(900)).await;
-    let c = app
-        .open(&bsn(900), types::Law::Jeugdwet, "2026-01-05")
-        .await;
     let ends = [
         "2026-03-14",
         "2026-03-15",
@@ -382,14 +379,18 @@ async fn indications_ending_within_eight_weeks() {
         "2026-05-11",
         "",
     ];
-    let c = app
-        .decide(
-            &c.id,
-            "2026-01-20",
-            ends.iter().map(|e| lumpsum("2026-01-01", e)).collect(),
-        )
-        .await
-        .unwrap();
+    // One resident per product: the same product twice for one resident would stack.
+    let mut products = Vec::new();
+    for (i, e) in ends.iter().enumerate() {
+        let b = bsn(900 + i as u32);
+        app.register_adult(&b).await;
+        let c = app.open(&b, types::Law::Jeugdwet, "2026-01-01").await;
+        let c = app
+            .decide(&c.id, "2026-01-20", vec![lumpsum("2026-01-01", e)])
+            .await
+            .unwrap();
+        products.push(c.products[0].clone());
+    }
     let got = app
         .client
         .list_expiring_indications(pb::ListExpiringIndicationsRequest {
@@ -406,9 +407,9 @@ async fn indications_ending_within_eight_weeks() {
     assert_eq!(
         listed,
         [
-            (c.products[1].id.as_str(), "2026-03-15"),
-            (c.products[2].id.as_str(), "2026-04-30"),
-            (c.products[3].id.as_str(), "2026-05-10"),
+            (products[1].id.as_str(), "2026-03-15"),
+            (products[2].id.as_str(), "2026-04-30"),
+            (products[3].id.as_str(), "2026-05-10"),
         ]
     );
     let err = app

@@ -193,15 +193,14 @@ async fn a_product_without_a_contracted_provider_or_that_would_stack_is_not_assi
     assert_eq!(unassigned[0].client_key.as_str(), key_of(&lonely));
     assert!(app.a.of_client(&key_of(&lonely)).await.is_empty());
 
-    // No stacking: the same subsegment for an overlapping period is not assigned again.
+    // No stacking: the same subsegment for an overlapping period is not assigned again. Access
+    // refuses a second grant of the same product up front (decide.no_stacking), so here the
+    // assignment it would stack on is existing care imported at assignment.
     let client = bsn(11);
-    app.decide_youth(
-        &client,
-        "2022-06-20",
-        vec![youth_product("2022-07-01", "2022-12-31", P1)],
-    )
-    .await;
-    let first = app.a.wait_for(&key_of(&client), 1).await.remove(0);
+    let first = app
+        .import(&client, P1, "2022-07-01", "2022-12-31", true)
+        .await
+        .unwrap();
     app.decide_youth(
         &client,
         "2022-09-15",
@@ -243,15 +242,16 @@ async fn a_product_without_a_contracted_provider_or_that_would_stack_is_not_assi
             .iter()
             .all(|u| u.municipality == M && u.client_key.len() == 32)
     );
-    // After the first one ends, a new period is fine.
+    // After the first one ends, a new period is fine (after the stacked grant's end too, which
+    // access knows).
     app.decide_youth(
         &client,
         "2022-12-01",
-        vec![youth_product("2023-01-01", "2023-06-30", P1)],
+        vec![youth_product("2023-04-01", "2023-06-30", P1)],
     )
     .await;
     let both = app.a.wait_for(&key_of(&client), 2).await;
-    assert_eq!(both[1].period, period("2023-01-01", "2023-06-30"));
+    assert_eq!(both[1].period, period("2023-04-01", "2023-06-30"));
 }
 
 async fn inbox(pool: &sqlx::PgPool) -> i64 {

@@ -9,7 +9,7 @@
 //! must not lie before the previous step's.
 
 use chrono::{Days, NaiveDate};
-use rz_domain::{ClientKey, GemeenteCode, Law};
+use rz_domain::{ClientKey, GemeenteCode, Law, Period, ProductCode};
 use uuid::Uuid;
 
 use super::AccessError;
@@ -191,21 +191,36 @@ impl Case {
         Ok(())
     }
 
-    /// Checks that a decision can be taken on `date`.
-    pub fn check_decision(&self, date: NaiveDate) -> Result<(), AccessError> {
+    /// Checks that a decision can be taken on `date`, seen on `today`: the case is APPLIED, the
+    /// date does not lie before the application (`case.date_order`) nor after today
+    /// (`decide.not_in_future`: a decision is recorded once it is taken).
+    pub fn check_decision(&self, date: NaiveDate, today: NaiveDate) -> Result<(), AccessError> {
         self.expect(CaseStatus::Applied, "a decision")?;
-        self.not_before(date, self.applied_on, "application")
+        self.not_before(date, self.applied_on, "application")?;
+        if date > today {
+            return Err(AccessError::rule(
+                "decide.not_in_future",
+                "date",
+                format!(
+                    "the decision date {date} lies after today ({today}); a decision is recorded once it is taken"
+                ),
+            ));
+        }
+        Ok(())
     }
 
-    /// The decision grants `plans` (checked against the case's law and `municipality`).
+    /// The decision grants `plans` (checked against the case's law and `municipality`); no
+    /// granted period starts before the application (`decide.period_after_application`), and no
+    /// two of the plans stack (`decide.no_stacking`, see [`stacks`]).
     pub fn grant(
         &mut self,
         date: NaiveDate,
+        today: NaiveDate,
         plans: Vec<ProductPlan>,
         municipality: &GemeenteCode,
         mut new_id: impl FnMut() -> Uuid,
     ) -> Result<(), AccessError> {
-        self.check_decision(date)?;
+        self.check_decision(date, today)?;
         if plans.is_empty() {
             return Err(AccessError::field(
                 "grant",
@@ -237,6 +252,44 @@ impl Case {
                 ));
             }
         }
+        for (i, p) in plans.iter().enumerate() {
+            if let Some(applied) = self.applied_on
+                && p.period.start() < applied
+            {
+                return Err(AccessError::rule(
+                    "decide.period_after_application",
+                    format!("grant[{i}].period.start"),
+                    format!(
+                        "the granted period starts on {}, before the application of {applied}; care is granted from the application on",
+                        p.period.start()
+                    ),
+                ));
+            }
+            if let Some(j) = plans[..i].iter().position(|q| {
+                stacks(
+                    (
+                        q.subsegment.law,
+                        q.subsegment.product_category(),
+                        q.product_code.as_ref(),
+                        q.period,
+                    ),
+                    (
+                        p.subsegment.law,
+                        p.subsegment.product_category(),
+                        p.product_code.as_ref(),
+                        p.period,
+                    ),
+                )
+            }) {
+                return Err(AccessError::rule(
+                    "decide.no_stacking",
+                    format!("grant[{i}]"),
+                    format!(
+                        "grant[{i}] grants the same product as grant[{j}] for an overlapping period"
+                    ),
+                ));
+            }
+        }
         self.products = plans
             .into_iter()
             .map(|p| GrantedProduct {
@@ -264,8 +317,13 @@ impl Case {
     }
 
     /// The decision refuses, with its reason.
-    pub fn refuse(&mut self, date: NaiveDate, reason: &str) -> Result<(), AccessError> {
-        self.check_decision(date)?;
+    pub fn refuse(
+        &mut self,
+        date: NaiveDate,
+        today: NaiveDate,
+        reason: &str,
+    ) -> Result<(), AccessError> {
+        self.check_decision(date, today)?;
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(AccessError::field("refusal_reason", "must not be empty"));
@@ -296,6 +354,21 @@ impl Case {
     }
 }
 
+/// True when two grants stack: the same product (law, product category and product code, an
+/// absent code matching only an absent code) for overlapping periods (end dates inclusive).
+pub fn stacks(
+    a: (Law, &str, Option<&ProductCode>, Period),
+    b: (Law, &str, Option<&ProductCode>, Period),
+) -> bool {
+    a.0 == b.0 && a.1 == b.1 && a.2 == b.2 && overlaps(a.3, b.3)
+}
+
+/// True when two periods share at least one day.
+pub fn overlaps(a: Period, b: Period) -> bool {
+    let before = |x: Period, y: Period| x.end().is_some_and(|e| e < y.start());
+    !before(a, b) && !before(b, a)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -314,7 +387,9 @@ mod tests {
         let mut c = Case::open(Uuid::now_v7(), key(), Law::Wmo, d("2026-03-02"));
         assert_eq!(c.status, CaseStatus::Reported);
         assert_eq!(c.investigation_due, Some(d("2026-04-13")));
-        let e = c.check_decision(d("2026-03-03")).unwrap_err();
+        let e = c
+            .check_decision(d("2026-03-03"), d("2026-12-31"))
+            .unwrap_err();
         assert_eq!(e.rule_id(), Some("case.step_order"));
         let e = c.complete_investigation(d("2026-03-01")).unwrap_err();
         assert_eq!(e.rule_id(), Some("case.date_order"));
@@ -325,7 +400,8 @@ mod tests {
         assert_eq!(c.decision_due, Some(d("2026-04-16")));
         let dl = c.deadline(d("2026-04-20")).unwrap();
         assert_eq!((dl.step, dl.late, dl.days_left), ("decision", true, -4));
-        c.refuse(d("2026-04-10"), "geen noodzaak").unwrap();
+        c.refuse(d("2026-04-10"), d("2026-12-31"), "geen noodzaak")
+            .unwrap();
         assert_eq!(c.status, CaseStatus::Refused);
         assert!(c.deadline(d("2026-04-20")).is_none());
     }
@@ -347,5 +423,39 @@ mod tests {
         );
         let dl = c.deadline(d("2026-03-01")).unwrap();
         assert_eq!((dl.step, dl.late, dl.days_left), ("decision", false, 1));
+    }
+
+    #[test]
+    fn stacking_is_the_same_product_for_overlapping_days() {
+        let p = |s: &str, e: Option<&str>| Period::new(d(s), e.map(d)).unwrap();
+        let code = ProductCode::parse("PV01").unwrap();
+        let a = (
+            Law::Wmo,
+            "03",
+            Some(&code),
+            p("2026-01-01", Some("2026-06-30")),
+        );
+        assert!(stacks(
+            a,
+            (Law::Wmo, "03", Some(&code), p("2026-06-30", None))
+        ));
+        assert!(!stacks(
+            a,
+            (Law::Wmo, "03", Some(&code), p("2026-07-01", None))
+        ));
+        assert!(!stacks(a, (Law::Wmo, "03", None, p("2026-01-01", None))));
+        assert!(!stacks(
+            a,
+            (Law::Wmo, "04", Some(&code), p("2026-01-01", None))
+        ));
+        assert!(!stacks(
+            a,
+            (Law::Jeugdwet, "03", Some(&code), p("2026-01-01", None))
+        ));
+        assert!(overlaps(p("2026-01-01", None), p("2020-01-01", None)));
+        assert!(!overlaps(
+            p("2026-01-01", None),
+            p("2020-01-01", Some("2025-12-31"))
+        ));
     }
 }

@@ -7,7 +7,26 @@ pub mod catalogue;
 pub mod product;
 pub mod resident;
 
+use chrono::{Datelike, NaiveDate};
 use rz_domain::FieldError;
+
+/// The first and last year any date field of access accepts; a date outside is malformed
+/// (INVALID_ARGUMENT naming the field), whatever rule would apply to it next.
+pub const FIRST_YEAR: i32 = 1900;
+pub const LAST_YEAR: i32 = 2100;
+
+/// Parses a `YYYY-MM-DD` date of `field` and checks it lies in the years
+/// [`FIRST_YEAR`]..=[`LAST_YEAR`].
+pub fn date(field: &str, s: &str) -> Result<NaiveDate, FieldError> {
+    let d = rz_domain::parse_date(field, s)?;
+    if !(FIRST_YEAR..=LAST_YEAR).contains(&d.year()) {
+        return Err(FieldError::new(
+            field,
+            format!("must lie in the years {FIRST_YEAR} to {LAST_YEAR}"),
+        ));
+    }
+    Ok(d)
+}
 
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

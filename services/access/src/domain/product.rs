@@ -294,18 +294,12 @@ pub fn plan(
         f.push(field("period"), "must be given");
         None
     } else {
-        let start = f.check(rz_domain::parse_date(
-            &field("period.start"),
-            p.period_start.trim(),
-        ));
+        let start = f.check(super::date(&field("period.start"), p.period_start.trim()));
         let end = if p.period_end.trim().is_empty() {
             Some(None)
         } else {
-            f.check(rz_domain::parse_date(
-                &field("period.end"),
-                p.period_end.trim(),
-            ))
-            .map(Some)
+            f.check(super::date(&field("period.end"), p.period_end.trim()))
+                .map(Some)
         };
         match (start, end) {
             (Some(s), Some(e)) => f.check(Period::new(s, e).map_err(|e| e.at(field("period.end")))),
@@ -409,6 +403,16 @@ impl GrantedProduct {
             _ => None,
         };
         f.finish()?;
+        if a.date > today {
+            return Err(AccessError::rule(
+                "amendment.not_in_future",
+                &id,
+                format!(
+                    "the amendment date {} lies after today ({today}); an amendment is recorded once it is decided",
+                    a.date
+                ),
+            ));
+        }
         if a.date < self.granted_on {
             return Err(AccessError::rule(
                 "amendment.not_before_grant",
@@ -450,6 +454,15 @@ impl GrantedProduct {
                 }
             },
             (AmendmentKind::End, Some(new_end)) => {
+                if new_end < today {
+                    return Err(AccessError::rule(
+                        "amendment.end_not_retroactive",
+                        &id,
+                        format!(
+                            "new_end {new_end} lies before today ({today}); a product (and the care assigned for it) is never ended with retroactive effect"
+                        ),
+                    ));
+                }
                 if new_end < a.date {
                     return Err(AccessError::rule(
                         "amendment.end_not_retroactive",

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use chrono::{Months, NaiveDate};
-use rz_domain::{Bsn, ClientKey, FieldError, GemeenteCode, parse_date};
+use rz_domain::{Bsn, ClientKey, FieldError, GemeenteCode};
 
 use super::{AccessError, Fields};
 
@@ -143,7 +143,7 @@ impl Resident {
             }
         };
         let family_name = f.required("family_name", &input.family_name);
-        let birth_date = f.check(parse_date("birth_date", input.birth_date.trim()));
+        let birth_date = f.check(super::date("birth_date", input.birth_date.trim()));
         if birth_date.is_some_and(|d| d > today) {
             f.push("birth_date", "must not be in the future");
         }
@@ -224,7 +224,7 @@ mod tests {
     use super::*;
 
     fn d(s: &str) -> NaiveDate {
-        parse_date("t", s).unwrap()
+        rz_domain::parse_date("t", s).unwrap()
     }
 
     fn input(birth: &str, municipality: &str) -> ResidentInput {
