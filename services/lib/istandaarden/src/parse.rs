@@ -342,10 +342,13 @@ fn fixed(el: &Element, expected: &str) -> Result<(), ParseError> {
     if v == expected {
         Ok(())
     } else {
+        // The value is shown shortened: a rejection never echoes a large input.
+        let shown: String = v.chars().take(16).collect();
+        let more = if shown.len() < v.len() { "…" } else { "" };
         Err(ParseError::new(
             K::WrongHeader,
             el.path.clone(),
-            format!("must be {expected} for this message, found {v:?}"),
+            format!("must be {expected} for this message, found {shown:?}{more}"),
         ))
     }
 }
