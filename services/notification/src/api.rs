@@ -10,7 +10,12 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use rz_proto::events::assignment::{CHANGED, ISSUED, REQUEST_ANSWERED};
+
 use crate::owner;
+use crate::region::Region;
 use crate::scan::Scanner;
 use crate::store::{self, AlertRow, DeliveryRow, SubscriptionRow};
 use crate::webhook;
@@ -18,17 +23,20 @@ use crate::webhook;
 pub struct NotificationApi {
     pool: PgPool,
     require_https: bool,
+    /// What a subscription's municipality and segment filters may name.
+    region: Arc<Region>,
     scanner: Scanner,
     /// The NEN 7513 trail: listing letters reads residents' letters.
     audit: rz_platform::audit::Audit,
 }
 
 impl NotificationApi {
-    pub fn new(pool: PgPool, require_https: bool, scanner: Scanner) -> Self {
+    pub fn new(pool: PgPool, require_https: bool, region: Arc<Region>, scanner: Scanner) -> Self {
         Self {
             audit: rz_platform::audit::Audit::new(pool.clone(), "notification"),
             pool,
             require_https,
+            region,
             scanner,
         }
     }
@@ -113,9 +121,18 @@ fn url(value: &str, require_https: bool) -> Result<String, FieldError> {
     Ok(value.to_owned())
 }
 
+/// The event types a webhook receives (those addressed to one provider): a filter names them by
+/// their CloudEvents type or their short name.
+const WEBHOOK_EVENTS: [rz_proto::events::EventType; 3] = [ISSUED, CHANGED, REQUEST_ANSWERED];
+
+fn webhook_event(t: &str) -> bool {
+    WEBHOOK_EVENTS.iter().any(|e| e.ce_type == t || e.name == t)
+}
+
 fn validate_create(
     r: &pb::CreateSubscriptionRequest,
     require_https: bool,
+    region: &Region,
 ) -> Result<SubscriptionRow, ApiError> {
     let mut errors = Vec::new();
     if r.idempotency_key.is_empty() || r.idempotency_key.len() > 128 {
@@ -140,12 +157,28 @@ fn validate_create(
                 format!("event_types[{i}]"),
                 "must be an event type such as nl.regiozorg.assignment.issued.v1 or issued",
             ));
+        } else if !webhook_event(t) {
+            let known: Vec<String> = WEBHOOK_EVENTS
+                .iter()
+                .map(|e| format!("{} ({})", e.ce_type, e.name))
+                .collect();
+            errors.push(FieldError::new(
+                format!("event_types[{i}]"),
+                format!(
+                    "is no event a webhook receives; one of {}",
+                    known.join(", ")
+                ),
+            ));
         }
     }
     let mut municipalities = Vec::new();
     for (i, m) in r.municipalities.iter().enumerate() {
         match GemeenteCode::parse(m) {
-            Ok(g) => municipalities.push(g),
+            Ok(g) if region.has_municipality(g.as_str()) => municipalities.push(g),
+            Ok(g) => errors.push(FieldError::new(
+                format!("municipalities[{i}]"),
+                format!("{g} is no municipality of the region {}", region.name),
+            )),
             Err(e) => errors.push(e.at(format!("municipalities[{i}]"))),
         }
     }
@@ -154,6 +187,14 @@ fn validate_create(
             errors.push(FieldError::new(
                 format!("segments[{i}]"),
                 "must be a segment or subsegment code",
+            ));
+        } else if !region.has_segment(s) {
+            errors.push(FieldError::new(
+                format!("segments[{i}]"),
+                format!(
+                    "is no segment or subsegment code of the region {}'s catalogue",
+                    region.name
+                ),
             ));
         }
     }
@@ -217,7 +258,7 @@ fn delivery_pb(d: DeliveryRow) -> pb::Delivery {
 
 impl NotificationApi {
     async fn create(&self, r: pb::CreateSubscriptionRequest) -> Result<pb::Subscription, ApiError> {
-        let new = validate_create(&r, self.require_https)?;
+        let new = validate_create(&r, self.require_https, &self.region)?;
         let fingerprint = rz_platform::idempotency::fingerprint("create_subscription", &r);
         let mut tx = self.pool.begin().await?;
         // Keys are scoped to the provider, so providers cannot see each other's subscriptions.

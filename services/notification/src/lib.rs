@@ -227,6 +227,7 @@ impl App {
         let api = api::NotificationApi::new(
             serving.pool().clone(),
             self.config.webhooks.require_https,
+            self.region.clone(),
             scanner,
         );
         let audit = api.audit().clone();

@@ -237,7 +237,7 @@ async fn providers_only_get_their_own_events_through_their_filters() {
     .await;
     app.subscribe(AGB_A, &receiver.url("/a-0197"), &[], &["0197"], &[])
         .await;
-    app.subscribe(AGB_A, &receiver.url("/a-wmo"), &["changed"], &[], &["WMO"])
+    app.subscribe(AGB_A, &receiver.url("/a-wmo"), &["changed"], &[], &["WIO"])
         .await;
     app.subscribe(AGB_B, &receiver.url("/b-all"), &[], &[], &[])
         .await;
@@ -258,7 +258,7 @@ async fn providers_only_get_their_own_events_through_their_filters() {
     )
     .await;
     let a2 = app
-        .publish_assignment("0197", AGB_A, "changed", 3, "WMO")
+        .publish_assignment("0197", AGB_A, "changed", 3, "WIO")
         .await;
     // a1 -> a-all; b1 -> b-all; a2 -> a-all, a-changed, a-0197, a-wmo.
     app.wait_delivered(6).await;
@@ -310,11 +310,11 @@ async fn a_batch_of_events_is_matched_per_event_in_one_statement() {
     .await;
     app.subscribe(AGB_A, &url("/a-0197"), &[], &["0197"], &[])
         .await;
-    app.subscribe(AGB_A, &url("/a-wmo"), &["changed"], &[], &["WMO"])
+    app.subscribe(AGB_A, &url("/a-wmo"), &["changed"], &[], &["WIO"])
         .await;
     app.subscribe(AGB_B, &url("/b-all"), &[], &[], &[]).await;
     let ids: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
-    let (wmo, none) = (vec!["WMO".to_owned(), String::new()], Vec::new());
+    let (wmo, none) = (vec!["WIO".to_owned(), String::new()], Vec::new());
     let event = |k: usize, agb, kind, municipality, segments| EventToQueue {
         agb_code: agb,
         event_id: ids[k],
