@@ -214,7 +214,7 @@ impl ExecutionVariant {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let given = given.trim();
+        // Taken as sent: " 45A12" is refused by the product code's rule, not trimmed.
         if given.is_empty() {
             return match (self.names_product(), allowed) {
                 (false, _) => Ok(None),
@@ -591,7 +591,9 @@ mod tests {
         let pc = |s: &str| crate::ProductCode::parse(s).unwrap();
         let two = [pc("PV01"), pc("PV02")];
         let e = ExecutionVariant::Inspanningsgericht;
-        assert_eq!(e.product_code(&two, " PV02 ", "p"), Ok(Some(pc("PV02"))));
+        assert_eq!(e.product_code(&two, "PV02", "p"), Ok(Some(pc("PV02"))));
+        // Not trimmed: white space around the code is refused by the code's rule.
+        assert_eq!(e.product_code(&two, " PV02 ", "p").unwrap_err().field, "p");
         let err = e
             .product_code(&two, "", "grant[0].product_code")
             .unwrap_err();

@@ -60,17 +60,18 @@ impl Fields {
         self.0.push(FieldError::new(field, rule));
     }
 
-    /// Records `field` when it is empty or only white space.
+    /// Records `field` when it is empty or only white space, or when it begins or ends with white
+    /// space: a value is taken as sent, never trimmed, so what is stored is what was checked.
     pub fn non_empty(&mut self, field: &str, v: &str) {
-        if v.trim().is_empty() {
-            self.push(field, "must not be empty");
+        if let Err(rule) = not_blank(v) {
+            self.push(field, rule);
         }
     }
 
-    /// Records `field` when it is empty (after trimming); returns the trimmed text.
+    /// Records `field` as [`Self::non_empty`] does; returns the text as sent.
     pub fn required(&mut self, field: &str, v: &str) -> String {
         self.non_empty(field, v);
-        v.trim().to_owned()
+        v.to_owned()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -87,6 +88,20 @@ impl Fields {
         }
     }
 }
+
+/// The rule a required text breaks, if any: empty (or only white space), or white space around it.
+pub(crate) fn not_blank(v: &str) -> Result<(), &'static str> {
+    if v.trim().is_empty() {
+        Err("must not be empty")
+    } else if v.trim() != v {
+        Err(SURROUNDING_WHITE_SPACE)
+    } else {
+        Ok(())
+    }
+}
+
+/// The rule of a value with white space around it (nothing is trimmed).
+pub const SURROUNDING_WHITE_SPACE: &str = "must not begin or end with white space";
 
 #[cfg(test)]
 mod tests {
@@ -106,7 +121,7 @@ mod tests {
         let mut f = Fields::default();
         assert_eq!(f.check(Ok::<_, FieldError>(1)), Some(1));
         f.non_empty("a", "  ");
-        assert_eq!(f.required("b", " x "), "x");
+        assert_eq!(f.required("b", "x"), "x");
         f.check_all::<()>(Err(vec![
             FieldError::new("c", "r1"),
             FieldError::new("d", "r2"),
@@ -121,5 +136,23 @@ mod tests {
             .collect();
         assert_eq!(fields, ["a", "c", "d", "e"]);
         assert!(Fields::default().finish().is_ok());
+    }
+
+    #[test]
+    fn text_is_refused_with_white_space_around_it_not_trimmed() {
+        let mut f = Fields::default();
+        f.non_empty("a", " x");
+        assert_eq!(f.required("b", "x\n"), "x\n");
+        f.non_empty("c", "\t");
+        f.non_empty("d", "de Vries");
+        let errors = f.finish().unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                FieldError::new("a", SURROUNDING_WHITE_SPACE),
+                FieldError::new("b", SURROUNDING_WHITE_SPACE),
+                FieldError::new("c", "must not be empty"),
+            ]
+        );
     }
 }

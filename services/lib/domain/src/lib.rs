@@ -74,3 +74,39 @@ pub use ids::{AgbCode, AssignmentNumber, Bsn, GemeenteCode, KvkNumber, MessageId
 pub use money::Cents;
 pub use period::{Period, parse_date};
 pub use pseudonym::ClientKey;
+
+#[cfg(test)]
+mod no_trimming {
+    use super::*;
+
+    /// Every parser takes the value as sent: white space around it breaks the rule, nothing is
+    /// trimmed.
+    #[test]
+    fn parsers_refuse_white_space_around_a_value() {
+        for padded in [" {}", "{} ", "\t{}", "{}\n", " {} "] {
+            let p = |v: &str| padded.replace("{}", v);
+            assert!(
+                Bsn::parse(&p("111222333")).is_err(),
+                "bsn {:?}",
+                p("111222333")
+            );
+            assert!(AgbCode::parse(&p("12345678")).is_err());
+            assert!(GemeenteCode::parse(&p("0222")).is_err());
+            assert!(KvkNumber::parse(&p("12345678")).is_err());
+            assert!(ProductCode::parse(&p("45A12")).is_err());
+            assert!(MessageId::parse(&p("M1")).is_err());
+            assert!(AssignmentNumber::parse(&p("12")).is_err());
+            assert!(parse_date("d", &p("2026-01-31")).is_err());
+            assert!(ClientKey::parse(&p("0123456789abcdef0123456789abcdef")).is_err());
+            assert!(YouthProductCategory::parse(&p(YouthProductCategory::TABLE[0].0)).is_err());
+        }
+        // The same values as sent are fine.
+        assert!(Bsn::parse("111222333").is_ok());
+        assert!(AgbCode::parse("12345678").is_ok());
+        assert!(GemeenteCode::parse("0222").is_ok());
+        assert!(ProductCode::parse("45A12").is_ok());
+        assert!(MessageId::parse("M1").is_ok());
+        assert!(parse_date("d", "2026-01-31").is_ok());
+        assert!(ClientKey::parse("0123456789abcdef0123456789abcdef").is_ok());
+    }
+}
