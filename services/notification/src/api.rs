@@ -92,6 +92,27 @@ fn page_limit(limit: u32) -> i64 {
     }
 }
 
+/// The years a scan date may lie in; outside, a scan would compute deadlines and letters for
+/// dates no care runs on.
+pub const SCAN_YEARS: std::ops::RangeInclusive<i32> = 1900..=2100;
+
+/// A scan's `as_of`: `YYYY-MM-DD` in [`SCAN_YEARS`].
+fn scan_date(value: &str) -> Result<chrono::NaiveDate, FieldError> {
+    use chrono::Datelike;
+    let d = rz_domain::parse_date("as_of", value)?;
+    if !SCAN_YEARS.contains(&d.year()) {
+        return Err(FieldError::new(
+            "as_of",
+            format!(
+                "must lie in the years {} to {}",
+                SCAN_YEARS.start(),
+                SCAN_YEARS.end()
+            ),
+        ));
+    }
+    Ok(d)
+}
+
 fn uuid(value: &str, field: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(value).map_err(|_| ApiError::field(field, "must be a UUID"))
 }
@@ -479,8 +500,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::ScanDeadlinesRequest>,
     ) -> Result<Response<pb::ScanDeadlinesResponse>, Status> {
-        let as_of = rz_domain::parse_date("as_of", request.get_ref().as_of.trim())
-            .map_err(ApiError::from)?;
+        let as_of = scan_date(request.get_ref().as_of.trim()).map_err(ApiError::from)?;
         let report = self.scanner.scan(as_of).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::ScanDeadlinesResponse {
             letters_written: report.letters_written,

@@ -124,7 +124,17 @@ async fn alerts_go_from_upcoming_to_overdue_to_resolved_and_carry_no_bsn_or_name
 #[tokio::test]
 async fn a_bad_as_of_or_filter_is_invalid_argument_naming_the_field() {
     let mut app = spawn_app().await;
-    for bad in ["", "2022-13-01", "1-7-2022", "morgen"] {
+    let before = scan_rows(&app.pool).await;
+    for bad in [
+        "",
+        "2022-13-01",
+        "1-7-2022",
+        "morgen",
+        "0000-01-01",
+        "1899-12-31",
+        "2101-01-01",
+        "9999-12-31",
+    ] {
         let e = app
             .client
             .scan_deadlines(pb::ScanDeadlinesRequest { as_of: bad.into() })
@@ -140,6 +150,7 @@ async fn a_bad_as_of_or_filter_is_invalid_argument_naming_the_field() {
             .collect();
         assert_eq!(fields, ["as_of"], "{bad}");
     }
+    assert_eq!(scan_rows(&app.pool).await, before, "nothing written");
     // Without access endpoints a valid date scans nothing and errs on nothing.
     let r = app.scan("2022-08-01").await;
     assert_eq!(r, pb::ScanDeadlinesResponse::default());
@@ -249,4 +260,15 @@ async fn a_provider_request_waiting_for_an_answer_alerts_until_it_is_answered() 
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
     app.stop().await;
+}
+
+/// Rows a scan writes (alerts and letters), to show a refused scan wrote nothing.
+async fn scan_rows(pool: &sqlx::PgPool) -> (i64, i64) {
+    let n = async |t: &str| -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {t}")))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    (n("staff_alerts").await, n("letters").await)
 }
