@@ -436,4 +436,38 @@ mod tests {
         }
         assert!(markdown().contains("| `idempotency_key` | 128 characters | no |"));
     }
+
+    #[test]
+    fn a_body_that_is_not_the_message_names_the_message_type_and_a_violation_is_a_bad_request() {
+        use crate::authz::{Authz, LimitsConfig, Refusal};
+        use crate::identity::{Identities, IdentityConfig};
+        use tonic_types::StatusExt;
+        let authz = Authz::new(
+            Identities::from_config(&IdentityConfig::default()).unwrap(),
+            None,
+            &LimitsConfig::default(),
+        )
+        .unwrap();
+        // Field 2 (bsn, a string) holding bytes that are not UTF-8; then a truncated field.
+        for bad in [&[0x12, 0x02, 0xff, 0xfe][..], &[0x12, 0x09, b'1'][..]] {
+            let refused = authz.decode(REGISTER, bad).unwrap_err();
+            assert!(
+                matches!(&refused, Refusal::InvalidArgument(m)
+                    if m.contains("regiozorg.access.v1.RegisterResidentRequest")),
+                "{refused:?}"
+            );
+            assert_eq!(refused.status().code(), tonic::Code::InvalidArgument);
+        }
+        let mut r = resident();
+        r.family_name = "x".repeat(201);
+        let decoded = authz.decode(REGISTER, &r.encode_to_vec()).unwrap();
+        let status = Refusal::BadRequest(check(&decoded).unwrap_err()).status();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let details = status.get_details_bad_request().unwrap();
+        assert_eq!(details.field_violations[0].field, "family_name");
+        assert_eq!(
+            details.field_violations[0].description,
+            "must be at most 200 characters"
+        );
+    }
 }
