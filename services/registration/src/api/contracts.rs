@@ -2,7 +2,7 @@
 //! services ask (which providers are contracted where and when).
 
 use chrono::{Datelike, NaiveDate};
-use rz_domain::{Cents, Fields, Financing, ProductCode, Unit, parse_date};
+use rz_domain::{Cents, Fields, Financing, ProductCode, Unit};
 use rz_platform::ApiError;
 use rz_proto::events::registration as events;
 use rz_proto::registration::v1 as pb;
@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::conversion::provider_pb;
-use super::{ApiResult, RegistrationApi, agb, key_conflict, not_registered, uuid};
+use super::{ApiResult, RegistrationApi, agb, date, key_conflict, not_registered, uuid};
 use crate::domain::contract::ContractTerm;
 use crate::store::{self, Claim, ContractFilter, ContractRow, ProviderRow};
 
@@ -93,7 +93,7 @@ impl RegistrationApi {
         let mut f = Fields::default();
         f.non_empty("idempotency_key", &r.idempotency_key);
         let code = f.check(agb("agb_code", &r.agb_code));
-        let start = f.check(parse_date("start", &r.start));
+        let start = f.check(date("start", &r.start));
         f.finish()?;
         let (code, start) = (
             code.map(|c| c.to_string()).unwrap_or_default(),
@@ -254,6 +254,25 @@ impl RegistrationApi {
                     "tariffs belong to a contract for a PxQ (price times quantity) segment",
                 ));
             }
+            // The product is one the catalogue lists for a PxQ subsegment of the contract.
+            let products: Vec<String> = row
+                .subsegments
+                .iter()
+                .filter_map(|s| self.catalogue.subsegment("subsegment", s).ok())
+                .filter(|(_, ss)| ss.financing == Financing::PxQ)
+                .flat_map(|(_, ss)| ss.product_codes.iter().map(ToString::to_string))
+                .collect();
+            if !products.contains(&product) {
+                return Err(ApiError::rule(
+                    "tariff.product_of_segment",
+                    "product_code",
+                    format!(
+                        "the contract's PxQ subsegments ({}) have the products {}; not {product}",
+                        row.subsegments.join(", "),
+                        products.join(", ")
+                    ),
+                ));
+            }
             Ok(store::set_tariff(tx, row.id, &product, unit, cents.as_i64()).await?)
         })
         .await
@@ -271,7 +290,7 @@ impl RegistrationApi {
             segment_code: (!r.segment_code.is_empty()).then(|| r.segment_code.clone()),
             municipality: (!r.municipality.is_empty()).then(|| r.municipality.clone()),
             active_on: (!r.active_on.is_empty())
-                .then(|| f.check(parse_date("active_on", &r.active_on)))
+                .then(|| f.check(date("active_on", &r.active_on)))
                 .flatten(),
         };
         f.finish()?;
@@ -295,7 +314,7 @@ impl RegistrationApi {
         date: &str,
     ) -> ApiResult<(String, String, NaiveDate)> {
         let mut f = Fields::default();
-        let d = f.check(parse_date("date", date));
+        let d = f.check(super::date("date", date));
         f.finish()?;
         self.catalogue.subsegment("subsegment_code", subsegment)?;
         let m = self
@@ -372,7 +391,7 @@ impl RegistrationApi {
         r: pb::TerminateContractRequest,
     ) -> ApiResult<pb::Contract> {
         let mut f = Fields::default();
-        let end = f.check(parse_date("end_date", &r.end_date));
+        let end = f.check(date("end_date", &r.end_date));
         f.non_empty("reason", &r.reason);
         f.finish()?;
         let end = end.unwrap_or_default();

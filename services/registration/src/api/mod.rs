@@ -62,6 +62,27 @@ fn agb(field: &str, v: &str) -> Result<AgbCode, FieldError> {
     AgbCode::parse(v).map_err(|e| e.at(field))
 }
 
+/// The years any date field of registration may lie in; outside, INVALID_ARGUMENT naming the
+/// field.
+pub const DATE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2100;
+
+/// A `YYYY-MM-DD` date of `field` in [`DATE_YEARS`].
+fn date(field: &str, v: &str) -> Result<chrono::NaiveDate, FieldError> {
+    use chrono::Datelike;
+    let d = rz_domain::parse_date(field, v)?;
+    if !DATE_YEARS.contains(&d.year()) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must lie in the years {} to {}",
+                DATE_YEARS.start(),
+                DATE_YEARS.end()
+            ),
+        ));
+    }
+    Ok(d)
+}
+
 fn uuid(field: &str, v: &str) -> Result<Uuid, FieldError> {
     Uuid::parse_str(v).map_err(|_| FieldError::new(field, "must be a UUID"))
 }

@@ -1,6 +1,6 @@
 //! Tenders: opening, registrations, selection, scoring and the award that concludes contracts.
 
-use rz_domain::{Fields, parse_date};
+use rz_domain::Fields;
 use rz_platform::ApiError;
 use rz_proto::events::registration as events;
 use rz_proto::registration::v1 as pb;
@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::conversion::tender_pb;
-use super::{ApiResult, RegistrationApi, agb, key_conflict, uuid};
+use super::{ApiResult, RegistrationApi, agb, date, key_conflict, uuid};
 use crate::domain::contract::ContractTerm;
 use crate::domain::tender::{BidScore, Registration, RegistrationStatus, Tender};
 use crate::store::{self, Claim, ContractRow};
@@ -17,7 +17,7 @@ impl RegistrationApi {
     pub(super) async fn open_tender(&self, r: pb::OpenTenderRequest) -> ApiResult<pb::Tender> {
         let mut f = Fields::default();
         f.non_empty("idempotency_key", &r.idempotency_key);
-        let start = f.check(parse_date("contract_start", &r.contract_start));
+        let start = f.check(date("contract_start", &r.contract_start));
         f.finish()?;
         self.catalogue.segment("segment_code", &r.segment_code)?;
         let start = start.unwrap_or_default();

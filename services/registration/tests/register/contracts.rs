@@ -2,6 +2,7 @@
 
 use crate::common::{assert_invalid, assert_rule, provider, spawn_app};
 use rz_proto::registration::v1 as pb;
+use tonic_types::StatusExt;
 
 /// How a refused command is told: a malformed field, a broken rule, or a gRPC code.
 enum Refusal {
@@ -51,13 +52,15 @@ async fn contract_terms_extensions_termination_and_overlap() {
     // Malformed and unknown input; a second overlapping contract for the same subsegment and
     // municipality.
     #[rustfmt::skip]
-    let concluded: [Conclude; 8] = [
+    let concluded: [Conclude; 10] = [
         ("4100001", "WIO", &[], &[], "2022-07-01", Refusal::Invalid("agb_code")),
         ("41000001", "WIO", &["WIO-XX"], &[], "2022-07-01", Refusal::Invalid("subsegment_codes[0]")),
         ("41000001", "NOPE", &[], &[], "2022-07-01", Refusal::Invalid("segment_code")),
         ("41000001", "WIO", &[], &["9999"], "2022-07-01", Refusal::Invalid("municipalities[0]")),
         ("41000001", "WIO", &[], &["1509"], "2022-07-01", Refusal::Rule("segment.municipality_takes_part")),
         ("41000001", "WIO", &[], &[], "1-7-2022", Refusal::Invalid("start")),
+        ("41000001", "WIO", &[], &[], "0000-07-01", Refusal::Invalid("start")),
+        ("41000001", "WIO", &[], &[], "2101-01-01", Refusal::Invalid("start")),
         ("41000404", "WIO", &[], &[], "2022-07-01", Refusal::Code(tonic::Code::NotFound)),
         ("41000001", "WIO", &["WIO-PV"], &["0222"], "2024-01-01", Refusal::Rule("contract.no_overlap")),
     ];
@@ -73,6 +76,29 @@ async fn contract_terms_extensions_termination_and_overlap() {
     assert_invalid(&err, "end_date");
     let err = app.terminate(&c.id, "2023-01-01", "").await.unwrap_err();
     assert_invalid(&err, "reason");
+    // Dates outside the years 1900..=2100.
+    let err = app.terminate(&c.id, "9999-12-31", "x").await.unwrap_err();
+    assert_invalid(&err, "end_date");
+    let err = app
+        .client
+        .list_contracts(pb::ListContractsRequest {
+            active_on: "1899-12-31".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "active_on");
+    let err = app
+        .client
+        .check_contracted(pb::CheckContractedRequest {
+            agb_code: "41000001".into(),
+            subsegment_code: "WIO-PV".into(),
+            municipality: "0222".into(),
+            date: "2101-01-01".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "date");
     // Budgets and tariffs belong to the right financing, municipality and years.
     for (municipality, year, cents, want) in [
         (
@@ -93,6 +119,14 @@ async fn contract_terms_extensions_termination_and_overlap() {
     let err = app.tariff(&c.id, "TOOLONG", "99", 100).await.unwrap_err();
     assert_invalid(&err, "product_code");
     assert_invalid(&err, "unit");
+    // A product the contract's PxQ subsegments do not have: of another segment (HBH, WLOG) or
+    // of none.
+    for product in ["HH01", "LOG01", "PV99"] {
+        let err = app.tariff(&c.id, product, "04", 6_250).await.unwrap_err();
+        assert_rule(&err, "tariff.product_of_segment");
+        let failure = err.get_details_precondition_failure().unwrap();
+        assert_eq!(failure.violations[0].subject, "product_code");
+    }
     let err = app.extend("not-a-uuid").await.unwrap_err();
     assert_invalid(&err, "contract_id");
     assert_eq!(
