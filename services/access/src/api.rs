@@ -515,7 +515,7 @@ impl AccessApi {
                     &mut tx,
                     &client_key,
                     p.law,
-                    &p.product_category,
+                    &p.subsegment_code,
                     p.product_code.as_ref(),
                     p.period,
                 )

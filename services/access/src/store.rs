@@ -466,19 +466,19 @@ pub async fn products_ending(
     rows.iter().map(product_from_row).collect()
 }
 
-/// A product of `client_key` that a new grant of the same product (law, category and code) for
-/// `period` would stack on: its period overlaps (end dates inclusive, open ends unbounded).
+/// A product of `client_key` that a new grant of the same product (law, subsegment and code)
+/// for `period` would stack on: its period overlaps (end dates inclusive, open ends unbounded).
 pub async fn stacked_product(
     conn: &mut PgConnection,
     client_key: &ClientKey,
     law: Law,
-    product_category: &str,
+    subsegment_code: &str,
     product_code: Option<&ProductCode>,
     period: Period,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT id FROM products
-         WHERE client_key = $1 AND law = $2 AND product_category = $3
+         WHERE client_key = $1 AND law = $2 AND subsegment_code = $3
            AND product_code IS NOT DISTINCT FROM $4
            AND ($6::date IS NULL OR period_start <= $6)
            AND (period_end IS NULL OR period_end >= $5)
@@ -486,7 +486,7 @@ pub async fn stacked_product(
     )
     .bind(client_key.as_str())
     .bind(law.code())
-    .bind(product_category)
+    .bind(subsegment_code)
     .bind(product_code.map(ProductCode::as_str))
     .bind(period.start())
     .bind(period.end())

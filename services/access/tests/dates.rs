@@ -269,14 +269,19 @@ async fn the_same_product_is_not_granted_twice_for_an_overlapping_period() {
     assert_rule_on(&err, "decide.no_stacking", "grant[1]");
     nothing_changed(&app, &before).await;
 
-    // After the granted product ends, or another product for the same period: granted.
+    // After the granted product ends, or other products for the same period (IAJ-BH shares
+    // IAJ-ON's product category 45, yet is another product of the catalogue): granted.
     let c = app
         .decide(&second.id, &day(0), vec![lumpsum(&day(101), &day(200))])
         .await
         .unwrap();
     assert_eq!(c.status(), pb::CaseStatus::Granted);
     let c = app
-        .decide(&third.id, &day(0), vec![output(&day(-20), "")])
+        .decide(
+            &third.id,
+            &day(0),
+            vec![output(&day(-20), ""), behandeling(&day(-20), &day(100))],
+        )
         .await
         .unwrap();
     assert_eq!(c.status(), pb::CaseStatus::Granted);
@@ -296,4 +301,12 @@ async fn the_same_product_is_not_granted_twice_for_an_overlapping_period() {
         .await
         .unwrap();
     assert_eq!(c.status(), pb::CaseStatus::Granted);
+}
+
+/// An IAJ-BH (Behandeling) product: the same product category as IAJ-ON (45), another subsegment.
+fn behandeling(start: &str, end: &str) -> pb::ProductToGrant {
+    pb::ProductToGrant {
+        subsegment_code: "IAJ-BH".into(),
+        ..lumpsum(start, end)
+    }
 }

@@ -269,13 +269,13 @@ impl Case {
                 stacks(
                     (
                         q.subsegment.law,
-                        q.subsegment.product_category(),
+                        q.subsegment.code.as_str(),
                         q.product_code.as_ref(),
                         q.period,
                     ),
                     (
                         p.subsegment.law,
-                        p.subsegment.product_category(),
+                        p.subsegment.code.as_str(),
                         p.product_code.as_ref(),
                         p.period,
                     ),
@@ -354,8 +354,9 @@ impl Case {
     }
 }
 
-/// True when two grants stack: the same product (law, product category and product code, an
-/// absent code matching only an absent code) for overlapping periods (end dates inclusive).
+/// True when two grants stack: the same product of the region's catalogue (law, subsegment and
+/// product code, an absent code matching only an absent code) for overlapping periods (end dates
+/// inclusive). Two subsegments sharing a national product category are different products.
 pub fn stacks(
     a: (Law, &str, Option<&ProductCode>, Period),
     b: (Law, &str, Option<&ProductCode>, Period),
@@ -431,26 +432,29 @@ mod tests {
         let code = ProductCode::parse("PV01").unwrap();
         let a = (
             Law::Wmo,
-            "03",
+            "WIO-PV",
             Some(&code),
             p("2026-01-01", Some("2026-06-30")),
         );
         assert!(stacks(
             a,
-            (Law::Wmo, "03", Some(&code), p("2026-06-30", None))
+            (Law::Wmo, "WIO-PV", Some(&code), p("2026-06-30", None))
         ));
         assert!(!stacks(
             a,
-            (Law::Wmo, "03", Some(&code), p("2026-07-01", None))
-        ));
-        assert!(!stacks(a, (Law::Wmo, "03", None, p("2026-01-01", None))));
-        assert!(!stacks(
-            a,
-            (Law::Wmo, "04", Some(&code), p("2026-01-01", None))
+            (Law::Wmo, "WIO-PV", Some(&code), p("2026-07-01", None))
         ));
         assert!(!stacks(
             a,
-            (Law::Jeugdwet, "03", Some(&code), p("2026-01-01", None))
+            (Law::Wmo, "WIO-PV", None, p("2026-01-01", None))
+        ));
+        assert!(!stacks(
+            a,
+            (Law::Wmo, "WIO-ONT", Some(&code), p("2026-01-01", None))
+        ));
+        assert!(!stacks(
+            a,
+            (Law::Jeugdwet, "WIO-PV", Some(&code), p("2026-01-01", None))
         ));
         assert!(overlaps(p("2026-01-01", None), p("2020-01-01", None)));
         assert!(!overlaps(
