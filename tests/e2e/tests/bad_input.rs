@@ -7,7 +7,8 @@
 //! - (a) a NUL byte and (b) a control character (ESC) in the field: INVALID_ARGUMENT with a
 //!   `google.rpc.BadRequest` violation naming the field's path;
 //! - (c) one character over the field's maximum (`rz_platform::input::limit_of`):
-//!   INVALID_ARGUMENT naming the field;
+//!   INVALID_ARGUMENT naming the field (and each repeated field one element over its maximum
+//!   count, naming the field);
 //! - (e) invalid UTF-8 in the field (encoded by hand): INVALID_ARGUMENT;
 //!
 //! and per RPC (d) bodies that are not protobuf (a truncated field, an invalid wire type, an
@@ -228,6 +229,68 @@ fn walk(
     }
 }
 
+/// Every repeated field (not a map) reachable from a request message: its chain and the path a
+/// violation of its count names (`items`, `outer[0].items`).
+fn list_fields(message: &MessageDescriptor) -> Vec<(Vec<FieldDescriptor>, String, String)> {
+    fn go(
+        message: &MessageDescriptor,
+        chain: &mut Vec<FieldDescriptor>,
+        seen: &mut Vec<String>,
+        out: &mut Vec<(Vec<FieldDescriptor>, String, String)>,
+    ) {
+        for field in message.fields() {
+            if field.is_map() {
+                continue;
+            }
+            if field.is_list() {
+                let prefix = display(chain);
+                let path = if prefix.is_empty() {
+                    field.name().to_owned()
+                } else {
+                    format!("{prefix}.{}", field.name())
+                };
+                let mut full = chain.clone();
+                full.push(field.clone());
+                let plain = full.iter().map(|f| f.name()).collect::<Vec<_>>().join(".");
+                out.push((full, path, plain));
+            }
+            if let Kind::Message(inner) = field.kind() {
+                if seen.iter().any(|s| s == inner.full_name()) || chain.len() >= 5 {
+                    continue;
+                }
+                chain.push(field.clone());
+                seen.push(inner.full_name().to_owned());
+                go(&inner, chain, seen, out);
+                seen.pop();
+                chain.pop();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(
+        message,
+        &mut Vec::new(),
+        &mut vec![message.full_name().to_owned()],
+        &mut out,
+    );
+    out
+}
+
+/// One element of a repeated field of `kind`, or None for kinds the test does not fill.
+fn element(kind: Kind) -> Option<Value> {
+    Some(match kind {
+        Kind::String => Value::String("1".into()),
+        Kind::Message(m) => Value::Message(DynamicMessage::new(m)),
+        Kind::Enum(_) => Value::EnumNumber(0),
+        Kind::Int32 => Value::I32(0),
+        Kind::Int64 => Value::I64(0),
+        Kind::Uint32 => Value::U32(0),
+        Kind::Uint64 => Value::U64(0),
+        Kind::Bool => Value::Bool(false),
+        _ => return None,
+    })
+}
+
 fn display(chain: &[FieldDescriptor]) -> String {
     let mut s = String::new();
     for (i, f) in chain.iter().enumerate() {
@@ -247,7 +310,9 @@ fn display(chain: &[FieldDescriptor]) -> String {
 fn set_chain(msg: &mut DynamicMessage, chain: &[FieldDescriptor], value: Value) {
     let field = &chain[0];
     if chain.len() == 1 {
-        if field.is_list() {
+        if field.is_list() && matches!(value, Value::List(_)) {
+            msg.set_field(field, value);
+        } else if field.is_list() {
             msg.set_field(field, Value::List(vec![value]));
         } else {
             msg.set_field(field, value);
@@ -531,7 +596,7 @@ async fn a_nul_byte_or_a_control_character_in_any_string_field_is_invalid_argume
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_string_one_character_over_its_maximum_is_invalid_argument_naming_it() {
+async fn a_string_or_a_list_one_over_its_maximum_is_invalid_argument_naming_it() {
     let stack = start().await;
     let targets = targets(&stack).await;
     let cases = per_field_cases(
@@ -544,6 +609,31 @@ async fn a_string_one_character_over_its_maximum_is_invalid_argument_naming_it()
         },
         |f| Expect::Naming(f.path.clone()),
     );
+    // Each repeated field with one element more than its maximum count.
+    let mut cases = cases;
+    for t in &targets {
+        for (chain, path, plain) in list_fields(&t.input) {
+            let last = chain.last().unwrap();
+            if t.bindings.contains(&plain.as_str()) {
+                continue;
+            }
+            let Some(item) = element(last.kind()) else {
+                continue;
+            };
+            let max = rz_platform::input::limit_of(last.name())
+                .max_items
+                .unwrap_or(rz_platform::input::DEFAULT_MAX_ITEMS);
+            let mut msg = base(t);
+            set_chain(&mut msg, &chain, Value::List(vec![item; max + 1]));
+            cases.push((
+                format!("{} {path} ({} elements)", t.path, max + 1),
+                t.channel.clone(),
+                t.path.clone(),
+                prost::Message::encode_to_vec(&msg),
+                Expect::Naming(path),
+            ));
+        }
+    }
     let (sent, failures, grave) = run(cases).await;
     report("over the maximum", sent, &failures, grave);
 }
