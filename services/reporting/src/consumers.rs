@@ -395,6 +395,9 @@ impl Consumers {
 
     /// How many events each consumer has not applied yet.
     pub async fn lag(&self) -> Result<Vec<Lag>, EventingError> {
+        // Not while a rebuild deletes and recreates the consumers (that answered "consumer not
+        // found" to a status call or a second rebuild's wait).
+        let _generation = self.current.lock().await;
         let mut out = Vec::new();
         for spec in self.specs() {
             let stream = self
