@@ -136,7 +136,8 @@ impl Refusal {
 pub struct Authz {
     identities: Identities,
     instance: Option<GemeenteCode>,
-    inputs: HashMap<&'static str, MessageDescriptor>,
+    /// Per method: its rule and its request message (looked up once per call, not scanned).
+    methods: HashMap<&'static str, (&'static policy::Rule, MessageDescriptor)>,
     limits: HashMap<Kind, DefaultKeyedRateLimiter<String>>,
     /// The largest request message the layer reads to check its fields: the same as the
     /// service's gRPC decoding limit.
@@ -181,7 +182,7 @@ impl Authz {
         for rule in policy::POLICY {
             let input = input_of(&pool, rule.method)
                 .ok_or_else(|| format!("the policy names {}, which no API has", rule.method))?;
-            inputs.insert(rule.method, input);
+            inputs.insert(rule.method, (rule, input));
         }
         let mut by_kind = HashMap::new();
         for (kind, rate, burst) in [
@@ -208,7 +209,7 @@ impl Authz {
         Ok(Self {
             identities,
             instance,
-            inputs,
+            methods: inputs,
             limits: by_kind,
             max_message: DEFAULT_MAX_MESSAGE,
         })
@@ -247,11 +248,15 @@ impl Authz {
         })
     }
 
+    fn method(&self, method: &str) -> Result<&(&'static policy::Rule, MessageDescriptor), Refusal> {
+        self.methods.get(method).ok_or_else(|| {
+            Refusal::PermissionDenied(format!("{method} has no authorisation policy"))
+        })
+    }
+
     /// Whether `caller` may call `method`; the rule that admits it.
     pub fn admit(&self, method: &str, caller: &Caller) -> Result<&'static Allow, Refusal> {
-        let rule = policy::rule_for(method).ok_or_else(|| {
-            Refusal::PermissionDenied(format!("{method} has no authorisation policy"))
-        })?;
+        let (rule, _) = self.method(method)?;
         rule.allow
             .iter()
             .find(|a| a.admits(caller, self.instance.as_ref()))
@@ -287,9 +292,7 @@ impl Authz {
 
     /// Decodes the request message of `method` (the gRPC message, without its frame).
     pub fn decode(&self, method: &str, message: &[u8]) -> Result<DynamicMessage, Refusal> {
-        let input = self.inputs.get(method).ok_or_else(|| {
-            Refusal::PermissionDenied(format!("{method} has no authorisation policy"))
-        })?;
+        let (_, input) = self.method(method)?;
         DynamicMessage::decode(input.clone(), message).map_err(|e| {
             Refusal::InvalidArgument(format!(
                 "the request is not a valid {}: {e}",
@@ -341,32 +344,32 @@ fn check_bindings(bindings: &[&str], caller: &Caller, msg: &DynamicMessage) -> R
 /// The string values at a dotted field path (a repeated field gives each element; an unset or
 /// empty field none).
 fn field_strings(msg: &DynamicMessage, path: &str) -> Vec<String> {
-    let mut current = vec![msg.clone()];
-    let parts: Vec<&str> = path.split('.').collect();
     let mut out = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        let mut next = Vec::new();
-        for m in &current {
-            let Some(field) = m.descriptor().get_field_by_name(part) else {
-                continue;
-            };
-            let value = m.get_field(&field);
-            let values: Vec<Value> = match value.as_ref() {
-                Value::List(items) => items.clone(),
-                v => vec![v.clone()],
-            };
-            for v in values {
-                match v {
-                    Value::String(s) if last && !s.is_empty() => out.push(s),
-                    Value::Message(inner) if !last => next.push(inner),
-                    _ => {}
-                }
-            }
-        }
-        current = next;
-    }
+    collect_strings(msg, path, &mut out);
     out
+}
+
+// Walks the path by reference: the request is not copied.
+fn collect_strings(msg: &DynamicMessage, path: &str, out: &mut Vec<String>) {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let Some(field) = msg.descriptor().get_field_by_name(head) else {
+        return;
+    };
+    let value = msg.get_field(&field);
+    let items = match value.as_ref() {
+        Value::List(items) => items.as_slice(),
+        v => std::slice::from_ref(v),
+    };
+    for item in items {
+        match (item, rest) {
+            (Value::String(s), None) if !s.is_empty() => out.push(s.clone()),
+            (Value::Message(inner), Some(rest)) => collect_strings(inner, rest, out),
+            _ => {}
+        }
+    }
 }
 
 /// The server layer (see the module doc).
