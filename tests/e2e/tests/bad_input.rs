@@ -21,51 +21,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use http::uri::PathAndQuery;
-use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
-};
+use common::wire::{OWN_M, OWN_P, call, endpoints, set_chain, set_path, start};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use rz_platform::authz::Allow;
 use rz_platform::authz::policy::rule_for;
-use rz_stack::{Landscape, Stack};
+use rz_stack::Stack;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_prost::prost;
-
-const OWN_M: &str = "0222";
-const OTHER_M: &str = "0197";
-const OWN_P: &str = "03077001";
-const OTHER_P: &str = "03077002";
-
-/// A request body sent as it is: the test encodes (and breaks) messages itself.
-#[derive(Debug, Default, Clone, PartialEq)]
-struct Raw(Vec<u8>);
-
-impl prost::Message for Raw {
-    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
-        buf.put_slice(&self.0);
-    }
-
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: prost::encoding::WireType,
-        buf: &mut impl prost::bytes::Buf,
-        ctx: prost::encoding::DecodeContext,
-    ) -> Result<(), prost::DecodeError> {
-        prost::encoding::skip_field(wire_type, tag, buf, ctx)
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-}
 
 /// One RPC as the test calls it: over a channel of a caller the policy allows.
 struct Target {
@@ -74,55 +41,6 @@ struct Target {
     channel: Channel,
     bindings: &'static [&'static str],
     own: &'static str,
-}
-
-async fn start() -> Stack {
-    let landscape = Landscape::new()
-        .provider(OWN_P, "Jeugdhulp Oost BV")
-        .provider(OTHER_P, "Jeugdhulp West BV")
-        .contract_in(OWN_P, "IAJ", &[], &[OWN_M], "2022-07-01");
-    Stack::builder()
-        .landscape(landscape)
-        .providers(&[OWN_P, OTHER_P])
-        .access(OWN_M)
-        .municipalities(&[OTHER_M])
-        .assignment()
-        .notification()
-        .reporting()
-        .start()
-        .await
-}
-
-/// Where each API is served (the audit trail: at the access instance under test).
-fn endpoints(stack: &Stack) -> BTreeMap<&'static str, String> {
-    [
-        (
-            "regiozorg.registration.v1.RegistrationService",
-            stack.registration_endpoint(),
-        ),
-        (
-            "regiozorg.access.v1.AccessService",
-            stack.access_endpoint(OWN_M),
-        ),
-        (
-            "regiozorg.assignment.v1.AssignmentService",
-            stack.assignment_endpoint(),
-        ),
-        (
-            "regiozorg.notification.v1.NotificationService",
-            stack.notification_endpoint(),
-        ),
-        (
-            "regiozorg.reporting.v1.ReportingService",
-            stack.reporting_endpoint(),
-        ),
-        (
-            "regiozorg.audit.v1.AuditService",
-            stack.access_endpoint(OWN_M),
-        ),
-    ]
-    .into_iter()
-    .collect()
 }
 
 /// The first caller the rule allows: its PKI folder, bound fields and own code.
@@ -305,53 +223,6 @@ fn display(chain: &[FieldDescriptor]) -> String {
     s
 }
 
-/// Sets the value at `chain` in `msg`, creating (or reusing the first element of) the messages
-/// on the way; a repeated field gets a list of one.
-fn set_chain(msg: &mut DynamicMessage, chain: &[FieldDescriptor], value: Value) {
-    let field = &chain[0];
-    if chain.len() == 1 {
-        if field.is_list() && matches!(value, Value::List(_)) {
-            msg.set_field(field, value);
-        } else if field.is_list() {
-            msg.set_field(field, Value::List(vec![value]));
-        } else {
-            msg.set_field(field, value);
-        }
-        return;
-    }
-    let Kind::Message(inner_desc) = field.kind() else {
-        panic!("{} is not a message", field.full_name());
-    };
-    let existing = match msg.get_field(field).as_ref() {
-        Value::List(items) => items.first().and_then(|v| v.as_message().cloned()),
-        Value::Message(m) if msg.has_field(field) => Some(m.clone()),
-        _ => None,
-    };
-    let mut inner = existing.unwrap_or_else(|| DynamicMessage::new(inner_desc));
-    set_chain(&mut inner, &chain[1..], value);
-    if field.is_list() {
-        msg.set_field(field, Value::List(vec![Value::Message(inner)]));
-    } else {
-        msg.set_field(field, Value::Message(inner));
-    }
-}
-
-/// Sets a bound field (a dotted path of the policy table) to `value`.
-fn set_path(msg: &mut DynamicMessage, path: &str, value: &str) {
-    let mut desc = msg.descriptor();
-    let mut chain = Vec::new();
-    for part in path.split('.') {
-        let field = desc
-            .get_field_by_name(part)
-            .unwrap_or_else(|| panic!("bound field `{path}` is not in {}", desc.full_name()));
-        if let Kind::Message(inner) = field.kind() {
-            desc = inner;
-        }
-        chain.push(field);
-    }
-    set_chain(msg, &chain, Value::String(value.into()));
-}
-
 /// An otherwise empty request with the bound fields set to the caller's own code.
 fn base(target: &Target) -> DynamicMessage {
     let mut msg = DynamicMessage::new(target.input.clone());
@@ -359,27 +230,6 @@ fn base(target: &Target) -> DynamicMessage {
         set_path(&mut msg, path, target.own);
     }
     msg
-}
-
-async fn call(channel: Channel, method: &str, body: Vec<u8>) -> tonic::Status {
-    let mut grpc = tonic::client::Grpc::new(channel)
-        .max_encoding_message_size(usize::MAX)
-        .max_decoding_message_size(64 * 1024 * 1024);
-    if let Err(e) = grpc.ready().await {
-        panic!("{method}: not ready: {e}");
-    }
-    let codec = tonic_prost::ProstCodec::<Raw, Raw>::default();
-    match grpc
-        .unary(
-            tonic::Request::new(Raw(body)),
-            PathAndQuery::try_from(method).unwrap(),
-            codec,
-        )
-        .await
-    {
-        Ok(_) => tonic::Status::ok(""),
-        Err(s) => s,
-    }
 }
 
 // google.rpc.Status read by hand (the test needs its field names, nothing else).

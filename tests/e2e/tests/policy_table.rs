@@ -12,21 +12,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use http::uri::PathAndQuery;
-use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage, Value};
+use common::wire::{self, OTHER_M, OTHER_P, OWN_M, OWN_P, set_path};
+use prost_reflect::{DynamicMessage, MessageDescriptor};
 use rz_platform::authz::Allow;
 use rz_platform::authz::policy::{POLICY, Rule};
 use rz_platform::tls::TlsConfig;
-use rz_stack::{Landscape, Stack};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-
-const OWN_M: &str = "0222";
-const OTHER_M: &str = "0197";
-const OWN_P: &str = "03077001";
-const OTHER_P: &str = "03077002";
+use tonic_prost::prost::Message;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Party {
@@ -101,47 +98,10 @@ fn request(input: &MessageDescriptor, bindings: &[&str], value: &str) -> Dynamic
     msg
 }
 
-fn set_path(msg: &mut DynamicMessage, path: &str, value: &str) {
-    let (head, rest) = match path.split_once('.') {
-        Some((h, r)) => (h, Some(r)),
-        None => (path, None),
-    };
-    let field = msg.descriptor().get_field_by_name(head).unwrap_or_else(|| {
-        panic!(
-            "bound field `{path}` is not in {}",
-            msg.descriptor().full_name()
-        )
-    });
-    match rest {
-        None if field.is_list() => {
-            msg.set_field(&field, Value::List(vec![Value::String(value.into())]))
-        }
-        None => msg.set_field(&field, Value::String(value.into())),
-        Some(rest) => {
-            let mut inner = msg.get_field(&field).as_message().cloned().unwrap();
-            set_path(&mut inner, rest, value);
-            msg.set_field(&field, Value::Message(inner));
-        }
-    }
-}
-
 async fn call(channel: Channel, method: &str, msg: DynamicMessage) -> Code {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    if let Err(e) = grpc.ready().await {
-        panic!("{method}: not ready: {e}");
-    }
-    let codec = tonic_prost::ProstCodec::<DynamicMessage, ()>::default();
-    match grpc
-        .unary(
-            tonic::Request::new(msg),
-            PathAndQuery::try_from(method).unwrap(),
-            codec,
-        )
+    wire::call(channel, method, msg.encode_to_vec())
         .await
-    {
-        Ok(_) => Code::Ok,
-        Err(s) => s.code(),
-    }
+        .code()
 }
 
 /// A TLS channel that trusts the region's CA but presents no certificate of its own.
@@ -156,52 +116,17 @@ fn anonymous(url: &str, tls: &TlsConfig) -> Channel {
 
 #[tokio::test]
 async fn every_rpc_answers_every_kind_of_caller_as_the_policy_table_says() {
-    let landscape = Landscape::new()
-        .provider(OWN_P, "Jeugdhulp Oost BV")
-        .provider(OTHER_P, "Jeugdhulp West BV")
-        .contract_in(OWN_P, "IAJ", &[], &[OWN_M], "2022-07-01");
-    let stack = Stack::builder()
-        .landscape(landscape)
-        .providers(&[OWN_P, OTHER_P])
-        .access(OWN_M)
-        .municipalities(&[OTHER_M])
-        .assignment()
-        .notification()
-        .reporting()
-        .start()
-        .await;
+    let stack = wire::start().await;
     let pool = rz_platform::authz::descriptors().unwrap();
 
-    // Where each API is served. The audit trail is served by each service with personal data;
-    // the access instance's is the one under test.
-    let endpoints: BTreeMap<&str, (String, bool)> = [
-        (
-            "regiozorg.registration.v1.RegistrationService",
-            (stack.registration_endpoint(), false),
-        ),
-        (
-            "regiozorg.access.v1.AccessService",
-            (stack.access_endpoint(OWN_M), true),
-        ),
-        (
-            "regiozorg.assignment.v1.AssignmentService",
-            (stack.assignment_endpoint(), false),
-        ),
-        (
-            "regiozorg.notification.v1.NotificationService",
-            (stack.notification_endpoint(), false),
-        ),
-        (
-            "regiozorg.reporting.v1.ReportingService",
-            (stack.reporting_endpoint(), false),
-        ),
-        (
-            "regiozorg.audit.v1.AuditService",
-            (stack.access_endpoint(OWN_M), true),
-        ),
-    ]
-    .into_iter()
-    .collect();
+    // Where each API is served; the access instance (and its audit trail) is [`OWN_M`]'s.
+    let endpoints: BTreeMap<&str, (String, bool)> = wire::endpoints(&stack)
+        .into_iter()
+        .map(|(service, url)| {
+            let at_access = url == stack.access_endpoint(OWN_M);
+            (service, (url, at_access))
+        })
+        .collect();
 
     let mut channels = BTreeMap::new();
     for party in PARTIES {
