@@ -12,17 +12,11 @@
 //! (no authorisation layer ran) is UNAUTHENTICATED.
 
 use rz_domain::GemeenteCode;
-use rz_platform::identity::{self, Caller, Organisation};
-use tonic::{Request, Status};
+use rz_platform::identity::{Caller, Organisation};
 
 use crate::error::{Error, Result};
 
-/// The caller of `request`, or UNAUTHENTICATED where no authorisation layer ran.
-pub fn caller<T>(request: &Request<T>) -> std::result::Result<Caller, Status> {
-    identity::caller(request).cloned().ok_or_else(|| {
-        Status::unauthenticated("no caller identity: the call did not pass the authorisation layer")
-    })
-}
+pub use rz_platform::identity::require_caller as caller;
 
 /// A provider's own call: the caller is the provider the request names (`agb_code`). The layer
 /// binds the field already; checked again because the handlers act on the request's code.
@@ -99,7 +93,7 @@ pub fn may_see_assignment(caller: &Caller, municipality: &str, agb_code: &str) -
 mod tests {
     use super::*;
     use rz_domain::AgbCode;
-    use tonic::Code;
+    use tonic::{Code, Request, Status};
 
     fn provider(agb: &str) -> Caller {
         Caller::organisation(Organisation::Provider(AgbCode::parse(agb).unwrap()))

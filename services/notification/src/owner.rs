@@ -5,15 +5,9 @@
 //! caller (no authorisation layer ran) is UNAUTHENTICATED.
 
 use rz_platform::ApiError;
-use rz_platform::identity::{self, Caller, Organisation};
-use tonic::{Request, Status};
+use rz_platform::identity::{Caller, Organisation};
 
-/// The caller of `request`, or UNAUTHENTICATED where no authorisation layer ran.
-pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    identity::caller(request).cloned().ok_or_else(|| {
-        Status::unauthenticated("no caller identity: the call did not pass the authorisation layer")
-    })
-}
+pub use rz_platform::identity::require_caller as caller;
 
 /// `ReplayDelivery`: whether `caller` may replay delivery `id`, which went to a subscription of
 /// provider `agb_code`.
@@ -42,7 +36,7 @@ pub fn may_replay(
 mod tests {
     use super::*;
     use rz_domain::{AgbCode, GemeenteCode};
-    use tonic::Code;
+    use tonic::{Code, Request, Status};
 
     fn provider(agb: &str) -> Caller {
         Caller::organisation(Organisation::Provider(AgbCode::parse(agb).unwrap()))

@@ -668,8 +668,9 @@ impl pb::audit_service_server::AuditService for AuditApi {
     ) -> Result<Response<pb::ListClientEntriesResponse>, Status> {
         // A municipality sees its own residents only, whatever the request says (the layer also
         // binds the field); an operator any, or one municipality's.
-        let own = caller(&request)
-            .and_then(Caller::municipality)
+        // No caller (no layer ran) is refused rather than treated as an operator.
+        let own = crate::identity::require_caller(&request)?
+            .municipality()
             .map(|m| m.as_str().to_owned());
         let r = request.into_inner();
         let municipality = match own {

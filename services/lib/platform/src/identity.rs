@@ -247,6 +247,16 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
     request.extensions().get::<Caller>()
 }
 
+/// The caller of a request, or UNAUTHENTICATED where no authorisation layer ran: what a handler
+/// that decides by the caller asks.
+pub fn require_caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+    caller(request).cloned().ok_or_else(|| {
+        tonic::Status::unauthenticated(
+            "no caller identity: the call did not pass the authorisation layer",
+        )
+    })
+}
+
 /// `[identity]`: how certificates and tokens map to identities.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]

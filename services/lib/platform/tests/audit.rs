@@ -447,6 +447,12 @@ async fn the_api_lists_a_municipalitys_own_entries_and_takes_a_bsn_only_with_a_r
         .unwrap()
         .into_inner();
     assert_eq!(got.entries.len(), 1);
+    // A call that passed no authorisation layer has no caller: refused, not read as an operator's.
+    let err = api
+        .list_client_entries(tonic::Request::new(list(KEY_A, "")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
     // A BSN without a resolver; neither or both; a malformed key.
     for (key, bsn, field) in [
         ("", "111222333", "bsn"),
