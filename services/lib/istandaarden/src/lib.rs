@@ -7,6 +7,9 @@
 //! - Readers: [`parse_305`] (Start zorg), [`parse_307`] (Stop zorg), [`parse_315`] (Verzoek om
 //!   toewijzing), [`parse_317`] (Verzoek om wijziging). The law is taken from the namespace. A
 //!   rejection is a [`ParseError`] naming the element, the rule and the WJ001 return code.
+//!   [`parse_provider_message`] reads any of the four in one pass.
+//! - Rules: [`Rule`], the standard's technical rules checked on received messages with their
+//!   WJ001 return codes; [`check_dagtekening`] (TR135).
 //!
 //! The readers never expand entities and never process a DTD (a DOCTYPE is rejected), and they
 //! bound size ([`MAX_MESSAGE_BYTES`], checked before any parsing; use [`read_limited`] to read
@@ -19,6 +22,7 @@ mod error;
 mod model;
 mod parse;
 mod render;
+mod rules;
 mod schema;
 mod xml;
 
@@ -29,10 +33,13 @@ pub use model::{
     Product, ProductCategory, ProductChange, ReceivedClient, ReceivedHeader, ReferrerInfo,
     RequestOutcome, RequestedProduct, Size, StartedProduct, StoppedProduct, UnchangedProduct,
 };
-pub use parse::{parse_305, parse_307, parse_315, parse_317};
+pub use parse::{
+    ProviderMessage, parse_305, parse_307, parse_315, parse_317, parse_provider_message,
+};
 pub use render::{
     ReceivedBody, RecordCodes, ReturnContent, ReturnHeader, render_301, render_319, render_return,
 };
+pub use rules::{Rule, Violation, check_dagtekening};
 pub use schema::{
     MAX_ATTRIBUTES, MAX_DEPTH, MAX_ELEMENTS, MAX_MESSAGE_BYTES, MESSAGE_SUBVERSION,
     MESSAGE_VERSION, MessageType, xsd_versions,

@@ -20,7 +20,11 @@ use crate::xml::{Element, read_tree};
 
 /// Reads a 305 Start zorg (JW305 or WMO305).
 pub fn parse_305(input: &[u8]) -> Result<Message305, ParseError> {
-    let (header, client_el) = envelope(input, MessageType::Start305)?;
+    let (header, client_el) = envelope(input, &[MessageType::Start305])?;
+    read_305(header, client_el)
+}
+
+fn read_305(header: ReceivedHeader, client_el: Element) -> Result<Message305, ParseError> {
     body(&header, || {
         client_el.only(&["Bsn", "Geboortedatum", "Geslacht", "Naam", "StartProducten"])?;
         let client = client(&client_el)?;
@@ -57,7 +61,11 @@ pub fn parse_305(input: &[u8]) -> Result<Message305, ParseError> {
 
 /// Reads a 307 Stop zorg (JW307 or WMO307).
 pub fn parse_307(input: &[u8]) -> Result<Message307, ParseError> {
-    let (header, client_el) = envelope(input, MessageType::Stop307)?;
+    let (header, client_el) = envelope(input, &[MessageType::Stop307])?;
+    read_307(header, client_el)
+}
+
+fn read_307(header: ReceivedHeader, client_el: Element) -> Result<Message307, ParseError> {
     body(&header, || {
         client_el.only(&["Bsn", "Geboortedatum", "Geslacht", "Naam", "StopProducten"])?;
         let client = client(&client_el)?;
@@ -105,7 +113,11 @@ pub fn parse_307(input: &[u8]) -> Result<Message307, ParseError> {
 
 /// Reads a 315 Verzoek om toewijzing (JW315 or WMO315).
 pub fn parse_315(input: &[u8]) -> Result<Message315, ParseError> {
-    let (header, client_el) = envelope(input, MessageType::AssignmentRequest315)?;
+    let (header, client_el) = envelope(input, &[MessageType::AssignmentRequest315])?;
+    read_315(header, client_el)
+}
+
+fn read_315(header: ReceivedHeader, client_el: Element) -> Result<Message315, ParseError> {
     body(&header, || {
         let mut allowed = vec![
             "Bsn",
@@ -179,7 +191,11 @@ pub fn parse_315(input: &[u8]) -> Result<Message315, ParseError> {
 
 /// Reads a 317 Verzoek om wijziging (JW317 or WMO317).
 pub fn parse_317(input: &[u8]) -> Result<Message317, ParseError> {
-    let (header, client_el) = envelope(input, MessageType::ChangeRequest317)?;
+    let (header, client_el) = envelope(input, &[MessageType::ChangeRequest317])?;
+    read_317(header, client_el)
+}
+
+fn read_317(header: ReceivedHeader, client_el: Element) -> Result<Message317, ParseError> {
     body(&header, || {
         client_el.only(&["Bsn", "Verzoek"])?;
         let bsn = bsn(client_el.one("Bsn")?)?;
@@ -267,6 +283,50 @@ pub fn parse_317(input: &[u8]) -> Result<Message317, ParseError> {
     })
 }
 
+/// A provider's message of any of the four kinds the readers read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderMessage {
+    Start(Message305),
+    Stop(Message307),
+    Request(Message315),
+    Change(Message317),
+}
+
+impl ProviderMessage {
+    pub fn header(&self) -> &ReceivedHeader {
+        match self {
+            Self::Start(m) => &m.header,
+            Self::Stop(m) => &m.header,
+            Self::Request(m) => &m.header,
+            Self::Change(m) => &m.header,
+        }
+    }
+
+    pub fn body(&self) -> &ReceivedBody {
+        match self {
+            Self::Start(m) => &m.body,
+            Self::Stop(m) => &m.body,
+            Self::Request(m) => &m.body,
+            Self::Change(m) => &m.body,
+        }
+    }
+}
+
+/// Reads a 305, 307, 315 or 317 (iJw or iWmo), recognised by the root's namespace, in one pass.
+/// A document of another message or standard is rejected naming what was found and the eight
+/// messages expected.
+pub fn parse_provider_message(input: &[u8]) -> Result<ProviderMessage, ParseError> {
+    let (header, client_el) = envelope(input, &MessageType::PROVIDER_MESSAGES)?;
+    match header.message_type {
+        MessageType::Start305 => read_305(header, client_el).map(ProviderMessage::Start),
+        MessageType::Stop307 => read_307(header, client_el).map(ProviderMessage::Stop),
+        MessageType::AssignmentRequest315 => {
+            read_315(header, client_el).map(ProviderMessage::Request)
+        }
+        _ => read_317(header, client_el).map(ProviderMessage::Change),
+    }
+}
+
 /// Runs the body checks; an error gets the header attached so it can be answered.
 fn body<T>(
     header: &ReceivedHeader,
@@ -280,15 +340,11 @@ fn body<T>(
 
 /// Reads the document, checks root, namespace (which decides the law) and header, and returns
 /// the header and the `Client` element.
-fn envelope(input: &[u8], expected: MessageType) -> Result<(ReceivedHeader, Element), ParseError> {
-    let (root, law) = read_tree(input, expected)?;
-    if root.name != "Bericht" {
-        return Err(ParseError::new(
-            K::WrongRoot,
-            root.path,
-            "the root element must be Bericht",
-        ));
-    }
+fn envelope(
+    input: &[u8],
+    expected: &[MessageType],
+) -> Result<(ReceivedHeader, Element), ParseError> {
+    let (root, law, expected) = read_tree(input, expected)?;
     root.only(&["Header", "Client"])?;
     let h = root.one("Header")?;
     h.only(&[
@@ -343,12 +399,13 @@ fn fixed(el: &Element, expected: &str) -> Result<(), ParseError> {
         Ok(())
     } else {
         // The value is shown shortened: a rejection never echoes a large input.
-        let shown: String = v.chars().take(16).collect();
-        let more = if shown.len() < v.len() { "…" } else { "" };
         Err(ParseError::new(
             K::WrongHeader,
             el.path.clone(),
-            format!("must be {expected} for this message, found {shown:?}{more}"),
+            format!(
+                "must be {expected} for this message, found {:?}",
+                crate::xml::shortened(v, 16)
+            ),
         ))
     }
 }

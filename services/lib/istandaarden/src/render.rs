@@ -372,7 +372,7 @@ impl RecordCodes {
     }
 }
 
-/// Identification of the return message itself.
+/// Identification of the return message itself (IdentificatieRetour, DagtekeningRetour).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnHeader {
     pub message_id: MessageId,
@@ -394,9 +394,12 @@ pub enum ReturnContent<'a> {
 
 /// Writes a return message (306, 308, 316 or 318, iJw or iWmo) that answers `received`.
 ///
-/// As the standard prescribes, Afzender and Ontvanger are those of the received message; its
-/// identification, date and XSD versions go into IdentificatieRetour, DagtekeningRetour and
-/// XsdVersieRetour. `kind` must be the return type of the received message.
+/// As the schemas' documentation prescribes, the header describes the received message
+/// (heenbericht) and adds the return message's own identification: Afzender and Ontvanger,
+/// BerichtIdentificatie (Identificatie, Dagtekening) and XsdVersie are those of the received
+/// message; IdentificatieRetour, DagtekeningRetour and XsdVersieRetour are the return message's
+/// own (`header` and this crate's XSD versions). `kind` must be the return type of the received
+/// message.
 pub fn render_return(
     kind: MessageType,
     header: &ReturnHeader,
@@ -430,19 +433,22 @@ pub fn render_return(
     out.leaf("BerichtSubversie", MESSAGE_SUBVERSION);
     out.leaf("Afzender", received.sender_agb.as_str());
     out.leaf("Ontvanger", received.receiver_municipality.as_str());
+    // The received message (heenbericht): its identification and date, and the XSD versions it
+    // was written with.
     out.open("BerichtIdentificatie");
-    out.leaf("Identificatie", header.message_id.as_str());
-    out.leaf("Dagtekening", &date(header.message_date));
+    out.leaf("Identificatie", received.message_id.as_str());
+    out.leaf("Dagtekening", &date(received.message_date));
     out.close();
     out.open("XsdVersie");
-    out.leaf("BasisschemaXsdVersie", basis);
-    out.leaf("BerichtXsdVersie", bericht);
-    out.close();
-    out.leaf("IdentificatieRetour", received.message_id.as_str());
-    out.leaf("DagtekeningRetour", &date(received.message_date));
-    out.open("XsdVersieRetour");
     out.leaf("BasisschemaXsdVersie", &received.basisschema_xsd_version);
     out.leaf("BerichtXsdVersie", &received.message_xsd_version);
+    out.close();
+    // The return message itself: its own identification, date and XSD versions.
+    out.leaf("IdentificatieRetour", header.message_id.as_str());
+    out.leaf("DagtekeningRetour", &date(header.message_date));
+    out.open("XsdVersieRetour");
+    out.leaf("BasisschemaXsdVersie", basis);
+    out.leaf("BerichtXsdVersie", bericht);
     out.close();
     if let ReturnContent::Whole(codes) = content {
         write_codes(&mut out, codes);

@@ -28,6 +28,28 @@ pub enum MessageType {
 }
 
 impl MessageType {
+    /// Every message this crate writes or reads.
+    pub const ALL: [MessageType; 10] = [
+        Self::Assignment301,
+        Self::Start305,
+        Self::Return306,
+        Self::Stop307,
+        Self::Return308,
+        Self::AssignmentRequest315,
+        Self::Return316,
+        Self::ChangeRequest317,
+        Self::Return318,
+        Self::Answer319,
+    ];
+
+    /// The messages providers send, which the readers read (305, 307, 315, 317).
+    pub const PROVIDER_MESSAGES: [MessageType; 4] = [
+        Self::Start305,
+        Self::Stop307,
+        Self::AssignmentRequest315,
+        Self::ChangeRequest317,
+    ];
+
     /// The number of the message: `301`, `305`, ...
     pub fn number(self) -> u16 {
         match self {

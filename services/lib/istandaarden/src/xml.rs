@@ -6,7 +6,82 @@ use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 
 use crate::error::{ParseError, ParseErrorKind as K};
-use crate::schema::{MAX_ATTRIBUTES, MAX_DEPTH, MAX_ELEMENTS, MAX_MESSAGE_BYTES};
+use crate::schema::{MAX_ATTRIBUTES, MAX_DEPTH, MAX_ELEMENTS, MAX_MESSAGE_BYTES, MessageType};
+
+const LAWS: [rz_domain::Law; 2] = [rz_domain::Law::Jeugdwet, rz_domain::Law::Wmo];
+
+/// At most `max` characters of a received value, marked when cut: an error never echoes a large
+/// input.
+pub(crate) fn shortened(value: &str, max: usize) -> String {
+    let shown: String = value.chars().take(max).collect();
+    if shown.len() < value.len() {
+        format!("{shown}…")
+    } else {
+        shown
+    }
+}
+
+/// What the root of a received document must be: `a Bericht of JW305 or WMO305 (namespace
+/// "…/ijw/3_2/jw305/schema" or "…/iwmo/3_2/wmo305/schema")`.
+fn describe_expected(expected: &[MessageType]) -> String {
+    let names: Vec<String> = LAWS
+        .iter()
+        .flat_map(|l| expected.iter().map(move |t| t.name(*l)))
+        .collect();
+    let namespaces: Vec<String> = LAWS
+        .iter()
+        .flat_map(|l| {
+            expected
+                .iter()
+                .map(move |t| format!("{:?}", t.namespace(*l)))
+        })
+        .collect();
+    format!(
+        "the root element Bericht of {} (namespace {})",
+        or_list(&names),
+        or_list(&namespaces)
+    )
+}
+
+fn or_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// The element found at the root: its name and namespace, and which message of the standard (or
+/// which standard) that namespace belongs to, when it is one.
+fn describe_found(local: &str, ns: &str) -> String {
+    let name = shortened(local, 64);
+    if ns.is_empty() {
+        return format!("element {name} in no namespace");
+    }
+    let shown = shortened(ns, 120);
+    let known = LAWS.iter().find_map(|l| {
+        MessageType::ALL
+            .iter()
+            .find(|t| t.namespace(*l) == ns)
+            .map(|t| t.name(*l))
+    });
+    match known {
+        Some(m) => format!("element {name} in namespace {shown:?}, that of {m}"),
+        None => match ns
+            .strip_prefix("http://www.istandaarden.nl/")
+            .and_then(|r| r.strip_suffix("/schema"))
+            .map(|r| r.split('/').collect::<Vec<_>>())
+        {
+            Some(parts) if parts.len() == 3 => format!(
+                "element {name} in namespace {shown:?}, that of {} of {} release {}",
+                shortened(&parts[2].to_uppercase(), 16),
+                shortened(parts[0], 16),
+                shortened(&parts[1].replace('_', "."), 16)
+            ),
+            _ => format!("element {name} in namespace {shown:?}"),
+        },
+    }
+}
 
 /// Writes an indented document. Every element is either a container or a non-empty leaf.
 pub(crate) struct XmlOut {
@@ -186,13 +261,15 @@ struct Open {
 /// [`MAX_DEPTH`], more than [`MAX_ELEMENTS`] elements or [`MAX_ATTRIBUTES`] attributes, elements
 /// outside the root's namespace, mixed content and empty elements.
 ///
-/// The root's namespace must be that of `expected` (iJw or iWmo, which decides the law);
-/// every other element must be in that namespace or, inside a basisschema type, in the law's
-/// basisschema namespace. Returns the root and the law.
+/// The root must be `Bericht` in the namespace of one of the `expected` messages (iJw or iWmo,
+/// which decides the law and the message); every other element must be in that namespace or,
+/// inside a basisschema type, in the law's basisschema namespace. A wrong root or namespace is
+/// rejected naming what was found and what was expected. Returns the root, the law and the
+/// message.
 pub(crate) fn read_tree(
     input: &[u8],
-    expected: crate::schema::MessageType,
-) -> Result<(Element, rz_domain::Law), ParseError> {
+    expected: &[MessageType],
+) -> Result<(Element, rz_domain::Law, MessageType), ParseError> {
     if input.len() > MAX_MESSAGE_BYTES {
         return Err(ParseError::new(
             K::TooLarge,
@@ -212,8 +289,8 @@ pub(crate) fn read_tree(
         cfg.allow_unmatched_ends = false;
     }
     let mut stack: Vec<Open> = Vec::new();
-    let mut root: Option<(Element, rz_domain::Law)> = None;
-    let mut law: Option<rz_domain::Law> = None;
+    let mut root: Option<(Element, rz_domain::Law, MessageType)> = None;
+    let mut law: Option<(rz_domain::Law, MessageType)> = None;
     let mut elements = 0usize;
     loop {
         let pos = reader.buffer_position();
@@ -308,27 +385,39 @@ pub(crate) fn read_tree(
                 let in_basis = stack.last().is_some_and(|o| o.children_in_basis);
                 match law {
                     None => {
-                        let found = [rz_domain::Law::Jeugdwet, rz_domain::Law::Wmo]
-                            .into_iter()
-                            .find(|l| expected.namespace(*l) == ns);
-                        let Some(l) = found else {
+                        let found = LAWS
+                            .iter()
+                            .flat_map(|l| expected.iter().map(move |t| (*l, *t)))
+                            .find(|(l, t)| t.namespace(*l) == ns);
+                        let found_what = || describe_found(&local, &ns);
+                        let Some((l, t)) = found else {
                             return Err(ParseError::new(
                                 K::WrongNamespace,
                                 path,
                                 format!(
-                                    "namespace {ns:?} is not that of {} or {}",
-                                    expected.name(rz_domain::Law::Jeugdwet),
-                                    expected.name(rz_domain::Law::Wmo)
+                                    "expected {}, found {}",
+                                    describe_expected(expected),
+                                    found_what()
                                 ),
                             ));
                         };
-                        law = Some(l);
+                        if local != "Bericht" {
+                            return Err(ParseError::new(
+                                K::WrongRoot,
+                                path,
+                                format!(
+                                    "expected the root element Bericht, found {}",
+                                    found_what()
+                                ),
+                            ));
+                        }
+                        law = Some((l, t));
                     }
-                    Some(l) => {
+                    Some((l, t)) => {
                         let want = if in_basis {
                             basis_namespace(l).0.to_owned()
                         } else {
-                            expected.namespace(l)
+                            t.namespace(l)
                         };
                         if ns != want {
                             return Err(ParseError::new(
@@ -376,8 +465,8 @@ pub(crate) fn read_tree(
                 match stack.last_mut() {
                     Some(parent) => parent.el.children.push(el),
                     None => {
-                        if let Some(l) = law {
-                            root = Some((el, l));
+                        if let Some((l, t)) = law {
+                            root = Some((el, l, t));
                         }
                     }
                 }

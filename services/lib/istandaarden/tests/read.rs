@@ -577,3 +577,113 @@ fn a_message_of_the_wrong_type_is_rejected_by_namespace() {
     assert_eq!(e.kind, ParseErrorKind::WrongNamespace);
     assert!(e.rule.contains("JW307"), "{e}");
 }
+
+#[test]
+fn parse_provider_message_reads_each_of_the_four_messages_of_both_laws() {
+    for (file, name) in VALID {
+        let m = parse_provider_message(&data(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let h = m.header();
+        assert_eq!(h.message_type.name(h.law), name, "{file}");
+        let kind = match &m {
+            ProviderMessage::Start(_) => "305",
+            ProviderMessage::Stop(_) => "307",
+            ProviderMessage::Request(_) => "315",
+            ProviderMessage::Change(_) => "317",
+        };
+        assert!(name.ends_with(kind), "{file}: {kind}");
+        assert!(!m.body().records().is_empty());
+    }
+}
+
+/// The root of `xml` replaced: `<{root} xmlns="{ns}" …>` (the basisschema prefix kept).
+fn with_root(xml: &str, root: &str, ns: &str) -> String {
+    let xml = xml.replace(
+        "xmlns=\"http://www.istandaarden.nl/ijw/3_2/jw305/schema\"",
+        &format!("xmlns=\"{ns}\""),
+    );
+    xml.replace("<Bericht ", &format!("<{root} "))
+        .replace("</Bericht>", &format!("</{root}>"))
+}
+
+#[test]
+fn an_unexpected_root_element_or_namespace_is_named_with_what_was_expected() {
+    let jw305 = valid_305();
+    // A JW305 where a JW317 is expected.
+    let e = rejected(p317, jw305.as_bytes());
+    assert_eq!(e.kind, ParseErrorKind::WrongNamespace);
+    assert_eq!(e.path, "/Bericht");
+    assert!(
+        e.rule.starts_with(
+            "expected the root element Bericht of JW317 or WMO317 (namespace \
+             \"http://www.istandaarden.nl/ijw/3_2/jw317/schema\" or \
+             \"http://www.istandaarden.nl/iwmo/3_2/wmo317/schema\")"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.rule.ends_with(
+            "found element Bericht in namespace \
+             \"http://www.istandaarden.nl/ijw/3_2/jw305/schema\", that of JW305"
+        ),
+        "{e}"
+    );
+    assert!(!e.rule.contains("is not that of"), "{e}");
+
+    // Any provider message expected: all eight named; a JW301 found.
+    let jw301 = with_root(
+        &jw305,
+        "Bericht",
+        "http://www.istandaarden.nl/ijw/3_2/jw301/schema",
+    );
+    let e = parse_provider_message(jw301.as_bytes()).unwrap_err();
+    assert_eq!(e.kind, ParseErrorKind::WrongNamespace);
+    assert!(
+        e.rule
+            .contains("JW305, JW307, JW315, JW317, WMO305, WMO307, WMO315 or WMO317"),
+        "{e}"
+    );
+    assert!(e.rule.ends_with("that of JW301"), "{e}");
+
+    // The right namespace, the wrong root element.
+    let root = with_root(
+        &jw305,
+        "Toewijzing",
+        "http://www.istandaarden.nl/ijw/3_2/jw305/schema",
+    );
+    let e = rejected(p305, root.as_bytes());
+    assert_eq!(e.kind, ParseErrorKind::WrongRoot);
+    assert_eq!(e.path, "/Toewijzing");
+    assert_eq!(
+        e.rule,
+        "expected the root element Bericht, found element Toewijzing in namespace \
+         \"http://www.istandaarden.nl/ijw/3_2/jw305/schema\", that of JW305"
+    );
+
+    // Another release of the standard, a foreign namespace, none at all.
+    let old = with_root(
+        &jw305,
+        "Bericht",
+        "http://www.istandaarden.nl/ijw/3_1/jw305/schema",
+    );
+    let e = parse_provider_message(old.as_bytes()).unwrap_err();
+    assert!(e.rule.ends_with("that of JW305 of ijw release 3.1"), "{e}");
+    let foreign = with_root(&jw305, "Invoice", "urn:example:invoice");
+    let e = parse_provider_message(foreign.as_bytes()).unwrap_err();
+    assert_eq!(e.kind, ParseErrorKind::WrongNamespace);
+    assert!(
+        e.rule
+            .ends_with("found element Invoice in namespace \"urn:example:invoice\""),
+        "{e}"
+    );
+    let e = parse_provider_message(b"<Bericht><Header/></Bericht>").unwrap_err();
+    assert!(
+        e.rule.ends_with("found element Bericht in no namespace"),
+        "{e}"
+    );
+
+    // A huge namespace is shown shortened, not echoed.
+    let long = format!("urn:{}", "x".repeat(10_000));
+    let e = parse_provider_message(with_root(&jw305, "Bericht", &long).as_bytes()).unwrap_err();
+    assert!(e.rule.len() < 1_000, "{} characters", e.rule.len());
+    assert!(e.rule.contains('…'), "{e}");
+}

@@ -430,3 +430,130 @@ fn message_codes_and_xsd_versions_match_the_official_schemas() {
         }
     }
 }
+
+/// The text of the first `<tag>` (with or without the basisschema prefix) inside the first
+/// `<within>` of `xml`.
+fn text_in(xml: &str, within: &str, tag: &str) -> String {
+    let start = xml
+        .find(&format!("<{within}>"))
+        .unwrap_or_else(|| panic!("no <{within}> in {xml}"));
+    let rest = &xml[start..];
+    let open = [
+        format!("<{tag}>"),
+        format!("<ijw:{tag}>"),
+        format!("<iwmo:{tag}>"),
+    ]
+    .into_iter()
+    .find_map(|o| rest.find(&o).map(|i| i + o.len()))
+    .unwrap_or_else(|| panic!("no <{tag}> in <{within}> of {xml}"));
+    rest[open..].split('<').next().unwrap().to_owned()
+}
+
+/// The XSD documentation of the return messages' header: BerichtIdentificatie ("identificatie van
+/// een totale aanlevering") and XsdVersie ("ingezet voor het opstellen van het heenbericht") are
+/// the provider's message's; IdentificatieRetour ("ter identificatie van een retourbericht"),
+/// DagtekeningRetour ("dagtekening van het retourbericht") and XsdVersieRetour ("ingezet voor het
+/// opstellen van het retourbericht") are the return message's own.
+#[test]
+fn return_headers_carry_the_received_identification_and_their_own_as_retour_per_the_xsd_documentation()
+ {
+    for law in LAWS {
+        let prefix = if law == Law::Jeugdwet { "jw" } else { "wmo" };
+        let (ours_basis, ours_message) = xsd_versions(law);
+        for (n, _, kind) in RETURNS {
+            let (mut received, body) = parse_any(n, &data(&format!("{prefix}{n}_valid.xml")));
+            // A provider writing with other (still valid) XSD versions than ours, so that a swap
+            // shows.
+            received.basisschema_xsd_version = "7.8.9".into();
+            received.message_xsd_version = "4.5.6".into();
+            let codes = RecordCodes::new();
+            for content in [
+                ReturnContent::PerRecord {
+                    body: &body,
+                    codes: &codes,
+                },
+                ReturnContent::Whole(&[ReturnCode::TECHNICAL_REJECTION]),
+            ] {
+                let xml = render_return(kind, &return_header(), &received, content).unwrap();
+                assert_valid(&name(law, n + 1), &xml);
+                let what = format!("{}: {xml}", name(law, n + 1));
+                assert_eq!(
+                    text_in(&xml, "BerichtIdentificatie", "Identificatie"),
+                    received.message_id.as_str(),
+                    "BerichtIdentificatie/Identificatie is the provider's message's, {what}"
+                );
+                assert_eq!(
+                    text_in(&xml, "BerichtIdentificatie", "Dagtekening"),
+                    received.message_date.to_string(),
+                    "BerichtIdentificatie/Dagtekening is the provider's message's, {what}"
+                );
+                assert_eq!(
+                    text_in(&xml, "XsdVersie", "BasisschemaXsdVersie"),
+                    "7.8.9",
+                    "XsdVersie is the provider's message's, {what}"
+                );
+                assert_eq!(text_in(&xml, "XsdVersie", "BerichtXsdVersie"), "4.5.6");
+                assert_eq!(
+                    text_in(&xml, "Header", "IdentificatieRetour"),
+                    "RET-0001",
+                    "IdentificatieRetour is the return message's own, {what}"
+                );
+                assert_eq!(
+                    text_in(&xml, "Header", "DagtekeningRetour"),
+                    "2026-11-21",
+                    "DagtekeningRetour is the return message's own, {what}"
+                );
+                assert_eq!(
+                    text_in(&xml, "XsdVersieRetour", "BasisschemaXsdVersie"),
+                    ours_basis,
+                    "XsdVersieRetour is the return message's own, {what}"
+                );
+                assert_eq!(
+                    text_in(&xml, "XsdVersieRetour", "BerichtXsdVersie"),
+                    ours_message
+                );
+                // Afzender and Ontvanger stay those of the received message (the schema types
+                // them: an AGB code and a municipality code).
+                assert_eq!(
+                    text_in(&xml, "Header", "Afzender"),
+                    received.sender_agb.as_str()
+                );
+                assert_eq!(
+                    text_in(&xml, "Header", "Ontvanger"),
+                    received.receiver_municipality.as_str()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_rule_has_its_wj001_code_and_tr135_refuses_a_dagtekening_after_today() {
+    for rule in Rule::ALL {
+        let code = rule.return_code();
+        assert_ne!(
+            code,
+            ReturnCode::TECHNICAL_REJECTION,
+            "{rule}: a code of its own in WJ001"
+        );
+        assert!(!rule.text().is_empty(), "{rule}");
+    }
+    assert_eq!(Rule::TR056.return_code().code(), "9056");
+    assert_eq!(Rule::TR135.return_code().code(), "8848");
+    assert_eq!(Rule::TR074.return_code().code(), "9074");
+    let (received, _) = parse_any(305, &data("jw305_valid.xml"));
+    assert_eq!(received.message_date, d("2026-11-20"));
+    assert!(
+        check_dagtekening(&received, d("2026-11-20")).is_ok(),
+        "TR135: today is allowed"
+    );
+    assert!(
+        check_dagtekening(&received, d("2026-12-01")).is_ok(),
+        "TR135: the past is allowed"
+    );
+    let v = check_dagtekening(&received, d("2026-11-19")).unwrap_err();
+    assert_eq!(v.rule, Rule::TR135);
+    assert_eq!(v.rule.return_code().code(), "8848");
+    assert!(v.path.ends_with("/Dagtekening"), "{v:?}");
+    assert!(v.rule_text().starts_with("TR135: "), "{v:?}");
+}
