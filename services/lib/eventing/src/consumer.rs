@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::Shutdown;
 use async_nats::jetstream::{self, AckKind};
 use futures::{FutureExt, StreamExt};
+use prometheus_client::metrics::counter::Counter;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -139,6 +140,19 @@ pub struct EventConsumer<H> {
     ns: Namespace,
     spec: ConsumerSpec,
     handler: Arc<H>,
+    metrics: ConsumerMetrics,
+}
+
+/// A consumer's counters (Prometheus counters, shared with the registry that exports them:
+/// `rz_platform::metrics`). Each is counted whether or not anyone exports it.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerMetrics {
+    /// Deliveries taken from JetStream.
+    pub delivered: Counter,
+    /// Of those, deliveries of a message delivered before (JetStream's delivery count above 1).
+    pub redelivered: Counter,
+    /// Events put in the dead-letter stream.
+    pub dead_lettered: Counter,
 }
 
 /// Why a batch transaction did not commit.
@@ -174,7 +188,14 @@ impl<H: Handler> EventConsumer<H> {
             ns,
             spec,
             handler: Arc::new(handler),
+            metrics: ConsumerMetrics::default(),
         }
+    }
+
+    /// Counts into `metrics` (see [`ConsumerMetrics`]).
+    pub fn with_metrics(mut self, metrics: ConsumerMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Creates the durable consumer (and the dead-letter stream) if they do not exist yet.
@@ -353,6 +374,12 @@ impl<H: Handler> EventConsumer<H> {
     }
 
     async fn process_messages(&self, batch: &[jetstream::Message]) {
+        for message in batch {
+            self.metrics.delivered.inc();
+            if delivered(message) > 1 {
+                self.metrics.redelivered.inc();
+            }
+        }
         match batch.len() {
             0 => {}
             1 => {
@@ -677,6 +704,7 @@ impl<H: Handler> EventConsumer<H> {
         };
         match published {
             Ok(()) => {
+                self.metrics.dead_lettered.inc();
                 tracing::error!(consumer = %self.spec.name, event_id = %id, %reason, "event dead-lettered");
                 Outcome::DeadLettered
             }

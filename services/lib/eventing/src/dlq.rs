@@ -31,6 +31,22 @@ pub async fn ensure_stream(
     .map_err(EventingError::nats)
 }
 
+/// How many messages the dead-letter stream of `ns` holds (0 when it does not exist yet).
+pub async fn count(js: &jetstream::Context, ns: &Namespace) -> Result<u64, EventingError> {
+    match js.get_stream(ns.dlq_stream()).await {
+        Ok(stream) => Ok(stream.cached_info().state.messages),
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(_)
+            ) =>
+        {
+            Ok(0)
+        }
+        Err(e) => Err(EventingError::nats(e)),
+    }
+}
+
 /// One dead-lettered event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {

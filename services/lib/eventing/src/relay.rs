@@ -24,6 +24,7 @@ use async_nats::jetstream;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{ErrorCode, context::PublishError};
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -42,6 +43,17 @@ pub struct OutboxRelay {
     poll: Duration,
     /// Published rows are kept this long (for operators and audits), then deleted.
     retention: Duration,
+    metrics: RelayMetrics,
+}
+
+/// The relay's counters (Prometheus counters, shared with the registry that exports them:
+/// `rz_platform::metrics`).
+#[derive(Debug, Clone, Default)]
+pub struct RelayMetrics {
+    /// Events JetStream acknowledged.
+    pub published: Counter,
+    /// Events that could never be published, put in the dead-letter stream.
+    pub dead_lettered: Counter,
 }
 
 impl OutboxRelay {
@@ -52,7 +64,14 @@ impl OutboxRelay {
             batch: 512,
             poll: Duration::from_millis(100),
             retention: Duration::from_secs(7 * 24 * 3600),
+            metrics: RelayMetrics::default(),
         }
+    }
+
+    /// Counts into `metrics` (see [`RelayMetrics`]).
+    pub fn with_metrics(mut self, metrics: RelayMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// How long the relay sleeps when nothing woke it (rows of other processes wait this long).
@@ -202,6 +221,10 @@ impl OutboxRelay {
                 .await?;
         }
         tx.commit().await?;
+        self.metrics
+            .published
+            .inc_by((acked.len() - dead.len()) as u64);
+        self.metrics.dead_lettered.inc_by(dead.len() as u64);
         tracing::debug!(
             claimed = rows.len(),
             published = acked.len() - dead.len(),

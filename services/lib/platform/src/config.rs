@@ -91,6 +91,27 @@ impl Default for NatsConfig {
     }
 }
 
+/// `[metrics]`: the Prometheus endpoint (`GET /metrics`, see [`crate::metrics`]). Off unless
+/// `listen` is set (`listen = "127.0.0.1:9464"`; port 0 takes a free port, logged at start).
+/// The service records its metrics either way.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    pub listen: Option<SocketAddr>,
+    /// Seconds between samples of what is read rather than counted: outbox rows pending and the
+    /// age of the oldest, the consumers' JetStream lag, the dead-letter stream, the pool.
+    pub sample_secs: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            sample_secs: 5,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

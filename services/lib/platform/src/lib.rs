@@ -12,6 +12,7 @@ pub mod error;
 pub mod idempotency;
 pub mod identity;
 pub mod input;
+pub mod metrics;
 pub mod runner;
 pub mod server;
 pub mod tls;

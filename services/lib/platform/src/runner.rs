@@ -69,6 +69,8 @@ pub trait ServiceConfig: DeserializeOwned + Send + 'static {
     fn identity(&self) -> &crate::identity::IdentityConfig;
     /// `[limits]`: calls per second per caller.
     fn limits(&self) -> &crate::authz::LimitsConfig;
+    /// `[metrics]`: the Prometheus endpoint (off unless `listen` is set).
+    fn metrics(&self) -> &crate::config::MetricsConfig;
 }
 
 /// Defines a service's configuration: the sections every service has (`[server]`, `[database]`,
@@ -98,6 +100,7 @@ macro_rules! service_config {
             pub identity: $crate::identity::IdentityConfig,
             pub limits: $crate::authz::LimitsConfig,
             pub audit: $crate::audit::AuditConfig,
+            pub metrics: $crate::config::MetricsConfig,
             $($(#[$fmeta])* pub $field: $ty,)*
         }
 
@@ -122,6 +125,9 @@ macro_rules! service_config {
             }
             fn limits(&self) -> &$crate::authz::LimitsConfig {
                 &self.limits
+            }
+            fn metrics(&self) -> &$crate::config::MetricsConfig {
+                &self.metrics
             }
         }
     };
@@ -173,6 +179,11 @@ macro_rules! service {
             /// The service's own database.
             pub fn pool(&self) -> &sqlx::PgPool {
                 self.foundation.pool()
+            }
+
+            /// Where `/metrics` is served (`None` when `[metrics] listen` is not set).
+            pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+                self.foundation.metrics_addr()
             }
         }
     };
@@ -279,6 +290,9 @@ pub struct Foundation {
     listener: TcpListener,
     addr: SocketAddr,
     grace: Duration,
+    metrics: crate::metrics::Metrics,
+    metrics_listener: Option<(TcpListener, SocketAddr)>,
+    sample_every: Duration,
 }
 
 impl Foundation {
@@ -310,6 +324,9 @@ impl Foundation {
         }
         let listener = TcpListener::bind(config.server().listen).await?;
         let addr = listener.local_addr()?;
+        let metrics = crate::metrics::Metrics::new();
+        metrics.set_pool_max(config.database().max_connections);
+        let metrics_listener = crate::metrics::bind(config.metrics()).await?;
         Ok(Self {
             name,
             tls,
@@ -325,11 +342,24 @@ impl Foundation {
             listener,
             addr,
             grace: Duration::from_secs(config.server().shutdown_grace_secs),
+            metrics,
+            metrics_listener,
+            sample_every: Duration::from_secs(config.metrics().sample_secs),
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served (`None` when `[metrics] listen` is not set).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, addr)| *addr)
+    }
+
+    /// The service's metrics (see [`crate::metrics`]).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Makes this the access instance of `municipality`: the policy's "own municipality".
@@ -367,6 +397,7 @@ impl Foundation {
             foundation: self,
             shutdown,
             tasks: Vec::new(),
+            consumers: Vec::new(),
         }
     }
 }
@@ -377,6 +408,8 @@ pub struct Serving {
     foundation: Foundation,
     shutdown: Shutdown,
     tasks: Vec<JoinHandle<()>>,
+    /// (stream, durable name) of each consumer, for the metrics sampler.
+    consumers: Vec<(String, String)>,
 }
 
 impl Serving {
@@ -395,13 +428,17 @@ impl Serving {
 
     /// Runs an event consumer (see [`EventConsumer`]) until shutdown; `what` names it in logs.
     pub fn consume<H: Handler>(&mut self, what: &'static str, spec: ConsumerSpec, handler: H) {
+        self.consumers
+            .push((spec.stream.clone(), spec.name.clone()));
+        let counters = self.foundation.metrics.consumer(&spec.name);
         let consumer = EventConsumer::new(
             self.foundation.js.clone(),
             self.foundation.pool.clone(),
             self.foundation.ns.clone(),
             spec,
             handler,
-        );
+        )
+        .with_metrics(counters);
         let shutdown = self.shutdown.clone();
         self.tasks.push(tokio::spawn(async move {
             if let Err(e) = consumer.run(shutdown).await {
@@ -424,19 +461,43 @@ impl Serving {
         let Serving {
             foundation: f,
             shutdown,
-            tasks,
+            mut tasks,
+            consumers,
         } = self;
         let authz = crate::authz::Authz::new(f.identities, f.instance, &f.limits)
             .map_err(StartError::Config)?
             .with_max_message(f.max_message);
         let (router, health): (Router<Layered>, HealthReporter) =
-            crate::server::router(f.server_tls, authz)?;
+            crate::server::router_with_metrics(f.server_tls, authz, f.metrics.clone())?;
         let router = grpc(router);
         // The relay stops last: only after the server and the consumers, which write to the
         // outbox, have finished, so that its final flush publishes everything they committed.
         let relay_stop = Shutdown::new();
-        let relay =
-            tokio::spawn(OutboxRelay::new(f.pool.clone(), f.js.clone()).run(relay_stop.clone()));
+        let relay = tokio::spawn(
+            OutboxRelay::new(f.pool.clone(), f.js.clone())
+                .with_metrics(f.metrics.relay())
+                .run(relay_stop.clone()),
+        );
+        // The metrics: sampled until shutdown, served until everything else has stopped.
+        tasks.push(tokio::spawn(f.metrics.clone().sample(
+            crate::metrics::Sampled {
+                pool: f.pool.clone(),
+                js: f.js.clone(),
+                ns: f.ns.clone(),
+                consumers,
+            },
+            f.sample_every,
+            shutdown.clone(),
+        )));
+        let metrics_stop = Shutdown::new();
+        let metrics_server = f.metrics_listener.map(|(listener, addr)| {
+            tracing::info!(service = f.name, addr = %addr, "serving metrics on /metrics");
+            tokio::spawn(crate::metrics::serve(
+                f.metrics.clone(),
+                listener,
+                metrics_stop.clone(),
+            ))
+        });
         tracing::info!(service = f.name, addr = %f.addr, "serving");
         let serve = crate::server::serve(router, health, f.listener, shutdown.clone());
         tokio::pin!(serve);
@@ -458,6 +519,10 @@ impl Serving {
             tracing::warn!(error = %e, "nats drain failed");
         }
         f.pool.close().await;
+        metrics_stop.trigger();
+        if let Some(server) = metrics_server {
+            let _ = server.await;
+        }
         tracing::info!(service = f.name, "stopped");
         Ok(served?)
     }

@@ -13,19 +13,33 @@ use crate::Shutdown;
 
 pub type Layered = tower::layer::util::Stack<
     crate::authz::AuthzLayer,
-    tower::layer::util::Stack<rz_telemetry::GrpcTraceLayer, tower::layer::util::Identity>,
+    tower::layer::util::Stack<
+        rz_telemetry::GrpcTraceLayer,
+        tower::layer::util::Stack<crate::metrics::RpcMetricsLayer, tower::layer::util::Identity>,
+    >,
 >;
 
 /// A tonic server builder with TLS, the trace and authorisation layers installed and the health
 /// service added. Returns the router to add the service's own gRPC services to, and the health
-/// reporter.
+/// reporter. Its RPC metrics go to a registry of its own; see [`router_with_metrics`].
 pub fn router(
     tls: ServerTlsConfig,
     authz: crate::authz::Authz,
 ) -> Result<(Router<Layered>, HealthReporter), tonic::transport::Error> {
+    router_with_metrics(tls, authz, crate::metrics::Metrics::new())
+}
+
+/// As [`router`], counting the calls into `metrics` (the metrics layer is outermost, so calls the
+/// authorisation refuses are counted too).
+pub fn router_with_metrics(
+    tls: ServerTlsConfig,
+    authz: crate::authz::Authz,
+    metrics: crate::metrics::Metrics,
+) -> Result<(Router<Layered>, HealthReporter), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     let router = Server::builder()
         .tls_config(tls)?
+        .layer(crate::metrics::RpcMetricsLayer::new(metrics))
         .layer(rz_telemetry::GrpcTraceLayer)
         .layer(crate::authz::AuthzLayer::new(authz))
         .add_service(health);
