@@ -139,10 +139,11 @@ say "A test PKI for the region in var/demo/pki (CA, certificates, staff tokens)"
 
 say "Starting the services"
 # The services' date: the demo plays the second half of 2022 in compressed time and moves this
-# file a week at a time (access and assignment read it; a real deployment uses the system date).
+# file a week at a time (registration, access and assignment read it; a real deployment uses the
+# system date).
 CLOCK="$DEMO/today"
 [ -s "$CLOCK" ] || echo 2022-07-01 >"$CLOCK"
-start registration rz_registration
+start registration rz_registration RZ__REGISTRATION__TODAY_FILE="$CLOCK"
 REG="http://127.0.0.1:$(cat "$DEMO/registration.port")"
 
 # The region's secret for pseudonymous client keys; a real deployment keeps it in a secret store.

@@ -68,7 +68,7 @@ pub struct AccessApi {
 }
 
 fn uuid(field: &str, v: &str) -> Result<Uuid, FieldError> {
-    Uuid::parse_str(v.trim()).map_err(|_| FieldError::new(field, "must be a UUID"))
+    Uuid::parse_str(v).map_err(|_| FieldError::new(field, "must be a UUID"))
 }
 
 fn plus_days(d: NaiveDate, days: u64) -> NaiveDate {
@@ -360,7 +360,7 @@ impl AccessApi {
 
     async fn get_resident(&self, r: pb::GetResidentRequest) -> ApiResult<pb::Resident> {
         let mut conn = self.pool.acquire().await?;
-        let found = match (r.bsn.trim(), r.client_key.trim()) {
+        let found = match (r.bsn.as_str(), r.client_key.as_str()) {
             (bsn, "") if !bsn.is_empty() => {
                 let bsn = Bsn::parse(bsn).map_err(|e| e.at("bsn"))?;
                 store::resident_by_bsn(&mut conn, &bsn, &self.municipality).await?
@@ -384,9 +384,9 @@ impl AccessApi {
     async fn open_case(&self, r: pb::OpenCaseRequest) -> ApiResult<pb::Case> {
         let mut f = Fields::default();
         f.required("idempotency_key", &r.idempotency_key);
-        let bsn = f.check(Bsn::parse(r.bsn.trim()).map_err(|e| e.at("bsn")));
+        let bsn = f.check(Bsn::parse(&r.bsn).map_err(|e| e.at("bsn")));
         let law = f.check(parse_law(r.law));
-        let date = f.check(crate::domain::date("date", r.date.trim()));
+        let date = f.check(crate::domain::date("date", &r.date));
         f.finish()?;
         let (Some(bsn), Some(law), Some(date)) = (bsn, law, date) else {
             return Err(ApiError::internal("checked fields are missing"));
@@ -438,7 +438,7 @@ impl AccessApi {
     ) -> ApiResult<pb::Case> {
         let mut f = Fields::default();
         let id = f.check(uuid("case_id", case_id));
-        let date = f.check(crate::domain::date("date", date.trim()));
+        let date = f.check(crate::domain::date("date", date));
         f.finish()?;
         let (Some(id), Some(date)) = (id, date) else {
             return Err(ApiError::internal("checked fields are missing"));
@@ -457,7 +457,7 @@ impl AccessApi {
     async fn decide(&self, r: pb::DecideRequest) -> ApiResult<pb::Case> {
         let mut f = Fields::default();
         let id = f.check(uuid("case_id", &r.case_id));
-        let date = f.check(crate::domain::date("date", r.date.trim()));
+        let date = f.check(crate::domain::date("date", &r.date));
         let refusing = !r.refusal_reason.trim().is_empty();
         match (r.grant.is_empty(), refusing) {
             (true, false) => f.push(
@@ -563,11 +563,11 @@ impl AccessApi {
                 None
             }
         };
-        let date = f.check(crate::domain::date("date", r.date.trim()));
-        let new_end = if r.new_end.trim().is_empty() {
+        let date = f.check(crate::domain::date("date", &r.date));
+        let new_end = if r.new_end.is_empty() {
             Some(None)
         } else {
-            f.check(crate::domain::date("new_end", r.new_end.trim()))
+            f.check(crate::domain::date("new_end", &r.new_end))
                 .map(Some)
         };
         f.finish()?;
@@ -608,7 +608,7 @@ impl AccessApi {
         &self,
         r: pb::ListDeadlinesRequest,
     ) -> ApiResult<pb::ListDeadlinesResponse> {
-        let as_of = crate::domain::date("as_of", r.as_of.trim())?;
+        let as_of = crate::domain::date("as_of", &r.as_of)?;
         let until = plus_days(as_of, u64::from(r.within_days));
         let mut conn = self.pool.acquire().await?;
         let cases = store::cases_due(&mut conn, until).await?;
@@ -625,7 +625,7 @@ impl AccessApi {
         &self,
         r: pb::ListExpiringIndicationsRequest,
     ) -> ApiResult<pb::ListExpiringIndicationsResponse> {
-        let as_of = crate::domain::date("as_of", r.as_of.trim())?;
+        let as_of = crate::domain::date("as_of", &r.as_of)?;
         let until = plus_days(as_of, EXPIRING_WITHIN_DAYS);
         let mut conn = self.pool.acquire().await?;
         let products = store::products_ending(&mut conn, as_of, until).await?;
@@ -639,7 +639,7 @@ impl AccessApi {
         &self,
         r: pb::GetClientForAssignmentRequest,
     ) -> ApiResult<pb::AssignmentClient> {
-        let key = ClientKey::parse(r.client_key.trim())?;
+        let key = ClientKey::parse(&r.client_key)?;
         let mut conn = self.pool.acquire().await?;
         let resident = store::resident_by_key(&mut conn, &key, &self.municipality)
             .await?
@@ -669,7 +669,7 @@ impl AccessApi {
             .iter()
             .enumerate()
             .filter_map(|(i, k)| {
-                ClientKey::parse(k.trim())
+                ClientKey::parse(k)
                     .map_err(|e| f.push(format!("client_keys[{i}]"), e.rule))
                     .ok()
             })

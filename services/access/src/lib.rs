@@ -166,7 +166,7 @@ impl App {
         let audit = api.audit().clone();
         let audit_api = rz_platform::audit::AuditApi::new(audit.clone()).with_resolver(Arc::new(
             move |_municipality: &str, bsn: &str| {
-                let bsn = rz_domain::Bsn::parse(bsn.trim())
+                let bsn = rz_domain::Bsn::parse(bsn)
                     .map_err(|e| tonic::Status::from(rz_platform::ApiError::from(e)))?;
                 Ok(rz_domain::ClientKey::derive(&secret, &bsn).to_string())
             },

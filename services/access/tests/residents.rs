@@ -318,3 +318,43 @@ async fn gender_is_a_cod046_code_and_defaults_to_unknown() {
         .into_inner();
     assert_eq!(r.gender, "2");
 }
+
+#[tokio::test]
+async fn identifiers_with_surrounding_spaces_are_refused_not_trimmed() {
+    let mut app = spawn_app().await;
+    let b = bsn(50);
+    let r = app.register_adult(&b).await;
+    // A BSN or client key with a space before or after is refused naming the field; nothing is
+    // looked up or stored under the trimmed value.
+    for (bsn_, key, field) in [
+        (format!(" {b}"), String::new(), "bsn"),
+        (format!("{b} "), String::new(), "bsn"),
+        (String::new(), format!(" {}", r.client_key), "client_key"),
+    ] {
+        let err = app
+            .client
+            .get_resident(pb::GetResidentRequest {
+                bsn: bsn_.clone(),
+                client_key: key.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_invalid(&err, field);
+    }
+    let other = bsn(51);
+    let err = app
+        .client
+        .register_resident(resident_request(&format!(" {other}"), "1970-03-15"))
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "bsn");
+    let err = app
+        .client
+        .get_resident(pb::GetResidentRequest {
+            bsn: other.clone(),
+            client_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+}

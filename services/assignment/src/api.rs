@@ -46,10 +46,10 @@ impl AssignmentApi {
 
     /// The client key of an imported item: given, or derived from its BSN.
     fn import_key(&self, r: &pb::ImportAssignmentRequest) -> String {
-        if !r.client_key.trim().is_empty() {
-            return r.client_key.trim().to_owned();
+        if !r.client_key.is_empty() {
+            return r.client_key.clone();
         }
-        rz_domain::Bsn::parse(r.bsn.trim())
+        rz_domain::Bsn::parse(&r.bsn)
             .map(|b| rz_domain::ClientKey::derive(&self.assigner.secret, &b).to_string())
             .unwrap_or_default()
     }

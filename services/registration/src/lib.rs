@@ -13,6 +13,7 @@ pub mod store;
 
 use std::sync::Arc;
 
+use rz_platform::clock::Clock;
 use rz_platform::{Foundation, Shutdown};
 use rz_proto::registration::v1::registration_service_server::RegistrationServiceServer;
 
@@ -24,6 +25,7 @@ pub use rz_platform::StartError;
 pub struct App {
     foundation: Foundation,
     catalogue: Arc<Catalogue>,
+    clock: Arc<dyn Clock>,
 }
 
 rz_platform::service!(
@@ -34,23 +36,37 @@ rz_platform::service!(
 );
 
 impl App {
-    /// Loads the catalogue, connects, migrates, ensures the stream and binds the listener.
+    /// As [`App::build_with_clock`], with the system date (or `registration.today` /
+    /// `registration.today_file` when set).
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let catalogue = match &config.region_file {
+        let clock = rz_platform::clock::from_config(
+            config.registration.today,
+            config.registration.today_file.as_ref(),
+        );
+        Self::build_with_clock(config, clock).await
+    }
+
+    /// Loads the catalogue, connects, migrates, ensures the stream and binds the listener.
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let catalogue = match &config.registration.region_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    StartError::Config(format!("region_file {}: {e}", path.display()))
+                    StartError::Config(format!("registration.region_file {}: {e}", path.display()))
                 })?;
                 Catalogue::from_toml(&text)
             }
             None => Catalogue::achterhoek(),
         }
-        .map_err(|e| StartError::Config(format!("region file: {e}")))?;
+        .map_err(|e| StartError::Config(format!("registration.region_file: {e}")))?;
         let foundation =
             Foundation::start("registration", &config, store::MIGRATIONS, &[api::CONTEXT]).await?;
         Ok(Self {
             foundation,
             catalogue: Arc::new(catalogue),
+            clock,
         })
     }
 
@@ -60,7 +76,7 @@ impl App {
             self.foundation.pool().clone(),
             self.catalogue.clone(),
             self.foundation.ns().clone(),
-            Arc::new(rz_platform::clock::SystemClock),
+            self.clock.clone(),
         );
         tracing::info!(region = %self.catalogue.region, "registration built");
         self.foundation

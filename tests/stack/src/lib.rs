@@ -261,7 +261,8 @@ impl StackBuilder {
         self
     }
 
-    /// Assignment's date: a [`FixedClock`] on `date` that the test moves ([`Stack::clock`]).
+    /// The date of registration and assignment: one [`FixedClock`] on `date` that the test moves
+    /// ([`Stack::clock`]).
     pub fn today(mut self, date: NaiveDate) -> Self {
         self.today = Some(date);
         self
@@ -390,9 +391,17 @@ impl StackBuilder {
                 tune(&mut config);
             }
             let db_url = config.database.url.clone();
-            let app = registration::App::build(config)
-                .await
-                .expect("registration builds");
+            let app = match self.today {
+                Some(date) => {
+                    let clock = stack
+                        .clock
+                        .get_or_insert_with(|| Arc::new(FixedClock::new(date)))
+                        .clone();
+                    registration::App::build_with_clock(config, clock).await
+                }
+                None => registration::App::build(config).await,
+            }
+            .expect("registration builds");
             let (addr, pool) = (app.local_addr(), app.pool().clone());
             let operator = stack.pki.tls(OPERATOR);
             stack.registration =
@@ -430,8 +439,10 @@ impl StackBuilder {
             let db_url = config.database.url.clone();
             let app = match self.today {
                 Some(date) => {
-                    let clock = Arc::new(FixedClock::new(date));
-                    stack.clock = Some(clock.clone());
+                    let clock = stack
+                        .clock
+                        .get_or_insert_with(|| Arc::new(FixedClock::new(date)))
+                        .clone();
                     assignment::App::build_with_clock(config, clock).await
                 }
                 None => assignment::App::build(config).await,
@@ -823,11 +834,11 @@ impl Stack {
             .expect("the stack runs no assignment: add it to the builder")
     }
 
-    /// Assignment's clock, when [`StackBuilder::today`] fixed it.
+    /// The clock of registration and assignment, when [`StackBuilder::today`] fixed it.
     pub fn clock(&self) -> Arc<FixedClock> {
         self.clock
             .clone()
-            .expect("assignment's date is the system date: fix it with StackBuilder::today")
+            .expect("the stack's date is the system date: fix it with StackBuilder::today")
     }
 
     /// Stops every service (in reverse start order) and waits for them; the first error.

@@ -379,8 +379,9 @@ impl RegistrationApi {
         &self,
         r: pb::ExtendContractRequest,
     ) -> ApiResult<pb::Contract> {
+        let today = self.clock.today();
         self.change_contract(&r.contract_id, "extended", async |row, tx| {
-            row.term = row.term.extend()?;
+            row.term = row.term.extend(today)?;
             self.update_term(tx, row).await
         })
         .await
@@ -397,7 +398,7 @@ impl RegistrationApi {
         let end = end.unwrap_or_default();
         self.change_contract(&r.contract_id, "terminated", async |row, tx| {
             row.term = row.term.terminate(end)?;
-            row.termination_reason = r.reason.trim().to_owned();
+            row.termination_reason = r.reason.clone();
             self.update_term(tx, row).await
         })
         .await

@@ -33,8 +33,8 @@ impl RegistrationApi {
         }
         let row = ProviderRow {
             agb_code: code.clone(),
-            name: r.name.trim().to_owned(),
-            legal_form: r.legal_form.trim().to_owned(),
+            name: r.name.clone(),
+            legal_form: r.legal_form.clone(),
             kvk_number: r.kvk_number,
             kind: "organisation".into(),
             lead_agb_code: None,
@@ -142,7 +142,7 @@ impl RegistrationApi {
         }
         let row = ProviderRow {
             agb_code: code.clone(),
-            name: r.name.trim().to_owned(),
+            name: r.name.clone(),
             legal_form: "samenwerkingsverband".into(),
             kvk_number: r.kvk_number,
             kind: "consortium".into(),

@@ -28,6 +28,7 @@ impl RegistrationApi {
             r.selection_quota,
             r.award_quota,
             start,
+            self.clock.today(),
         )?;
         let mut tx = self.pool.begin().await?;
         match self

@@ -4,7 +4,7 @@
 use chrono::{Months, NaiveDate};
 use rz_domain::Period;
 
-use super::RegistrationError;
+use super::{HISTORY_WINDOW_DAYS, RegistrationError, history_floor};
 
 pub const INITIAL_TERM_MONTHS: u32 = 36;
 pub const EXTENSION_MONTHS: u32 = 24;
@@ -83,13 +83,25 @@ impl ContractTerm {
         }
     }
 
-    /// Extends by 2 years: at most twice, never past 7 years, never after a termination.
-    pub fn extend(&self) -> Result<Self, RegistrationError> {
+    /// Extends by 2 years: at most twice, never past 7 years, never after a termination, and not
+    /// when the term ended more than [`HISTORY_WINDOW_DAYS`] before `today`.
+    pub fn extend(&self, today: NaiveDate) -> Result<Self, RegistrationError> {
         if self.terminated_on.is_some() {
             return Err(RegistrationError::rule(
                 "contract.terminated",
                 "contract_id",
                 "a terminated contract cannot be extended",
+            ));
+        }
+        if self.scheduled_end() < history_floor(today) {
+            return Err(RegistrationError::rule(
+                "contract.extend_recently_ended",
+                "contract_id",
+                format!(
+                    "the contract ended on {}, more than {HISTORY_WINDOW_DAYS} days before today \
+                     ({today}): conclude a new contract instead",
+                    self.scheduled_end()
+                ),
             ));
         }
         if self.extensions >= MAX_EXTENSIONS {
@@ -157,14 +169,15 @@ mod tests {
     fn a_term_is_three_years_and_two_extensions_of_two_at_most() {
         let t = ContractTerm::new(d("2022-07-01"));
         assert_eq!(t.initial_end(), d("2025-06-30"));
-        let t1 = t.extend().unwrap();
+        let today = d("2022-07-01");
+        let t1 = t.extend(today).unwrap();
         assert_eq!(t1.end(), d("2027-06-30"));
-        let t2 = t1.extend().unwrap();
+        let t2 = t1.extend(today).unwrap();
         assert_eq!(t2.end(), d("2029-06-30"));
         assert_eq!(t2.end(), t.latest_possible_end());
         assert_eq!(t2.extensions_left(), 0);
         assert!(matches!(
-            t2.extend(),
+            t2.extend(today),
             Err(RegistrationError::Rule {
                 rule: "contract.max_extensions",
                 ..
@@ -173,14 +186,36 @@ mod tests {
     }
 
     #[test]
+    fn an_extension_comes_at_most_a_year_after_the_end() {
+        // Ends 2021-12-31: extensible up to and including 2022-12-31, refused from 2023-01-01.
+        let t = ContractTerm::new(d("2019-01-01"));
+        assert_eq!(t.end(), d("2021-12-31"));
+        assert_eq!(t.extend(d("2022-12-31")).unwrap().end(), d("2023-12-31"));
+        let err = t.extend(d("2023-01-01")).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                RegistrationError::Rule {
+                    rule: "contract.extend_recently_ended",
+                    subject,
+                    ..
+                } if subject == "contract_id"
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn termination_ends_early_within_the_term_only() {
-        let t = ContractTerm::new(d("2019-01-01")).extend().unwrap();
+        let t = ContractTerm::new(d("2019-01-01"))
+            .extend(d("2021-12-31"))
+            .unwrap();
         let ended = t.terminate(d("2022-06-30")).unwrap();
         assert_eq!(ended.end(), d("2022-06-30"));
         assert_eq!(ended.status(d("2022-07-01")), ContractStatus::Terminated);
         assert_eq!(ended.status(d("2022-06-30")), ContractStatus::Active);
         assert!(matches!(
-            ended.extend(),
+            ended.extend(d("2022-07-01")),
             Err(RegistrationError::Rule {
                 rule: "contract.terminated",
                 ..

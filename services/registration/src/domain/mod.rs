@@ -4,7 +4,19 @@ pub mod catalogue;
 pub mod contract;
 pub mod tender;
 
+use chrono::NaiveDate;
 use rz_domain::FieldError;
+
+/// How far back the register may be written: a tender's contracts may start, and an ended contract
+/// may still be extended, at most this many days before today. Older history is not reopened.
+pub const HISTORY_WINDOW_DAYS: u64 = 365;
+
+/// The first day inside the [`HISTORY_WINDOW_DAYS`] before `today`.
+pub fn history_floor(today: NaiveDate) -> NaiveDate {
+    today
+        .checked_sub_days(chrono::Days::new(HISTORY_WINDOW_DAYS))
+        .unwrap_or(NaiveDate::MIN)
+}
 
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -103,6 +103,7 @@ impl Tender {
         selection_quota: u32,
         award_quota: u32,
         contract_start: NaiveDate,
+        today: NaiveDate,
     ) -> Result<Self, RegistrationError> {
         let mut errors = Vec::new();
         if name.trim().is_empty() {
@@ -122,6 +123,17 @@ impl Tender {
         }
         if !errors.is_empty() {
             return Err(RegistrationError::Invalid(errors));
+        }
+        if contract_start < super::history_floor(today) {
+            return Err(RegistrationError::rule(
+                "tender.contract_start_recent",
+                "contract_start",
+                format!(
+                    "the tender's contracts would start on {contract_start}, more than {} days \
+                     before today ({today})",
+                    super::HISTORY_WINDOW_DAYS
+                ),
+            ));
         }
         Ok(Self {
             id,
@@ -293,9 +305,33 @@ mod tests {
     }
 
     #[test]
+    fn a_tenders_contracts_start_at_most_a_year_before_today() {
+        let d = |s| rz_domain::parse_date("d", s).unwrap();
+        let open = |start, today| {
+            Tender::open(Uuid::nil(), "IAJ".into(), "IAJ".into(), 3, 2, start, today)
+        };
+        // 2022-07-01 minus 365 days is 2021-07-01: the first start still accepted.
+        assert!(open(d("2021-07-01"), d("2022-07-01")).is_ok());
+        assert!(open(d("2030-01-01"), d("2022-07-01")).is_ok());
+        let err = open(d("2021-06-30"), d("2022-07-01")).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                RegistrationError::Rule {
+                    rule: "tender.contract_start_recent",
+                    subject,
+                    ..
+                } if subject == "contract_start"
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn selection_admits_a_fixed_number_and_award_takes_the_top_n_meeting_minimum_demands() {
         let start = NaiveDate::from_ymd_opt(2022, 7, 1).unwrap();
-        let mut t = Tender::open(Uuid::nil(), "IAJ".into(), "IAJ".into(), 3, 2, start).unwrap();
+        let mut t =
+            Tender::open(Uuid::nil(), "IAJ".into(), "IAJ".into(), 3, 2, start, start).unwrap();
         for (agb, s) in [
             ("10000001", 50),
             ("10000002", 90),

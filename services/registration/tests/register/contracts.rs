@@ -159,6 +159,9 @@ async fn contract_terms_extensions_termination_and_overlap() {
     assert_rule(&err, "contract.max_extensions");
 
     // Early termination; afterwards the provider may be contracted again from the next day.
+    app.stack
+        .clock()
+        .set(rz_domain::parse_date("today", "2024-01-15").unwrap());
     let t = app
         .terminate(&c.id, "2023-12-31", "Kwaliteit")
         .await
@@ -265,4 +268,32 @@ async fn budgets_follow_the_financing() {
     let err = app.tariff(&dys.id, "DYS01", "04", 1).await.unwrap_err();
     assert_rule(&err, "tariff.pxq_only");
     app.tariff(&log.id, "LOG01", "14", 14_500).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_contract_that_ended_over_a_year_ago_is_not_extended() {
+    let mut app = spawn_app().await;
+    app.register("03000077", "Lang Geleden BV").await;
+    // Runs 2019-01-01 to 2021-12-31: extensible until 2022-12-31.
+    let old = app
+        .conclude("03000077", "GWV", &["GWV-PZ"], &["0222"], "2019-01-01")
+        .await
+        .unwrap();
+    app.stack
+        .clock()
+        .set(rz_domain::parse_date("today", "2023-01-01").unwrap());
+    let before = app.snapshot().await;
+    let err = app.extend(&old.id).await.unwrap_err();
+    assert_rule(&err, "contract.extend_recently_ended");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused extension changed something"
+    );
+    // A day earlier it was still allowed.
+    app.stack
+        .clock()
+        .set(rz_domain::parse_date("today", "2022-12-31").unwrap());
+    let extended = app.extend(&old.id).await.unwrap();
+    assert_eq!(extended.period.unwrap().end, "2023-12-31");
 }

@@ -2,6 +2,7 @@
 
 use crate::common::{assert_invalid, assert_rule, spawn_app};
 use rz_proto::registration::v1 as pb;
+use tonic_types::StatusExt;
 
 #[tokio::test]
 async fn tender_selects_scores_ranks_and_awards_contracts() {
@@ -199,4 +200,31 @@ async fn a_party_bids_once_and_consortia_are_not_nested() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
+}
+
+#[tokio::test]
+async fn a_tender_whose_contracts_start_over_a_year_ago_is_refused() {
+    let mut app = spawn_app().await;
+    let before = app.snapshot().await;
+    let err = app
+        .client
+        .open_tender(pb::OpenTenderRequest {
+            idempotency_key: "t-old".into(),
+            name: "Terugwerkende kracht".into(),
+            segment_code: "IAJ".into(),
+            selection_quota: 3,
+            award_quota: 2,
+            // The tests' today is 2022-07-01: a year back is 2021-07-01.
+            contract_start: "2021-06-30".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_rule(&err, "tender.contract_start_recent");
+    let failure = err.get_details_precondition_failure().unwrap();
+    assert_eq!(failure.violations[0].subject, "contract_start");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused tender changed something"
+    );
 }

@@ -104,6 +104,15 @@ struct Proc {
     child: Option<Child>,
 }
 
+/// The date of the Achterhoek seed: the register as the 2022 tender left it (its contracts start
+/// on this day). Registration runs on it while [`Cluster::seed`] loads the register.
+pub const REGISTER_DATE: &str = "2022-07-01";
+
+/// The file registration reads its date from (`registration.today_file`); absent, the system date.
+pub(crate) fn registration_date_file(run_dir: &std::path::Path) -> std::path::PathBuf {
+    run_dir.join("registration.today")
+}
+
 /// The running services. Dropping it SIGKILLs them.
 #[derive(Debug)]
 pub struct Cluster {
@@ -260,11 +269,21 @@ impl Cluster {
 
     /// Loads the Achterhoek register: `rzctl seed --endpoint URL --pki <pki> --as operator` from
     /// `bin_dir` (idempotent; registration's writes are the operator's). Its output goes to
-    /// `<run_dir>/seed.log`.
+    /// `<run_dir>/seed.log`. Registration's date is [`REGISTER_DATE`] while the register loads
+    /// (its date rules refuse older history), the system date again afterwards.
     pub async fn seed(&self) -> Result<(), HarnessError> {
         let endpoint = self
             .endpoint("registration")
             .ok_or_else(|| HarnessError::UnknownService("registration".into()))?;
+        let date_file = registration_date_file(&self.spec.run_dir);
+        std::fs::write(&date_file, REGISTER_DATE)
+            .map_err(io(format!("writing {}", date_file.display())))?;
+        let loaded = self.run_seed(&endpoint).await;
+        let _ = std::fs::remove_file(&date_file);
+        loaded
+    }
+
+    async fn run_seed(&self, endpoint: &str) -> Result<(), HarnessError> {
         let log = self.spec.run_dir.join("seed.log");
         let pki = self.pki.display().to_string();
         let out = log_file(&log)?;
@@ -273,7 +292,7 @@ impl Cluster {
             .args([
                 "seed",
                 "--endpoint",
-                &endpoint,
+                endpoint,
                 "--pki",
                 &pki,
                 "--as",

@@ -152,6 +152,12 @@ impl Cluster {
             ];
             env.extend(security_env(&pki, &p.bin));
             match p.bin.as_str() {
+                "registration" => env.push((
+                    "RZ__REGISTRATION__TODAY_FILE".into(),
+                    super::registration_date_file(&spec.run_dir)
+                        .display()
+                        .to_string(),
+                )),
                 "access" => {
                     let m = p.name.trim_start_matches("access@").to_owned();
                     env.push(("RZ__ACCESS__MUNICIPALITY".into(), m));

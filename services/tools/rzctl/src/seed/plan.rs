@@ -123,6 +123,7 @@ mod tests {
                 select,
                 award,
                 start,
+                start,
             )
             .unwrap();
             for b in &bids {
