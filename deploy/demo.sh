@@ -65,20 +65,51 @@ start() {
     shift 2
     stop "$name"
     ensure_db "$db"
-    local port
+    local port mport
     port="$(free_port)"
+    # Prometheus metrics on a port of their own (GET /metrics), scraped by the demo's Prometheus.
+    mport="$(free_port)"
+    while [ "$mport" = "$port" ]; do mport="$(free_port)"; done
     local folder="$PKI/service-$bin"
     env RZ__DATABASE__URL="$(db_url "$db")" RZ__NATS__URL="$NATS_URL" RZ__SERVER__LISTEN="127.0.0.1:$port" \
+        RZ__METRICS__LISTEN="127.0.0.1:$mport" \
         RZ__TLS__CA="$PKI/ca.crt" RZ__TLS__CERT="$folder/tls.crt" RZ__TLS__KEY="$folder/tls.key" "$@" \
         setsid nohup "$BIN/$bin" serve --config "$(service_config "$bin")" >"$DEMO/$name.log" 2>&1 </dev/null &
     echo $! >"$DEMO/$name.pid"
     echo "$port" >"$DEMO/$name.port"
+    echo "$mport" >"$DEMO/$name.metrics"
     if ! wait_port "$port"; then
         echo "demo: $name did not start; its log:" >&2
         tail -n 20 "$DEMO/$name.log" >&2
         exit 1
     fi
-    echo "  $name listening on 127.0.0.1:$port (log: var/demo/$name.log)"
+    echo "  $name listening on 127.0.0.1:$port, metrics on :$mport (log: var/demo/$name.log)"
+}
+
+# Prometheus' scrape targets: a group per running service instance (job = the service; access
+# instances also carry their municipality's CBS code), as a file_sd file Prometheus re-reads.
+write_targets() {
+    local out="$DEMO/prometheus/targets.json" f name job sep="" labels
+    mkdir -p "$DEMO/prometheus"
+    {
+        echo "["
+        for f in "$DEMO"/*.metrics; do
+            [ -e "$f" ] || continue
+            name="$(basename "$f" .metrics)"
+            job="${name%%@*}"
+            labels="\"job\": \"$job\""
+            [ "$name" = "$job" ] || labels="$labels, \"municipality\": \"${name#*@}\""
+            printf '%s  {"targets": ["127.0.0.1:%s"], "labels": {%s}}\n' "$sep" "$(cat "$f")" "$labels"
+            sep=","
+        done
+        echo "]"
+    } >"$out.tmp" && mv -f "$out.tmp" "$out"
+}
+
+# The value of the PromQL expression $1 (a single number) from Prometheus' HTTP API; empty if none.
+prom_query() {
+    curl -fsS -G "$PROMETHEUS_URL/api/v1/query" --data-urlencode "query=$1" 2>/dev/null |
+        sed -n 's/.*"value":\[[^,]*,"\([^"]*\)"\].*/\1/p'
 }
 
 # The configuration file of service $1: what cannot come from the environment (a list: the keys
@@ -117,7 +148,7 @@ stop() {
             kill -TERM "$pid" 2>/dev/null || true
             for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         fi
-        rm -f "$pidfile" "$DEMO/$1.port"
+        rm -f "$pidfile" "$DEMO/$1.port" "$DEMO/$1.metrics"
     fi
 }
 
@@ -173,6 +204,20 @@ start notification rz_notification "${NOTIFICATION_ENV[@]}" RZ__NOTIFICATION__AS
 NTF="http://127.0.0.1:$(cat "$DEMO/notification.port")"
 REP="http://127.0.0.1:$(cat "$DEMO/reporting.port")"
 
+say "Prometheus scraping every service (deploy/prometheus; alert rules deploy/prometheus/rules)"
+write_targets
+sed -e "s|@RULES@|$ROOT/deploy/prometheus/rules|" -e "s|@TARGETS@|$DEMO/prometheus/targets.json|" \
+    "$ROOT/deploy/prometheus/prometheus.yml" >"$DEMO/prometheus/prometheus.yml"
+PROMETHEUS_URL="$("$ROOT/deploy/local-stack.sh" prometheus "$DEMO/prometheus/prometheus.yml" | sed -n 's/^PROMETHEUS_URL=//p')"
+[ -n "$PROMETHEUS_URL" ] || { echo "demo: Prometheus did not start" >&2; exit 1; }
+echo "$PROMETHEUS_URL" >"$DEMO/prometheus/url"
+TARGETS="$(ls "$DEMO"/*.metrics | wc -l)"
+for _ in $(seq 1 60); do
+    [ "$(prom_query 'count(up{job!="prometheus"} == 1)')" = "$TARGETS" ] && break
+    sleep 0.5
+done
+echo "  $PROMETHEUS_URL: $(prom_query 'count(up == 1)' || true) of $TARGETS targets up"
+
 # The provider systems: one simulator answering every provider's assignments with a start of care.
 stop provider-sim
 NATS_URL="$NATS_URL" setsid nohup "$BIN/rz-provider-sim" --endpoint "$ASG" --pki "$PKI" --late-start-every 20 >"$DEMO/provider-sim.log" 2>&1 </dev/null &
@@ -211,6 +256,30 @@ if [ -d "$XSD_DIR" ] && command -v xmllint >/dev/null && [ -d "$DEMO/messages" ]
     done
 fi
 
+say "What Prometheus saw ($PROMETHEUS_URL, read back from its HTTP API)"
+write_targets
+sleep 6 # one more scrape (every 5 s) after the last call
+figure() { # label expr
+    local v
+    v="$(prom_query "$2")"
+    printf '  %-52s %s\n' "$1" "$(printf '%.0f' "${v:-0}" 2>/dev/null || echo "${v:-?}")" | tee -a "$DEMO/care-flow.txt"
+}
+figure "targets up (of $TARGETS service instances)" 'count(up == 1)'
+figure "gRPC calls answered" 'sum(rz_rpc_requests_total)'
+figure "  of which not OK" 'sum(rz_rpc_requests_total{code!="OK"}) or vector(0)'
+figure "  of which INTERNAL or UNKNOWN" 'sum(rz_rpc_requests_total{code=~"INTERNAL|UNKNOWN"}) or vector(0)'
+figure "events published by the outbox relays" 'sum(rz_outbox_published_total)'
+figure "events delivered to consumers" 'sum(rz_consumer_delivered_total)'
+figure "outbox rows pending now" 'sum(rz_outbox_pending)'
+figure "events in the dead-letter stream" 'max(rz_dlq_messages)'
+figure "alerts firing" 'count(ALERTS{alertstate="firing"}) or vector(0)'
+up_now="$(prom_query 'count(up == 1)')"
+if [ "${up_now:-0}" != "$TARGETS" ]; then
+    echo "demo: only ${up_now:-0} of $TARGETS service instances are up in Prometheus:" >&2
+    curl -fsS -G "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=up == 0' >&2 || true
+    exit 1
+fi
+
 say "Look around"
 NTF_DB="$(db_url rz_notification)"
 ACC0197="http://127.0.0.1:$(cat "$DEMO/access@0197.port")"
@@ -233,5 +302,7 @@ The services keep running until 'make down'. Try:
   ls var/demo/messages/03010028/                  # the same provider's messages as iStandaarden XML (JW301, JW319)
   ls var/demo/reports/                            # the reporting read model as CSV
   NATS_URL=$NATS_URL target/debug/rzctl dlq list  # the dead-letter stream (empty when all went well)
+  curl -s $PROMETHEUS_URL/api/v1/query --data-urlencode 'query=sum by (job, code) (rz_rpc_requests_total)'   # Prometheus (alerts: $PROMETHEUS_URL/alerts)
+  curl -s http://127.0.0.1:$(cat "$DEMO/assignment.metrics")/metrics | grep rz_outbox   # a service's own /metrics
 Logs: var/demo/*.log (JSON lines, no personal data).
 EOT

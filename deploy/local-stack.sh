@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # local-stack.sh — give this checkout its own private PostgreSQL and NATS JetStream.
 #
-# Usage: deploy/local-stack.sh up|down|status|env
+# Usage: deploy/local-stack.sh up|down|status|env|prometheus CONFIG|prometheus-down
 #
 #   up      start (or reuse) the stack and write var/stack.env
-#   down    stop the stack (data is kept) and remove var/stack.env
+#   down    stop the stack (data is kept) and remove var/stack.env; stops Prometheus too
 #   status  show what runs on which port; exit 1 when the stack is not running
 #   env     print var/stack.env
+#   prometheus CONFIG
+#           optional: start Prometheus (Debian's package, installed when missing) with the
+#           configuration file CONFIG, or make a running one load it; data under
+#           var/stack/prometheus/. Prints PROMETHEUS_URL=http://127.0.0.1:<port> (make demo uses it).
+#   prometheus-down
+#           stop Prometheus only
 #
 # All state lives under var/stack/ of the repository root (git-ignored); with STACK_NAME=x under
 # var/x/ and var/x.env instead (make bench runs its own durable stack that way).
@@ -58,6 +64,13 @@ NATS_LOG="$NATS_DIR/nats.log"
 NATS_OUT="$NATS_DIR/nats.out"   # stdout/stderr of nats-server (early start-up errors)
 NATS_PORT_FILE="$STACK_DIR/nats.port"
 
+PROM_DIR="$STACK_DIR/prometheus"
+PROM_DATA="$PROM_DIR/data"
+PROM_PID="$PROM_DIR/prometheus.pid"
+PROM_LOG="$PROM_DIR/prometheus.log"
+PROM_CONFIG="$PROM_DIR/prometheus.yml"  # a copy of the CONFIG given to `prometheus`
+PROM_PORT_FILE="$STACK_DIR/prometheus.port"
+
 PG_USER=postgres          # system user that runs PostgreSQL when we are root
 PORT_MIN=20000
 PORT_MAX=32000           # below the ephemeral port range (32768+), see demo.sh
@@ -72,13 +85,15 @@ die() { printf 'local-stack: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     cat >&2 <<'EOF'
-usage: deploy/local-stack.sh up|down|status|env
+usage: deploy/local-stack.sh up|down|status|env|prometheus CONFIG|prometheus-down
 
   up      start (or reuse) a private PostgreSQL + NATS JetStream for this checkout
           and write var/stack.env (DATABASE_URL, NATS_URL)
-  down    stop them (data under var/stack/ is kept), remove var/stack.env
+  down    stop them and Prometheus (data under var/stack/ is kept), remove var/stack.env
   status  print what runs on which port; non-zero exit when not running
   env     print var/stack.env
+  prometheus CONFIG   start Prometheus with CONFIG (or reload a running one); prints PROMETHEUS_URL
+  prometheus-down     stop Prometheus
 
 env: DATABASE_URL and NATS_URL both set -> `up` uses them, starts nothing
      STACK_DURABLE=1 -> PostgreSQL keeps fsync/synchronous_commit/full_page_writes on
@@ -475,6 +490,112 @@ nats_up() {
     die "nats-server did not answer on 127.0.0.1:$port within 20 s"
 }
 
+# ---------------------------------------------------------------- Prometheus (optional)
+
+PROM_BIN=""
+find_prometheus_bin() {
+    if command -v prometheus >/dev/null 2>&1; then
+        PROM_BIN="$(command -v prometheus)"
+    elif [ -x /usr/bin/prometheus ]; then
+        PROM_BIN=/usr/bin/prometheus
+    else
+        return 1
+    fi
+}
+
+prom_pid() {
+    [ -f "$PROM_PID" ] || return 1
+    local pid
+    pid="$(cat "$PROM_PID" 2>/dev/null || true)"
+    pid_alive "$pid" prometheus || return 1
+    echo "$pid"
+}
+
+prom_running() {
+    local port
+    port="$(read_port "$PROM_PORT_FILE")"
+    [ -n "$port" ] && prom_pid >/dev/null && port_answers "$port"
+}
+
+prom_stop() {
+    local pid i
+    if pid="$(prom_pid)"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            pid_alive "$pid" || break
+            sleep 0.1
+        done
+        if pid_alive "$pid"; then
+            warn "prometheus (pid $pid) did not stop in 10 s, killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        log "Prometheus stopped"
+    fi
+    rm -f "$PROM_PID"
+}
+
+# True once Prometheus says it is ready on port $1 (at most 20 s), false when it died.
+prom_ready() {
+    local port=$1 pid=$2 i
+    for ((i = 0; i < 200; i++)); do
+        if port_answers "$port" &&
+            timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port; printf 'GET /-/ready HTTP/1.0\r\n\r\n' >&3; grep -q ' 200 ' <&3" 2>/dev/null; then
+            return 0
+        fi
+        pid_alive "$pid" || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+cmd_prometheus() { # config file
+    local config=$1 port pid attempt
+    [ -f "$config" ] || die "no Prometheus configuration at $config"
+    take_lock
+    if ! find_prometheus_bin; then
+        apt_install prometheus
+        find_prometheus_bin || die "prometheus not found after installing the package"
+    fi
+    mkdir -p "$PROM_DATA"
+    # Check before taking it: a running Prometheus would keep its old configuration silently.
+    if command -v promtool >/dev/null 2>&1; then
+        promtool check config "$config" >"$PROM_DIR/check.out" 2>&1 ||
+            { cat "$PROM_DIR/check.out" >&2; die "invalid Prometheus configuration $config"; }
+    fi
+    cp "$config" "$PROM_CONFIG.tmp.$$" && mv -f "$PROM_CONFIG.tmp.$$" "$PROM_CONFIG"
+    if prom_running; then
+        port="$(read_port "$PROM_PORT_FILE")"
+        kill -HUP "$(prom_pid)"
+        log "Prometheus on 127.0.0.1:$port (pid $(prom_pid)) reloads $config"
+        echo "PROMETHEUS_URL=http://127.0.0.1:$port"
+        return 0
+    fi
+    prom_stop
+    for attempt in 1 2 3; do
+        port="$(choose_port "$PROM_PORT_FILE" "")"
+        setsid nohup "$PROM_BIN" --config.file="$PROM_CONFIG" --storage.tsdb.path="$PROM_DATA" \
+            --storage.tsdb.retention.time=7d --web.listen-address="127.0.0.1:$port" \
+            </dev/null >>"$PROM_LOG" 2>&1 9>&- &
+        pid=$!
+        echo "$pid" >"$PROM_PID"
+        if prom_ready "$port" "$pid"; then
+            echo "$port" >"$PROM_PORT_FILE"
+            log "Prometheus started on 127.0.0.1:$port (pid $pid; data $PROM_DATA; log $PROM_LOG)"
+            echo "PROMETHEUS_URL=http://127.0.0.1:$port"
+            return 0
+        fi
+        prom_stop
+        if tail -n 20 "$PROM_LOG" 2>/dev/null | grep -qi 'address already in use'; then
+            warn "port $port was taken meanwhile, trying another (attempt $attempt)"
+            rm -f "$PROM_PORT_FILE"
+            continue
+        fi
+        break
+    done
+    tail -n 20 "$PROM_LOG" >&2 2>/dev/null || true
+    die "Prometheus did not become ready on 127.0.0.1:$port within 20 s"
+}
+
 # ---------------------------------------------------------------- commands
 
 write_env() { # database_url nats_url
@@ -522,6 +643,7 @@ cmd_down() {
         return 0
     fi
     take_lock
+    prom_stop
     nats_stop
     find_pg_bin || true
     pg_stop
@@ -555,6 +677,10 @@ cmd_status() {
     else
         echo "nats:     not running"
         ok=1
+    fi
+    port="$(read_port "$PROM_PORT_FILE")"
+    if prom_running; then
+        echo "prometheus: running, pid $(prom_pid), http://127.0.0.1:$port (optional; data $PROM_DATA)"
     fi
     if [ -f "$ENV_FILE" ]; then
         echo "env file: $ENV_FILE"
@@ -592,6 +718,11 @@ relocate_pg_if_unreachable() {
 }
 
 main() {
+    if [ "${1:-}" = prometheus ]; then
+        [ $# -eq 2 ] || { usage; exit 2; }
+        cmd_prometheus "$2"
+        return
+    fi
     [ $# -eq 1 ] || { usage; exit 2; }
     case "$1" in up | down | status) relocate_pg_if_unreachable ;; esac
     case "$1" in
@@ -599,6 +730,7 @@ main() {
         down) cmd_down ;;
         status) cmd_status ;;
         env) cmd_env ;;
+        prometheus-down) take_lock; prom_stop ;;
         -h | --help | help) usage ;;
         *) usage; exit 2 ;;
     esac
