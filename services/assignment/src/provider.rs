@@ -2,7 +2,7 @@
 //! (315) and a request to change one (317). A provider names itself and may only touch its own
 //! assignments.
 
-use rz_domain::{Bsn, ClientKey, GemeenteCode, Referrer, RequestReason};
+use rz_domain::{Bsn, ClientKey, GemeenteCode, Referrer, RefusalReason, RequestReason};
 use rz_proto::assignment::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -17,6 +17,16 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::fields::{self, Fields};
 use crate::store::{self, AssignmentFilter, Claim};
+
+/// What a request for an assignment from a provider without a contract for the subsegment gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Uncontracted {
+    /// Refused as a call: FAILED_PRECONDITION `request.provider_contracted` (gRPC).
+    Refuse,
+    /// Accepted and refused in content at once with a 319, WJ759 `3` (geen contract): a 315
+    /// received as XML, as the standard has content refusals of requests go through the 319.
+    RefuseWith319,
+}
 
 pub(crate) fn one_open_rule(open: &ProviderRequest) -> Error {
     let what = match open.kind {
@@ -146,10 +156,24 @@ impl Assigner {
     }
 
     /// A request for an assignment (315), e.g. after a GP referral. The requesting provider must
-    /// be contracted for the subsegment in the municipality on the period's start.
+    /// be contracted for the subsegment in the municipality on the period's start
+    /// (FAILED_PRECONDITION `request.provider_contracted` otherwise).
     pub async fn request_assignment(
         &self,
         r: pb::RequestAssignmentRequest,
+    ) -> Result<pb::ProviderRequest> {
+        self.request_assignment_as(r, Uncontracted::Refuse, None)
+            .await
+    }
+
+    /// As [`Assigner::request_assignment`], with the handling of a provider without a contract
+    /// given, and the provider's ReferentieAanbieder (a 315 received as XML) stored with the
+    /// request.
+    pub(crate) async fn request_assignment_as(
+        &self,
+        r: pb::RequestAssignmentRequest,
+        uncontracted: Uncontracted,
+        reference: Option<&str>,
     ) -> Result<pb::ProviderRequest> {
         let mut f = Fields::default();
         f.non_empty("idempotency_key", &r.idempotency_key);
@@ -190,12 +214,12 @@ impl Assigner {
         else {
             return Err(fields::incomplete());
         };
-        if self
+        let contracted = self
             .upstream
             .check_contracted(agb.as_str(), &sub.code, m.as_str(), period.start())
             .await?
-            .is_none()
-        {
+            .is_some();
+        if !contracted && uncontracted == Uncontracted::Refuse {
             return Err(Error::rule(
                 "request.provider_contracted",
                 "agb_code",
@@ -208,7 +232,7 @@ impl Assigner {
         }
         let key = ClientKey::derive(&self.secret, &bsn);
         let today = self.today();
-        let req = ProviderRequest {
+        let mut req = ProviderRequest {
             id: Uuid::now_v7(),
             kind: RequestKind::Assignment,
             municipality: m.clone(),
@@ -250,6 +274,20 @@ impl Assigner {
             return Ok(replayed);
         }
         store::save_identity(&mut tx, &m, &key, &bsn).await?;
+        if let Some(reference) = reference {
+            store::save_request_reference(&mut tx, req.id, reference).await?;
+        }
+        if !contracted {
+            // Accepted as a message, refused in content: the 319 with WJ759 `3` (geen contract).
+            req.status = RequestStatus::Refused;
+            req.answered_on = Some(today);
+            req.refusal_reason = RefusalReason::NoContract.code().to_owned();
+            store::update_request(&mut tx, &req).await?;
+            self.emit_answer(&mut tx, &req).await?;
+            tx.commit().await?;
+            tracing::info!(request_id = %req.id, municipality = %m, agb_code = %agb, client_key = %key, subsegment = %req.subsegment_code, "assignment requested (315) without a contract: refused (319, WJ759 3)");
+            return Ok(request_pb(&req));
+        }
         tx.commit().await?;
         tracing::info!(request_id = %req.id, municipality = %m, agb_code = %agb, client_key = %key, subsegment = %req.subsegment_code, "assignment requested (315)");
         Ok(request_pb(&req))

@@ -8,12 +8,11 @@
 //!   skipped with the reason instead of being filled with invented data: the 301 schema requires
 //!   Geboortedatum, Naam/Achternaam and Contactgegevens, which are unknown for a client known only
 //!   by the BSN of a provider request (315) or an import.
-//! - [`Assigner::upload_provider_message`]: a 305, 307, 315 or 317 (recognised by its namespace)
-//!   read by the hardened readers; the sender (Afzender) must be the calling provider
-//!   (PERMISSION_DENIED `upload.sender_is_caller` otherwise, without a return message); each record
-//!   is applied through the same functions as the gRPC calls (`report_start`, `report_stop`,
-//!   `request_assignment`, `request_change`) and answered in the return message (306, 308, 316,
-//!   318) with `0200` or the return code of the rule that failed (see [`return_code`]).
+//! - [`Assigner::upload_provider_message`] (in [`crate::inbound`]): a 305, 307, 315 or 317
+//!   (recognised by its namespace) read by the hardened readers, checked against the standard's
+//!   rules, each record applied through the same functions as the gRPC calls (`report_start`,
+//!   `report_stop`, `request_assignment`, `request_change`) and answered in the return message
+//!   (306, 308, 316, 318) with `0200` or the return code of the rule that failed.
 //!
 //! Deadlines: uploaded messages create the same assignments and requests as the gRPC calls, so
 //! `ListChainDeadlines` covers them (start of care 5 working days after the assignment start,
@@ -24,18 +23,16 @@
 use chrono::{NaiveDate, NaiveTime};
 use prost::Message as _;
 use rz_domain::{
-    AgbCode, AssignmentNumber, Bsn, Cents, ClientKey, ExecutionVariant, Frequency, GemeenteCode,
-    Law, MessageId, ProductCode, RefusalReason, ReturnCode, Unit,
+    AgbCode, AssignmentNumber, Bsn, Cents, ExecutionVariant, Frequency, Law, MessageId,
+    ProductCode, RefusalReason, Unit,
 };
 use rz_istandaarden as ist;
-use rz_platform::ApiError;
 use rz_proto::assignment::v1 as pb;
-use rz_proto::types::v1 as types;
 use uuid::Uuid;
 
 use crate::assigner::Assigner;
 use crate::convert::{law_from_pb, variant_from_pb};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fields::{self, Fields};
 use crate::store;
 use crate::upstream::ClientLookup;
@@ -44,45 +41,7 @@ use crate::upstream::ClientLookup;
 /// room for the envelope (the readers check the XML's own size).
 pub const MAX_GRPC_MESSAGE_BYTES: usize = ist::MAX_MESSAGE_BYTES + 64 * 1024;
 
-/// The WJ001 return code for a rule of this service that refused a record.
-///
-/// | rule / outcome | code |
-/// |---|---|
-/// | assignment does not exist, belongs to another provider or another client (BSN), or the start/stop falls outside it (`start.*`, `stop.within_assignment`, `stop.assignment_of_provider`) | `9019` the message cannot be linked to an assignment |
-/// | start reported before (already exists) | `9074` a message with the same key was received before |
-/// | stop without a reported start (`stop.care_started`) | `9069` no current start message with the same key |
-/// | `change.assignment_of_provider`, `change.assignment_active` | `9351` TeWijzigenProduct is not related to a current assignment |
-/// | `request.one_open` | `9374` a request is already pending |
-/// | anything else (malformed values, contract, catalogue, unavailable service) | `0001` technical rejection |
-pub fn return_code(e: &Error, message: ist::MessageType) -> ReturnCode {
-    let code = match e {
-        Error::Api(ApiError::NotFound(_)) => "9019",
-        Error::Api(ApiError::AlreadyExists(_)) if message == ist::MessageType::Start305 => "9074",
-        Error::Api(ApiError::FailedPrecondition { rule, .. }) | Error::Denied { rule, .. } => {
-            match rule.as_str() {
-                "stop.care_started" => "9069",
-                "change.assignment_of_provider" | "change.assignment_active" => "9351",
-                "request.one_open" => "9374",
-                r if r.starts_with("start.") || r.starts_with("stop.") || r == "xml.client" => {
-                    "9019"
-                }
-                _ => "0001",
-            }
-        }
-        _ => "0001",
-    };
-    ReturnCode::from_code(code).unwrap_or(ReturnCode::TECHNICAL_REJECTION)
-}
-
-fn rule_text(e: &Error) -> String {
-    match e {
-        Error::Api(ApiError::FailedPrecondition {
-            rule, description, ..
-        })
-        | Error::Denied { rule, description } => format!("{rule}: {description}"),
-        other => other.to_string(),
-    }
-}
+pub(crate) use crate::inbound::uploaded_client;
 
 /// `12a`, `12-2`, `12 bis` -> (12, Some('a'), None), (12, None, Some("2")), ...
 fn split_house_number(s: &str) -> Option<(u32, Option<char>, Option<String>)> {
@@ -209,35 +168,6 @@ fn product_for_301(
     })
 }
 
-/// Which provider message a document is, from the first of the four readers that recognises its
-/// root and namespace.
-enum Received {
-    Start(ist::Message305),
-    Stop(ist::Message307),
-    Request(ist::Message315),
-    Change(ist::Message317),
-}
-
-impl Received {
-    fn header(&self) -> &ist::ReceivedHeader {
-        match self {
-            Self::Start(m) => &m.header,
-            Self::Stop(m) => &m.header,
-            Self::Request(m) => &m.header,
-            Self::Change(m) => &m.header,
-        }
-    }
-
-    fn body(&self) -> &ist::ReceivedBody {
-        match self {
-            Self::Start(m) => &m.body,
-            Self::Stop(m) => &m.body,
-            Self::Request(m) => &m.body,
-            Self::Change(m) => &m.body,
-        }
-    }
-}
-
 /// The client key of a stored message (empty when its payload cannot be read).
 fn stored_client_key(row: &store::StoredMessage) -> String {
     match row.kind.as_str() {
@@ -254,69 +184,7 @@ fn stored_client_key(row: &store::StoredMessage) -> String {
     .unwrap_or_default()
 }
 
-/// The receiving municipality and the client's BSN of a provider's message, when it can be read
-/// (for the audit trail of an upload).
-pub(crate) fn uploaded_client(xml: &[u8]) -> Option<(GemeenteCode, Bsn)> {
-    let received = ist::read_limited(xml).and_then(|b| read(&b)).ok()?;
-    let bsn = match &received {
-        Received::Start(m) => m.client.bsn.clone(),
-        Received::Stop(m) => m.client.bsn.clone(),
-        Received::Request(m) => m.client.bsn.clone(),
-        Received::Change(m) => m.bsn.clone(),
-    };
-    Some((received.header().receiver_municipality.clone(), bsn))
-}
-
-fn read(xml: &[u8]) -> std::result::Result<Received, ist::ParseError> {
-    let not_this = |e: &ist::ParseError| {
-        matches!(
-            e.kind,
-            ist::ParseErrorKind::WrongNamespace | ist::ParseErrorKind::WrongRoot
-        )
-    };
-    let e = match ist::parse_305(xml) {
-        Ok(m) => return Ok(Received::Start(m)),
-        Err(e) if not_this(&e) => e,
-        Err(e) => return Err(e),
-    };
-    if e.kind == ist::ParseErrorKind::WrongRoot {
-        return Err(e);
-    }
-    match ist::parse_307(xml) {
-        Ok(m) => return Ok(Received::Stop(m)),
-        Err(e) if not_this(&e) => {}
-        Err(e) => return Err(e),
-    }
-    match ist::parse_315(xml) {
-        Ok(m) => return Ok(Received::Request(m)),
-        Err(e) if not_this(&e) => {}
-        Err(e) => return Err(e),
-    }
-    match ist::parse_317(xml) {
-        Ok(m) => Ok(Received::Change(m)),
-        Err(e) if not_this(&e) => Err(e),
-        Err(e) => Err(e),
-    }
-}
-
-fn upload_error(path: &str, rule: &str, code: ReturnCode) -> pb::UploadError {
-    pb::UploadError {
-        path: path.to_owned(),
-        rule: rule.to_owned(),
-        return_code: code.code().to_owned(),
-    }
-}
-
 impl Assigner {
-    async fn return_header(&self, municipality: &GemeenteCode) -> Result<ist::ReturnHeader> {
-        let mut conn = self.pool.acquire().await?;
-        let n = store::next_message_number(&mut conn, municipality.as_str()).await?;
-        Ok(ist::ReturnHeader {
-            message_id: MessageId::parse(&n.to_string())?,
-            message_date: self.today(),
-        })
-    }
-
     /// The messages to provider `agb_code` (of one municipality, or all when empty) as XML.
     pub async fn fetch_provider_messages(
         &self,
@@ -451,347 +319,6 @@ impl Assigner {
             other => Err(format!("unknown stored message kind {other}")),
         }
     }
-
-    /// A provider's message as XML: read, checked against the caller, applied record by record
-    /// through the gRPC path's functions, and answered with the return message.
-    pub async fn upload_provider_message(
-        &self,
-        r: pb::UploadProviderMessageRequest,
-    ) -> Result<pb::UploadResult> {
-        let agb = fields::agb("agb_code", &r.agb_code)?;
-        let received = match ist::read_limited(r.xml.as_slice()).and_then(|b| read(&b)) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::info!(agb_code = %agb, path = %e.path, rule = %e.rule, "provider message rejected");
-                let mut out = pb::UploadResult {
-                    accepted: false,
-                    errors: vec![upload_error(&e.path, &e.rule, e.return_code)],
-                    ..Default::default()
-                };
-                if let Some(h) = e.received.as_deref() {
-                    out.kind = h.message_type.name(h.law);
-                    out.return_message_xml = self
-                        .render_whole(h, e.return_code)
-                        .await?
-                        .unwrap_or_default();
-                }
-                return Ok(out);
-            }
-        };
-        let h = received.header().clone();
-        let kind = h.message_type.name(h.law);
-        // The sender must be the caller (otherwise PERMISSION_DENIED: no return message goes to a
-        // provider about another's message); the receiver a municipality of the region.
-        if h.sender_agb != agb {
-            tracing::info!(agb_code = %agb, sender = %h.sender_agb, "provider message of another sender refused");
-            return Err(Error::denied(
-                "upload.sender_is_caller",
-                format!(
-                    "the sender (Afzender) {} is not the calling provider {agb}",
-                    h.sender_agb
-                ),
-            ));
-        }
-        let whole = if !self
-            .upstream
-            .catalogue()
-            .await?
-            .municipalities
-            .contains(h.receiver_municipality.as_str())
-        {
-            Some((
-                "/Bericht/Header/Ontvanger",
-                format!(
-                    "{} is not a municipality of the region",
-                    h.receiver_municipality
-                ),
-                ReturnCode::from_code("S300").unwrap_or(ReturnCode::TECHNICAL_REJECTION),
-            ))
-        } else {
-            None
-        };
-        if let Some((path, rule, code)) = whole {
-            tracing::info!(agb_code = %agb, %rule, "provider message rejected");
-            return Ok(pb::UploadResult {
-                accepted: false,
-                return_message_xml: self.render_whole(&h, code).await?.unwrap_or_default(),
-                errors: vec![upload_error(path, &rule, code)],
-                kind,
-            });
-        }
-        let m = h.receiver_municipality.clone();
-        let mut codes = ist::RecordCodes::new();
-        let mut errors = Vec::new();
-        let mut fail = |record: &str, e: &Error| {
-            let code = return_code(e, h.message_type);
-            codes.set(record, vec![code]);
-            errors.push(upload_error(record, &rule_text(e), code));
-        };
-        match &received {
-            Received::Start(msg) => {
-                for p in &msg.products {
-                    let (number, status) = (p.assignment_number, p.status);
-                    let n = self.first_record(&m, &msg.client.bsn, number, status);
-                    let start = |n| pb::ReportStartOfCareRequest {
-                        agb_code: agb.to_string(),
-                        municipality: m.to_string(),
-                        assignment_number: n,
-                        start_date: p.start.to_string(),
-                    };
-                    if let Err(e) = async { self.report_start(start(n.await?)).await }.await {
-                        fail(&p.record, &e);
-                    }
-                }
-            }
-            Received::Stop(msg) => {
-                for p in &msg.products {
-                    let (number, status) = (p.assignment_number, p.status);
-                    let n = self.first_record(&m, &msg.client.bsn, number, status);
-                    let stop = |n| pb::ReportStopOfCareRequest {
-                        agb_code: agb.to_string(),
-                        municipality: m.to_string(),
-                        assignment_number: n,
-                        end_date: p.end.to_string(),
-                        end_reason: p.end_reason.code().to_owned(),
-                    };
-                    if let Err(e) = async { self.report_stop(stop(n.await?)).await }.await {
-                        fail(&p.record, &e);
-                    }
-                }
-            }
-            Received::Request(msg) => {
-                for p in &msg.products {
-                    if let Err(e) = self.apply_315(&h, &agb, &msg.client.bsn, p).await {
-                        fail(&p.record, &e);
-                    }
-                }
-            }
-            Received::Change(msg) => {
-                let req = &msg.request;
-                for p in &req.new {
-                    fail(
-                        &p.record,
-                        &Error::rule(
-                            "xml.new_product_unsupported",
-                            "NieuwProduct",
-                            "a new product in a change request is not supported; send a 315",
-                        ),
-                    );
-                }
-                for p in &req.to_change {
-                    let res = match self.linked(&m, &msg.bsn, Some(p.assignment_number)).await {
-                        Err(e) => Err(e),
-                        Ok(n) => {
-                            let size = p.size.map(|s| pb::Size {
-                                volume: s.volume,
-                                unit: s.unit.code().to_owned(),
-                                frequency: s.frequency.code().to_owned(),
-                            });
-                            self.request_change(pb::RequestChangeRequest {
-                                idempotency_key: format!(
-                                    "xml/{}/{}/{}",
-                                    h.message_id, req.provider_reference, n
-                                ),
-                                agb_code: agb.to_string(),
-                                municipality: m.to_string(),
-                                assignment_number: n,
-                                reason: req.reason.code().to_owned(),
-                                new_end: p.end.map(|d| d.to_string()).unwrap_or_default(),
-                                size,
-                                budget_cents: p.budget.map(|b| b.as_i64()).unwrap_or(0),
-                            })
-                            .await
-                        }
-                    };
-                    match res {
-                        Ok(created) => {
-                            if let Ok(id) = Uuid::parse_str(&created.id) {
-                                let mut conn = self.pool.acquire().await?;
-                                store::save_request_reference(
-                                    &mut conn,
-                                    id,
-                                    &req.provider_reference,
-                                )
-                                .await?;
-                            }
-                        }
-                        Err(e) => fail(&p.record, &e),
-                    }
-                }
-            }
-        }
-        let accepted = errors.is_empty();
-        let return_type = h
-            .message_type
-            .return_type()
-            .ok_or_else(|| Error::Upstream("no return message type".into()))?;
-        let rh = self.return_header(&m).await?;
-        let xml = ist::render_return(
-            return_type,
-            &rh,
-            &h,
-            ist::ReturnContent::PerRecord {
-                body: received.body(),
-                codes: &codes,
-            },
-        )
-        .map_err(|e| Error::Upstream(format!("return message: {e}")))?;
-        tracing::info!(agb_code = %agb, municipality = %m, kind = %kind, message_id = %h.message_id, accepted, rejected_records = errors.len(), "provider message applied");
-        Ok(pb::UploadResult {
-            accepted,
-            return_message_xml: xml,
-            errors,
-            kind,
-        })
-    }
-
-    async fn render_whole(
-        &self,
-        h: &ist::ReceivedHeader,
-        code: ReturnCode,
-    ) -> Result<Option<String>> {
-        let Some(kind) = h.message_type.return_type() else {
-            return Ok(None);
-        };
-        let rh = self.return_header(&h.receiver_municipality).await?;
-        Ok(ist::render_return(kind, &rh, h, ist::ReturnContent::Whole(&[code])).ok())
-    }
-
-    /// The assignment a record names, when it is this client's (the BSN's client key must be the
-    /// assignment's) — ownership by the provider is checked by the domain functions.
-    async fn linked(
-        &self,
-        m: &GemeenteCode,
-        bsn: &Bsn,
-        number: Option<AssignmentNumber>,
-    ) -> Result<u32> {
-        let n = number
-            .ok_or_else(|| {
-                Error::rule(
-                    "xml.assignment_number",
-                    "ToewijzingNummer",
-                    "the record names no assignment number",
-                )
-            })?
-            .value();
-        let a = self.load(m, n).await?;
-        if a.client_key != ClientKey::derive(&self.secret, bsn) {
-            return Err(Error::rule(
-                "xml.client",
-                "Bsn",
-                format!("assignment {m}/{n} is not an assignment of this client"),
-            ));
-        }
-        Ok(n)
-    }
-
-    /// The assignment a first delivery (StatusAanlevering 1) of this client names; a change or
-    /// deletion of an earlier record is refused.
-    async fn first_record(
-        &self,
-        m: &GemeenteCode,
-        bsn: &Bsn,
-        number: Option<AssignmentNumber>,
-        status: ist::DeliveryStatus,
-    ) -> Result<u32> {
-        let n = self.linked(m, bsn, number).await?;
-        if status == ist::DeliveryStatus::First {
-            Ok(n)
-        } else {
-            Err(unsupported_status(status))
-        }
-    }
-
-    async fn apply_315(
-        &self,
-        h: &ist::ReceivedHeader,
-        agb: &AgbCode,
-        bsn: &Bsn,
-        p: &ist::RequestedProduct,
-    ) -> Result<()> {
-        let m = h.receiver_municipality.as_str();
-        let catalogue = self.upstream.catalogue().await?;
-        let category = p.product.as_ref().map(|x| x.category.code());
-        // The subsegment: of the message's law, offering the product category; the first (by
-        // code) the provider is contracted for on the start date.
-        let mut candidates: Vec<_> = catalogue
-            .subsegments
-            .values()
-            .filter(|s| s.law == h.law)
-            .filter(|s| category.is_none_or(|c| s.product_categories.iter().any(|x| x == c)))
-            .collect();
-        candidates.sort_by(|a, b| a.code.cmp(&b.code));
-        let mut chosen = None;
-        for s in &candidates {
-            if self
-                .upstream
-                .check_contracted(agb.as_str(), &s.code, m, p.start)
-                .await?
-                .is_some()
-            {
-                chosen = Some(s.code.clone());
-                break;
-            }
-        }
-        let Some(subsegment) = chosen.or_else(|| candidates.first().map(|s| s.code.clone())) else {
-            return Err(Error::rule(
-                "request.subsegment",
-                "Product/Categorie",
-                "no subsegment of the region's catalogue offers this product category",
-            ));
-        };
-        let created = self
-            .request_assignment(pb::RequestAssignmentRequest {
-                idempotency_key: format!("xml/{}/{}", h.message_id, p.provider_reference),
-                agb_code: agb.to_string(),
-                municipality: m.to_owned(),
-                bsn: bsn.as_str().to_owned(),
-                subsegment_code: subsegment,
-                product_code: p
-                    .product
-                    .as_ref()
-                    .and_then(|x| x.code.as_ref())
-                    .map(|c| c.as_str().to_owned())
-                    .unwrap_or_default(),
-                period: Some(types::Period {
-                    start: p.start.to_string(),
-                    end: p.end.map(|d| d.to_string()).unwrap_or_default(),
-                }),
-                size: p.size.map(|s| pb::Size {
-                    volume: s.volume,
-                    unit: s.unit.code().to_owned(),
-                    frequency: s.frequency.code().to_owned(),
-                }),
-                budget_cents: p.budget.map(|b| b.as_i64()).unwrap_or(0),
-                referrer: Some(pb::Referrer {
-                    r#type: p.referrer.kind.code().to_owned(),
-                    name: p.referrer.name.clone().unwrap_or_default(),
-                    agb_code: p
-                        .referrer
-                        .agb
-                        .as_ref()
-                        .map(|a| a.as_str().to_owned())
-                        .unwrap_or_default(),
-                }),
-            })
-            .await?;
-        if let Ok(id) = Uuid::parse_str(&created.id) {
-            let mut conn = self.pool.acquire().await?;
-            store::save_request_reference(&mut conn, id, &p.provider_reference).await?;
-        }
-        Ok(())
-    }
-}
-
-fn unsupported_status(s: ist::DeliveryStatus) -> Error {
-    Error::rule(
-        "xml.status_unsupported",
-        "StatusAanlevering",
-        format!(
-            "StatusAanlevering {} (a change or deletion of an earlier record) is not supported; only 1 (eerste aanlevering)",
-            s.code()
-        ),
-    )
 }
 
 trait NanosZero {

@@ -160,6 +160,17 @@ const BILLION_LAUGHS: &str = r#"<?xml version="1.0"?>
 <Bericht xmlns="http://www.istandaarden.nl/ijw/3_2/jw305/schema">&lol3;</Bericht>
 "#;
 
+/// Waits until the relay has published every event of the outbox (the snapshots count its rows).
+async fn outbox_drained(app: &TestApp) {
+    for _ in 0..200 {
+        if app.a.count("outbox").await == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the outbox was not drained in 10 s");
+}
+
 /// Uploads `xml` as provider `agb` (its certificate, its AGB code in the request).
 async fn upload(app: &mut TestApp, agb: &str, xml: &str) -> pb::UploadResult {
     app.a
@@ -238,6 +249,7 @@ async fn xml_messages_round_trip_through_the_same_domain() {
     assert!(fetch(&mut app, P2).await.messages.is_empty());
 
     // --- rejections change nothing ---
+    outbox_drained(&app).await;
     let before = app.a.snapshot().await;
     let bad_bsn = jw305(P1, "S1", "111222334", a.number, "2022-07-04");
     let r = upload(&mut app, P1, &bad_bsn).await;
@@ -342,9 +354,14 @@ async fn xml_messages_round_trip_through_the_same_domain() {
     .await
     .unwrap();
     assert_eq!((status.as_str(), agb.as_str()), ("open", P1));
-    // The same message again is a replay (same idempotency key): nothing new.
+    // The same message again: its Identificatie was used before (TR056, 9056), nothing new.
     let r = upload(&mut app, P1, &jw315(P1, "V1", &b3, "REF-0042")).await;
-    assert!(r.accepted, "{r:?}");
+    assert!(
+        !r.accepted,
+        "TR056: an identical 315 again is not accepted: {r:?}"
+    );
+    assert_eq!(codes(&r), ["9056"], "TR056: {r:?}");
+    ist::assert_valid("JW316", &r.return_message_xml);
     assert_eq!(app.a.count("provider_requests").await, requests + 1);
     // Another message for the same client and subsegment while the first is open.
     let r = upload(&mut app, P1, &jw315(P1, "V2", &b3, "REF-0043")).await;

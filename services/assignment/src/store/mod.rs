@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
     104 "number_sequences" => "0104_number_sequences.sql",
     105 "caseload_index" => "0105_caseload_index.sql",
     106 "hot_start" => "0106_hot_start.sql",
+    107 "received_messages" => "0107_received_messages.sql",
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {
