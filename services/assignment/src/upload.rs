@@ -1,6 +1,8 @@
 //! `assignment import-xml`: uploads a folder of a provider's messages (305, 307, 315, 317) with
 //! `UploadProviderMessage`, as the provider's system would, writes each return message next to its
 //! message as `<name>.return.xml` and prints a summary. A client of the service, not part of it.
+//! A file over the standard's size limit ([`MAX_MESSAGE_BYTES`]) is not sent: it is named with its
+//! size and the limit, and counted as failed.
 //!
 //! It calls as the provider, with mutual TLS: the provider's certificate (its
 //! `urn:regiozorg:provider:<AGB>` SAN is who is calling) and the region's CA, given as a test PKI
@@ -8,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rz_istandaarden::MAX_MESSAGE_BYTES;
 use rz_platform::tls::{TlsConfig, TlsError};
 use rz_proto::assignment::v1 as pb;
 use rz_proto::assignment::v1::assignment_service_client::AssignmentServiceClient;
@@ -93,6 +96,15 @@ pub async fn upload_folder(
     let (mut accepted, mut rejected, mut failed) = (0usize, 0usize, 0usize);
     for path in &files {
         let name = path.display();
+        // The standard's limit on one message, checked here: a larger file is never sent (the
+        // transport would refuse it with an error that does not say why).
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.len() > MAX_MESSAGE_BYTES as u64
+        {
+            eprintln!("{name}: {}", too_large(meta.len()));
+            failed += 1;
+            continue;
+        }
         let xml = match std::fs::read(path) {
             Ok(x) => x,
             Err(e) => {
@@ -131,7 +143,7 @@ pub async fn upload_folder(
             }
             Err(s) => {
                 failed += 1;
-                eprintln!("{name}: {}: {}", s.code(), s.message());
+                eprintln!("{name}: {}", status_text(&s));
             }
         }
     }
@@ -143,6 +155,36 @@ pub async fn upload_folder(
         return Err(format!("{failed} files could not be uploaded"));
     }
     Ok(())
+}
+
+/// What is said about a file over the standard's size limit.
+fn too_large(len: u64) -> String {
+    format!(
+        "{len} bytes is over the standard's limit of {MAX_MESSAGE_BYTES} bytes (25 MiB) for one \
+         message; not uploaded (split the records over several messages)"
+    )
+}
+
+/// A failed call as the user reads it: the transport's errors said plainly.
+fn status_text(s: &tonic::Status) -> String {
+    let message = s.message();
+    match s.code() {
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => format!(
+            "{}: {message} (the message is too large to send; the standard's limit is \
+             {MAX_MESSAGE_BYTES} bytes)",
+            s.code()
+        ),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+            if message.contains("h2 protocol error") || message.contains("transport error") =>
+        {
+            format!(
+                "{}: the connection to the service failed while sending ({message}); check \
+                 --endpoint and that the service is up",
+                s.code()
+            )
+        }
+        code => format!("{code}: {message}"),
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +223,27 @@ mod tests {
                 key: Some("p.key".into()),
             }
         );
+    }
+
+    #[test]
+    fn transport_errors_and_sizes_are_said_plainly() {
+        let h2 = status_text(&tonic::Status::unknown(
+            "h2 protocol error: error reading a body",
+        ));
+        assert!(
+            h2.contains("the connection to the service failed while sending"),
+            "{h2}"
+        );
+        let big = status_text(&tonic::Status::out_of_range("message too large"));
+        assert!(
+            big.contains("the standard's limit is 26214400 bytes"),
+            "{big}"
+        );
+        assert_eq!(
+            status_text(&tonic::Status::permission_denied("no")),
+            "The caller does not have permission to execute the specified operation: no"
+        );
+        assert!(too_large(26_214_401).starts_with("26214401 bytes is over the standard's limit"));
     }
 
     #[test]

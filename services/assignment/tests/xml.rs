@@ -542,3 +542,47 @@ async fn import_xml_uploads_a_folder_and_writes_the_return_messages() {
         pb::AssignmentStatus::Started
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_xml_names_a_file_over_the_size_limit_instead_of_a_transport_error() {
+    let app = spawn_app().await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("import-xml-big-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut big = jw305(P1, "BIG", &bsn(1), 1, "2022-07-04").into_bytes();
+    big.resize(rz_istandaarden::MAX_MESSAGE_BYTES + 1, b' ');
+    std::fs::write(dir.join("big.xml"), &big).unwrap();
+    let mut huge = big;
+    huge.resize(40 * 1024 * 1024, b' ');
+    std::fs::write(dir.join("huge.xml"), &huge).unwrap();
+    let (endpoint, d2) = (app.a.endpoint.clone(), dir.clone());
+    let pki = app.a.stack.pki().dir().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_assignment"))
+            .args(["import-xml", "--endpoint", &endpoint, "--agb", P1, "--pki"])
+            .arg(&pki)
+            .arg(&d2)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout} {stderr}");
+    assert!(
+        stdout.contains("2 files: 0 accepted, 0 with rejected records, 2 failed"),
+        "{stdout}"
+    );
+    for (file, len) in [("big.xml", 26_214_401), ("huge.xml", 41_943_040)] {
+        assert!(
+            stderr.contains(&format!(
+                "{file}: {len} bytes is over the standard's limit of 26214400 bytes (25 MiB)"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(!stderr.contains("h2 protocol error"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
