@@ -198,9 +198,13 @@ NOTIFICATION_ENV=()
 for m in $MUNICIPALITIES; do
     NOTIFICATION_ENV+=("RZ__NOTIFICATION__ACCESS_ENDPOINTS__$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
 done
+# The key that seals webhook subscription secrets (`<key id> <base64 of 32 bytes>`); a real
+# deployment keeps it in a secret store, outside the database.
+WEBHOOK_KEYS="$DEMO/webhook-keys"
+[ -s "$WEBHOOK_KEYS" ] || printf 'demo1 %s\n' "$(head -c 32 /dev/urandom | base64)" >"$WEBHOOK_KEYS"
 # The demo asks for deadline scans itself, with each simulated date (ScanDeadlines).
 start notification rz_notification "${NOTIFICATION_ENV[@]}" RZ__NOTIFICATION__ASSIGNMENT_ENDPOINT="$ASG" \
-    RZ__NOTIFICATION__SCAN_INTERVAL_SECS=0
+    RZ__NOTIFICATION__SCAN_INTERVAL_SECS=0 RZ__WEBHOOKS__SECRET_KEYS_FILE="$WEBHOOK_KEYS"
 NTF="http://127.0.0.1:$(cat "$DEMO/notification.port")"
 REP="http://127.0.0.1:$(cat "$DEMO/reporting.port")"
 

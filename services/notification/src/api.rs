@@ -14,15 +14,21 @@ use std::sync::Arc;
 
 use rz_proto::events::assignment::{CHANGED, ISSUED, REQUEST_ANSWERED};
 
+use crate::egress::Guard;
 use crate::owner;
 use crate::region::Region;
 use crate::scan::Scanner;
+use crate::secrets::Keyring;
 use crate::store::{self, AlertRow, DeliveryRow, SubscriptionRow};
 use crate::webhook;
 
 pub struct NotificationApi {
     pool: PgPool,
     require_https: bool,
+    /// Where a webhook URL may point (the SSRF guard).
+    guard: Guard,
+    /// Seals the subscriptions' secrets.
+    keys: Arc<Keyring>,
     /// What a subscription's municipality and segment filters may name.
     region: Arc<Region>,
     scanner: Scanner,
@@ -30,12 +36,26 @@ pub struct NotificationApi {
     audit: rz_platform::audit::Audit,
 }
 
+/// How webhook URLs are checked and secrets kept.
+pub struct WebhookPolicy {
+    pub require_https: bool,
+    pub guard: Guard,
+    pub keys: Arc<Keyring>,
+}
+
 impl NotificationApi {
-    pub fn new(pool: PgPool, require_https: bool, region: Arc<Region>, scanner: Scanner) -> Self {
+    pub fn new(
+        pool: PgPool,
+        webhooks: WebhookPolicy,
+        region: Arc<Region>,
+        scanner: Scanner,
+    ) -> Self {
         Self {
             audit: rz_platform::audit::Audit::new(pool.clone(), "notification"),
             pool,
-            require_https,
+            require_https: webhooks.require_https,
+            guard: webhooks.guard,
+            keys: webhooks.keys,
             region,
             scanner,
         }
@@ -130,7 +150,7 @@ fn url(value: &str, require_https: bool) -> Result<String, FieldError> {
         return Err(FieldError::new(
             "url",
             if require_https {
-                "must be an absolute https:// URL"
+                "must be an absolute https:// URL: deliveries carry the BSN (rule webhook_url.https)"
             } else {
                 "must be an absolute http:// or https:// URL"
             },
@@ -229,12 +249,28 @@ fn validate_create(
         event_types: r.event_types.clone(),
         municipalities,
         segments: r.segments.clone(),
-        secret: webhook::new_secret(),
         created_at: Utc::now(),
     })
 }
 
-fn subscription_pb(s: SubscriptionRow, with_secret: bool) -> pb::Subscription {
+/// The SSRF guard on a URL that passed [`url`]: every address its host resolves to is checked.
+async fn reachable(guard: &Guard, value: &str) -> Result<(), FieldError> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| FieldError::new("url", "must be an absolute http(s) URL"))?;
+    let https = uri.scheme_str() == Some("https");
+    let host = uri
+        .host()
+        .ok_or_else(|| FieldError::new("url", "must name a host"))?;
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    guard
+        .resolve(host, port)
+        .await
+        .map(|_| ())
+        .map_err(|e| FieldError::new("url", e.to_string()))
+}
+
+fn subscription_pb(s: SubscriptionRow, secret: Option<String>) -> pb::Subscription {
     pb::Subscription {
         id: s.id.to_string(),
         agb_code: s.agb_code.to_string(),
@@ -242,7 +278,7 @@ fn subscription_pb(s: SubscriptionRow, with_secret: bool) -> pb::Subscription {
         url: s.url,
         event_types: s.event_types,
         segments: s.segments,
-        secret: if with_secret { s.secret } else { String::new() },
+        secret: secret.unwrap_or_default(),
         created_at: s.created_at.to_rfc3339(),
     }
 }
@@ -278,8 +314,23 @@ fn delivery_pb(d: DeliveryRow) -> pb::Delivery {
 }
 
 impl NotificationApi {
+    /// A fresh secret, and it sealed for subscription `id`.
+    fn new_secret(&self, id: Uuid) -> Result<(String, crate::secrets::Sealed), ApiError> {
+        let random = self.keys.random_bytes(32).map_err(ApiError::internal)?;
+        let secret = webhook::new_secret(&random);
+        let sealed = self
+            .keys
+            .seal(id.as_bytes(), secret.as_bytes())
+            .map_err(ApiError::internal)?;
+        Ok((secret, sealed))
+    }
+
     async fn create(&self, r: pb::CreateSubscriptionRequest) -> Result<pb::Subscription, ApiError> {
         let new = validate_create(&r, self.require_https, &self.region)?;
+        reachable(&self.guard, &new.url)
+            .await
+            .map_err(|e| ApiError::InvalidArgument(vec![e]))?;
+        let (secret, sealed) = self.new_secret(new.id)?;
         let fingerprint = rz_platform::idempotency::fingerprint("create_subscription", &r);
         let mut tx = self.pool.begin().await?;
         // Keys are scoped to the provider, so providers cannot see each other's subscriptions.
@@ -294,17 +345,18 @@ impl NotificationApi {
         .await?
         {
             Claim::New => {
-                store::insert_subscription(&mut tx, &new).await?;
+                store::insert_subscription(&mut tx, &new, &sealed).await?;
                 tx.commit().await?;
-                tracing::info!(subscription = %new.id, agb = %new.agb_code, url = %new.url, "subscription created");
-                Ok(subscription_pb(new, true))
+                tracing::info!(subscription = %new.id, agb = %new.agb_code, url = %new.url, key_id = %sealed.key_id, "subscription created");
+                Ok(subscription_pb(new, Some(secret)))
             }
             Claim::Replay(id) => {
                 let id = uuid(&id, "idempotency_key")?;
                 let existing = store::subscription(&mut tx, id)
                     .await?
                     .ok_or_else(|| ApiError::NotFound(format!("subscription {id} was deleted")))?;
-                Ok(subscription_pb(existing, true))
+                // Shown once: a client that lost the first answer rotates the secret.
+                Ok(subscription_pb(existing, None))
             }
             Claim::Conflict => Err(ApiError::AlreadyExists(format!(
                 "idempotency key {} was used for another request",
@@ -333,11 +385,31 @@ impl NotificationService for NotificationApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::ListSubscriptionsResponse {
-            subscriptions: rows
-                .into_iter()
-                .map(|s| subscription_pb(s, false))
-                .collect(),
+            subscriptions: rows.into_iter().map(|s| subscription_pb(s, None)).collect(),
         }))
+    }
+
+    async fn rotate_subscription_secret(
+        &self,
+        request: Request<pb::RotateSubscriptionSecretRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
+        let r = request.into_inner();
+        let agb = agb(&r.agb_code, "agb_code")?;
+        let id = uuid(&r.subscription_id, "subscription_id")?;
+        let (secret, sealed) = self.new_secret(id)?;
+        if !store::set_secret(&self.pool, &agb, id, &sealed)
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Err(ApiError::NotFound(format!("subscription {id} of {agb}")).into());
+        }
+        let mut conn = self.pool.acquire().await.map_err(ApiError::from)?;
+        let row = store::subscription(&mut conn, id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("subscription {id} of {agb}")))?;
+        tracing::info!(subscription = %id, %agb, key_id = %sealed.key_id, "subscription secret rotated");
+        Ok(Response::new(subscription_pb(row, Some(secret))))
     }
 
     async fn delete_subscription(

@@ -270,7 +270,23 @@ pub struct WebhookConfig {
     /// Extra trusted CA certificates (PEM) for https webhooks, besides the system's roots.
     pub ca_file: Option<PathBuf>,
     /// Refuse `http://` subscription URLs (payloads carry the BSN, as the standard's 301 does).
+    /// On by default; only a local stack with its own loopback receivers turns it off.
     pub require_https: bool,
+    /// Address ranges a webhook may reach although a rule of the SSRF guard refuses them
+    /// ([`crate::egress`]): the tests' and the local stack's loopback receivers, never set in
+    /// production. A list, or in the environment one comma-separated value
+    /// (`RZ__WEBHOOKS__ALLOW_CIDRS=127.0.0.0/8,::1/128`).
+    #[serde(deserialize_with = "cidr_list")]
+    pub allow_cidrs: Vec<String>,
+    /// Further ranges a webhook may never reach: the cluster's pod and service ranges (the
+    /// loopback, private, link-local and unique-local ranges are refused anyway). As `allow_cidrs`.
+    #[serde(deserialize_with = "cidr_list")]
+    pub deny_cidrs: Vec<String>,
+    /// The file of keys that seal subscription secrets at rest ([`crate::secrets`]): one
+    /// `<key id> <base64 of 32 bytes>` per line, outside the database. Required.
+    pub secret_keys_file: Option<PathBuf>,
+    /// The key that seals new secrets; the file's last key when empty.
+    pub secret_key_id: String,
     /// Keep-alive connections kept per receiver origin (scheme, host, port) between deliveries;
     /// 0 = a fresh connection per attempt.
     pub max_idle_per_origin: usize,
@@ -291,7 +307,11 @@ impl Default for WebhookConfig {
             poll_interval_ms: 250,
             lease_ms: 60_000,
             ca_file: None,
-            require_https: false,
+            require_https: true,
+            allow_cidrs: Vec::new(),
+            deny_cidrs: Vec::new(),
+            secret_keys_file: None,
+            secret_key_id: String::new(),
             max_idle_per_origin: 64,
             idle_timeout_ms: 4_000,
         }
@@ -307,6 +327,25 @@ impl WebhookConfig {
     pub fn retry_window(&self) -> Duration {
         Duration::from_secs(self.retry_window_secs)
     }
+}
+
+/// A list of ranges from a TOML list or from one comma-separated string (the environment).
+fn cidr_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(l) => l,
+        Either::Text(t) => t
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 #[cfg(test)]
@@ -338,6 +377,9 @@ mod tests {
                 "/tmp/rz-spool",
             );
             std::env::set_var("RZNOTTEST__NOTIFICATION__LETTERS__MAX_ATTEMPTS", "5");
+            std::env::set_var("RZNOTTEST__WEBHOOKS__ALLOW_CIDRS", "127.0.0.0/8, ::1/128");
+            std::env::set_var("RZNOTTEST__WEBHOOKS__REQUIRE_HTTPS", "false");
+            std::env::set_var("RZNOTTEST__WEBHOOKS__SECRET_KEYS_FILE", "/etc/rz/keys");
             std::env::set_var(
                 "RZNOTTEST__NOTIFICATION__LETTERS__SMTP__MAILROOM__0222",
                 "postkamer@doetinchem.example",
@@ -367,6 +409,12 @@ mod tests {
         );
         assert_eq!(l.smtp.relay, "127.0.0.1:25");
         assert_eq!(l.validate(), Ok(()));
+        let w = &c.webhooks;
+        assert_eq!(w.allow_cidrs, vec!["127.0.0.0/8", "::1/128"]);
+        assert!(w.deny_cidrs.is_empty());
+        assert!(!w.require_https);
+        assert_eq!(w.secret_keys_file, Some(PathBuf::from("/etc/rz/keys")));
+        assert!(Config::default().webhooks.require_https, "https by default");
         assert_eq!(
             Config::default().notification.letters.channel,
             LetterChannelKind::None

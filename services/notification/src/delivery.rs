@@ -28,11 +28,39 @@ use tokio_rustls::rustls::{self, RootCertStore};
 use uuid::Uuid;
 
 use crate::config::WebhookConfig;
+use crate::egress::{EgressError, Guard};
+use crate::secrets::Keyring;
 use crate::store::{self, Claimed};
 use crate::webhook;
 
-pub const SIGNATURE_HEADER: &str = "x-regiozorg-signature";
-pub const DELIVERY_HEADER: &str = "x-regiozorg-delivery";
+/// Why a POST did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// The SSRF guard refused the receiver's address: the delivery fails for good at once.
+    #[error("{0}")]
+    Refused(#[from] EgressError),
+    /// Anything else (connection, TLS, status): retried.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for PostError {
+    fn from(s: String) -> Self {
+        Self::Failed(s)
+    }
+}
+
+impl From<&str> for PostError {
+    fn from(s: &str) -> Self {
+        Self::Failed(s.to_owned())
+    }
+}
+
+/// The Standard Webhooks headers: the message id (the delivery id, the same on every attempt), the
+/// attempt's Unix time in seconds and `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
+pub const ID_HEADER: &str = "webhook-id";
+pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+pub const SIGNATURE_HEADER: &str = "webhook-signature";
 
 /// How long a woken worker waits for more deliveries before it claims.
 const COALESCE: Duration = Duration::from_millis(5);
@@ -44,15 +72,18 @@ pub struct DeliveryWorker {
     pool: PgPool,
     config: Arc<WebhookConfig>,
     client: HttpClient,
+    /// Opens the subscriptions' sealed secrets.
+    keys: Arc<Keyring>,
     /// The NEN 7513 trail of deliveries that carry a BSN.
     audit: rz_platform::audit::Audit,
 }
 
 impl DeliveryWorker {
-    /// Fails when `webhooks.ca_file` cannot be read.
-    pub fn new(pool: PgPool, config: WebhookConfig) -> Result<Self, String> {
+    /// Fails when `webhooks.ca_file` cannot be read or a configured range does not parse.
+    pub fn new(pool: PgPool, config: WebhookConfig, keys: Arc<Keyring>) -> Result<Self, String> {
         Ok(Self {
             client: HttpClient::new(&config)?,
+            keys,
             audit: rz_platform::audit::Audit::new(pool.clone(), "notification"),
             pool,
             config: Arc::new(config),
@@ -113,9 +144,10 @@ impl DeliveryWorker {
                 let pool = self.pool.clone();
                 let config = self.config.clone();
                 let client = self.client.clone();
+                let keys = self.keys.clone();
                 let delivered = delivered.clone();
                 tokio::spawn(async move {
-                    attempt(&pool, &config, &client, &delivered, d).await;
+                    attempt(&pool, &config, &client, &keys, &delivered, d).await;
                     drop(permit);
                 });
             }
@@ -205,14 +237,21 @@ async fn attempt(
     pool: &PgPool,
     config: &WebhookConfig,
     client: &HttpClient,
+    keys: &Keyring,
     delivered: &mpsc::UnboundedSender<(Uuid, Uuid)>,
     d: Claimed,
 ) {
     let attempts = u32::try_from(d.attempts).unwrap_or(0) + 1;
     let timeout = Duration::from_millis(config.request_timeout_ms);
-    let result = match tokio::time::timeout(timeout, client.post(&d)).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("timed out after {} ms", config.request_timeout_ms)),
+    let result = match signing_key(keys, &d) {
+        Err(e) => Err(PostError::Failed(e)),
+        Ok(key) => match tokio::time::timeout(timeout, client.post(&d, &key)).await {
+            Ok(r) => r,
+            Err(_) => Err(PostError::Failed(format!(
+                "timed out after {} ms",
+                config.request_timeout_ms
+            ))),
+        },
     };
     let outcome = match result {
         Ok(()) => {
@@ -225,11 +264,14 @@ async fn attempt(
             return;
         }
         Err(error) => {
+            let refused = matches!(error, PostError::Refused(_));
+            let error = error.to_string();
             let delay = config.backoff(attempts);
             let elapsed = (chrono::Utc::now() - d.first_attempt_at)
                 .to_std()
                 .unwrap_or_default();
-            let spent = elapsed + delay > config.retry_window()
+            let spent = refused
+                || elapsed + delay > config.retry_window()
                 || (config.max_attempts > 0 && attempts >= config.max_attempts);
             if spent {
                 tracing::error!(
@@ -256,6 +298,28 @@ async fn attempt(
         // The lease expires and the delivery is attempted again (at least once).
         Err(e) => tracing::warn!(delivery = %d.id, error = %e, "cannot record the outcome"),
     }
+}
+
+/// The HMAC key of a claimed delivery's subscription: its sealed secret opened. The error names
+/// the subscription and the key id, never the secret.
+fn signing_key(keys: &Keyring, d: &Claimed) -> Result<Vec<u8>, String> {
+    let sealed = d.secret.as_ref().ok_or_else(|| {
+        format!(
+            "the secret of subscription {} is not sealed yet (sealed at the next start)",
+            d.subscription_id
+        )
+    })?;
+    let secret = keys
+        .open(d.subscription_id.as_bytes(), sealed)
+        .map_err(|e| format!("subscription {}: {e}", d.subscription_id))?;
+    let secret = String::from_utf8(secret)
+        .map_err(|_| format!("subscription {}: the secret is no text", d.subscription_id))?;
+    webhook::signing_key(&secret).ok_or_else(|| {
+        format!(
+            "subscription {}: the secret is no whsec_<base64>",
+            d.subscription_id
+        )
+    })
 }
 
 /// Where a connection goes: scheme, host and port. Connections are pooled per origin.
@@ -300,6 +364,8 @@ struct Inner {
     idle_timeout: Duration,
     /// Connections opened, for tests and diagnostics.
     connects: AtomicU64,
+    /// Where a connection may go.
+    guard: Guard,
 }
 
 /// How long a pooled connection may take to become ready for its next request.
@@ -307,6 +373,7 @@ const READY_WAIT: Duration = Duration::from_millis(250);
 
 impl HttpClient {
     pub fn new(config: &WebhookConfig) -> Result<Self, String> {
+        let guard = Guard::new(&config.allow_cidrs, &config.deny_cidrs)?;
         let mut roots = RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         if !native.errors.is_empty() {
@@ -344,6 +411,7 @@ impl HttpClient {
                 max_idle: config.max_idle_per_origin,
                 idle_timeout: Duration::from_millis(config.idle_timeout_ms),
                 connects: AtomicU64::new(0),
+                guard,
             }),
         })
     }
@@ -358,15 +426,18 @@ impl HttpClient {
         self.lock().idle.values().map(Vec::len).sum()
     }
 
-    /// One POST. `Ok` only for a 2xx answer.
-    pub async fn post(&self, d: &Claimed) -> Result<(), String> {
+    /// One POST of `d` signed with `key` (Standard Webhooks, this moment's timestamp). `Ok` only
+    /// for a 2xx answer.
+    pub async fn post(&self, d: &Claimed, key: &[u8]) -> Result<(), PostError> {
         let uri: http::Uri = d.url.parse().map_err(|e| format!("bad url: {e}"))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            _ => return Err(format!("unsupported scheme in {}", d.url)),
+            _ => return Err(format!("unsupported scheme in {}", d.url).into()),
         };
-        let host = uri.host().ok_or("url has no host")?;
+        let host = uri
+            .host()
+            .ok_or(PostError::Failed("url has no host".into()))?;
         let origin = Origin {
             https,
             // `[::1]` in a URL is `::1` to connect to and to check the certificate against.
@@ -387,8 +458,11 @@ impl HttpClient {
             .unwrap_or(host)
             .to_owned();
         let body = Bytes::from(d.body.clone());
-        let signature = webhook::signature(&d.secret, &body);
         let delivery = d.id.to_string();
+        // A fresh timestamp on every attempt: receivers refuse old ones (replays).
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = webhook::signature(key, &delivery, timestamp, &body);
+        let timestamp = timestamp.to_string();
         let request = || {
             http::Request::post(path.as_str())
                 .header(http::header::HOST, authority.as_str())
@@ -397,14 +471,15 @@ impl HttpClient {
                     "application/cloudevents+json; charset=utf-8",
                 )
                 .header(http::header::USER_AGENT, "regiozorg-notification/0.1")
+                .header(ID_HEADER, delivery.as_str())
+                .header(TIMESTAMP_HEADER, timestamp.as_str())
                 .header(SIGNATURE_HEADER, signature.as_str())
-                .header(DELIVERY_HEADER, delivery.as_str())
                 .body(Full::new(body.clone()))
                 .map_err(|e| format!("request: {e}"))
         };
         if let Some(mut sender) = self.checkout(&origin).await {
             match sender.send_request(request()?).await {
-                Ok(response) => return self.finish(origin, sender, response).await,
+                Ok(response) => return Ok(self.finish(origin, sender, response).await?),
                 // No response on a kept-alive connection: most likely the peer closed it as the
                 // request went out. Once more on a fresh one.
                 Err(e) => tracing::debug!(error = %e, "reused connection failed; reconnecting"),
@@ -415,7 +490,7 @@ impl HttpClient {
             .send_request(request()?)
             .await
             .map_err(|e| format!("send: {e}"))?;
-        self.finish(origin, sender, response).await
+        Ok(self.finish(origin, sender, response).await?)
     }
 
     /// Reads the answer to its end and returns the connection to the pool if it can carry
@@ -489,10 +564,28 @@ impl HttpClient {
         sweep(&mut pool, self.inner.idle_timeout);
     }
 
-    async fn connect(&self, origin: &Origin) -> Result<SendRequest<Full<Bytes>>, String> {
-        let stream = tokio::net::TcpStream::connect((origin.host.as_str(), origin.port))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+    /// A new connection to `origin`: its host resolved once and every address checked by the
+    /// SSRF guard, then a connection to one of those very addresses (so a DNS answer that changes
+    /// after the check cannot redirect it); the host stays the TLS server name.
+    async fn connect(&self, origin: &Origin) -> Result<SendRequest<Full<Bytes>>, PostError> {
+        let addrs = self.inner.guard.resolve(&origin.host, origin.port).await?;
+        let mut last = None;
+        let mut stream = None;
+        for addr in &addrs {
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let stream = stream.ok_or_else(|| {
+            format!(
+                "connect: {}",
+                last.map(|e| e.to_string()).unwrap_or_default()
+            )
+        })?;
         self.inner.connects.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         if origin.https {
@@ -504,9 +597,9 @@ impl HttpClient {
                 .connect(name, stream)
                 .await
                 .map_err(|e| format!("tls: {e}"))?;
-            handshake(tls).await
+            Ok(handshake(tls).await?)
         } else {
-            handshake(stream).await
+            Ok(handshake(stream).await?)
         }
     }
 }

@@ -6,9 +6,12 @@
 //! addressed to a provider (the AGB token of the subject; providers only get their own events) it
 //! writes one delivery per matching subscription, in the inbox transaction. The
 //! [`delivery::DeliveryWorker`] POSTs each delivery as a CloudEvents 1.0 structured JSON document,
-//! signed with `X-Regiozorg-Signature: sha256=<hex HMAC-SHA256 of the body>` and tagged with
-//! `X-Regiozorg-Delivery: <delivery id>`; the CloudEvent id is the event id on every attempt, so
-//! receivers drop duplicates (delivery is at least once). The POSTs reuse keep-alive HTTP/1.1
+//! signed as Standard Webhooks prescribes (`webhook-id: <delivery id>`, `webhook-timestamp`,
+//! fresh on every attempt, `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`
+//! under the subscription's `whsec_` secret, sealed at rest by [`secrets`]); the CloudEvent id is
+//! the event id on every attempt, so receivers drop duplicates (delivery is at least once). The
+//! SSRF guard ([`egress`]) refuses URLs into the platform's own networks at subscription and
+//! again at every connection. The POSTs reuse keep-alive HTTP/1.1
 //! connections (a small pool per receiver origin, `webhooks.max_idle_per_origin`,
 //! `webhooks.idle_timeout_ms`); successes are recorded in batches, each row only under the claim
 //! that sent it. The matcher writes the deliveries of a batch of events in one statement
@@ -69,10 +72,12 @@ pub mod consumer;
 pub mod decisions;
 pub mod delivery;
 pub mod dispatch;
+pub mod egress;
 pub mod letters;
 pub mod owner;
 pub mod region;
 pub mod scan;
+pub mod secrets;
 pub mod smtp;
 pub mod store;
 pub mod upstream;
@@ -92,6 +97,8 @@ pub struct App {
     dispatcher: Option<dispatch::LetterDispatcher>,
     upstream: std::sync::Arc<upstream::Upstream>,
     region: std::sync::Arc<region::Region>,
+    keys: std::sync::Arc<secrets::Keyring>,
+    guard: egress::Guard,
 }
 
 rz_platform::service!(
@@ -110,6 +117,19 @@ impl App {
                 "webhooks.lease_ms must be longer than webhooks.request_timeout_ms".into(),
             ));
         }
+        let guard = egress::Guard::new(&config.webhooks.allow_cidrs, &config.webhooks.deny_cidrs)
+            .map_err(StartError::Config)?;
+        let keys_file = config.webhooks.secret_keys_file.as_ref().ok_or_else(|| {
+            StartError::Config(
+                "webhooks.secret_keys_file is required: the keys that seal subscription secrets \
+                 (`<key id> <base64 of 32 bytes>` per line), kept outside the database"
+                    .into(),
+            )
+        })?;
+        let keys = std::sync::Arc::new(
+            secrets::Keyring::load(keys_file, Some(config.webhooks.secret_key_id.as_str()))
+                .map_err(|e| StartError::Config(format!("webhooks.secret_keys_file {e}")))?,
+        );
         let upstream = std::sync::Arc::new(
             upstream::Upstream::new(&config.notification, &config.tls)
                 .map_err(StartError::Config)?,
@@ -158,11 +178,22 @@ impl App {
         )
         .await?;
         let pool = foundation.pool().clone();
+        let resealed = store::reseal_secrets(&pool, &keys)
+            .await
+            .map_err(|e| StartError::Config(format!("webhooks.secret_keys_file: {e}")))?;
+        if resealed > 0 {
+            tracing::info!(
+                subscriptions = resealed,
+                key_id = keys.current(),
+                "subscription secrets sealed under the current key"
+            );
+        }
         let dispatcher = channel.map(|c| {
             dispatch::LetterDispatcher::new(pool.clone(), c, config.notification.letters.clone())
         });
-        let worker = delivery::DeliveryWorker::new(pool.clone(), config.webhooks.clone())
-            .map_err(|e| StartError::Config(format!("webhooks: {e}")))?;
+        let worker =
+            delivery::DeliveryWorker::new(pool.clone(), config.webhooks.clone(), keys.clone())
+                .map_err(|e| StartError::Config(format!("webhooks: {e}")))?;
         Ok(Self {
             foundation,
             config,
@@ -170,6 +201,8 @@ impl App {
             dispatcher,
             upstream,
             region,
+            keys,
+            guard,
         })
     }
 
@@ -226,7 +259,11 @@ impl App {
         ));
         let api = api::NotificationApi::new(
             serving.pool().clone(),
-            self.config.webhooks.require_https,
+            api::WebhookPolicy {
+                require_https: self.config.webhooks.require_https,
+                guard: self.guard,
+                keys: self.keys,
+            },
             self.region.clone(),
             scanner,
         );

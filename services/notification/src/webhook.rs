@@ -9,6 +9,8 @@
 //! (`jeugdwet`, `inspanningsgericht`), empty strings and zeros are left out. Any other type is sent
 //! with `data_base64` holding the protobuf bytes, so nothing is ever dropped.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use rz_proto::assignment::v1 as apb;
 use serde_json::{Map, Value, json};
@@ -251,60 +253,45 @@ pub fn render(ce: &CloudEvent<'_>, data: Option<Value>, payload: &[u8]) -> Strin
         }
         None => {
             o.insert("datacontenttype".into(), "application/protobuf".into());
-            o.insert("data_base64".into(), base64(payload).into());
+            o.insert("data_base64".into(), STANDARD.encode(payload).into());
         }
     }
     Value::Object(o).to_string()
 }
 
-/// `sha256=<hex HMAC-SHA256 of body with secret>`, the `X-Regiozorg-Signature` header.
-pub fn signature(secret: &str, body: &[u8]) -> String {
+/// The prefix of a Standard Webhooks secret.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// The HMAC key of a Standard Webhooks secret: `whsec_<base64>` decoded (the prefix is optional,
+/// as receivers' libraries take it). `None` for text that is no base64 or decodes to nothing.
+///
+/// The secrets made before this scheme (`whsec_` and 64 hex digits) are valid base64 too: the key
+/// is what those 64 characters decode to, exactly as a receiver's library computes it from the
+/// secret it was given, so they keep working unchanged.
+pub fn signing_key(secret: &str) -> Option<Vec<u8>> {
+    let b64 = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
+    STANDARD.decode(b64).ok().filter(|k| !k.is_empty())
+}
+
+/// The Standard Webhooks `webhook-signature` value: `v1,<base64 HMAC-SHA256 of
+/// "<msg_id>.<timestamp>.<body>">`.
+pub fn signature(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     // HMAC takes a key of any length; this cannot fail.
-    let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) {
+    let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(key) {
         Ok(m) => m,
         Err(_) => return String::new(),
     };
+    mac.update(msg_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex(&mac.finalize().into_bytes()))
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
-/// A fresh secret: `whsec_` and 64 hex digits (two UUIDv4s, 244 random bits from the OS).
-pub fn new_secret() -> String {
-    let mut bytes = Vec::with_capacity(32);
-    bytes.extend_from_slice(Uuid::new_v4().as_bytes());
-    bytes.extend_from_slice(Uuid::new_v4().as_bytes());
-    format!("whsec_{}", hex(&bytes))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// A secret from 32 random bytes: `whsec_<base64>`.
+pub fn new_secret(random: &[u8]) -> String {
+    format!("{SECRET_PREFIX}{}", STANDARD.encode(random))
 }
 
 #[cfg(test)]
@@ -352,27 +339,42 @@ mod tests {
     }
 
     #[test]
-    fn hmac_sha256_matches_rfc_4231_case_2() {
+    fn signs_as_the_standard_webhooks_library() {
+        let secret = new_secret(&[42u8; 32]);
+        let body = br#"{"specversion":"1.0","id":"x"}"#;
+        let key = signing_key(&secret).unwrap();
+        let lib = standardwebhooks::Webhook::new(&secret).unwrap();
         assert_eq!(
-            signature("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            signature(&key, "msg_1", 1_614_265_330, body),
+            lib.sign("msg_1", 1_614_265_330, body).unwrap()
         );
+        // A legacy hex secret, as the library reads it.
+        let hex = format!("whsec_{}", "0123456789abcdef".repeat(4));
+        let lib = standardwebhooks::Webhook::new(&hex).unwrap();
+        assert_eq!(
+            signature(&signing_key(&hex).unwrap(), "m", 7, body),
+            lib.sign("m", 7, body).unwrap()
+        );
+        // Changing any of id, time or body changes the signature.
+        let s = signature(&key, "msg_1", 1, body);
+        assert_ne!(s, signature(&key, "msg_2", 1, body));
+        assert_ne!(s, signature(&key, "msg_1", 2, body));
+        assert_ne!(s, signature(&key, "msg_1", 1, b"{}"));
     }
 
     #[test]
-    fn base64_pads() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    fn legacy_hex_secrets_are_base64_keys() {
+        let hex = format!("whsec_{}", "0123456789abcdef".repeat(4));
+        assert_eq!(signing_key(&hex).map(|k| k.len()), Some(48));
+        assert_eq!(signing_key("whsec_!!"), None);
+        assert_eq!(signing_key("whsec_"), None);
     }
 
     #[test]
-    fn secrets_are_fresh() {
-        let a = new_secret();
-        assert_eq!(a.len(), 6 + 64);
-        assert_ne!(a, new_secret());
+    fn secrets_are_base64_of_their_bytes() {
+        let a = new_secret(&[7u8; 32]);
+        assert!(a.starts_with("whsec_"));
+        assert_eq!(signing_key(&a), Some(vec![7u8; 32]));
     }
 
     #[test]

@@ -31,11 +31,17 @@ async fn claims_skip_each_other_and_an_expired_lease_moves_the_delivery() {
         event_types: vec![],
         municipalities: vec![],
         segments: vec![],
-        secret: "s".into(),
         created_at: chrono::Utc::now(),
     };
+    // Never opened here: the queue does not look into secrets.
+    let sealed = notification::secrets::Sealed {
+        key_id: "test".into(),
+        bytes: vec![0; 28],
+    };
     let mut conn = pool.acquire().await.unwrap();
-    store::insert_subscription(&mut conn, &sub).await.unwrap();
+    store::insert_subscription(&mut conn, &sub, &sealed)
+        .await
+        .unwrap();
     for _ in 0..3 {
         store::insert_delivery(
             &mut conn,

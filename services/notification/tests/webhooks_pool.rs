@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{spawn_app_with, verify_signature};
+use common::spawn_app_with;
 use notification::config::WebhookConfig;
 use notification::delivery::HttpClient;
 use notification::store::{self, Claimed, NewDelivery, SubscriptionRow};
@@ -43,8 +43,38 @@ enum Close {
 struct Post {
     signature: String,
     delivery: String,
+    timestamp: String,
     body: Vec<u8>,
 }
+
+impl Post {
+    /// Whether it verifies under `secret` as the `standardwebhooks` library checks it.
+    fn verifies(&self, secret: &str) -> bool {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in [
+            ("webhook-id", &self.delivery),
+            ("webhook-timestamp", &self.timestamp),
+            ("webhook-signature", &self.signature),
+        ] {
+            h.insert(k, v.parse().unwrap());
+        }
+        standardwebhooks::Webhook::new(secret)
+            .unwrap()
+            .verify(&self.body, &h)
+            .is_ok()
+    }
+}
+
+/// A configuration that lets the client reach the test's loopback receivers.
+fn loopback() -> WebhookConfig {
+    WebhookConfig {
+        allow_cidrs: vec!["127.0.0.0/8".into()],
+        ..WebhookConfig::default()
+    }
+}
+
+/// The HMAC key the unit-level posts are signed with.
+const KEY: &[u8] = b"test-key";
 
 /// A bare HTTP/1.1 receiver on 127.0.0.1 that counts the TCP connections it accepted.
 #[derive(Clone)]
@@ -122,8 +152,9 @@ async fn serve(mut stream: tokio::net::TcpStream, close: Close, posts: Arc<Mutex
             return;
         }
         posts.lock().unwrap().push(Post {
-            signature: header("x-regiozorg-signature"),
-            delivery: header("x-regiozorg-delivery"),
+            signature: header("webhook-signature"),
+            delivery: header("webhook-id"),
+            timestamp: header("webhook-timestamp"),
             body: buf[head_end..head_end + length].to_vec(),
         });
         buf.drain(..head_end + length);
@@ -162,10 +193,7 @@ async fn many_deliveries_go_over_few_connections() {
     let posts = receiver.posts();
     assert_eq!(posts.len(), EVENTS as usize);
     for p in &posts {
-        assert!(
-            verify_signature(&sub.secret, &p.body, &p.signature),
-            "{p:?}"
-        );
+        assert!(p.verifies(&sub.secret), "{p:?}");
     }
     // Never more connections than attempts in flight at once: each is kept for the next one.
     let accepted = receiver.accepted();
@@ -218,11 +246,7 @@ async fn a_receiver_that_closes_after_every_answer_gets_every_delivery_in_one_at
         assert!(attempts.iter().all(|a| *a == 1), "{attempts:?}");
         let posts = receiver.posts();
         assert!(posts.len() >= EVENTS as usize);
-        assert!(
-            posts
-                .iter()
-                .all(|p| verify_signature(&sub.secret, &p.body, &p.signature))
-        );
+        assert!(posts.iter().all(|p| p.verifies(&sub.secret)));
         let mut ids: Vec<String> = posts.iter().map(|p| p.delivery.clone()).collect();
         ids.sort();
         ids.dedup();
@@ -239,7 +263,8 @@ fn claimed(url: &str) -> Claimed {
         event_id: Uuid::now_v7(),
         agb_code: AGB.into(),
         url: url.into(),
-        secret: "whsec_test".into(),
+        subscription_id: Uuid::now_v7(),
+        secret: None,
         body: r#"{"specversion":"1.0","id":"x"}"#.into(),
         attempts: 0,
         first_attempt_at: chrono::Utc::now(),
@@ -250,16 +275,16 @@ fn claimed(url: &str) -> Claimed {
 async fn the_client_keeps_connections_per_origin_and_closes_idle_ones() {
     let config = WebhookConfig {
         idle_timeout_ms: 300,
-        ..WebhookConfig::default()
+        ..loopback()
     };
     let client = HttpClient::new(&config).unwrap();
     let a = CountingReceiver::start(Close::Never).await;
     let b = CountingReceiver::start(Close::Never).await;
     for _ in 0..10 {
-        client.post(&claimed(&a.url("/one"))).await.unwrap();
+        client.post(&claimed(&a.url("/one")), KEY).await.unwrap();
         // Another path on the same origin shares the connection.
-        client.post(&claimed(&a.url("/two"))).await.unwrap();
-        client.post(&claimed(&b.url("/"))).await.unwrap();
+        client.post(&claimed(&a.url("/two")), KEY).await.unwrap();
+        client.post(&claimed(&b.url("/")), KEY).await.unwrap();
     }
     assert_eq!(a.accepted(), 1);
     assert_eq!(b.accepted(), 1);
@@ -270,41 +295,42 @@ async fn the_client_keeps_connections_per_origin_and_closes_idle_ones() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     client.sweep();
     assert_eq!(client.idle(), 0);
-    client.post(&claimed(&a.url("/one"))).await.unwrap();
+    client.post(&claimed(&a.url("/one")), KEY).await.unwrap();
     assert_eq!(a.accepted(), 2);
 
     // Without pooling: a connection per POST.
     let config = WebhookConfig {
         max_idle_per_origin: 0,
-        ..WebhookConfig::default()
+        ..loopback()
     };
     let fresh = HttpClient::new(&config).unwrap();
     let c = CountingReceiver::start(Close::Never).await;
     for _ in 0..5 {
-        fresh.post(&claimed(&c.url("/"))).await.unwrap();
+        fresh.post(&claimed(&c.url("/")), KEY).await.unwrap();
     }
     assert_eq!(c.accepted(), 5);
 
     // A receiver that went away: the pooled connection is dropped and the error is the
     // connect's.
     let gone = CountingReceiver::start(Close::Abrupt).await;
-    client.post(&claimed(&gone.url("/"))).await.unwrap();
-    client.post(&claimed(&gone.url("/"))).await.unwrap();
+    client.post(&claimed(&gone.url("/")), KEY).await.unwrap();
+    client.post(&claimed(&gone.url("/")), KEY).await.unwrap();
     assert_eq!(gone.accepted(), 2);
     let closed = client
-        .post(&claimed("http://127.0.0.1:9/"))
+        .post(&claimed("http://127.0.0.1:9/"), KEY)
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(closed.starts_with("connect:"), "{closed}");
 }
 
 #[tokio::test]
 async fn a_request_that_crosses_the_close_of_a_kept_connection_goes_again_on_a_fresh_one() {
-    let client = HttpClient::new(&WebhookConfig::default()).unwrap();
+    let client = HttpClient::new(&loopback()).unwrap();
     let r = CountingReceiver::start(Close::DropsSecond).await;
     for n in 1..=10 {
         client
-            .post(&claimed(&r.url("/")))
+            .post(&claimed(&r.url("/")), KEY)
             .await
             .unwrap_or_else(|e| panic!("post {n}: {e}"));
     }
@@ -337,11 +363,17 @@ async fn a_batch_of_successes_is_recorded_only_under_the_claims_that_sent_them()
         event_types: vec![],
         municipalities: vec![],
         segments: vec![],
-        secret: "s".into(),
         created_at: chrono::Utc::now(),
     };
+    // Never opened here: the queue does not look into secrets.
+    let sealed = notification::secrets::Sealed {
+        key_id: "test".into(),
+        bytes: vec![0; 28],
+    };
     let mut conn = pool.acquire().await.unwrap();
-    store::insert_subscription(&mut conn, &sub).await.unwrap();
+    store::insert_subscription(&mut conn, &sub, &sealed)
+        .await
+        .unwrap();
     for _ in 0..4 {
         store::insert_delivery(
             &mut conn,

@@ -85,7 +85,7 @@ pub use rz_pki::{self, Issue};
 pub use rz_platform::identity::Role;
 pub use rz_testkit::TestEnv;
 pub use status::{assert_invalid, assert_invalid_says, assert_rule};
-pub use webhook::{Received, Receiver, verify_signature};
+pub use webhook::{Received, Receiver, verify_error, verify_signature};
 
 /// How long [`Service::stop`] waits for a service to finish.
 const STOP_WITHIN: Duration = Duration::from_secs(15);
@@ -474,6 +474,10 @@ impl StackBuilder {
                 config.database.url = db;
             }
             config.notification.access_endpoints = stack.access_endpoints();
+            // The test receivers listen on loopback, over http or https: allowed here only.
+            config.webhooks.require_https = false;
+            config.webhooks.allow_cidrs = vec!["127.0.0.0/8".into(), "::1/128".into()];
+            config.webhooks.secret_keys_file = Some(webhook_keys_file());
             if let Some(a) = &stack.assignment {
                 config.notification.assignment_endpoint = a.endpoint.clone();
             }
@@ -854,4 +858,18 @@ impl Stack {
         }
         result
     }
+}
+
+/// The file of keys sealing notification's subscription secrets, one per test process (replicas
+/// and restarts of one test share it).
+fn webhook_keys_file() -> std::path::PathBuf {
+    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let path =
+            std::env::temp_dir().join(format!("rz-stack-webhook-keys-{}", std::process::id()));
+        let line = notification::secrets::new_key_line("test1").expect("random key");
+        std::fs::write(&path, line).expect("writing the webhook key file");
+        path
+    })
+    .clone()
 }

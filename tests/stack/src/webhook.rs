@@ -1,5 +1,6 @@
 //! A webhook receiver: a real HTTP/1.1 (or https) server on 127.0.0.1:0 that records every request
-//! and fails on demand, and an independent check of the `x-regiozorg-signature` header.
+//! and fails on demand, and the check a receiver makes of the Standard Webhooks headers, with the
+//! off-the-shelf `standardwebhooks` library (not the service's code).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,9 +18,14 @@ use crate::fixtures::fixture;
 #[derive(Debug, Clone)]
 pub struct Received {
     pub path: String,
+    /// `webhook-signature`.
     pub signature: String,
+    /// `webhook-id`: the delivery id, the same on every attempt.
     pub delivery: String,
+    /// `webhook-timestamp` (Unix seconds), fresh on every attempt.
+    pub timestamp: String,
     pub content_type: String,
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
 }
 
@@ -112,18 +118,22 @@ impl Receiver {
                                     .unwrap_or_default()
                                     .to_owned()
                             };
-                            let (path, signature, delivery, content_type) = (
+                            let (path, signature, delivery, timestamp, content_type) = (
                                 req.uri().path().to_owned(),
-                                header("x-regiozorg-signature"),
-                                header("x-regiozorg-delivery"),
+                                header("webhook-signature"),
+                                header("webhook-id"),
+                                header("webhook-timestamp"),
                                 header("content-type"),
                             );
+                            let headers = req.headers().clone();
                             let body = req.into_body().collect().await.unwrap().to_bytes();
                             l.lock().unwrap().push(Received {
                                 path,
                                 signature,
                                 delivery,
+                                timestamp,
                                 content_type,
+                                headers,
                                 body,
                             });
                             let fail = f
@@ -187,20 +197,20 @@ impl Receiver {
     }
 }
 
-/// Checks `sha256=<hex HMAC-SHA256(body, secret)>` independently of the service's code.
-pub fn verify_signature(secret: &str, body: &[u8], header: &str) -> bool {
-    use hmac::{Hmac, KeyInit, Mac};
-    let Some(hex) = header.strip_prefix("sha256=") else {
-        return false;
+/// Whether `r` verifies under `secret` (`whsec_<base64>`) as a receiver using the
+/// `standardwebhooks` library checks it: `webhook-id`, a `webhook-timestamp` within five minutes
+/// and `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
+pub fn verify_signature(secret: &str, r: &Received) -> bool {
+    verify_error(secret, r).is_none()
+}
+
+/// Why `standardwebhooks` refuses `r` under `secret`, if it does.
+pub fn verify_error(secret: &str, r: &Received) -> Option<String> {
+    let hook = match standardwebhooks::Webhook::new(secret) {
+        Ok(h) => h,
+        Err(e) => return Some(e.to_string()),
     };
-    let Ok(bytes) = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<Vec<u8>, _>>()
-    else {
-        return false;
-    };
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    mac.verify_slice(&bytes).is_ok()
+    hook.verify(&r.body, &r.headers)
+        .err()
+        .map(|e| e.to_string())
 }

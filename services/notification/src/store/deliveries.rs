@@ -6,6 +6,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use crate::secrets::Sealed;
+
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
     pub id: Uuid,
@@ -37,7 +39,10 @@ pub struct Claimed {
     pub event_id: Uuid,
     pub agb_code: String,
     pub url: String,
-    pub secret: String,
+    pub subscription_id: Uuid,
+    /// The subscription's sealed secret; `None` for a secret not sealed yet (written by an older
+    /// replica during an upgrade: sealed at the next start, the attempt is retried).
+    pub secret: Option<Sealed>,
     pub body: String,
     pub attempts: i32,
     pub first_attempt_at: DateTime<Utc>,
@@ -72,7 +77,14 @@ impl<'r> FromRow<'r, PgRow> for Claimed {
             event_id: r.try_get("event_id")?,
             agb_code: r.try_get("agb_code")?,
             url: r.try_get("url")?,
-            secret: r.try_get("secret")?,
+            subscription_id: r.try_get("subscription_id")?,
+            secret: match (
+                r.try_get::<Option<String>, _>("secret_key_id")?,
+                r.try_get::<Option<Vec<u8>>, _>("secret_sealed")?,
+            ) {
+                (Some(key_id), Some(bytes)) => Some(Sealed { key_id, bytes }),
+                _ => None,
+            },
             body: r.try_get("body")?,
             attempts: r.try_get("attempts")?,
             first_attempt_at: r.try_get("first_attempt_at")?,
@@ -236,7 +248,8 @@ pub async fn claim_due(
              first_attempt_at = coalesce(d.first_attempt_at, now())
          FROM due, subscriptions s
          WHERE d.id = due.id AND s.id = d.subscription_id
-         RETURNING d.id, d.claim AS claim, d.event_id, d.agb_code, s.url, s.secret, d.body,
+         RETURNING d.id, d.claim AS claim, d.event_id, d.agb_code, s.url, d.subscription_id,
+                   s.secret_key_id, s.secret_sealed, d.body,
                    d.attempts, d.first_attempt_at AS first_attempt_at",
     )
     .bind(limit)

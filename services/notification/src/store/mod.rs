@@ -23,7 +23,8 @@ pub use letters::{
 pub use queues::{Queue, schedule_retry};
 pub use staff_alerts::{AlertCounts, AlertRow, SeenDeadline, apply_alert_scan, staff_alerts};
 pub use subscriptions::{
-    SubscriptionRow, delete_subscription, insert_subscription, subscription, subscriptions_of,
+    SubscriptionRow, delete_subscription, insert_subscription, reseal_secrets, set_secret,
+    subscription, subscriptions_of,
 };
 
 use rz_platform::db::Migration;
@@ -36,4 +37,5 @@ pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
     103 "decisions_alerts" => "0103_decisions_alerts.sql",
     104 "letter_dispatch" => "0104_letter_dispatch.sql",
     105 "queue_vacuum" => "0105_queue_vacuum.sql",
+    106 "sealed_secrets" => "0106_sealed_secrets.sql",
 ];

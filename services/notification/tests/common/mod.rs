@@ -59,6 +59,19 @@ pub async fn spawn_replica(db: &str, namespace: &str) -> TestApp {
     .await
 }
 
+/// As [`spawn_replica`], with the configuration changed by `tune`.
+pub async fn spawn_replica_with(
+    db: &str,
+    namespace: &str,
+    tune: impl FnOnce(&mut Config) + Send + Sync + 'static,
+) -> TestApp {
+    spawn(
+        Stack::builder().namespace(namespace).notification_on(db),
+        tune,
+    )
+    .await
+}
+
 async fn spawn(
     builder: StackBuilder,
     tune: impl FnOnce(&mut Config) + Send + Sync + 'static,

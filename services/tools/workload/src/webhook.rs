@@ -3,9 +3,12 @@
 //! subscription secret and records every CloudEvent id once, with when it first arrived; a
 //! redelivery is answered as a success and counted.
 //!
-//! The notification service signs a delivery with `X-Regiozorg-Signature: sha256=<hex
-//! HMAC-SHA256 of the body under the subscription's secret>` ([`sign`]); [`verify`] checks it,
-//! comparing the MACs in constant time.
+//! The notification service signs a delivery as Standard Webhooks prescribes: `webhook-id`,
+//! `webhook-timestamp` (Unix seconds, fresh on every attempt) and `webhook-signature: v1,<base64
+//! HMAC-SHA256 of "id.timestamp.body">` under the key of the subscription's secret
+//! (`whsec_<base64 key>`) ([`sign`]). [`verify`] checks them as a receiver's library does: the
+//! timestamp within [`TOLERANCE_SECS`] of now (older ones are replays), any `v1` signature in the
+//! header, the MACs compared in constant time.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -15,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
@@ -24,49 +29,84 @@ use hyper_util::rt::TokioIo;
 use sha2::Sha256;
 use tokio::net::TcpListener;
 
-/// The header that carries a delivery's signature.
-pub const SIGNATURE_HEADER: &str = "x-regiozorg-signature";
+/// The headers of a signed delivery.
+pub const ID_HEADER: &str = "webhook-id";
+pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+pub const SIGNATURE_HEADER: &str = "webhook-signature";
 
-fn mac(secret: &str) -> Option<Hmac<Sha256>> {
-    <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).ok()
+/// How far a delivery's timestamp may lie from the receiver's clock, either way (the Standard
+/// Webhooks libraries' five minutes).
+pub const TOLERANCE_SECS: i64 = 5 * 60;
+
+/// The HMAC key of a `whsec_<base64>` secret.
+fn key(secret: &str) -> Option<Vec<u8>> {
+    STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .ok()
 }
 
-/// `sha256=<hex HMAC-SHA256 of body under secret>`, as the notification service signs.
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    let Some(mut mac) = mac(secret) else {
+fn mac(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> Option<Hmac<Sha256>> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Some(mac)
+}
+
+/// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` under the secret's key, as the notification
+/// service signs.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let Some(mac) = key(secret).and_then(|k| mac(&k, id, &timestamp.to_string(), body)) else {
         return String::new();
     };
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
-/// Whether `header` is the signature of `body` under `secret` (see [`sign`]; hex digits in either
-/// case). The MACs are compared in constant time.
-pub fn verify(secret: &str, body: &[u8], header: &str) -> bool {
-    let Some(expected) = header.strip_prefix("sha256=").and_then(decode_hex) else {
-        return false;
-    };
-    let Some(mut mac) = mac(secret) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
+/// The headers of a delivery, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Signed<'a> {
+    pub id: &'a str,
+    pub timestamp: &'a str,
+    pub signature: &'a str,
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
+/// Whether `body` with `headers` is signed under `secret` (see [`sign`]) at a time within
+/// [`TOLERANCE_SECS`] of `now` (Unix seconds). Any of the space-separated `v1,` signatures may
+/// match; each is compared in constant time.
+pub fn verify(secret: &str, body: &[u8], headers: Signed<'_>, now: i64) -> bool {
+    let Ok(ts) = headers.timestamp.parse::<i64>() else {
+        return false;
+    };
+    if (now - ts).abs() > TOLERANCE_SECS || headers.id.is_empty() {
+        return false;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    let Some(key) = key(secret) else {
+        return false;
+    };
+    headers
+        .signature
+        .split(' ')
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .filter_map(|b64| STANDARD.decode(b64).ok())
+        .any(|expected| {
+            mac(&key, headers.id, headers.timestamp, body)
+                .is_some_and(|m| m.verify_slice(&expected).is_ok())
+        })
+}
+
+/// A line of notification's `webhooks.secret_keys_file`: `<id> <base64 of key>` (the stacks the
+/// tools start seal their subscription secrets with a key of their own).
+pub fn key_file_line(id: &str, key: &[u8]) -> String {
+    format!("{id} {}\n", STANDARD.encode(key))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// What the receiver got. Cheap to read while deliveries go on: the counters need no lock.
@@ -246,12 +286,18 @@ async fn handle(receipts: &Receipts, req: Request<Incoming>) -> Response<Full<By
         .strip_prefix("/hook/")
         .unwrap_or_default()
         .to_owned();
-    let signature = req
-        .headers()
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (msg_id, timestamp, signature) = (
+        header(ID_HEADER),
+        header(TIMESTAMP_HEADER),
+        header(SIGNATURE_HEADER),
+    );
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return reply(StatusCode::BAD_REQUEST),
@@ -259,12 +305,18 @@ async fn handle(receipts: &Receipts, req: Request<Incoming>) -> Response<Full<By
     let id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+    let headers = Signed {
+        id: &msg_id,
+        timestamp: &timestamp,
+        signature: &signature,
+    };
+    let now = unix_now();
     let signed = receipts
         .secrets
         .read()
         .map(|s| {
             s.get(&agb)
-                .is_some_and(|secret| verify(secret, &body, &signature))
+                .is_some_and(|secret| verify(secret, &body, headers, now))
         })
         .unwrap_or(false);
     if !signed {
@@ -290,54 +342,106 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn signed<'a>(id: &'a str, ts: &'a str, sig: &'a str) -> Signed<'a> {
+        Signed {
+            id,
+            timestamp: ts,
+            signature: sig,
+        }
+    }
+
     #[test]
-    fn a_good_signature_is_accepted() {
+    fn signs_as_the_standard_webhooks_library() {
         let body = br#"{"id":"x"}"#;
-        let good = sign("whsec_1", body);
-        assert!(good.starts_with("sha256=") && good.len() == 7 + 64);
-        assert!(verify("whsec_1", body, &good));
+        let lib = standardwebhooks::Webhook::new(SECRET).unwrap();
+        assert_eq!(
+            sign(SECRET, "msg_1", 1_700_000_000, body),
+            lib.sign("msg_1", 1_700_000_000, body).unwrap()
+        );
+        // And the library accepts what this receiver accepts.
+        let now = unix_now();
+        let sig = sign(SECRET, "msg_1", now, body);
+        let mut h = http::HeaderMap::new();
+        h.insert(ID_HEADER, "msg_1".parse().unwrap());
+        h.insert(TIMESTAMP_HEADER, now.to_string().parse().unwrap());
+        h.insert(SIGNATURE_HEADER, sig.parse().unwrap());
+        lib.verify(body, &h).unwrap();
         assert!(verify(
-            "whsec_1",
+            SECRET,
             body,
-            &good.to_ascii_uppercase().replace("SHA256=", "sha256=")
+            signed("msg_1", &now.to_string(), &sig),
+            now
         ));
     }
 
     #[test]
-    fn a_bad_signature_is_refused() {
+    fn a_bad_or_stale_signature_is_refused() {
         let body = br#"{"id":"x"}"#;
-        let good = sign("whsec_1", body);
-        assert!(!verify("whsec_2", body, &good), "another secret");
-        assert!(!verify("whsec_1", b"other", &good), "another body");
-        assert!(!verify("whsec_1", body, &good[7..]), "no scheme");
-        assert!(!verify("whsec_1", body, "md5=00"));
-        assert!(!verify("whsec_1", body, "sha256=zz"));
-        assert!(!verify("whsec_1", body, "sha256=abc"), "odd length");
+        let now = 1_700_000_000;
+        let ts = now.to_string();
+        let good = sign(SECRET, "m", now, body);
+        assert!(verify(SECRET, body, signed("m", &ts, &good), now));
+        // Several signatures (a receiver during a rotation): any one may match.
+        let two = format!("v1,AAAA {good}");
+        assert!(verify(SECRET, body, signed("m", &ts, &two), now));
+        let other = "whsec_b3RoZXItc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmch";
         assert!(
-            !verify("whsec_1", body, &good[..good.len() - 2]),
-            "truncated"
+            !verify(other, body, signed("m", &ts, &good), now),
+            "another secret"
         );
-        assert!(!verify("whsec_1", body, ""));
-        // An old signature: the one of an earlier body under the same secret.
-        let old = sign("whsec_1", br#"{"id":"w"}"#);
-        assert!(!verify("whsec_1", body, &old));
-    }
-
-    #[test]
-    fn the_signature_is_the_notification_services() {
-        // RFC 4231, test case 2: the notification service's own test vector.
-        assert_eq!(
-            sign("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        assert!(
+            !verify(SECRET, b"other", signed("m", &ts, &good), now),
+            "another body"
         );
+        assert!(
+            !verify(SECRET, body, signed("n", &ts, &good), now),
+            "another id"
+        );
+        let later = (now + 1).to_string();
+        assert!(
+            !verify(SECRET, body, signed("m", &later, &good), now + 1),
+            "another time"
+        );
+        assert!(
+            !verify(SECRET, body, signed("m", &ts, &good[3..]), now),
+            "no version"
+        );
+        assert!(!verify(SECRET, body, signed("m", &ts, "v2,abc"), now));
+        assert!(!verify(SECRET, body, signed("m", &ts, ""), now));
+        assert!(!verify(SECRET, body, signed("", &ts, &good), now), "no id");
+        assert!(
+            !verify(SECRET, body, signed("m", "x", &good), now),
+            "no time"
+        );
+        // A replay more than five minutes later, or a time from the future.
+        assert!(verify(
+            SECRET,
+            body,
+            signed("m", &ts, &good),
+            now + TOLERANCE_SECS
+        ));
+        assert!(!verify(
+            SECRET,
+            body,
+            signed("m", &ts, &good),
+            now + TOLERANCE_SECS + 1
+        ));
+        assert!(!verify(
+            SECRET,
+            body,
+            signed("m", &ts, &good),
+            now - TOLERANCE_SECS - 1
+        ));
     }
 
     #[tokio::test]
     async fn the_receiver_records_signed_posts_once() {
         let r = WebhookReceiver::start().await.unwrap();
-        r.add_secret("99000001", "whsec_t".to_owned());
+        r.add_secret("99000001", SECRET.to_owned());
         let body = br#"{"specversion":"1.0","id":"e1"}"#.to_vec();
-        let post = |path: &'static str, sig: String, body: Vec<u8>| {
+        let post = |path: &'static str, secret: &'static str, ts: i64, body: Vec<u8>| {
             let addr = r.addr();
             async move {
                 let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -346,41 +450,49 @@ mod tests {
                     .unwrap();
                 tokio::spawn(conn);
                 let req = Request::post(path)
-                    .header(SIGNATURE_HEADER, sig)
+                    .header(ID_HEADER, "d1")
+                    .header(TIMESTAMP_HEADER, ts.to_string())
+                    .header(SIGNATURE_HEADER, sign(secret, "d1", ts, &body))
                     .body(Full::new(Bytes::from(body)))
                     .unwrap();
                 s.send_request(req).await.unwrap().status()
             }
         };
         let hook = "/hook/99000001";
-        let signed = sign("whsec_t", &body);
+        let now = unix_now();
         assert_eq!(
-            post(hook, signed.clone(), body.clone()).await,
+            post(hook, SECRET, now, body.clone()).await,
             StatusCode::NO_CONTENT
         );
         assert_eq!(
-            post(hook, signed.clone(), body.clone()).await,
+            post(hook, SECRET, now, body.clone()).await,
             StatusCode::NO_CONTENT
         );
+        let wrong = "whsec_d3Jvbmc=";
         assert_eq!(
-            post(hook, sign("wrong", &body), body.clone()).await,
+            post(hook, wrong, now, body.clone()).await,
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
-            post("/hook/99000002", signed, body.clone()).await,
+            post("/hook/99000002", SECRET, now, body.clone()).await,
             StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            post(hook, SECRET, now - 3_600, body.clone()).await,
+            StatusCode::UNAUTHORIZED,
+            "a replay an hour later"
         );
         let no_id = b"{}".to_vec();
         assert_eq!(
-            post(hook, sign("whsec_t", &no_id), no_id).await,
+            post(hook, SECRET, now, no_id).await,
             StatusCode::BAD_REQUEST
         );
         let receipts = r.receipts();
         assert_eq!(
             (receipts.posts(), receipts.fresh(), receipts.redeliveries()),
-            (5, 1, 1)
+            (6, 1, 1)
         );
-        assert_eq!(receipts.bad_signatures(), 2);
+        assert_eq!(receipts.bad_signatures(), 3);
         let snapshot = receipts.snapshot();
         assert!(snapshot.received.contains("e1") && snapshot.received.len() == 1);
         assert_eq!(

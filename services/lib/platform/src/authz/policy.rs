@@ -191,6 +191,10 @@ pub static POLICY: &[Rule] = &[
         &[Provider(&["agb_code"]), Operator],
     ),
     rule(
+        m!(NOT, "RotateSubscriptionSecret"),
+        &[Provider(&["agb_code"]), Operator],
+    ),
+    rule(
         m!(NOT, "DeleteSubscription"),
         &[Provider(&["agb_code"]), Operator],
     ),

@@ -44,7 +44,26 @@ pub async fn subscribe_all(
         .await
         .map_err(|s| format!("CreateSubscription for {}: {s}", p.agb_code))?
         .into_inner();
-        hooks.add_secret(&p.agb_code, sub.secret);
+        // The secret is shown once: a retry whose first answer was lost gets the subscription
+        // without it, and rotates it (the documented recovery).
+        let secret = if sub.secret.is_empty() {
+            let rotate = rz_proto::notification::v1::RotateSubscriptionSecretRequest {
+                agb_code: p.agb_code.clone(),
+                subscription_id: sub.id.clone(),
+            };
+            retry(retries, || {
+                let mut n = n.clone();
+                let rotate = rotate.clone();
+                async move { n.rotate_subscription_secret(rotate).await }
+            })
+            .await
+            .map_err(|s| format!("RotateSubscriptionSecret for {}: {s}", p.agb_code))?
+            .into_inner()
+            .secret
+        } else {
+            sub.secret
+        };
+        hooks.add_secret(&p.agb_code, secret);
     }
     Ok(providers.len())
 }

@@ -79,6 +79,17 @@ pub(super) fn client_key_secret(run_dir: &Path) -> Result<String, HarnessError> 
     Ok(secret)
 }
 
+/// `<run_dir>/webhook-keys`, notification's `webhooks.secret_keys_file` (one key of 32 random
+/// bytes), created when missing and kept beside the databases as the client-key secret is.
+pub(super) fn webhook_keys_file(run_dir: &Path) -> Result<std::path::PathBuf, HarnessError> {
+    let path = run_dir.join("webhook-keys");
+    if !path.exists() {
+        let line = rz_workload::webhook::key_file_line("cluster1", &random_bytes(32)?);
+        std::fs::write(&path, line).map_err(io(format!("writing {}", path.display())))?;
+    }
+    Ok(path)
+}
+
 pub(super) async fn ensure_databases<'a>(
     admin_url: &str,
     names: impl Iterator<Item = &'a str>,

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use std::path::{Path, PathBuf};
 
-use super::os::{client_key_secret, ensure_databases, free_port, with_database};
+use super::os::{client_key_secret, ensure_databases, free_port, webhook_keys_file, with_database};
 use super::{Cluster, ClusterSpec, HarnessError, Proc, START_TIMEOUT, io};
 
 /// The run's own test PKI in `<run_dir>/pki`: the CA, a certificate per municipality, the
@@ -82,6 +82,7 @@ impl Cluster {
         std::fs::create_dir_all(&spec.run_dir)
             .map_err(io(format!("creating {}", spec.run_dir.display())))?;
         let secret = client_key_secret(&spec.run_dir)?;
+        let webhook_keys = webhook_keys_file(&spec.run_dir)?;
         let pki = generate_pki(&spec)?;
 
         let mut names: Vec<(String, String, String)> = Vec::new(); // (name, bin, database)
@@ -190,6 +191,17 @@ impl Cluster {
                     env.push((
                         "RZ__NOTIFICATION__ASSIGNMENT_ENDPOINT".into(),
                         assignment.clone(),
+                    ));
+                    // The receivers of the bench and the chaos run listen on loopback over
+                    // http: allowed here, as nowhere in production.
+                    env.push((
+                        "RZ__WEBHOOKS__SECRET_KEYS_FILE".into(),
+                        webhook_keys.display().to_string(),
+                    ));
+                    env.push(("RZ__WEBHOOKS__REQUIRE_HTTPS".into(), "false".into()));
+                    env.push((
+                        "RZ__WEBHOOKS__ALLOW_CIDRS".into(),
+                        "127.0.0.0/8,::1/128".into(),
                     ));
                 }
                 _ => {}
