@@ -238,17 +238,6 @@ fn stop_rules(a: &Assignment, start: chrono::NaiveDate) -> Result<()> {
     Ok(())
 }
 
-fn unsupported_status(s: ist::DeliveryStatus) -> Error {
-    Error::rule(
-        "xml.status_unsupported",
-        "StatusAanlevering",
-        format!(
-            "StatusAanlevering {} (a change or deletion of an earlier record) is not supported; only 1 (eerste aanlevering)",
-            s.code()
-        ),
-    )
-}
-
 impl Assigner {
     async fn return_header(&self, municipality: &GemeenteCode) -> Result<ist::ReturnHeader> {
         let mut conn = self.pool.acquire().await?;
@@ -506,8 +495,9 @@ impl Assigner {
         Ok(a)
     }
 
-    /// A StartProduct: TR019 (the assignment, its product and start), TR074/TR326 (no start
-    /// received before), then the domain's rules of ReportStartOfCare.
+    /// A StartProduct: TR019 (the assignment, its product and start); StatusAanlevering `1`:
+    /// TR074/TR326 (no start received before), then the domain's rules of ReportStartOfCare;
+    /// `2`/`3`: see [`crate::corrections`].
     async fn apply_start(
         &self,
         m: &GemeenteCode,
@@ -527,8 +517,13 @@ impl Assigner {
             ));
         }
         same_product(&a, p.product.as_ref(), p.assignment_start)?;
+        if let Some(e) = crate::corrections::status_not_used(a.law, p.status) {
+            return Err(e);
+        }
         if p.status != ist::DeliveryStatus::First {
-            return Err(unsupported_status(p.status));
+            return self
+                .correct_start(m, agb, a.number, p.start, p.status)
+                .await;
         }
         start_rules(&a, p.start)?;
         self.report_start(pb::ReportStartOfCareRequest {
@@ -541,8 +536,9 @@ impl Assigner {
         .map(|_| ())
     }
 
-    /// A StopProduct: TR019 (the assignment, its product and start), TR069 (a start with this
-    /// Begindatum), TR074 (no stop received before), then the domain's rules of ReportStopOfCare.
+    /// A StopProduct: TR019 (the assignment, its product and start); StatusAanlevering `1`: TR069
+    /// (a start with this Begindatum), TR074 (no stop received before), then the domain's rules
+    /// of ReportStopOfCare; `2`/`3`: see [`crate::corrections`].
     async fn apply_stop(
         &self,
         m: &GemeenteCode,
@@ -562,8 +558,11 @@ impl Assigner {
             ));
         }
         same_product(&a, p.product.as_ref(), p.assignment_start)?;
+        if let Some(e) = crate::corrections::status_not_used(a.law, p.status) {
+            return Err(e);
+        }
         if p.status != ist::DeliveryStatus::First {
-            return Err(unsupported_status(p.status));
+            return self.correct_stop(m, agb, a.number, p).await;
         }
         stop_rules(&a, p.start)?;
         self.report_stop(pb::ReportStopOfCareRequest {

@@ -18,6 +18,7 @@ pub mod assigner;
 pub mod clock;
 pub mod config;
 pub mod convert;
+mod corrections;
 pub mod decisions;
 pub mod domain;
 pub mod error;

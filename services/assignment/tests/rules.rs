@@ -171,7 +171,12 @@ fn text_in(xml: &str, within: &str, tag: &str) -> String {
 
 async fn outbox_drained(app: &TestApp) {
     for _ in 0..200 {
-        if app.a.count("outbox").await == 0 {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&app.a.pool)
+                .await
+                .unwrap();
+        if pending == 0 {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -728,4 +733,191 @@ async fn an_unexpected_root_or_namespace_names_what_was_found_and_what_was_expec
         "names what was found: {rule}"
     );
     assert!(!rule.contains("is not that of"), "{rule}");
+}
+
+/// An iJw message of these builders as the iWmo one (namespace, prefix, message code, XSD
+/// versions, an end reason of WMO588).
+fn to_wmo(xml: &str) -> String {
+    xml.replace("/ijw/3_2/jw305/", "/iwmo/3_2/wmo305/")
+        .replace("/ijw/3_2/jw307/", "/iwmo/3_2/wmo307/")
+        .replace("/ijw/3_2/basisschema/", "/iwmo/3_2/basisschema/")
+        .replace("xmlns:ijw=", "xmlns:iwmo=")
+        .replace("<ijw:", "<iwmo:")
+        .replace("</ijw:", "</iwmo:")
+        .replace("<BerichtCode>438<", "<BerichtCode>418<")
+        .replace("<BerichtCode>440<", "<BerichtCode>420<")
+        .replace(">0.1.0<", ">1.0.0<")
+        .replace("<RedenBeeindiging>31<", "<RedenBeeindiging>19<")
+}
+
+/// StatusAanlevering `3` deletes a start or stop record (TR063 9063 when none with that key was
+/// received, TR071 9071 for a start whose care was stopped); `2` is not used in iJw (COD467,
+/// CS058: 0001).
+#[tokio::test]
+async fn tr063_tr071_cs058_deleting_start_and_stop_records_of_ijw() {
+    let mut app = spawn_app().await;
+    let (b, a) = assigned(&mut app, 91).await;
+    let msg = |id| Msg {
+        sender: P1,
+        id,
+        date: START,
+        bsn: &b,
+    };
+    let l = linked(&a);
+    let r = upload(&app, P1, &jw305(&msg("S-1"), &l, "2022-07-04", "1")).await;
+    assert!(r.accepted, "{r:?}");
+    outbox_drained(&app).await;
+    let before = app.a.snapshot().await;
+    let r = upload(&app, P1, &jw305(&msg("S-2"), &l, "2022-07-05", "3")).await;
+    assert_eq!(codes(&r), ["9063"], "TR063: no start with this key: {r:?}");
+    assert!(r.errors[0].rule.starts_with("TR063: "), "{r:?}");
+    let r = upload(&app, P1, &jw305(&msg("S-3"), &l, "2022-07-04", "2")).await;
+    assert_eq!(codes(&r), ["0001"], "CS058: {r:?}");
+    assert!(r.errors[0].rule.starts_with("CS058: "), "{r:?}");
+    let r = upload(
+        &app,
+        P1,
+        &jw307(&msg("E-1"), &l, "2022-07-04", "2022-09-30", "3"),
+    )
+    .await;
+    assert_eq!(codes(&r), ["9063"], "TR063: no stop received: {r:?}");
+    ist::assert_valid("JW308", &r.return_message_xml);
+    assert_eq!(
+        app.a.snapshot().await,
+        before,
+        "refused corrections change nothing"
+    );
+
+    let r = upload(
+        &app,
+        P1,
+        &jw307(&msg("E-2"), &l, "2022-07-04", "2022-09-30", "1"),
+    )
+    .await;
+    assert!(r.accepted, "{r:?}");
+    let r = upload(&app, P1, &jw305(&msg("S-4"), &l, "2022-07-04", "3")).await;
+    assert_eq!(codes(&r), ["9071"], "TR071: care already stopped: {r:?}");
+    let r = upload(
+        &app,
+        P1,
+        &jw307(&msg("E-3"), &l, "2022-07-04", "2022-10-31", "2"),
+    )
+    .await;
+    assert_eq!(codes(&r), ["0001"], "CS058: {r:?}");
+
+    // Deleting the stop: care continues; deleting the start: the assignment is issued again.
+    let r = upload(
+        &app,
+        P1,
+        &jw307(&msg("E-4"), &l, "2022-07-04", "2022-09-30", "3"),
+    )
+    .await;
+    assert!(r.accepted, "{r:?}");
+    ist::assert_valid("JW308", &r.return_message_xml);
+    let x = app.a.get(a.number).await;
+    assert_eq!(x.status(), pb::AssignmentStatus::Started);
+    assert_eq!((x.stopped_on.as_str(), x.end_reason.as_str()), ("", ""));
+    let valid_until: Option<chrono::NaiveDate> =
+        sqlx::query_scalar("SELECT valid_until FROM assignments WHERE number = $1")
+            .bind(i64::from(a.number))
+            .fetch_one(&app.a.pool)
+            .await
+            .unwrap();
+    assert_eq!(valid_until, Some(d("2022-12-31")), "valid to its end again");
+    let r = upload(
+        &app,
+        P1,
+        &jw307(&msg("E-5"), &l, "2022-07-04", "2022-09-30", "3"),
+    )
+    .await;
+    assert_eq!(codes(&r), ["9063"], "TR063: the stop was deleted: {r:?}");
+    let r = upload(&app, P1, &jw305(&msg("S-5"), &l, "2022-07-04", "3")).await;
+    assert!(r.accepted, "{r:?}");
+    let x = app.a.get(a.number).await;
+    assert_eq!(x.status(), pb::AssignmentStatus::Issued);
+    assert_eq!(x.started_on, "");
+    // And sent anew (1): a corrected start.
+    let r = upload(&app, P1, &jw305(&msg("S-6"), &l, "2022-07-11", "1")).await;
+    assert!(r.accepted, "{r:?}");
+    assert_eq!(app.a.get(a.number).await.started_on, "2022-07-11");
+}
+
+/// iWmo: StatusAanlevering `2` of a stop corrects its Einddatum and RedenBeeindiging (TR063
+/// without a stop with that key); `3` deletes, as in iJw.
+#[tokio::test]
+async fn tr063_changed_and_deleted_stop_records_of_iwmo() {
+    let mut app = spawn_app().await;
+    let b = bsn(95);
+    app.decide_wmo(
+        &b,
+        START,
+        vec![pxq_product("2022-07-01", "2022-12-31", PV1)],
+    )
+    .await;
+    let a = app.a.wait_for(&key_of(&b), 1).await.remove(0);
+    assert_eq!(a.agb_code, PV1);
+    let msg = |id| Msg {
+        sender: PV1,
+        id,
+        date: START,
+        bsn: &b,
+    };
+    let l = Linked {
+        number: a.number,
+        category: &a.product_category,
+        assignment_start: "2022-07-01",
+    };
+    let r = upload(
+        &app,
+        PV1,
+        &to_wmo(&jw305(&msg("S-1"), &l, "2022-07-04", "1")),
+    )
+    .await;
+    assert!(r.accepted, "{r:?}");
+    assert_eq!(r.kind, "WMO305");
+    let r = upload(
+        &app,
+        PV1,
+        &to_wmo(&jw307(&msg("E-1"), &l, "2022-07-04", "2022-09-30", "2")),
+    )
+    .await;
+    assert_eq!(codes(&r), ["9063"], "TR063: no stop to change: {r:?}");
+    ist::assert_valid("WMO308", &r.return_message_xml);
+    let r = upload(
+        &app,
+        PV1,
+        &to_wmo(&jw307(&msg("E-2"), &l, "2022-07-04", "2022-09-30", "1")),
+    )
+    .await;
+    assert!(r.accepted, "{r:?}");
+    let r = upload(
+        &app,
+        PV1,
+        &to_wmo(&jw307(&msg("E-3"), &l, "2022-07-04", "2022-10-31", "2")),
+    )
+    .await;
+    assert!(r.accepted, "a changed stop: {r:?}");
+    ist::assert_valid("WMO308", &r.return_message_xml);
+    let x = app.a.get(a.number).await;
+    assert_eq!(x.status(), pb::AssignmentStatus::Stopped);
+    assert_eq!(x.stopped_on, "2022-10-31");
+    // A changed start only confirms its key.
+    let r = upload(
+        &app,
+        PV1,
+        &to_wmo(&jw305(&msg("S-2"), &l, "2022-07-05", "2")),
+    )
+    .await;
+    assert_eq!(codes(&r), ["9063"], "TR063: {r:?}");
+    let r = upload(
+        &app,
+        PV1,
+        &to_wmo(&jw307(&msg("E-4"), &l, "2022-07-04", "2022-10-31", "3")),
+    )
+    .await;
+    assert!(r.accepted, "{r:?}");
+    assert_eq!(
+        app.a.get(a.number).await.status(),
+        pb::AssignmentStatus::Started
+    );
 }
