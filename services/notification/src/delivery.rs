@@ -366,6 +366,8 @@ struct Inner {
     connects: AtomicU64,
     /// Where a connection may go.
     guard: Guard,
+    /// `webhooks.require_https`: an `http://` URL is refused at delivery too.
+    require_https: bool,
 }
 
 /// How long a pooled connection may take to become ready for its next request.
@@ -412,6 +414,7 @@ impl HttpClient {
                 idle_timeout: Duration::from_millis(config.idle_timeout_ms),
                 connects: AtomicU64::new(0),
                 guard,
+                require_https: config.require_https,
             }),
         })
     }
@@ -435,6 +438,9 @@ impl HttpClient {
             Some("http") => false,
             _ => return Err(format!("unsupported scheme in {}", d.url).into()),
         };
+        if !https && self.inner.require_https {
+            return Err(EgressError::Insecure.into());
+        }
         let host = uri
             .host()
             .ok_or(PostError::Failed("url has no host".into()))?;

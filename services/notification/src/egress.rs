@@ -136,6 +136,11 @@ pub enum EgressError {
     },
     #[error("host {host} does not resolve: {reason} (rule webhook_url.resolves)")]
     Unresolved { host: String, reason: String },
+    /// An `http://` URL where `webhooks.require_https` is on (a subscription made before it was).
+    #[error(
+        "an http:// URL while webhooks.require_https is on: deliveries carry the BSN (rule webhook_url.https)"
+    )]
+    Insecure,
 }
 
 impl EgressError {
@@ -143,6 +148,7 @@ impl EgressError {
         match self {
             Self::Refused { refusal, .. } => refusal.rule(),
             Self::Unresolved { .. } => "webhook_url.resolves",
+            Self::Insecure => "webhook_url.https",
         }
     }
 }
@@ -199,6 +205,9 @@ fn v6_refusal(a: Ipv6Addr) -> Option<Refusal> {
     })
 }
 
+/// How long a name may take to resolve.
+pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The rules with the configured ranges.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
@@ -240,14 +249,16 @@ impl Guard {
     /// connect to.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, EgressError> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
+        let unresolved = |reason: String| EgressError::Unresolved {
+            host: host.to_owned(),
+            reason,
+        };
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((host, port))
+            Err(_) => tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
                 .await
-                .map_err(|e| EgressError::Unresolved {
-                    host: host.to_owned(),
-                    reason: e.to_string(),
-                })?
+                .map_err(|_| unresolved(format!("no answer within {RESOLVE_TIMEOUT:?}")))?
+                .map_err(|e| unresolved(e.to_string()))?
                 .collect(),
         };
         if addrs.is_empty() {

@@ -428,3 +428,25 @@ async fn an_address_refused_at_delivery_is_never_connected_to_and_fails_at_once(
     assert_eq!(alerts, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_http_subscription_made_before_https_was_required_is_not_delivered() {
+    let mut app = spawn_app().await;
+    let receiver = Receiver::start(0).await;
+    app.subscribe(AGB_A, &receiver.url("/hook"), &[], &[], &[])
+        .await;
+    let (db, ns) = (app.db_url.clone(), app.namespace.clone());
+    app.stop().await;
+    let app = spawn_replica_with(&db, &ns, |c| c.webhooks.require_https = true).await;
+    app.publish_assignment("0222", AGB_A, "issued", 5, "IAJ")
+        .await;
+    app.wait_count("SELECT count(*) FROM deliveries WHERE status = 'failed'", 1)
+        .await;
+    let error: String = sqlx::query_scalar("SELECT last_error FROM deliveries")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(error.contains("webhook_url.https"), "{error}");
+    assert!(receiver.received().is_empty());
+    app.stop().await;
+}

@@ -69,6 +69,7 @@ impl Post {
 fn loopback() -> WebhookConfig {
     WebhookConfig {
         allow_cidrs: vec!["127.0.0.0/8".into()],
+        require_https: false,
         ..WebhookConfig::default()
     }
 }
