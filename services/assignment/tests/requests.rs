@@ -180,15 +180,20 @@ async fn a_request_for_an_assignment_is_checked_granted_and_answered_once() {
     assert_eq!(app.a.snapshot().await, before);
 
     // The answer went to the requesting provider.
-    let answers: Vec<(String, Vec<u8>)> = sqlx::query_as(
-        "SELECT nats_subject, payload FROM outbox WHERE event_type = 'nl.regiozorg.assignment.request_answered.v1'",
+    let answers: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT id, nats_subject FROM outbox WHERE event_type = 'nl.regiozorg.assignment.request_answered.v1'",
     )
     .fetch_all(&app.a.pool)
     .await
     .unwrap();
     assert_eq!(answers.len(), 1);
-    assert_eq!(answers[0].0, app.a.subject(Some(P1), "request_answered"));
-    let ra: pb::RequestAnswered = prost::Message::decode(answers[0].1.as_slice()).unwrap();
+    assert_eq!(answers[0].1, app.a.subject(Some(P1), "request_answered"));
+    let id = answers[0].0.to_string();
+    let payloads = app
+        .a
+        .published(&answers[0].1, std::iter::once(id.as_str()))
+        .await;
+    let ra: pb::RequestAnswered = prost::Message::decode(payloads[&id].as_slice()).unwrap();
     assert_eq!(ra.request.unwrap().resulting_assignment_number, a.number);
 }
 

@@ -171,12 +171,7 @@ fn text_in(xml: &str, within: &str, tag: &str) -> String {
 
 async fn outbox_drained(app: &TestApp) {
     for _ in 0..200 {
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&app.a.pool)
-                .await
-                .unwrap();
-        if pending == 0 {
+        if rz_stack::unpublished(&app.a.pool).await == 0 {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

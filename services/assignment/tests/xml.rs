@@ -163,7 +163,7 @@ const BILLION_LAUGHS: &str = r#"<?xml version="1.0"?>
 /// Waits until the relay has published every event of the outbox (the snapshots count its rows).
 async fn outbox_drained(app: &TestApp) {
     for _ in 0..200 {
-        if app.a.count("outbox").await == 0 {
+        if rz_stack::unpublished(&app.a.pool).await == 0 {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -301,10 +301,12 @@ impl Assignment {
             .unwrap()
     }
 
-    /// The decoded provider messages (`issued`/`changed`) written for `agb`.
+    /// The decoded provider messages (`issued`/`changed`) written for `agb`, in order, as the
+    /// provider receives them from the stream (the outbox keeps no payload with personal data
+    /// once published).
     pub async fn messages_to(&self, agb: &str) -> Vec<(String, pb::AssignmentMessage)> {
-        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
-            "SELECT event_type, payload FROM outbox WHERE nats_subject LIKE '%.' || $1 || '.%'
+        let ids: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT id, event_type FROM outbox WHERE nats_subject LIKE '%.' || $1 || '.%'
                AND event_type IN ('nl.regiozorg.assignment.issued.v1', 'nl.regiozorg.assignment.changed.v1')
              ORDER BY id",
         )
@@ -312,9 +314,70 @@ impl Assignment {
         .fetch_all(&self.pool)
         .await
         .unwrap();
-        rows.into_iter()
-            .map(|(t, p)| (t, prost::Message::decode(p.as_slice()).unwrap()))
+        let filter = format!("{}.assignment.*.{agb}.>", self.namespace);
+        let ids: Vec<(String, String)> = ids.into_iter().map(|(i, t)| (i.to_string(), t)).collect();
+        let payloads = self
+            .published(&filter, ids.iter().map(|(i, _)| i.as_str()))
+            .await;
+        ids.into_iter()
+            .map(|(id, t)| (t, prost::Message::decode(payloads[&id].as_slice()).unwrap()))
             .collect()
+    }
+
+    /// The payloads of the events `ids` on `filter` in assignment's stream, by event id; waits
+    /// (10 s at most) until the relay has published them all.
+    pub async fn published<'a>(
+        &self,
+        filter: &str,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> HashMap<String, Vec<u8>> {
+        use futures::StreamExt;
+        use rz_eventing::nats::jetstream;
+        let want: Vec<&str> = ids.collect();
+        let client = rz_eventing::nats::connect(self.stack.nats_url())
+            .await
+            .unwrap();
+        let js = jetstream::new(client);
+        let stream = js
+            .get_stream(format!("{}_ASSIGNMENT", self.namespace).to_ascii_uppercase())
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let consumer = stream
+                .create_consumer(jetstream::consumer::pull::Config {
+                    filter_subject: filter.to_owned(),
+                    ack_policy: jetstream::consumer::AckPolicy::None,
+                    inactive_threshold: Duration::from_secs(30),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let mut got = HashMap::new();
+            let mut messages = consumer
+                .fetch()
+                .max_messages(10_000)
+                .expires(Duration::from_millis(300))
+                .messages()
+                .await
+                .unwrap();
+            while let Some(m) = messages.next().await {
+                let m = m.unwrap();
+                if let Some(id) = m.headers.as_ref().and_then(|h| h.get("ce-id")) {
+                    got.insert(id.as_str().to_owned(), m.payload.to_vec());
+                }
+            }
+            if want.iter().all(|id| got.contains_key(*id)) {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {} events on {filter} published",
+                want.iter().filter(|id| got.contains_key(**id)).count(),
+                want.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn subject(&self, agb: Option<&str>, event: &str) -> String {

@@ -4,7 +4,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 
 use crate::envelope::{CE_ID, CE_TYPE, MSG_ID};
-use crate::{EventingError, Namespace};
+use crate::{EventingError, Namespace, StreamSettings};
 
 pub const H_REASON: &str = "rz-dlq-reason";
 pub const H_CONSUMER: &str = "rz-dlq-consumer";
@@ -15,20 +15,37 @@ pub const H_ATTEMPTS: &str = "rz-dlq-attempts";
 /// replayed.
 pub const H_PAYLOAD_OMITTED: &str = "rz-dlq-payload-omitted";
 
-/// Creates (or finds) the dead-letter stream of `ns`: `<NS>_DLQ` over `<ns>.dlq.>`.
+/// Finds the dead-letter stream of `ns`, or creates it with the default settings (a service's
+/// start has made it with its own settings already, see [`ensure_stream_with`]).
 pub async fn ensure_stream(
     js: &jetstream::Context,
     ns: &Namespace,
 ) -> Result<jetstream::stream::Stream, EventingError> {
-    js.get_or_create_stream(jetstream::stream::Config {
+    match js.get_stream(ns.dlq_stream()).await {
+        Ok(stream) => Ok(stream),
+        Err(_) => ensure_stream_with(js, ns, &StreamSettings::default()).await,
+    }
+}
+
+/// Creates the dead-letter stream of `ns` (`<NS>_DLQ` over `<ns>.dlq.>`) or brings it to
+/// `settings`: their replicas and [`StreamSettings::dead_letter_max_age`].
+pub async fn ensure_stream_with(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    settings: &StreamSettings,
+) -> Result<jetstream::stream::Stream, EventingError> {
+    let mut config = jetstream::stream::Config {
         name: ns.dlq_stream(),
         subjects: vec![format!("{}.dlq.>", ns.as_str())],
         storage: jetstream::stream::StorageType::File,
         duplicate_window: std::time::Duration::from_secs(120),
         ..Default::default()
-    })
-    .await
-    .map_err(EventingError::nats)
+    };
+    config.num_replicas = settings.replicas.max(1);
+    config.max_age = settings.dead_letter_max_age;
+    config.max_bytes = settings.max_bytes.unwrap_or(-1);
+    config.discard = jetstream::stream::DiscardPolicy::New;
+    crate::converge(js, config).await
 }
 
 /// How many messages the dead-letter stream of `ns` holds (0 when it does not exist yet).

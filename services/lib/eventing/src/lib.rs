@@ -106,24 +106,123 @@ pub async fn connect(
     Ok((client, js))
 }
 
-/// Creates (or finds) the stream that holds one bounded context's events:
-/// `<NS>_<CONTEXT>` over `<ns>.<context>.>`, file storage, a 2-minute duplicate window.
+/// The bounded contexts whose events carry personal data: assignment's events addressed to a
+/// provider carry the client's BSN, name and address (the standard's 301 content). Their streams
+/// keep events for [`StreamSettings::personal_max_age`], and the outbox relay deletes their rows
+/// as soon as JetStream has them.
+pub const PERSONAL_DATA_CONTEXTS: &[&str] = &["assignment"];
+
+/// Whether events of `context` carry personal data (see [`PERSONAL_DATA_CONTEXTS`]).
+pub fn carries_personal_data(context: &str) -> bool {
+    PERSONAL_DATA_CONTEXTS.contains(&context)
+}
+
+/// How the streams are kept: replicas and retention, from `[nats]` (`rz_platform::config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// Replicas of every stream, the dead-letter stream included (3 in a cluster).
+    pub replicas: usize,
+    /// How long a stream of events without personal data keeps them.
+    pub max_age: Duration,
+    /// How long a stream of events with personal data ([`PERSONAL_DATA_CONTEXTS`]) keeps them.
+    pub personal_max_age: Duration,
+    /// How long the dead-letter stream keeps a dead letter (they may copy a personal payload).
+    pub dead_letter_max_age: Duration,
+    /// At most this many bytes per stream; when full, a publish is refused (the outbox keeps the
+    /// event and retries) rather than an older event dropped. `None`: no limit.
+    pub max_bytes: Option<i64>,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        Self {
+            replicas: 1,
+            max_age: Duration::from_secs(30 * DAY),
+            personal_max_age: Duration::from_secs(7 * DAY),
+            dead_letter_max_age: Duration::from_secs(14 * DAY),
+            max_bytes: None,
+        }
+    }
+}
+
+impl StreamSettings {
+    /// The retention of `context`'s stream.
+    pub fn max_age_of(&self, context: &str) -> Duration {
+        if carries_personal_data(context) {
+            self.personal_max_age
+        } else {
+            self.max_age
+        }
+    }
+
+    fn apply(&self, config: &mut jetstream::stream::Config, max_age: Duration) {
+        config.num_replicas = self.replicas.max(1);
+        config.max_age = max_age;
+        config.max_bytes = self.max_bytes.unwrap_or(-1);
+        config.discard = jetstream::stream::DiscardPolicy::New;
+    }
+}
+
+/// Creates the stream that holds one bounded context's events, or brings an existing one to the
+/// settings: `<NS>_<CONTEXT>` over `<ns>.<context>.>`, file storage, a 2-minute duplicate window,
+/// replicas and retention from `settings` (an existing stream is updated when they differ, so
+/// raising `replicas` or shortening a retention takes effect at the next start).
 pub async fn ensure_stream(
     js: &jetstream::Context,
     ns: &Namespace,
     context: &str,
-    replicas: usize,
+    settings: &StreamSettings,
 ) -> Result<jetstream::stream::Stream, EventingError> {
-    js.get_or_create_stream(jetstream::stream::Config {
+    let mut config = jetstream::stream::Config {
         name: ns.stream_name(context),
         subjects: vec![format!("{}.{context}.>", ns.as_str())],
         storage: jetstream::stream::StorageType::File,
         duplicate_window: Duration::from_secs(120),
-        num_replicas: replicas.max(1),
         ..Default::default()
-    })
-    .await
-    .map_err(EventingError::nats)
+    };
+    settings.apply(&mut config, settings.max_age_of(context));
+    converge(js, config).await
+}
+
+/// Gets or creates the stream of `wanted`; updates it when its replicas, retention, size limit or
+/// discard policy differ from `wanted`'s.
+pub(crate) async fn converge(
+    js: &jetstream::Context,
+    wanted: jetstream::stream::Config,
+) -> Result<jetstream::stream::Stream, EventingError> {
+    let mut stream = js
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(EventingError::nats)?;
+    let info = stream.info().await.map_err(EventingError::nats)?;
+    let have = &info.config;
+    if have.num_replicas != wanted.num_replicas
+        || have.max_age != wanted.max_age
+        || have.max_bytes != wanted.max_bytes
+        || have.discard != wanted.discard
+    {
+        let mut update = have.clone();
+        update.num_replicas = wanted.num_replicas;
+        update.max_age = wanted.max_age;
+        update.max_bytes = wanted.max_bytes;
+        update.discard = wanted.discard;
+        tracing::info!(
+            stream = %wanted.name,
+            replicas = wanted.num_replicas,
+            max_age_s = wanted.max_age.as_secs(),
+            max_bytes = wanted.max_bytes,
+            "stream settings updated"
+        );
+        js.update_stream(update)
+            .await
+            .map_err(EventingError::nats)?;
+        stream = js
+            .get_stream(&wanted.name)
+            .await
+            .map_err(EventingError::nats)?;
+    }
+    Ok(stream)
 }
 
 /// The NATS client crate, re-exported so services use the same copy.

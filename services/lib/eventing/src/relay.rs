@@ -196,7 +196,7 @@ impl OutboxRelay {
         let mut acked = Vec::with_capacity(in_flight.len());
         for (id, subject, h, size, ack) in in_flight {
             match ack.await {
-                Ok(_) => acked.push(id),
+                Ok(_) => acked.push((id, personal_subject(&subject))),
                 Err(e) if permanent(&e) => {
                     tracing::error!(event_id = %id, error = %e, "event refused by the stream");
                     refused.push((id, subject, h, size, e.to_string()));
@@ -213,21 +213,35 @@ impl OutboxRelay {
                 }
             }
         }
-        acked.extend(dead.iter().copied());
-        if !acked.is_empty() {
+        // The payload of a published event with personal data leaves the outbox at once (the
+        // stream keeps it for its shorter retention); its row stays as the record of what was
+        // sent (ids, subject, type) for the retention, like every other row and dead letter.
+        let published = acked.len();
+        let (personal, mut kept): (Vec<_>, Vec<_>) = acked.into_iter().partition(|(_, p)| *p);
+        let personal: Vec<Uuid> = personal.into_iter().map(|(id, _)| id).collect();
+        if !personal.is_empty() {
+            sqlx::query(
+                "UPDATE outbox SET published_at = now(), payload = ''::bytea WHERE id = ANY($1)",
+            )
+            .bind(&personal)
+            .execute(&mut *tx)
+            .await?;
+        }
+        kept.extend(dead.iter().map(|id| (*id, false)));
+        let kept: Vec<Uuid> = kept.into_iter().map(|(id, _)| id).collect();
+        if !kept.is_empty() {
             sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-                .bind(&acked)
+                .bind(&kept)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        self.metrics
-            .published
-            .inc_by((acked.len() - dead.len()) as u64);
+        self.metrics.published.inc_by(published as u64);
         self.metrics.dead_lettered.inc_by(dead.len() as u64);
         tracing::debug!(
             claimed = rows.len(),
-            published = acked.len() - dead.len(),
+            published,
+            payloads_removed = personal.len(),
             dead_lettered = dead.len(),
             "outbox batch"
         );
@@ -302,4 +316,13 @@ fn permanent(e: &PublishError) -> bool {
             .is_some_and(|js| js.error_code() == ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM),
         _ => false,
     }
+}
+
+/// Whether an event on `subject` (`<ns>.<context>.…`) carries personal data
+/// ([`crate::PERSONAL_DATA_CONTEXTS`]).
+fn personal_subject(subject: &str) -> bool {
+    subject
+        .split('.')
+        .nth(1)
+        .is_some_and(crate::carries_personal_data)
 }

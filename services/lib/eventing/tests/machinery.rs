@@ -41,7 +41,7 @@ async fn fixture() -> Fixture {
     rz_platform::db::migrate(&pool, MIGRATIONS).await.unwrap();
     let (_client, js) = rz_eventing::connect(&env.nats_url, "test").await.unwrap();
     let ns = Namespace::new(&env.namespace()).unwrap();
-    rz_eventing::ensure_stream(&js, &ns, "demo", 1)
+    rz_eventing::ensure_stream(&js, &ns, "demo", &rz_eventing::StreamSettings::default())
         .await
         .unwrap();
     Fixture { pool, js, ns }

@@ -77,17 +77,62 @@ impl Default for DatabaseConfig {
 pub struct NatsConfig {
     pub url: String,
     pub namespace: String,
-    /// JetStream stream replicas (3 in a clustered production deployment).
+    /// JetStream stream replicas of every stream, the dead-letter stream included (3 in a
+    /// clustered production deployment). An existing stream is brought to it at start.
     pub replicas: usize,
+    /// Days a stream of events without personal data keeps them (registration, access).
+    pub max_age_days: u32,
+    /// Days a stream of events with personal data keeps them (assignment's events addressed to a
+    /// provider carry the client's BSN, name and address; `rz_eventing::PERSONAL_DATA_CONTEXTS`).
+    pub personal_max_age_days: u32,
+    /// Days the dead-letter stream keeps a dead letter (time for an operator to look and replay).
+    pub dead_letter_max_age_days: u32,
+    /// At most this many bytes per stream; a full stream refuses new events (the outbox keeps
+    /// them and retries) rather than dropping old ones. Unset: no limit.
+    pub max_bytes: Option<i64>,
 }
 
 impl Default for NatsConfig {
     fn default() -> Self {
+        let streams = rz_eventing::StreamSettings::default();
+        let days = |d: std::time::Duration| (d.as_secs() / 86_400) as u32;
         Self {
             url: "nats://127.0.0.1:4222".into(),
             namespace: "rz".into(),
-            replicas: 1,
+            replicas: streams.replicas,
+            max_age_days: days(streams.max_age),
+            personal_max_age_days: days(streams.personal_max_age),
+            dead_letter_max_age_days: days(streams.dead_letter_max_age),
+            max_bytes: streams.max_bytes,
         }
+    }
+}
+
+impl NatsConfig {
+    /// The streams' replicas and retention; an error names the setting that is out of range.
+    pub fn streams(&self) -> Result<rz_eventing::StreamSettings, String> {
+        let days = |name: &str, d: u32| {
+            if d == 0 {
+                Err(format!("nats.{name} must be at least 1 day"))
+            } else {
+                Ok(std::time::Duration::from_secs(u64::from(d) * 86_400))
+            }
+        };
+        if self.replicas == 0 || self.replicas > 5 {
+            return Err("nats.replicas must be 1 to 5".into());
+        }
+        if let Some(b) = self.max_bytes
+            && b <= 0
+        {
+            return Err("nats.max_bytes must be positive (leave it unset for no limit)".into());
+        }
+        Ok(rz_eventing::StreamSettings {
+            replicas: self.replicas,
+            max_age: days("max_age_days", self.max_age_days)?,
+            personal_max_age: days("personal_max_age_days", self.personal_max_age_days)?,
+            dead_letter_max_age: days("dead_letter_max_age_days", self.dead_letter_max_age_days)?,
+            max_bytes: self.max_bytes,
+        })
     }
 }
 

@@ -29,14 +29,24 @@ pub fn durable(name: &str, filter: String) -> pull::Config {
     }
 }
 
-/// The assignment service's event stream (created if it is not there yet).
+/// The assignment service's event stream: found as the service made it, or created with the
+/// default settings when the provider system starts first (the service brings it to its own
+/// settings when it starts). A provider system never changes a stream it found.
 pub async fn stream(
     js: &jetstream::Context,
     ns: &Namespace,
 ) -> Result<jetstream::stream::Stream, String> {
-    rz_eventing::ensure_stream(js, ns, "assignment", 1)
+    match js.get_stream(ns.stream_name("assignment")).await {
+        Ok(stream) => Ok(stream),
+        Err(_) => rz_eventing::ensure_stream(
+            js,
+            ns,
+            "assignment",
+            &rz_eventing::StreamSettings::default(),
+        )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string()),
+    }
 }
 
 /// The [`durable`] consumer `name` on `filter` (created, or found as a restarted system left it).
