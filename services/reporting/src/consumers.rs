@@ -290,6 +290,8 @@ pub struct Consumers {
     pool: PgPool,
     ns: Namespace,
     current: Mutex<Option<Generation>>,
+    /// Where the consumers count deliveries, redeliveries and dead letters.
+    metrics: rz_platform::metrics::Metrics,
 }
 
 /// Lag of one consumer.
@@ -307,7 +309,14 @@ impl Consumers {
             pool,
             ns,
             current: Mutex::new(None),
+            metrics: rz_platform::metrics::Metrics::new(),
         }
+    }
+
+    /// Counts into the service's metrics (`rz_consumer_*_total`, per consumer).
+    pub fn with_metrics(mut self, metrics: rz_platform::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn specs(&self) -> Vec<ConsumerSpec> {
@@ -345,6 +354,7 @@ impl Consumers {
     }
 
     fn consumer<H: Handler>(&self, spec: ConsumerSpec, handler: H) -> EventConsumer<H> {
+        let counters = self.metrics.consumer(&spec.name);
         EventConsumer::new(
             self.js.clone(),
             self.pool.clone(),
@@ -352,6 +362,7 @@ impl Consumers {
             spec,
             handler,
         )
+        .with_metrics(counters)
     }
 
     /// Stops the running consumers; each finishes the event in hand.

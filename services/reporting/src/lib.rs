@@ -46,11 +46,14 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let foundation =
             Foundation::start("reporting", &config, store::MIGRATIONS, consumers::CONTEXTS).await?;
-        let consumers = Arc::new(Consumers::new(
-            foundation.js().clone(),
-            foundation.pool().clone(),
-            foundation.ns().clone(),
-        ));
+        let consumers = Arc::new(
+            Consumers::new(
+                foundation.js().clone(),
+                foundation.pool().clone(),
+                foundation.ns().clone(),
+            )
+            .with_metrics(foundation.metrics().clone()),
+        );
         Ok(Self {
             foundation,
             consumers,
@@ -65,6 +68,9 @@ impl App {
     pub async fn run(self, shutdown: Shutdown) -> Result<(), StartError> {
         self.consumers.start().await?;
         let mut serving = self.foundation.serving(shutdown);
+        for spec in self.consumers.specs() {
+            serving.watch_consumer(&spec);
+        }
         // The consumers are restarted by a rebuild; this task stops whichever generation runs.
         let (consumers, stop) = (self.consumers.clone(), serving.shutdown());
         serving.spawn(async move {

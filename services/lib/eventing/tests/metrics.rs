@@ -50,9 +50,13 @@ async fn the_relay_and_a_consumer_count_publishes_deliveries_redeliveries_and_de
     rz_platform::db::migrate(&pool, MIGRATIONS).await.unwrap();
     let (_client, js) = rz_eventing::connect(&env.nats_url, "test").await.unwrap();
     let ns = Namespace::new(&env.namespace()).unwrap();
-    rz_eventing::ensure_stream(&js, &ns, "demo", &rz_eventing::StreamSettings::default())
-        .await
-        .unwrap();
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: ns.stream_name("demo"),
+        subjects: vec![format!("{}.demo.>", ns.as_str())],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert_eq!(
         rz_eventing::dlq::count(&js, &ns).await.unwrap(),
         0,

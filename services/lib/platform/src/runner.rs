@@ -307,7 +307,6 @@ impl Foundation {
     ) -> Result<Self, StartError> {
         let nats_config = config.nats();
         let ns = Namespace::new(&nats_config.namespace).map_err(StartError::Config)?;
-        let streams = nats_config.streams().map_err(StartError::Config)?;
         let tls = config.tls().clone();
         let server_tls = tls
             .server()
@@ -321,9 +320,8 @@ impl Foundation {
         crate::db::migrate(&pool, migrations).await?;
         let (nats, js) = rz_eventing::connect(&nats_config.url, name).await?;
         for context in contexts {
-            rz_eventing::ensure_stream(&js, &ns, context, &streams).await?;
+            rz_eventing::ensure_stream(&js, &ns, context, nats_config.replicas).await?;
         }
-        rz_eventing::dlq::ensure_stream_with(&js, &ns, &streams).await?;
         let listener = TcpListener::bind(config.server().listen).await?;
         let addr = listener.local_addr()?;
         let metrics = crate::metrics::Metrics::new();
@@ -447,6 +445,19 @@ impl Serving {
                 tracing::error!(error = %e, consumer = what, "consumer failed");
             }
         }));
+    }
+
+    /// Samples the JetStream lag of a consumer the service runs itself (not with
+    /// [`Serving::consume`], which does this already) into `rz_consumer_pending`; count its
+    /// deliveries with [`EventConsumer::with_metrics`] and [`crate::metrics::Metrics::consumer`].
+    pub fn watch_consumer(&mut self, spec: &ConsumerSpec) {
+        self.consumers
+            .push((spec.stream.clone(), spec.name.clone()));
+    }
+
+    /// The service's metrics (see [`crate::metrics`]).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.foundation.metrics
     }
 
     /// Runs a background task; it must end soon after [`Serving::shutdown`] triggers.
