@@ -19,8 +19,9 @@
 //! 316) and refused in content with a 319 (WJ759 `3`, geen contract), as the standard has content
 //! refusals of requests go through the 319.
 //!
-//! When a dependency is unavailable the upload fails (UNAVAILABLE) and the identification is given
-//! back, so the provider can send the message again.
+//! When a dependency is unavailable the upload fails (UNAVAILABLE or INTERNAL) and the
+//! identification is given back, so the provider can send the message again; records applied
+//! before the failure stay applied, and are answered as received before (TR074) when sent again.
 
 use rz_domain::{AgbCode, AssignmentNumber, Bsn, ClientKey, GemeenteCode, ReturnCode};
 use rz_istandaarden as ist;
