@@ -84,6 +84,9 @@ pub enum AuditError {
     Database(#[from] sqlx::Error),
     #[error("audit entry: {0}")]
     Invalid(String),
+    /// The group write that carried the entries failed (its error, as text: shared by all).
+    #[error("audit write: {0}")]
+    Write(String),
 }
 
 impl From<AuditError> for Status {
@@ -301,6 +304,31 @@ impl Verification {
 pub struct Audit {
     pool: PgPool,
     system: &'static str,
+    group: Arc<Group>,
+}
+
+/// Group commit: concurrent callers queue their rows; one of them at a time (the one holding
+/// `writer`) writes everything queued in one transaction and tells each caller the outcome. Under
+/// load a transaction carries many calls' entries, so the chain's lock and the commits stop being
+/// the bottleneck; alone, a call writes its own rows at once.
+#[derive(Debug, Default)]
+struct Group {
+    queue: std::sync::Mutex<Vec<Queued>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    rows: Vec<Row>,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// One entry to write: who, about whom, why.
+#[derive(Debug, Clone)]
+struct Row {
+    actor: Actor,
+    entry: AuditEntry,
+    purpose: String,
 }
 
 const COLUMNS: &str = "seq, at, organisation, person, role, system, client_key, municipality, \
@@ -309,7 +337,11 @@ const COLUMNS: &str = "seq, at, organisation, person, role, system, client_key, 
 impl Audit {
     /// `system` is the recording service's name (`access`, `assignment`, ...).
     pub fn new(pool: PgPool, system: &'static str) -> Self {
-        Self { pool, system }
+        Self {
+            pool,
+            system,
+            group: Arc::default(),
+        }
     }
 
     pub fn system(&self) -> &'static str {
@@ -370,6 +402,7 @@ impl Audit {
         self.write_rows(purpose, &rows).await
     }
 
+    /// Queues the rows and waits until a group write has committed them (see [`Group`]).
     async fn write_rows(
         &self,
         purpose: Option<&str>,
@@ -379,6 +412,41 @@ impl Audit {
             return Ok(());
         }
         let purpose = purpose.unwrap_or("");
+        let rows = entries
+            .iter()
+            .map(|(actor, entry)| Row {
+                actor: (*actor).clone(),
+                entry: (*entry).clone(),
+                purpose: purpose.to_owned(),
+            })
+            .collect();
+        let (done, mut outcome) = tokio::sync::oneshot::channel();
+        self.group
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Queued { rows, done });
+        let _writer = self.group.writer.lock().await;
+        // Written meanwhile by the caller that held the writer before us?
+        if let Ok(result) = outcome.try_recv() {
+            return result.map_err(AuditError::Write);
+        }
+        let batch: Vec<Queued> =
+            std::mem::take(&mut *self.group.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let rows: Vec<&Row> = batch.iter().flat_map(|q| q.rows.iter()).collect();
+        let result = self.insert(&rows).await.map_err(|e| e.to_string());
+        for q in batch {
+            let _ = q.done.send(result.clone());
+        }
+        match outcome.try_recv() {
+            Ok(result) => result.map_err(AuditError::Write),
+            Err(_) => Err(AuditError::Write("the entries were not written".into())),
+        }
+    }
+
+    /// Appends `rows` to the chain in one transaction, under the chain's lock (shared with the
+    /// other replicas of the service).
+    async fn insert(&self, rows: &[&Row]) -> Result<(), AuditError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(LOCK)
@@ -397,11 +465,12 @@ impl Audit {
         // PostgreSQL keeps microseconds: hash what will be read back.
         let at = now.trunc_subsecs(6);
         let (mut seq, mut prev) = last.unwrap_or((0, GENESIS.to_vec()));
-        let n = entries.len();
+        let n = rows.len();
         let mut seqs = Vec::with_capacity(n);
         let mut prevs = Vec::with_capacity(n);
         let mut hashes = Vec::with_capacity(n);
-        for (actor, e) in entries {
+        for row in rows {
+            let (actor, e) = (&row.actor, &row.entry);
             seq += 1;
             let hash = entry_hash(
                 &prev,
@@ -415,32 +484,28 @@ impl Audit {
                     &e.client_key,
                     &e.municipality,
                     e.action,
-                    purpose,
+                    &row.purpose,
                 ],
             );
             seqs.push(seq);
             prevs.push(std::mem::replace(&mut prev, hash.clone()));
             hashes.push(hash);
         }
-        let organisations: Vec<&str> = entries
-            .iter()
-            .map(|(a, _)| a.organisation.as_str())
-            .collect();
-        let persons: Vec<&str> = entries.iter().map(|(a, _)| a.person.as_str()).collect();
-        let roles: Vec<&str> = entries.iter().map(|(a, _)| a.role.as_str()).collect();
-        let clients: Vec<&str> = entries.iter().map(|(_, e)| e.client_key.as_str()).collect();
-        let municipalities: Vec<&str> = entries
-            .iter()
-            .map(|(_, e)| e.municipality.as_str())
-            .collect();
-        let actions: Vec<&str> = entries.iter().map(|(_, e)| e.action).collect();
+        let column = |f: fn(&Row) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
+        let organisations = column(|r| &r.actor.organisation);
+        let persons = column(|r| &r.actor.person);
+        let roles = column(|r| &r.actor.role);
+        let clients = column(|r| &r.entry.client_key);
+        let municipalities = column(|r| &r.entry.municipality);
+        let actions = column(|r| r.entry.action);
+        let purposes = column(|r| &r.purpose);
         sqlx::query(
             "INSERT INTO audit_log (seq, at, organisation, person, role, system, client_key,
                                     municipality, action, purpose, prev_hash, hash)
-             SELECT s, $2, o, pe, r, $6, c, m, a, $10, p, h
+             SELECT s, $2, o, pe, r, $6, c, m, a, pu, p, h
              FROM UNNEST($1::bigint[], $3::text[], $4::text[], $5::text[], $7::text[],
-                         $8::text[], $9::text[], $11::bytea[], $12::bytea[])
-                  AS u(s, o, pe, r, c, m, a, p, h)",
+                         $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[])
+                  AS u(s, o, pe, r, c, m, a, pu, p, h)",
         )
         .bind(&seqs)
         .bind(at)
@@ -451,7 +516,7 @@ impl Audit {
         .bind(&clients)
         .bind(&municipalities)
         .bind(&actions)
-        .bind(purpose)
+        .bind(&purposes)
         .bind(&prevs)
         .bind(&hashes)
         .execute(&mut *tx)

@@ -310,6 +310,57 @@ async fn concurrent_recorders_keep_one_chain() {
     assert_eq!((v.entries, v.oldest_seq), (8 * 15 * 3, 1));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_of_one_recorder_are_written_together_each_with_its_own_purpose() {
+    let pool = fresh().await;
+    let audit = Audit::new(pool.clone(), "access");
+    let calls = 300u32;
+    let mut tasks = Vec::new();
+    for i in 0..calls {
+        let audit = audit.clone();
+        tasks.push(tokio::spawn(async move {
+            let context = AuditContext::new(
+                Actor::organisation(format!("urn:regiozorg:municipality:{:04}", i % 7)),
+                Some(format!("purpose {i}")),
+            );
+            audit
+                .record(
+                    &context,
+                    &[AuditEntry::new(
+                        format!("{i:032x}"),
+                        "0222",
+                        "read_resident",
+                    )],
+                )
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let v = audit.verify().await.unwrap();
+    assert!(v.intact(), "{v:?}");
+    assert_eq!(v.entries, u64::from(calls));
+    // Each call's entry carries its own actor and purpose, whichever group wrote it.
+    for i in [0, 1, 150, calls - 1] {
+        let listed = audit
+            .list(Some("0222"), &format!("{i:032x}"), 10)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1, "{i}");
+        assert_eq!(listed[0].purpose, format!("purpose {i}"));
+        assert_eq!(
+            listed[0].organisation,
+            format!("urn:regiozorg:municipality:{:04}", i % 7)
+        );
+    }
+    let transactions: i64 = sqlx::query_scalar("SELECT count(DISTINCT at) FROM audit_log")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    println!("{calls} concurrent calls written in {transactions} transactions");
+}
+
 #[tokio::test]
 async fn a_batch_can_name_an_actor_per_entry() {
     let pool = fresh().await;
