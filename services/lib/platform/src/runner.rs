@@ -307,6 +307,7 @@ impl Foundation {
     ) -> Result<Self, StartError> {
         let nats_config = config.nats();
         let ns = Namespace::new(&nats_config.namespace).map_err(StartError::Config)?;
+        let streams = nats_config.streams().map_err(StartError::Config)?;
         let tls = config.tls().clone();
         let server_tls = tls
             .server()
@@ -320,8 +321,9 @@ impl Foundation {
         crate::db::migrate(&pool, migrations).await?;
         let (nats, js) = rz_eventing::connect(&nats_config.url, name).await?;
         for context in contexts {
-            rz_eventing::ensure_stream(&js, &ns, context, nats_config.replicas).await?;
+            rz_eventing::ensure_stream(&js, &ns, context, &streams).await?;
         }
+        rz_eventing::dlq::ensure_stream_with(&js, &ns, &streams).await?;
         let listener = TcpListener::bind(config.server().listen).await?;
         let addr = listener.local_addr()?;
         let metrics = crate::metrics::Metrics::new();
