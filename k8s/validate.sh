@@ -12,7 +12,11 @@
 # 2. every kustomization (base, base/access, overlays, per-municipality access
 #    instances) is rendered with `kubectl kustomize` (or `kustomize build`) and
 #    the output is validated; the overlays must not contain template placeholders;
-# 3. k8s/nats/values.yaml must parse as YAML (the chart itself is not rendered).
+#    The overlays that must be locked down (LOCKED_OVERLAYS: achterhoek-namespaced,
+#    achterhoek-remote-access, municipality-access) are also checked by policy_check.py: pod
+#    security "restricted" enforced on every Namespace, a default-deny NetworkPolicy (ingress and
+#    egress) in every namespace with pods, restricted pod templates, no egress rule without ports;
+# 3. k8s/nats/values*.yaml must parse as YAML (the chart itself is not rendered).
 # Components (kind: Component) are checked through a kustomization using them
 # (k8s/examples/own-pki).
 #
@@ -24,6 +28,7 @@ set -euo pipefail
 K8S_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 VERSIONS="${K8S_VERSIONS:-1.30.0 latest}"
 CRDS="${K8S_CRDS:-/work/shared/k8s-crds}"
+LOCKED_OVERLAYS="${LOCKED_OVERLAYS:-achterhoek-namespaced achterhoek-remote-access municipality-access}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
@@ -117,6 +122,16 @@ else
                     say "FAILED: $d still contains the access template placeholders"
                     fail=1
                 fi
+                for o in $LOCKED_OVERLAYS; do
+                    [ "$d" = "./overlays/$o" ] || continue
+                    if pc="$("$PY" "$K8S_DIR/policy_check.py" "$out")"; then
+                        say "$d: ${pc#policy_check: }"
+                    else
+                        printf '%s\n' "$pc"
+                        say "FAILED: $d is not locked down"
+                        fail=1
+                    fi
+                done
                 ;;
         esac
         n=$((n + 1))
@@ -136,12 +151,14 @@ else
 fi
 
 # ---------------------------------------------------------------- 3. helm values
-if "$PY" -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' nats/values.yaml; then
-    say "nats/values.yaml parses"
-else
-    say "FAILED: nats/values.yaml does not parse"
-    fail=1
-fi
+for v in nats/values*.yaml; do
+    if "$PY" -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' "$v"; then
+        say "$v parses"
+    else
+        say "FAILED: $v does not parse"
+        fail=1
+    fi
+done
 
 if [ "$fail" -ne 0 ]; then
     say "FAILED"
