@@ -11,9 +11,12 @@
 //!   protobuf body), with the W3C `traceparent`.
 //! - [`subjects`]: `<namespace>.<context>.<municipality|_>.<provider AGB|_>.<event>`, so subject
 //!   permissions can confine a provider or a municipality to its own events.
+//! - [`auth`]: NATS credentials (nkey seed or creds file, TLS) for [`connect_with`], and the
+//!   region's nats-server authorisation (an account, a user per service and per provider).
 //! - [`Shutdown`]: the signal the relay and the consumers stop on. The service runner that starts
 //!   and stops them in order is `rz_platform::runner`, which builds on this crate.
 
+pub mod auth;
 pub mod consumer;
 pub mod dlq;
 pub mod envelope;
@@ -82,6 +85,9 @@ pub enum EventingError {
     Database(#[from] sqlx::Error),
     #[error("malformed event: {0}")]
     Malformed(String),
+    /// NATS credentials that cannot be used (unreadable or malformed seed, creds file).
+    #[error("nats credentials: {0}")]
+    Credentials(String),
 }
 
 impl EventingError {
@@ -99,6 +105,36 @@ pub async fn connect(
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(EventingError::nats)?;
+    let js = jetstream::new(client.clone());
+    Ok((client, js))
+}
+
+/// Connects to NATS as the user of `auth` (an nkey seed or creds file, TLS; see [`auth`]) and
+/// returns the client and its JetStream context. Like [`connect`] it keeps trying while the server
+/// is unreachable; a refused credential or permission is logged (`nats server error`) as the
+/// server reports it, and requests then fail.
+pub async fn connect_with(
+    url: &str,
+    name: &str,
+    auth: &auth::NatsAuth,
+) -> Result<(async_nats::Client, jetstream::Context), EventingError> {
+    let client = auth::connect_options(name, auth)
+        .await?
+        .retry_on_initial_connect()
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::ServerError(e) => {
+                    tracing::warn!(error = %e, "nats server error");
+                }
+                async_nats::Event::ClientError(e) => {
+                    tracing::warn!(error = %e, "nats client error");
+                }
+                _ => {}
+            }
+        })
         .connect(url)
         .await
         .map_err(EventingError::nats)?;
