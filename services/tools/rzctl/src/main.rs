@@ -16,6 +16,12 @@
 //!   municipality-<CBS> --municipality CBS (--client-key K | --bsn B)`: a service's NEN 7513 audit
 //!   trail: its hash chain checked, or who accessed one resident's data.
 //!
+//! - `rzctl nats config --pki DIR --out FILE [--seed-file F | --providers A,B]`: the region's
+//!   nats-server authorisation (an account, an nkey user per service and provider) and each
+//!   user's seed beside its certificate (`<pki>/provider-<AGB>/nats.nk`); existing seeds are kept.
+//! - `rzctl nats provision --pki DIR [--seed-file F | --providers A,B]`: as the operator, each
+//!   provider's durable consumer made, those of providers no longer listed deleted.
+//!
 //! Commands that call a service dial it with mutual TLS as `--as FOLDER` (default `operator`) of
 //! the PKI `--pki DIR` (default `var/demo/pki`).
 //!
@@ -25,6 +31,7 @@
 mod audit;
 mod client;
 mod landscape;
+mod nats;
 mod pki;
 mod seed;
 mod stream;
@@ -95,6 +102,11 @@ enum Command {
         #[command(subcommand)]
         command: Pki,
     },
+    /// NATS authorisation: the server's accounts and users, the providers' consumers.
+    Nats {
+        #[command(subcommand)]
+        command: Nats,
+    },
     /// The audit trail (NEN 7513) of access, assignment or notification: verify its hash chain,
     /// or list who accessed one resident's data.
     Audit {
@@ -108,6 +120,16 @@ enum Pki {
     /// Writes a test PKI: the region's CA, a certificate per provider, municipality, the operator
     /// and each service, and a staff token per municipality.
     Init(pki::Init),
+}
+
+#[derive(Debug, Subcommand)]
+enum Nats {
+    /// Writes the nats-server auth config of the region (one account, an nkey user per service
+    /// and provider) and each user's seed in the PKI folder; reload the server to apply it.
+    Config(nats::Config),
+    /// Makes each provider's durable consumer (as the operator) and deletes those of providers
+    /// no longer listed.
+    Provision(nats::Provision),
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +178,15 @@ async fn run(command: Command) -> Result<(), String> {
             command: Pki::Init(init),
         } => init.run(),
         Command::Audit { command } => command.run().await,
+        Command::Nats {
+            command: Nats::Config(config),
+        } => config.run(),
+        Command::Nats {
+            command: Nats::Provision(provision),
+        } => {
+            let t = stream::Target::from_env()?;
+            provision.run(t.url(), t.ns()).await
+        }
     }
 }
 

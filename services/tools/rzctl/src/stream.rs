@@ -17,6 +17,14 @@ impl Target {
         Ok(Self { url, ns })
     }
 
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn ns(&self) -> &Namespace {
+        &self.ns
+    }
+
     async fn dead_letters(&self) -> Result<DeadLetters, String> {
         let (_client, js) = rz_eventing::connect(&self.url, "rzctl")
             .await
