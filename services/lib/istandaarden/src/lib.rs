@@ -8,6 +8,8 @@
 //!   toewijzing), [`parse_317`] (Verzoek om wijziging). The law is taken from the namespace. A
 //!   rejection is a [`ParseError`] naming the element, the rule and the WJ001 return code.
 //!   [`parse_provider_message`] reads any of the four in one pass.
+//! - Declarations: [`parse_323`] (Declaratie) and [`render_325`] (Declaratie-antwoord); the
+//!   iWmo 325 schema is not published and is derived from JW325 as the other iWmo returns.
 //! - Rules: [`Rule`], the standard's technical rules checked on received messages with their
 //!   WJ001 return codes; [`check_dagtekening`] (TR135).
 //!
@@ -18,6 +20,7 @@
 //! The crate is pure: no I/O. The tests validate every written message against the official
 //! XSDs with `xmllint`.
 
+mod declaration;
 mod error;
 mod model;
 mod parse;
@@ -26,6 +29,10 @@ mod rules;
 mod schema;
 mod xml;
 
+pub use declaration::{
+    DebitCredit, DeclarationContent, DeclaredClient, DeclaredLine, Message323, approved_total,
+    message_type_of, parse_323, render_325,
+};
 pub use error::{ParseError, ParseErrorKind, RenderError};
 pub use model::{
     Address, Answer, AssignedProduct, ChangeReason, ChangeRequest, Client, DeliveryStatus,
@@ -41,8 +48,8 @@ pub use render::{
 };
 pub use rules::{Rule, Violation, check_dagtekening};
 pub use schema::{
-    MAX_ATTRIBUTES, MAX_DEPTH, MAX_ELEMENTS, MAX_MESSAGE_BYTES, MESSAGE_SUBVERSION,
-    MESSAGE_VERSION, MessageType, xsd_versions,
+    MAX_ATTRIBUTES, MAX_DECLARATION_ELEMENTS, MAX_DEPTH, MAX_ELEMENTS, MAX_MESSAGE_BYTES,
+    MESSAGE_SUBVERSION, MESSAGE_VERSION, MessageType, xsd_versions,
 };
 
 /// Reads a message from `source`, reading at most [`MAX_MESSAGE_BYTES`] + 1 bytes: a larger

@@ -385,15 +385,15 @@ fn envelope(
     Ok((header, client))
 }
 
-fn code(c: &str) -> ReturnCode {
+pub(crate) fn code(c: &str) -> ReturnCode {
     ReturnCode::parse(c).unwrap_or(ReturnCode::TECHNICAL_REJECTION)
 }
 
-fn invalid(el: &Element, e: FieldError) -> ParseError {
+pub(crate) fn invalid(el: &Element, e: FieldError) -> ParseError {
     ParseError::new(K::InvalidValue, el.path.clone(), e.rule)
 }
 
-fn fixed(el: &Element, expected: &str) -> Result<(), ParseError> {
+pub(crate) fn fixed(el: &Element, expected: &str) -> Result<(), ParseError> {
     let v = el.value()?;
     if v == expected {
         Ok(())
@@ -410,7 +410,7 @@ fn fixed(el: &Element, expected: &str) -> Result<(), ParseError> {
     }
 }
 
-fn version(el: &Element) -> Result<String, ParseError> {
+pub(crate) fn version(el: &Element) -> Result<String, ParseError> {
     let v = el.value()?;
     let parts: Vec<&str> = v.split('.').collect();
     let ok = parts.len() == 3
@@ -430,7 +430,7 @@ fn version(el: &Element) -> Result<String, ParseError> {
     }
 }
 
-fn date(el: &Element) -> Result<NaiveDate, ParseError> {
+pub(crate) fn date(el: &Element) -> Result<NaiveDate, ParseError> {
     parse_date(&el.path, el.value()?)
         .map_err(|e| ParseError::new(K::InvalidDate, el.path.clone(), e.rule))
 }
@@ -466,11 +466,11 @@ fn opt_end(p: &Element, start: NaiveDate) -> Result<Option<NaiveDate>, ParseErro
     }
 }
 
-fn bsn(el: &Element) -> Result<Bsn, ParseError> {
+pub(crate) fn bsn(el: &Element) -> Result<Bsn, ParseError> {
     Bsn::parse(el.value()?).map_err(|e| invalid(el, e))
 }
 
-fn number(el: &Element) -> Result<AssignmentNumber, ParseError> {
+pub(crate) fn number(el: &Element) -> Result<AssignmentNumber, ParseError> {
     AssignmentNumber::parse(el.value()?).map_err(|e| invalid(el, e))
 }
 
@@ -483,7 +483,7 @@ fn status(p: &Element) -> Result<DeliveryStatus, ParseError> {
     DeliveryStatus::from_code(el.value()?).map_err(|e| invalid(el, e))
 }
 
-fn text_value(el: &Element, max: usize) -> Result<String, ParseError> {
+pub(crate) fn text_value(el: &Element, max: usize) -> Result<String, ParseError> {
     let v = el.value()?;
     if v.chars().count() > max {
         return Err(ParseError::new(
@@ -582,7 +582,7 @@ fn opt_size(parent: &Element) -> Result<Option<Size>, ParseError> {
 }
 
 /// A non-negative integer below 100,000,000 (LDT_Volume, LDT_Budget).
-fn integer(el: &Element) -> Result<u32, ParseError> {
+pub(crate) fn integer(el: &Element) -> Result<u32, ParseError> {
     let v = el.value()?;
     v.parse::<u32>()
         .ok()

@@ -25,11 +25,15 @@ pub enum MessageType {
     Return318,
     /// 319 Antwoordbericht, municipality -> provider.
     Answer319,
+    /// 323 Declaratie, provider -> municipality.
+    Declaration323,
+    /// 325 Declaratie-antwoord, municipality -> provider (answers a 323).
+    DeclarationAnswer325,
 }
 
 impl MessageType {
     /// Every message this crate writes or reads.
-    pub const ALL: [MessageType; 10] = [
+    pub const ALL: [MessageType; 12] = [
         Self::Assignment301,
         Self::Start305,
         Self::Return306,
@@ -40,6 +44,8 @@ impl MessageType {
         Self::ChangeRequest317,
         Self::Return318,
         Self::Answer319,
+        Self::Declaration323,
+        Self::DeclarationAnswer325,
     ];
 
     /// The messages providers send, which the readers read (305, 307, 315, 317).
@@ -63,6 +69,8 @@ impl MessageType {
             Self::ChangeRequest317 => 317,
             Self::Return318 => 318,
             Self::Answer319 => 319,
+            Self::Declaration323 => 323,
+            Self::DeclarationAnswer325 => 325,
         }
     }
 
@@ -84,6 +92,8 @@ impl MessageType {
             (Law::Jeugdwet, Self::ChangeRequest317) => "486",
             (Law::Jeugdwet, Self::Return318) => "487",
             (Law::Jeugdwet, Self::Answer319) => "488",
+            (Law::Jeugdwet, Self::Declaration323) => "490",
+            (Law::Jeugdwet, Self::DeclarationAnswer325) => "491",
             (Law::Wmo, Self::Assignment301) => "414",
             (Law::Wmo, Self::Start305) => "418",
             (Law::Wmo, Self::Return306) => "419",
@@ -94,6 +104,8 @@ impl MessageType {
             (Law::Wmo, Self::ChangeRequest317) => "480",
             (Law::Wmo, Self::Return318) => "481",
             (Law::Wmo, Self::Answer319) => "482",
+            (Law::Wmo, Self::Declaration323) => "484",
+            (Law::Wmo, Self::DeclarationAnswer325) => "485",
         }
     }
 
@@ -148,6 +160,9 @@ pub fn xsd_versions(law: Law) -> (&'static str, &'static str) {
 
 /// The largest message accepted by the readers: 25 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 25 * 1024 * 1024;
+/// The most elements accepted in a 323 (declaration): a monthly file at [`MAX_MESSAGE_BYTES`]
+/// holds about 30,000 lines of some 17 elements each.
+pub const MAX_DECLARATION_ELEMENTS: usize = 600_000;
 /// The deepest element nesting accepted (the messages need about 8 levels).
 pub const MAX_DEPTH: usize = 64;
 /// The most elements accepted in one message.

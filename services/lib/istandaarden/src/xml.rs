@@ -107,6 +107,15 @@ const CDT_ELEMENTS: &[&str] = &[
     "Telefoon",
     "Periode",
     "Communicatie",
+    // 323 and 325
+    "DeclaratiePeriode",
+    "TotaalIngediendBedrag",
+    "TotaalToegekendBedrag",
+    "ProductReferentie",
+    "ProductPeriode",
+    "IngediendBedrag",
+    "DeclaratieIdentificatie",
+    "XsdVersieDeclaratie",
 ];
 
 /// Whether the children of an element are in the basisschema namespace.
@@ -270,6 +279,16 @@ pub(crate) fn read_tree(
     input: &[u8],
     expected: &[MessageType],
 ) -> Result<(Element, rz_domain::Law, MessageType), ParseError> {
+    read_tree_bounded(input, expected, MAX_ELEMENTS)
+}
+
+/// [`read_tree`] with at most `max_elements` elements (a 323 may hold more than the other
+/// messages: [`crate::MAX_DECLARATION_ELEMENTS`]).
+pub(crate) fn read_tree_bounded(
+    input: &[u8],
+    expected: &[MessageType],
+    max_elements: usize,
+) -> Result<(Element, rz_domain::Law, MessageType), ParseError> {
     if input.len() > MAX_MESSAGE_BYTES {
         return Err(ParseError::new(
             K::TooLarge,
@@ -323,11 +342,11 @@ pub(crate) fn read_tree(
                     ));
                 }
                 elements += 1;
-                if elements > MAX_ELEMENTS {
+                if elements > max_elements {
                     return Err(ParseError::new(
                         K::TooManyElements,
                         path_of(&stack),
-                        format!("more than {MAX_ELEMENTS} elements"),
+                        format!("more than {max_elements} elements"),
                     ));
                 }
                 if stack.len() >= MAX_DEPTH {

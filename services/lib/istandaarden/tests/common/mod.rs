@@ -5,11 +5,11 @@
 //! missing `xmllint`
 //! FAILS the tests (they are never skipped).
 //!
-//! The iWmo return messages (WMO306, WMO308, WMO316, WMO318) have no published XSD in that folder.
+//! The iWmo return messages (WMO306, WMO308, WMO316, WMO318, WMO325) have no published XSD in that folder.
 //! They mirror the iJw ones, so [`wmo_return_xsd`] derives each at test time from the JW XSD:
 //! `jw3` -> `wmo3` (message namespace and prefix), `ijw` -> `iwmo` (standard, basisschema
 //! namespace and prefix), the fixed BerichtCode (439 -> 419, 441 -> 421, 447 -> 445,
-//! 487 -> 481, list COD002) and the appinfo versions `0.1.0` -> `1.0.0`; the derived schema
+//! 487 -> 481, 491 -> 485, list COD002) and the appinfo versions `0.1.0` -> `1.0.0`; the derived schema
 //! imports the iWmo `basisschema.xsd`.
 
 #![allow(dead_code)]
@@ -58,7 +58,7 @@ pub fn xsd(name: &str) -> PathBuf {
     }
     let n = name.strip_prefix("WMO").expect("JW or WMO");
     match n {
-        "306" | "308" | "316" | "318" => wmo_return_xsd(n),
+        "306" | "308" | "316" | "318" | "325" => wmo_return_xsd(n),
         _ => root.join(format!("iwmo-3.2/WMO{n}.xsd")),
     }
 }
@@ -69,7 +69,7 @@ pub fn wmo_return_xsd(n: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(derive_wmo_returns);
     assert!(
-        ["306", "308", "316", "318"].contains(&n),
+        ["306", "308", "316", "318", "325"].contains(&n),
         "no iWmo return message {n}"
     );
     dir.join(format!("WMO{n}.xsd"))
@@ -89,6 +89,7 @@ fn derive_wmo_returns() -> PathBuf {
         ("308", "441", "421"),
         ("316", "447", "445"),
         ("318", "487", "481"),
+        ("325", "491", "485"),
     ] {
         let jw = std::fs::read_to_string(root.join(format!("ijw-3.2/JW{n}.xsd"))).unwrap();
         let pattern = format!("<xs:pattern value=\"{jw_code}\"/>");
