@@ -265,7 +265,7 @@ write_targets
 sleep 6 # one more scrape (every 5 s) after the last call
 figure() { # label expr
     local v
-    v="$(prom_query "$2")"
+    v="$(prom_query "$2" || true)"
     printf '  %-52s %s\n' "$1" "$(printf '%.0f' "${v:-0}" 2>/dev/null || echo "${v:-?}")" | tee -a "$DEMO/care-flow.txt"
 }
 figure "targets up (of $TARGETS service instances)" 'count(up == 1)'
@@ -277,7 +277,7 @@ figure "events delivered to consumers" 'sum(rz_consumer_delivered_total)'
 figure "outbox rows pending now" 'sum(rz_outbox_pending)'
 figure "events in the dead-letter stream" 'max(rz_dlq_messages)'
 figure "alerts firing" 'count(ALERTS{alertstate="firing"}) or vector(0)'
-up_now="$(prom_query 'count(up == 1)')"
+up_now="$(prom_query 'count(up == 1)' || true)"
 if [ "${up_now:-0}" != "$TARGETS" ]; then
     echo "demo: only ${up_now:-0} of $TARGETS service instances are up in Prometheus:" >&2
     curl -fsS -G "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=up == 0' >&2 || true
