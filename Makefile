@@ -25,7 +25,9 @@ status:
 build:
 	$(CARGO) build --workspace
 
+# The alert rules first (promtool; installs Debian's prometheus, which the e2e scrape test also runs).
 test: up
+	deploy/prometheus/check.sh
 	$(WITH_STACK) $(CARGO) test --workspace
 	$(CARGO) build --workspace --bins
 	$(WITH_STACK) CHAOS_NO_BUILD=1 deploy/chaos.sh --short
