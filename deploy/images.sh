@@ -18,7 +18,7 @@
 # gcr.io/distroless/cc-debian12:nonroot) instead. buildah is installed with apt-get when missing
 # (as root; otherwise install the package "buildah" yourself).
 #
-# Environment: PROFILE (debug), IMAGES ("registration access assignment notification reporting
+# Environment: KEEP_STORAGE (keep buildah's storage under var/images/.storage), PROFILE (debug), IMAGES ("registration access assignment notification reporting
 # rzctl"), REGISTRY (ghcr.io/regiozorg), OUT (var/images), RUNTIME_BASE (made here).
 set -euo pipefail
 
@@ -131,6 +131,9 @@ build() {
         say "  -> ${OUT#"$ROOT"/}/$bin-$version.oci.tar ($(du -h "$OUT/$bin-$version.oci.tar" | cut -f1))"
     done
     rm -rf "$ctx"
+    # buildah's vfs storage holds a full copy of every layer (about 1 GB for the six debug
+    # images): the archives are the result, so it goes unless KEEP_STORAGE is set
+    [ -n "${KEEP_STORAGE:-}" ] || rm -rf "$STORE"
 }
 
 # ---------------------------------------------------------------- the check
