@@ -7,7 +7,7 @@ CARGO ?= cargo
 STACK := deploy/local-stack.sh
 WITH_STACK := set -a && . var/stack.env && set +a &&
 
-.PHONY: all up down status test demo lint fmt build bench chaos
+.PHONY: all up down status test demo lint fmt build bench chaos images images-check k8s-check
 
 all: build
 
@@ -60,3 +60,19 @@ bench:
 chaos: up
 	$(CARGO) build --workspace --bins
 	$(WITH_STACK) CHAOS_NO_BUILD=1 deploy/chaos.sh $(CHAOS_ARGS)
+
+# Container images without a daemon (buildah from Debian's packages, installed when missing): one OCI
+# archive per service and rzctl under var/images/, from the binaries of target/debug (PROFILE=release
+# for release builds); images-check unpacks each and runs its binary with --version (chroot).
+images:
+	$(CARGO) build --workspace --bins
+	deploy/images.sh all
+
+images-check:
+	deploy/images.sh check
+
+# The Kubernetes manifests, offline: Kubernetes' schemas, the CRDs of ../shared/k8s-crds and the
+# policy check of the locked-down overlays.
+k8s-check:
+	k8s/validate.sh
+
