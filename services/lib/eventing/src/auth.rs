@@ -325,9 +325,10 @@ fn user_block(out: &mut String, comment: &str, user: &User, permissions: Option<
     out.push_str(" }\n");
 }
 
-/// The nats-server configuration (2.9 syntax) of the region's account: an `accounts` block that
-/// `nats-server -c` reads (listen address, JetStream and its store come from the command line or
-/// an including file). Public keys only: no secret is in it.
+/// The nats-server configuration (2.9 syntax) of the region's account: an `accounts` block for the
+/// server's main config to `include` (the main config holds the listener, `jetstream {}` and TLS;
+/// a reload re-reads both files. JetStream enabled on the command line (`-js`) instead would be
+/// switched off by the reload). Public keys only: no secret is in it.
 pub fn render_config(ns: &Namespace, users: &RegionUsers) -> String {
     let account = ns.as_str().to_ascii_uppercase();
     let mut out = String::new();
