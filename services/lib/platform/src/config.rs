@@ -90,6 +90,14 @@ pub struct NatsConfig {
     /// At most this many bytes per stream; a full stream refuses new events (the outbox keeps
     /// them and retries) rather than dropping old ones. Unset: no limit.
     pub max_bytes: Option<i64>,
+    /// The service's nkey seed file (`rzctl nats config` writes `<pki>/service-<name>/nats.nk`);
+    /// its reply inbox is then `_INBOX.<namespace>.service-<name>`, as its permissions allow.
+    /// Unset with `creds_file`: no credentials (an open NATS, the local stack's today).
+    pub nkey_seed_file: Option<std::path::PathBuf>,
+    /// A `.creds` file (user JWT and seed) instead of an nkey seed.
+    pub creds_file: Option<std::path::PathBuf>,
+    /// The CA of the NATS server's certificate; set, the connection requires TLS.
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for NatsConfig {
@@ -104,11 +112,31 @@ impl Default for NatsConfig {
             personal_max_age_days: days(streams.personal_max_age),
             dead_letter_max_age_days: days(streams.dead_letter_max_age),
             max_bytes: streams.max_bytes,
+            nkey_seed_file: None,
+            creds_file: None,
+            tls_ca: None,
         }
     }
 }
 
 impl NatsConfig {
+    /// The credentials and TLS settings of service `name` (see `rz_eventing::auth`).
+    pub fn auth(&self, ns: &rz_eventing::Namespace, name: &str) -> rz_eventing::auth::NatsAuth {
+        let mut auth = rz_eventing::auth::NatsAuth {
+            nkey_seed_file: self.nkey_seed_file.clone(),
+            creds_file: self.creds_file.clone(),
+            tls_ca: self.tls_ca.clone(),
+            ..Default::default()
+        };
+        if auth.has_credentials() {
+            auth.inbox_prefix = Some(rz_eventing::auth::inbox_prefix(
+                ns,
+                &format!("service-{name}"),
+            ));
+        }
+        auth
+    }
+
     /// The streams' replicas and retention; an error names the setting that is out of range.
     pub fn streams(&self) -> Result<rz_eventing::StreamSettings, String> {
         let days = |name: &str, d: u32| {

@@ -319,7 +319,8 @@ impl Foundation {
             .map_err(StartError::Config)?;
         let pool = crate::db::connect(config.database()).await?;
         crate::db::migrate(&pool, migrations).await?;
-        let (nats, js) = rz_eventing::connect(&nats_config.url, name).await?;
+        let (nats, js) =
+            rz_eventing::connect_with(&nats_config.url, name, &nats_config.auth(&ns, name)).await?;
         for context in contexts {
             rz_eventing::ensure_stream(&js, &ns, context, &streams).await?;
         }
