@@ -544,3 +544,51 @@ async fn providers_are_added_and_ended_by_a_reload_without_a_restart() {
     assert!(fetch_own(&a_before, A).await.is_err());
     assert_eq!(server.child.id(), pid, "the server was restarted");
 }
+
+/// Registration built with `[nats] nkey_seed_file` (its seed from `rzctl nats config`) against the
+/// authenticated server: `Foundation::start` ensures its stream and the dead-letter stream with
+/// the service's scoped permissions. With a provider's seed instead it does not start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_starts_with_its_own_seed_and_not_with_a_providers() {
+    let dir = temp_dir();
+    let conf = write_config(&dir, &[A]);
+    let server = Server::start(&dir, &conf);
+    let pki = dir.join("pki");
+    let o = Command::new(env!("CARGO_BIN_EXE_rzctl"))
+        .args(["pki", "init", "--dir", pki.to_str().unwrap()])
+        .args(["--providers", A, "--municipalities", "0222"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tls = rz_pki::Pki::open(&pki).unwrap();
+    let env = rz_testkit::TestEnv::load();
+    let config = |seed: &str| {
+        let mut config = registration::Config {
+            tls: tls.tls("service-registration"),
+            ..registration::Config::default()
+        };
+        config.identity.token_keys = vec![tls.token_key_pub()];
+        config.database.max_connections = 2;
+        config.nats.url = server.url.clone();
+        config.nats.namespace = "rz".into();
+        config.nats.nkey_seed_file = Some(pki.join(seed).join("nats.nk"));
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config
+    };
+
+    let mut refused = config(&format!("provider-{A}"));
+    refused.database.url = env.fresh_database().await;
+    match registration::App::build(refused).await {
+        Ok(_) => panic!("registration started with a provider's credentials"),
+        Err(e) => assert!(e.to_string().contains("nats"), "{e}"),
+    }
+
+    let mut own = config("service-registration");
+    own.database.url = env.fresh_database().await;
+    let app = registration::App::build(own).await.unwrap();
+    let (_o, operator, _) = connect_as(&server, "operator").await;
+    for stream in ["RZ_REGISTRATION", "RZ_DLQ"] {
+        operator.get_stream(stream).await.unwrap();
+    }
+    drop(app);
+}
