@@ -51,6 +51,11 @@ impl Server {
     /// the generated auth config `auth` (a reload re-reads both; JetStream given on the command
     /// line instead would be switched off by a reload).
     fn start(dir: &Path, auth: &Path) -> Self {
+        Self::start_with(dir, auth, "")
+    }
+
+    /// Like [`Server::start`], with `extra` added to the main config (a `tls {}` block).
+    fn start_with(dir: &Path, auth: &Path, extra: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -60,7 +65,7 @@ impl Server {
         std::fs::write(
             &main,
             format!(
-                "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\ninclude \"{}\"\n",
+                "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\n{extra}\ninclude \"{}\"\n",
                 dir.join("js").display(),
                 auth.file_name().unwrap().to_str().unwrap()
             ),
@@ -591,4 +596,45 @@ async fn a_service_starts_with_its_own_seed_and_not_with_a_providers() {
         operator.get_stream(stream).await.unwrap();
     }
     drop(app);
+}
+
+/// A server that requires TLS (its certificate from the region's test PKI): a client with the
+/// CA (`NatsAuth::tls_ca`) and its seed connects; without the CA it is refused.
+#[tokio::test]
+async fn a_server_that_requires_tls_takes_clients_that_trust_its_ca() {
+    let dir = temp_dir();
+    let pki = dir.join("pki");
+    let o = Command::new(env!("CARGO_BIN_EXE_rzctl"))
+        .args(["pki", "init", "--dir", pki.to_str().unwrap()])
+        .args(["--providers", A, "--municipalities", "0222"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let conf = write_config(&dir, &[A]);
+    // A service certificate is also a server certificate for localhost and 127.0.0.1.
+    let cert = pki.join("service-registration");
+    let tls = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+        cert.join("tls.crt").display(),
+        cert.join("tls.key").display()
+    );
+    let server = Server::start_with(&dir, &conf, &tls);
+
+    let mut creds = user_auth(&dir, &format!("provider-{A}"));
+    let plain = connect_with_auth(&server, &creds).await;
+    assert!(plain.is_err(), "connected to a TLS server without TLS");
+
+    creds.tls_ca = Some(pki.join("ca.crt"));
+    let (client, _, _) = connect_with_auth(&server, &creds).await.unwrap();
+    assert!(client.server_info().tls_required);
+
+    // The service path (retrying connect, as Foundation::start uses it) works over TLS too.
+    let mut service = user_auth(&dir, "service-assignment");
+    service.tls_ca = Some(pki.join("ca.crt"));
+    let (_c, js) = rz_eventing::connect_with(&server.url, "assignment", &service)
+        .await
+        .unwrap();
+    rz_eventing::ensure_stream(&js, &ns(), "assignment", &Default::default())
+        .await
+        .unwrap();
 }
