@@ -575,6 +575,14 @@ fn metric_names_are_told_from_functions_labels_and_words() {
 fn every_dashboard_takes_its_prometheus_from_the_datasource_variable() {
     let boards = dashboards();
     assert!(boards.len() >= 7, "{} dashboards", boards.len());
+    // Each is in the ConfigMap generator for Kubernetes (k8s/base/observability/grafana).
+    let generator = std::fs::read_to_string(dashboard_dir().join("../kustomization.yaml")).unwrap();
+    for (name, _) in &boards {
+        assert!(
+            generator.contains(&format!("[dashboards/{name}]")),
+            "deploy/grafana/kustomization.yaml does not generate a ConfigMap of {name}"
+        );
+    }
     let mut uids = std::collections::HashSet::new();
     for (name, board) in &boards {
         let uid = board["uid"]
