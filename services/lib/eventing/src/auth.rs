@@ -167,9 +167,16 @@ pub async fn remove_provider_consumer(
         .get_stream(provider_stream(ns))
         .await
         .map_err(EventingError::nats)?;
+    use jetstream::ErrorCode;
+    use jetstream::stream::ConsumerErrorKind;
     match stream.delete_consumer(&provider_consumer(agb)).await {
         Ok(_) => Ok(()),
-        Err(e) if e.to_string().contains("not found") => Ok(()),
+        Err(e)
+            if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
+                if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(EventingError::nats(e)),
     }
 }

@@ -547,6 +547,21 @@ async fn providers_are_added_and_ended_by_a_reload_without_a_restart() {
         .expect_err("an ended provider connected after the reload");
     assert!(e.to_lowercase().contains("authorization"), "{e}");
     assert!(fetch_own(&a_before, A).await.is_err());
+    let (_o, operator, _) = connect_as(&server, "operator").await;
+    let a_consumer = operator
+        .get_consumer_from_stream::<jetstream::consumer::pull::Config, _, _>(
+            auth::provider_consumer(A),
+            "RZ_ASSIGNMENT",
+        )
+        .await;
+    assert!(
+        a_consumer.is_err(),
+        "the ended provider's consumer is still there"
+    );
+    // Ending it again is no error.
+    auth::remove_provider_consumer(&operator, &ns(), A)
+        .await
+        .unwrap();
     assert_eq!(server.child.id(), pid, "the server was restarted");
 }
 
