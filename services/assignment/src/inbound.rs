@@ -286,6 +286,23 @@ impl Assigner {
         r: pb::UploadProviderMessageRequest,
     ) -> Result<pb::UploadResult> {
         let agb = fields::agb("agb_code", &r.agb_code)?;
+        // A 323 (declaration) is judged by crate::declarations and answered with a 325.
+        if matches!(
+            ist::message_type_of(&r.xml),
+            Some((_, ist::MessageType::Declaration323))
+        ) {
+            let bytes = match ist::read_limited(r.xml.as_slice()) {
+                Ok(b) => b,
+                Err(e) => {
+                    return Ok(pb::UploadResult {
+                        accepted: false,
+                        errors: vec![upload_error(&e.path, &e.rule, e.return_code)],
+                        ..Default::default()
+                    });
+                }
+            };
+            return self.upload_declaration(&agb, &bytes).await;
+        }
         let received = match ist::read_limited(r.xml.as_slice())
             .and_then(|b| ist::parse_provider_message(&b))
         {

@@ -20,6 +20,7 @@ pub mod config;
 pub mod convert;
 mod corrections;
 pub mod decisions;
+pub mod declarations;
 pub mod domain;
 pub mod error;
 mod fields;

@@ -214,6 +214,25 @@ impl Upstream {
         Ok(r.contracted.then_some(r.contract_id))
     }
 
+    /// The tariffs of contract `contract_id` (registration's GetContract): (product code, WJ756
+    /// unit, price in cents). Registration keeps one tariff per product and unit for the
+    /// contract's whole term (no dated tariffs).
+    pub async fn contract_tariffs(&self, contract_id: &str) -> Result<Vec<(String, String, i64)>> {
+        let c = self
+            .registration
+            .clone()
+            .get_contract(traced(reg::GetContractRequest {
+                contract_id: contract_id.to_owned(),
+            }))
+            .await
+            .map_err(|s| call_error("registration", &s))?
+            .into_inner();
+        Ok(c.tariffs
+            .into_iter()
+            .map(|t| (t.product_code, t.unit, t.price_cents))
+            .collect())
+    }
+
     /// (AGB code, lumpsum budget in cents) of every provider contracted for `subsegment` in
     /// `municipality` on `date`; an AGB code that does not parse is an upstream error.
     pub async fn contracted_providers(

@@ -4,6 +4,7 @@
 //! One file per section; callers use the items re-exported here (`store::load_assignment`, ...).
 
 mod assignments;
+mod declarations;
 mod extent;
 mod identities;
 mod messages;
@@ -14,6 +15,10 @@ pub use assignments::{
     AssignmentFilter, active_for_product, caseloads, decision_handled, handover_candidates,
     insert_assignment, list_assignments, load_assignment, overlapping, product_known, replacements,
     unreplaced_active, update_assignment,
+};
+pub use declarations::{
+    DeclarationRecord, NewLine, StoredLine, declaration_known, insert_declaration, stored_lines,
+    stored_lines_of_assignments,
 };
 pub use identities::{identity, save_identity};
 pub use messages::{
@@ -40,6 +45,7 @@ pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
     105 "caseload_index" => "0105_caseload_index.sql",
     106 "hot_start" => "0106_hot_start.sql",
     107 "received_messages" => "0107_received_messages.sql",
+    110 "declarations" => "0110_declarations.sql",
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {
