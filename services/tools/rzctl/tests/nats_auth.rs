@@ -531,7 +531,7 @@ async fn providers_are_added_and_ended_by_a_reload_without_a_restart() {
         a_seed
     );
     provision(&server, &[A, C]);
-    let (_pa, a_before, _) = connect_as(&server, &format!("provider-{A}")).await;
+    let (pa, a_before, _) = connect_as(&server, &format!("provider-{A}")).await;
     server.reload();
     let (_pc, c, _) = connect_as(&server, &format!("provider-{C}")).await;
     assert_eq!(fetch_own(&c, C).await.unwrap().len(), 2);
@@ -547,6 +547,8 @@ async fn providers_are_added_and_ended_by_a_reload_without_a_restart() {
         .expect_err("an ended provider connected after the reload");
     assert!(e.to_lowercase().contains("authorization"), "{e}");
     assert!(fetch_own(&a_before, A).await.is_err());
+    // The server closed its open connection at the reload, and does not take it back.
+    assert_eq!(pa.connection_state(), nats::connection::State::Disconnected);
     let (_o, operator, _) = connect_as(&server, "operator").await;
     let a_consumer = operator
         .get_consumer_from_stream::<jetstream::consumer::pull::Config, _, _>(
