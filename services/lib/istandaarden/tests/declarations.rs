@@ -312,8 +312,6 @@ fn message_codes_of_323_and_325_match_the_official_schemas() {
 /// not asserted).
 #[test]
 fn a_declaration_near_the_size_limit_is_read() {
-    let lines: Vec<Line<'_>> = Vec::new();
-    let _ = lines;
     let n = 28_000usize;
     let refs: Vec<String> = (0..n).map(|i| format!("REF{i:08}")).collect();
     let clients: Vec<(String, Vec<Line<'_>>)> = refs
