@@ -193,6 +193,15 @@ async fn pxq_lines_tr338_tr304_tr339_tr340_tr307_tr308_tr319_tr341_tr321_tr322_t
     let mut app = spawn_app().await;
     let (b1, a1) = pxq_client(&mut app, 301).await;
     let (b2, a2) = pxq_client(&mut app, 302).await;
+    // A third client whose assignment ends on 2022-08-15.
+    let b3 = bsn(303);
+    app.decide_wmo(
+        &b3,
+        START,
+        vec![pxq_product("2022-07-01", "2022-08-15", PV1)],
+    )
+    .await;
+    let a3 = app.a.wait_for(&key_of(&b3), 1).await.remove(0);
     set_tariff(&mut app).await;
     let n1 = a1.number;
     let l = |r: &str, f: &dyn Fn(&mut Line)| {
@@ -240,7 +249,11 @@ async fn pxq_lines_tr338_tr304_tr339_tr340_tr307_tr308_tr319_tr341_tr321_tr322_t
         id: "DEC-1",
         date: "2022-09-02",
         number: "AUG2022",
-        clients: vec![(b1.clone(), lines1), (b2.clone(), lines2)],
+        clients: vec![
+            (b1.clone(), lines1),
+            (b2.clone(), lines2),
+            (b3.clone(), vec![pxq("LATE", a3.number, 1)]), // 3.1 TR308
+        ],
     };
     let xml = m323(&decl, PV1);
     ist::assert_valid("WMO323", &xml);
@@ -263,6 +276,7 @@ async fn pxq_lines_tr338_tr304_tr339_tr340_tr307_tr308_tr319_tr341_tr321_tr322_t
         ("1.10", "0611"),
         ("1.11", "9346"),
         ("1.13", "9322"),
+        ("3.1", "9308"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -277,7 +291,7 @@ async fn pxq_lines_tr338_tr304_tr339_tr340_tr307_tr308_tr319_tr341_tr321_tr322_t
     ist::assert_valid("WMO325", xml);
     assert_eq!(
         xml.matches("<Prestatie>").count(),
-        11,
+        12,
         "the refused lines: {xml}"
     );
     let approved = i64::from((2 + 10 + 4) * TARIFF);
