@@ -395,7 +395,20 @@ impl Assigner {
         };
         {
             let mut tx = self.pool.begin().await?;
-            store::insert_declaration(&mut tx, &record, &approved, &credits).await?;
+            match store::insert_declaration(&mut tx, &record, &approved, &credits).await {
+                Ok(()) => {}
+                // Another upload of this provider stored a line reference or the declaration
+                // number at the same time: nothing of this one was stored; sent again, it is
+                // judged against the other (8021 / 9333).
+                Err(sqlx::Error::Database(d)) if d.code().is_some_and(|c| c == "23505") => {
+                    return Err(Error::Api(rz_platform::ApiError::Aborted(
+                        "another declaration of this provider stored the same declaration number \
+                         or line reference at the same time; nothing was stored: send it again"
+                            .into(),
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
             tx.commit().await?;
         }
         let own = self.own_header(&municipality).await?;

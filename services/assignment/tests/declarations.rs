@@ -602,3 +602,61 @@ async fn throughput_of_a_large_declaration() {
         lines as f64 / s
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_declarations_with_one_reference_store_it_once_and_never_answer_internal() {
+    let mut app = spawn_app().await;
+    let (b, a) = pxq_client(&mut app, 321).await;
+    set_tariff(&mut app).await;
+    // Eight declarations (own identification and number each) of the same line reference at once.
+    let mut calls = Vec::new();
+    for i in 0..8 {
+        let xml = m323(
+            &Decl {
+                law: "WMO",
+                id: &format!("C{i}"),
+                date: "2022-09-02",
+                number: &format!("CN{i}"),
+                clients: vec![(b.clone(), vec![pxq("SAME", a.number, 1)])],
+            },
+            PV1,
+        );
+        let mut client = app.a.provider(PV1);
+        calls.push(tokio::spawn(async move {
+            client
+                .upload_provider_message(pb::UploadProviderMessageRequest {
+                    agb_code: PV1.into(),
+                    xml: xml.into_bytes(),
+                })
+                .await
+        }));
+    }
+    let (mut approved, mut refused, mut aborted) = (0, 0, 0);
+    for c in calls {
+        match c.await.unwrap() {
+            Ok(r) => {
+                let r = r.into_inner();
+                if r.accepted {
+                    approved += 1;
+                } else {
+                    assert_eq!(line_codes(&r), [("1.1".into(), "8021".into())], "{r:?}");
+                    refused += 1;
+                }
+            }
+            Err(s) => {
+                assert_eq!(s.code(), tonic::Code::Aborted, "{s:?}");
+                aborted += 1;
+            }
+        }
+    }
+    assert_eq!(
+        approved, 1,
+        "approved {approved}, refused {refused}, aborted {aborted}"
+    );
+    let lines: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM declaration_lines WHERE reference = 'SAME'")
+            .fetch_one(&app.a.pool)
+            .await
+            .unwrap();
+    assert_eq!(lines, 1);
+}
