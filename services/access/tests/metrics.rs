@@ -83,6 +83,7 @@ async fn access_serves_rpc_counts_and_latency_by_method_and_status_without_perso
     let mut config = stack.access_config(MUNICIPALITY).await;
     config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
     config.metrics.sample_secs = 1;
+    let db_url = config.database.url.clone();
     let app = access::App::build(config).await.expect("access builds");
     let metrics = app.metrics_addr().expect("metrics are served");
     assert_ne!(metrics.port(), 0, "the bound port, not the configured 0");
@@ -152,9 +153,42 @@ async fn access_serves_rpc_counts_and_latency_by_method_and_status_without_perso
     assert!(!text.contains("123456789"));
     assert_eq!(long_numbers_in_labels(&text), Vec::<String>::new());
 
-    // Only /metrics is served.
+    // Only /metrics and the probes are served.
     let (status, _, _) = get(metrics, "/").await;
     assert!(status.contains(" 404 "), "{status}");
+
+    // The probes: live, and ready while its database answers; not ready while the database
+    // refuses connections (and back when it takes them again).
+    let (status, _, body) = get(metrics, "/livez").await;
+    assert!(status.contains(" 200 "), "{status} {body}");
+    let (status, _, body) = get(metrics, "/readyz").await;
+    assert!(status.contains(" 200 "), "{status} {body}");
+    let database = db_url.rsplit('/').next().unwrap().to_owned();
+    let admin = sqlx::PgPool::connect(&stack.env.admin_url).await.unwrap();
+    let refuse = |allow: bool| {
+        sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {allow}"
+        ))
+    };
+    sqlx::query(refuse(false)).execute(&admin).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&database)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (status, _, body) = get(metrics, "/readyz").await;
+    sqlx::query(refuse(true)).execute(&admin).await.unwrap();
+    assert!(status.contains(" 503 "), "{status} {body}");
+    assert!(body.contains("database"), "{body}");
+    rz_stack::eventually(std::time::Duration::from_secs(10), async || {
+        let (status, _, body) = get(metrics, "/readyz").await;
+        if status.contains(" 200 ") {
+            Ok(())
+        } else {
+            Err(format!("{status} {body}"))
+        }
+    })
+    .await;
 
     shutdown.trigger();
     server.await.unwrap().unwrap();

@@ -575,8 +575,44 @@ pub(crate) async fn bind(
     Ok(Some((listener, addr)))
 }
 
-/// Serves `GET /metrics` (anything else: 404) on `listener` until `shutdown`.
-pub(crate) async fn serve(metrics: Metrics, listener: TcpListener, shutdown: Shutdown) {
+/// What `/readyz` looks at: the database, the NATS connection and whether the service is
+/// stopping (a stopping service is taken out of rotation before its port closes).
+#[derive(Clone)]
+pub(crate) struct Readiness {
+    pub pool: PgPool,
+    pub nats: rz_eventing::nats::Client,
+    pub stopping: Shutdown,
+}
+
+impl Readiness {
+    /// `Ok` when the service can do its work now, else why not (no personal data: states only).
+    async fn check(&self) -> Result<(), String> {
+        if self.stopping.is_triggered() {
+            return Err("stopping".into());
+        }
+        let ping = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&self.pool);
+        match tokio::time::timeout(Duration::from_secs(1), ping).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("database: {e}")),
+            Err(_) => return Err("database: no answer within 1 s".into()),
+        }
+        match self.nats.connection_state() {
+            rz_eventing::nats::connection::State::Connected => Ok(()),
+            other => Err(format!("nats: {other:?}")),
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown`: `GET /metrics` (Prometheus), `GET /livez` (200 while the
+/// process serves) and `GET /readyz` (200 when the database answers within a second and NATS is
+/// connected, 503 with the reason otherwise or once the service is stopping): plain HTTP, for
+/// Prometheus and kubelet probes (the gRPC port speaks mutual TLS only). Anything else: 404.
+pub(crate) async fn serve(
+    metrics: Metrics,
+    readiness: Readiness,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) {
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.wait() => break,
@@ -590,10 +626,14 @@ pub(crate) async fn serve(metrics: Metrics, listener: TcpListener, shutdown: Shu
             },
         };
         let metrics = metrics.clone();
+        let readiness = readiness.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: http::Request<_>| {
                 let metrics = metrics.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(&metrics, &req)) }
+                let readiness = readiness.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(respond(&metrics, &readiness, &req).await)
+                }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -605,31 +645,53 @@ pub(crate) async fn serve(metrics: Metrics, listener: TcpListener, shutdown: Shu
     }
 }
 
-fn respond<B>(metrics: &Metrics, req: &http::Request<B>) -> http::Response<Full<Bytes>> {
-    let plain = |status: http::StatusCode, text: &'static str| {
-        let mut r = http::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
-        *r.status_mut() = status;
-        r
-    };
-    if req.uri().path() != "/metrics" {
-        return plain(http::StatusCode::NOT_FOUND, "not found: GET /metrics\n");
+fn plain(status: http::StatusCode, text: impl Into<Bytes>) -> http::Response<Full<Bytes>> {
+    let mut r = http::Response::new(Full::new(text.into()));
+    *r.status_mut() = status;
+    r
+}
+
+async fn respond<B>(
+    metrics: &Metrics,
+    readiness: &Readiness,
+    req: &http::Request<B>,
+) -> http::Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if !matches!(path, "/metrics" | "/livez" | "/readyz") {
+        return plain(
+            http::StatusCode::NOT_FOUND,
+            "not found: GET /metrics, /livez or /readyz\n",
+        );
     }
     if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
-        return plain(http::StatusCode::METHOD_NOT_ALLOWED, "GET /metrics\n");
+        return plain(http::StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }
-    match metrics.encode() {
-        Ok(text) => {
-            let mut r = http::Response::new(Full::new(Bytes::from(text)));
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static(CONTENT_TYPE),
-            );
-            r
-        }
-        Err(_) => plain(
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot encode the metrics\n",
-        ),
+    match path {
+        "/livez" => plain(http::StatusCode::OK, "ok\n"),
+        "/readyz" => match readiness.check().await {
+            Ok(()) => plain(http::StatusCode::OK, "ready\n"),
+            Err(why) => {
+                tracing::debug!(reason = %why, "not ready");
+                plain(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {why}\n"),
+                )
+            }
+        },
+        _ => match metrics.encode() {
+            Ok(text) => {
+                let mut r = http::Response::new(Full::new(Bytes::from(text)));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(CONTENT_TYPE),
+                );
+                r
+            }
+            Err(_) => plain(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the metrics\n",
+            ),
+        },
     }
 }
 

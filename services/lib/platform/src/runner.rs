@@ -507,9 +507,14 @@ impl Serving {
         )));
         let metrics_stop = Shutdown::new();
         let metrics_server = f.metrics_listener.map(|(listener, addr)| {
-            tracing::info!(service = f.name, addr = %addr, "serving metrics on /metrics");
+            tracing::info!(service = f.name, addr = %addr, "serving /metrics, /livez and /readyz");
             tokio::spawn(crate::metrics::serve(
                 f.metrics.clone(),
+                crate::metrics::Readiness {
+                    pool: f.pool.clone(),
+                    nats: f.nats.clone(),
+                    stopping: shutdown.clone(),
+                },
                 listener,
                 metrics_stop.clone(),
             ))
