@@ -16,6 +16,9 @@
 #    achterhoek-remote-access, municipality-access) are also checked by policy_check.py: pod
 #    security "restricted" enforced on every Namespace, a default-deny NetworkPolicy (ingress and
 #    egress) in every namespace with pods, restricted pod templates, no egress rule without ports;
+#    every migration Job (label app.kubernetes.io/component=migrate) carries its image's tag in
+#    its name (<service>-migrate-<tag, dots as dashes>[-<municipality>]): a Job cannot be changed
+#    once created, so each release is a new Job (docs/operations/upgrade-with-migration.md);
 # 3. k8s/nats/values*.yaml must parse as YAML (the chart itself is not rendered).
 # Components (kind: Component) are checked through a kustomization using them
 # (k8s/examples/own-pki).
@@ -57,6 +60,34 @@ if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&
 elif command -v kustomize >/dev/null 2>&1; then
     render="kustomize build"
 fi
+
+# A migration Job's name must carry its image's tag: a Job's pod template is immutable, so a
+# new release (new tag) must be a new Job, and `kubectl apply` of a changed Job would fail.
+job_check() { # rendered.yaml
+    "$PY" - "$1" <<'PYEOF'
+import re, sys, yaml
+bad = 0
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if not d or d.get("kind") != "Job":
+        continue
+    meta = d.get("metadata") or {}
+    if (meta.get("labels") or {}).get("app.kubernetes.io/component") != "migrate":
+        continue
+    name = meta["name"]
+    for c in d["spec"]["template"]["spec"]["containers"]:
+        image = c["image"].split("@")[0]
+        tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+        want = re.sub(r"[^a-z0-9-]", "-", tag.lower())
+        if not tag or not re.search(rf"-migrate-{re.escape(want)}(-|$)", name):
+            print(f"validate: FAILED: Job {name}: its name must carry its image's tag "
+                  f"(<service>-migrate-{want or '<tag>'}), image {c['image']}")
+            bad = 1
+    if len(name) > 63:
+        print(f"validate: FAILED: Job {name}: longer than 63 characters (its pods' job-name label)")
+        bad = 1
+sys.exit(bad)
+PYEOF
+}
 
 crfiles=() # every file checked, for the CRD check (one run, at the end)
 validate() { # file...
@@ -114,11 +145,12 @@ else
             continue
         fi
         validate "$out"
+        job_check "$out" || fail=1
         case "$d" in
             ./overlays/*)
                 # the access template's placeholders must be replaced in every instance
-                # (municipality, database Secret, certificate DNS names and Secret)
-                if grep -nE 'value: "0000"|name: access-db$|secretName: access-tls$|^ *- access(\.regiozorg(\.svc(\.cluster\.local)?)?)?$' "$out"; then
+                # (municipality, database Secrets, certificate DNS names and Secret)
+                if grep -nE 'value: "0000"|name: access-db(-migrate)?$|secretName: access-tls$|^ *- access(\.regiozorg(\.svc(\.cluster\.local)?)?)?$' "$out"; then
                     say "FAILED: $d still contains the access template placeholders"
                     fail=1
                 fi
