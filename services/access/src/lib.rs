@@ -48,7 +48,8 @@ rz_platform::service!(
     App,
     "access",
     "Access (toegang) of one municipality: residents, cases on the statutory clock, decisions",
-    Config
+    Config,
+    store::MIGRATIONS
 );
 
 /// Asks registration at `endpoint` for the region's catalogue, retrying for `within` while it is

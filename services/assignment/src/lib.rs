@@ -59,7 +59,8 @@ rz_platform::service!(
     App,
     "assignment",
     "Assignment (toewijzing) of contracted providers, the providers' messages and the handover",
-    Config
+    Config,
+    store::MIGRATIONS
 );
 
 impl App {

@@ -105,7 +105,8 @@ rz_platform::service!(
     App,
     "notification",
     "Notification: signed webhooks to provider systems, residents' letters and staff alerts",
-    Config
+    Config,
+    store::MIGRATIONS
 );
 
 impl App {

@@ -13,6 +13,7 @@ async fn pool() -> sqlx::PgPool {
     let config = DatabaseConfig {
         url: env.fresh_database().await,
         max_connections: 4,
+        ..Default::default()
     };
     let pool = rz_platform::db::connect(&config).await.unwrap();
     rz_platform::db::migrate(&pool, store::MIGRATIONS)

@@ -247,6 +247,7 @@ async fn a_new_key_reseals_every_secret_and_a_missing_key_stops_the_reseal() {
     let config = rz_platform::config::DatabaseConfig {
         url: env.fresh_database().await,
         max_connections: 4,
+        ..Default::default()
     };
     let pool = rz_platform::db::connect(&config).await.unwrap();
     rz_platform::db::migrate(&pool, store::MIGRATIONS)

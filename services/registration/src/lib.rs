@@ -32,7 +32,8 @@ rz_platform::service!(
     App,
     "registration",
     "The regional contract register: catalogue, providers, tenders and contracts",
-    Config
+    Config,
+    store::MIGRATIONS
 );
 
 impl App {

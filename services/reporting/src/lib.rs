@@ -37,7 +37,8 @@ rz_platform::service!(
     App,
     "reporting",
     "Reporting: the region's read model built from events, its figures and CSV exports",
-    Config
+    Config,
+    store::MIGRATIONS
 );
 
 impl App {

@@ -59,6 +59,13 @@ impl Default for ServerConfig {
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
+    /// `true` (the default: local stack, tests): the service runs its migrations at start, as the
+    /// role of `url`, which must therefore be allowed to change the schema. `false` (Kubernetes):
+    /// the service only checks at start that every migration it knows was applied (by
+    /// `<service> migrate`, run as the migration role) and refuses to start otherwise, so `url`
+    /// can name a role that cannot change the schema. Migrations of a newer release are accepted
+    /// (expand, then contract: see `docs/operations/upgrade-with-migration.md`).
+    pub migrate: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -66,6 +73,7 @@ impl Default for DatabaseConfig {
         Self {
             url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
             max_connections: 16,
+            migrate: true,
         }
     }
 }

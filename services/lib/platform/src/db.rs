@@ -132,6 +132,160 @@ async fn apply(conn: &mut PgConnection, migrator: &Migrator) -> Result<(), Migra
     Ok(())
 }
 
+/// What [`check_applied`] found: the database is at this build's migrations, perhaps with newer
+/// ones applied by a later release (expand, then contract).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaState {
+    /// The highest version this build knows (all applied).
+    pub version: i64,
+    /// Applied migrations this build does not know (a newer release's), as `(version, name)`.
+    pub newer: Vec<(i64, String)>,
+}
+
+/// Why a service that does not migrate (`[database] migrate = false`) refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "the database has no migrations recorded (no `_sqlx_migrations`): run `{service} migrate` \
+         (the `{service}-migrate` Job) first"
+    )]
+    NotMigrated { service: String },
+    #[error(
+        "migration {version} `{name}` is not applied: run this release's `{service} migrate` (the \
+         `{service}-migrate` Job) before its pods"
+    )]
+    Missing {
+        service: String,
+        version: i64,
+        name: String,
+    },
+    #[error(
+        "migration {version} `{name}` was applied with other SQL than this build's (checksum): an \
+         applied migration must never change"
+    )]
+    Changed { version: i64, name: String },
+    #[error("migration {version} `{name}` failed halfway: repair it, then run `migrate` again")]
+    Dirty { version: i64, name: String },
+    #[error(transparent)]
+    List(#[from] MigrateError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Checks, without changing anything, that every migration of `migrations` was applied with the
+/// same SQL (checksum). Migrations applied by a newer release are reported in the result, not
+/// refused: during a rolling upgrade the old release keeps serving on the expanded schema. Needs
+/// no privilege beyond reading `_sqlx_migrations`.
+pub async fn check_applied(
+    pool: &PgPool,
+    service: &str,
+    migrations: &[Migration],
+) -> Result<SchemaState, SchemaError> {
+    let migrator = migrator(migrations)?;
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(TABLE)
+        .fetch_one(pool)
+        .await?;
+    if table.is_none() {
+        return Err(SchemaError::NotMigrated {
+            service: service.to_owned(),
+        });
+    }
+    let applied: Vec<(i64, String, bool, Vec<u8>)> = sqlx::query_as(
+        "SELECT version, description, success, checksum FROM _sqlx_migrations ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (version, name, success, _) in &applied {
+        if !success {
+            return Err(SchemaError::Dirty {
+                version: *version,
+                name: name.clone(),
+            });
+        }
+    }
+    for m in migrator.iter() {
+        match applied.iter().find(|a| a.0 == m.version) {
+            None => {
+                return Err(SchemaError::Missing {
+                    service: service.to_owned(),
+                    version: m.version,
+                    name: m.description.to_string(),
+                });
+            }
+            Some((_, _, _, checksum)) if checksum.as_slice() != &*m.checksum => {
+                return Err(SchemaError::Changed {
+                    version: m.version,
+                    name: m.description.to_string(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let newer = applied
+        .into_iter()
+        .filter(|a| migrator.iter().all(|m| m.version != a.0))
+        .map(|(version, name, _, _)| (version, name))
+        .collect();
+    Ok(SchemaState {
+        version: migrator.iter().map(|m| m.version).max().unwrap_or(0),
+        newer,
+    })
+}
+
+/// Whether `name` may be used as a role name in [`grant_runtime`] (it is joined into the SQL).
+fn plain_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+/// The privileges of a service's runtime role: read and write the rows of every table (TRUNCATE:
+/// reporting empties its read model to rebuild it; the audit trail's triggers refuse it there),
+/// use the sequences; no CREATE, ALTER or DROP. `role` must exist (the database administrator
+/// or CloudNativePG's managed roles create it).
+pub const RUNTIME_PRIVILEGES: &str = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE";
+
+/// Grants `role` (a plain lowercase identifier) what a service needs at run time and nothing
+/// more ([`RUNTIME_PRIVILEGES`] on every table of schema `public`, sequences, connecting), now
+/// and for the tables the connected role creates later (default privileges). Creating in schema
+/// `public` is taken from PUBLIC (PostgreSQL 15 and later never gave it; before 15 it did). Run by `<service>
+/// migrate --grant-to ROLE` as the migration role, after the migrations.
+pub async fn grant_runtime(pool: &PgPool, role: &str) -> Result<(), sqlx::Error> {
+    if !plain_identifier(role) {
+        return Err(sqlx::Error::Configuration(
+            format!(
+                "--grant-to `{role}`: a role name of lowercase letters, digits and _ (at most 63)"
+            )
+            .into(),
+        ));
+    }
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await?;
+    let sql = format!(
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         GRANT CONNECT ON DATABASE \"{database}\" TO {role};
+         GRANT USAGE ON SCHEMA public TO {role};
+         GRANT {RUNTIME_PRIVILEGES} ON ALL TABLES IN SCHEMA public TO {role};
+         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT {RUNTIME_PRIVILEGES} ON TABLES TO {role};
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role};",
+        database = database.replace('"', "\"\"")
+    );
+    // Only a checked role name and the database's own (quoted) name are joined into the SQL.
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await?;
+    Ok(())
+}
+
+/// Whether the connected role may create objects in schema `public` (a runtime role should not).
+pub async fn can_change_schema(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT has_schema_privilege(current_user, 'public', 'CREATE')")
+        .fetch_one(pool)
+        .await
+}
+
 /// Checks the list and builds sqlx's migrator (its own lock off: [`migrate`] holds one across the
 /// takeover and the run).
 fn migrator(migrations: &[Migration]) -> Result<Migrator, MigrateError> {

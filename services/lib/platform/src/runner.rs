@@ -48,6 +48,9 @@ pub enum StartError {
     Upstream(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// `[database] migrate = false` and the schema is not at this build's migrations.
+    #[error("schema: {0}")]
+    Schema(String),
     #[error("nats: {0}")]
     Nats(#[from] EventingError),
     #[error("listen: {0}")]
@@ -142,6 +145,8 @@ pub trait Service: Sized + Send + 'static {
     const ABOUT: &'static str;
     /// The crate's version, for `--version`: `env!("CARGO_PKG_VERSION")` in the service's crate.
     const VERSION: &'static str;
+    /// The service's migrations (its `store::MIGRATIONS`), for `<name> migrate`.
+    const MIGRATIONS: &'static [Migration];
     type Config: ServiceConfig;
 
     fn build(config: Self::Config) -> impl Future<Output = Result<Self, StartError>> + Send;
@@ -149,16 +154,17 @@ pub trait Service: Sized + Send + 'static {
 }
 
 /// Makes a service's `App` a [`Service`]: `service!(App, "registration", "one line for --help",
-/// Config)`. The `App` has a field `foundation: Foundation` and inherent `async fn build(Config) ->
+/// Config, store::MIGRATIONS)`. The `App` has a field `foundation: Foundation` and inherent `async fn build(Config) ->
 /// Result<App, StartError>` and `async fn run(self, Shutdown) -> Result<(), StartError>` (tests
 /// call them directly); the macro adds `local_addr()` and `pool()`.
 #[macro_export]
 macro_rules! service {
-    ($app:ty, $name:literal, $about:literal, $config:ty) => {
+    ($app:ty, $name:literal, $about:literal, $config:ty, $migrations:expr) => {
         impl $crate::runner::Service for $app {
             const NAME: &'static str = $name;
             const ABOUT: &'static str = $about;
             const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+            const MIGRATIONS: &'static [$crate::db::Migration] = $migrations;
             type Config = $config;
 
             async fn build(config: $config) -> Result<Self, $crate::StartError> {
@@ -197,6 +203,25 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 }
 
+// `migrate`'s options.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MigrateArgs {
+    /// A TOML configuration file; `RZ__SECTION__KEY` environment variables override it. Only
+    /// `[database] url` (the migration role's) and `[telemetry]` are read.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Afterwards, grant ROLE (the services' runtime role) read and write on every table and
+    /// nothing more: no CREATE, ALTER or DROP.
+    #[arg(long, value_name = "ROLE")]
+    pub grant_to: Option<String>,
+    /// Change nothing: exit 0 when every migration of this build is applied, 3 otherwise.
+    #[arg(long, conflicts_with = "grant_to")]
+    pub check: bool,
+}
+
+/// Exit code of `migrate --check` when migrations are pending (1 stays "failed").
+pub const EXIT_PENDING: u8 = 3;
+
 /// A service's command line without commands of its own: `<name> [serve] [--config FILE]`.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum NoCommands {}
@@ -220,9 +245,15 @@ where
     let serve = ServeArgs::augment_args(
         clap::Command::new("serve").about("Runs the service (the default command)"),
     );
+    let migrate = MigrateArgs::augment_args(clap::Command::new("migrate").about(
+        "Applies the service's database migrations and exits (as the migration role; the \
+         Kubernetes Job before a release's pods)",
+    ));
     // About and version last: the derives set them from their doc comments.
     let command = ServeArgs::augment_args(X::augment_subcommands(
-        clap::Command::new(S::NAME).subcommand(serve),
+        clap::Command::new(S::NAME)
+            .subcommand(serve)
+            .subcommand(migrate),
     ))
     .about(S::ABOUT)
     .version(S::VERSION)
@@ -245,6 +276,14 @@ where
         },
         Some(("serve", sub)) => match ServeArgs::from_arg_matches(sub) {
             Ok(args) => runtime.block_on(serve_main::<S>(args)),
+            Err(e) => e.exit(),
+        },
+        Some(("migrate", sub)) => match MigrateArgs::from_arg_matches(sub) {
+            Ok(args) => match runtime.block_on(migrate_main::<S>(args)) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(EXIT_PENDING),
+                Err(e) => Err(e),
+            },
             Err(e) => e.exit(),
         },
         Some(_) => match X::from_arg_matches(&matches) {
@@ -271,6 +310,64 @@ pub async fn serve_main<S: Service>(args: ServeArgs) -> Result<(), String> {
     shutdown.trigger_on_signals();
     let service = S::build(config).await.map_err(|e| e.to_string())?;
     service.run(shutdown).await.map_err(|e| e.to_string())
+}
+
+/// `<name> migrate`: applies the migrations (or with `--check` only checks them) and grants the
+/// runtime role; `Ok(false)` when `--check` found migrations pending.
+pub async fn migrate_main<S: Service>(args: MigrateArgs) -> Result<bool, String> {
+    let config: S::Config =
+        crate::config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let _telemetry = rz_telemetry::init(S::NAME, config.telemetry()).map_err(|e| e.to_string())?;
+    let pool = crate::db::connect(config.database())
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let result = migrate_with(&pool, S::NAME, S::MIGRATIONS, &args).await;
+    pool.close().await;
+    result
+}
+
+async fn migrate_with(
+    pool: &PgPool,
+    name: &str,
+    migrations: &[Migration],
+    args: &MigrateArgs,
+) -> Result<bool, String> {
+    use crate::db::SchemaError;
+    if args.check {
+        return match crate::db::check_applied(pool, name, migrations).await {
+            Ok(state) => {
+                println!(
+                    "{name}: schema at version {} (every migration of this build applied{})",
+                    state.version,
+                    if state.newer.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; newer: {:?}", state.newer)
+                    }
+                );
+                Ok(true)
+            }
+            Err(e @ (SchemaError::NotMigrated { .. } | SchemaError::Missing { .. })) => {
+                println!("{name}: {e}");
+                Ok(false)
+            }
+            Err(e) => Err(format!("schema: {e}")),
+        };
+    }
+    crate::db::migrate(pool, migrations)
+        .await
+        .map_err(|e| format!("migrate: {e}"))?;
+    let state = crate::db::check_applied(pool, name, migrations)
+        .await
+        .map_err(|e| format!("schema: {e}"))?;
+    println!("{name}: schema at version {}", state.version);
+    if let Some(role) = &args.grant_to {
+        crate::db::grant_runtime(pool, role)
+            .await
+            .map_err(|e| format!("grant: {e}"))?;
+        println!("{name}: runtime role {role} may read and write rows, not change the schema");
+    }
+    Ok(true)
 }
 
 /// What every service stands on once built: its migrated database, NATS with its streams, and the
@@ -318,7 +415,26 @@ impl Foundation {
         let identities = crate::identity::Identities::from_config(config.identity())
             .map_err(StartError::Config)?;
         let pool = crate::db::connect(config.database()).await?;
-        crate::db::migrate(&pool, migrations).await?;
+        if config.database().migrate {
+            crate::db::migrate(&pool, migrations).await?;
+        } else {
+            let state = crate::db::check_applied(&pool, name, migrations)
+                .await
+                .map_err(|e| StartError::Schema(e.to_string()))?;
+            if !state.newer.is_empty() {
+                tracing::info!(
+                    version = state.version,
+                    newer = ?state.newer.iter().map(|m| m.0).collect::<Vec<_>>(),
+                    "the schema holds a newer release's migrations (expanded): serving on it"
+                );
+            }
+            if crate::db::can_change_schema(&pool).await? {
+                tracing::warn!(
+                    "the database role can change the schema although this service does not \
+                     migrate: give it a runtime role (`{name} migrate --grant-to ROLE`)"
+                );
+            }
+        }
         let (nats, js) =
             rz_eventing::connect_with(&nats_config.url, name, &nats_config.auth(&ns, name)).await?;
         for context in contexts {
