@@ -4,18 +4,23 @@
 # OCI archives under var/images/, and checks them:
 #
 #   deploy/images.sh build    the runtime base, then one image per binary:
-#                             var/images/<bin>-<version>.oci.tar, tagged ghcr.io/regiozorg/<bin>:<version>
+#                             var/images/<bin>-<version>.oci.tar, tagged ghcr.io/regiozorg/<bin>:<version>,
+#                             and its software bill of materials (CycloneDX 1.5, deploy/sbom.py) next to
+#                             it, var/images/<bin>-<version>.cdx.json, and in the image at
+#                             /usr/share/doc/regiozorg/sbom.cdx.json
 #   deploy/images.sh check    unpacks each archive's filesystem and runs its binary inside it
 #                             (chroot, as uid 65532) with --version; also checks the image's user,
-#                             labels and that it holds no shell
+#                             labels, its SBOM and that it holds no shell
 #   deploy/images.sh all      build, then check (default)
 #
 # The binaries are taken from target/$PROFILE (default debug; PROFILE=release after
 # `cargo build --release`); a missing one is built with `cargo build -p <crate>` first. The runtime
 # base is made here from this machine's (Debian's) libraries: exactly the shared objects the
 # binaries link (ldd), CA certificates, /etc/passwd and /etc/group with the user 65532 and a /tmp;
-# no shell, no package manager. RUNTIME_BASE=<image> uses another base (e.g.
-# gcr.io/distroless/cc-debian12:nonroot) instead. buildah is installed with apt-get when missing
+# no shell, no package manager (the files taken from this machine are listed in
+# var/images/runtime-base.files, from which the SBOM names their Debian packages).
+# RUNTIME_BASE=<image> uses another base (e.g. gcr.io/distroless/cc-debian12:nonroot) instead
+# (its packages are then not in the SBOM). buildah is installed with apt-get when missing
 # (as root; otherwise install the package "buildah" yourself).
 #
 # Environment: KEEP_STORAGE (keep buildah's storage under var/images/.storage), PROFILE (debug), IMAGES ("registration access assignment notification reporting
@@ -66,11 +71,14 @@ make_base() { # binaries... -> prints the base image name
     mkdir -p "$rootfs"/{etc/ssl/certs,tmp,usr/local/bin}
     chmod 1777 "$rootfs/tmp"
     # every shared object the binaries need, at the path the loader looks for it
+    : >"$OUT/runtime-base.files"
     for f in $(ldd "$@" | awk '/=> \// {print $3} /^\s*\/.*ld-linux/ {print $1}' | sort -u); do
         mkdir -p "$rootfs$(dirname "$f")"
         cp -L "$f" "$rootfs$f"
+        printf '%s\n' "$f" >>"$OUT/runtime-base.files"
     done
     cp -L /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+    printf '%s\n' /etc/ssl/certs/ca-certificates.crt >>"$OUT/runtime-base.files"
     printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$rootfs/etc/passwd"
     printf 'root:x:0:\nnonroot:x:65532:\n' >"$rootfs/etc/group"
     printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
@@ -93,7 +101,7 @@ build() {
     ensure_buildah
     command -v python3 >/dev/null 2>&1 || die "python3 is required"
     mkdir -p "$OUT" "$STORE"
-    local bin crate version ctx base revision created bins=()
+    local bin crate version ctx base basefiles="" revision created sbom c bins=()
     for bin in $IMAGES; do
         read -r crate version < <(version_of "$bin") || die "no binary '$bin' in the workspace"
         if [ ! -x "target/$PROFILE/$bin" ]; then
@@ -106,6 +114,7 @@ build() {
     base="${RUNTIME_BASE:-}"
     if [ -z "$base" ]; then
         base="$(make_base "${bins[@]}")"
+        basefiles="$OUT/runtime-base.files"
         say "runtime base $base (made from this machine's libraries)"
     fi
     revision="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
@@ -126,9 +135,16 @@ build() {
             --build-arg VERSION="$version" --build-arg REVISION="$revision" \
             --build-arg CREATED="$created" \
             -t "$REGISTRY/$bin:$version" "$ctx" >/dev/null
+        # its software bill of materials: next to the archive, and in the image (one more layer)
+        sbom="$OUT/$bin-$version.cdx.json"
+        python3 "$ROOT/deploy/sbom.py" --bin "$bin" --image "$REGISTRY/$bin:$version" \
+            --timestamp "$created" ${basefiles:+--base-files "$basefiles"} -o "$sbom" >/dev/null
+        c="$(B from --pull=never "$REGISTRY/$bin:$version")"
+        B copy --chmod 0444 "$c" "$sbom" /usr/share/doc/regiozorg/sbom.cdx.json >/dev/null
+        B commit --quiet --rm "$c" "$REGISTRY/$bin:$version" >/dev/null
         rm -f "$OUT/$bin-$version.oci.tar"
         B push --quiet "$REGISTRY/$bin:$version" "oci-archive:$OUT/$bin-$version.oci.tar:$REGISTRY/$bin:$version"
-        say "  -> ${OUT#"$ROOT"/}/$bin-$version.oci.tar ($(du -h "$OUT/$bin-$version.oci.tar" | cut -f1))"
+        say "  -> ${OUT#"$ROOT"/}/$bin-$version.oci.tar ($(du -h "$OUT/$bin-$version.oci.tar" | cut -f1)), ${sbom#"$ROOT"/}"
     done
     rm -rf "$ctx"
     # buildah's vfs storage holds a full copy of every layer (about 1 GB for the six debug

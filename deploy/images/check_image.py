@@ -5,6 +5,9 @@
   crate's) and licenses;
 - its filesystem (the layers unpacked in order, whiteouts applied): no shell (sh, bash, dash,
   busybox) anywhere;
+- its software bill of materials: /usr/share/doc/regiozorg/sbom.cdx.json in the image, CycloneDX
+  1.5 JSON whose metadata.component is the binary at this version, the same as the file next to
+  the archive (<bin>-<version>.cdx.json, deploy/sbom.py);
 - its binary runs from that filesystem alone: `chroot --userspec=65532:65532 <fs>
   /usr/local/bin/<bin> --version` prints "<bin> <version>" (a library missing from the image fails
   here, as the loader finds nothing of the build machine's).
@@ -79,6 +82,7 @@ def main() -> int:
         try:
             for layer in manifest["layers"]:
                 unpack_layer(blob(outer, layer["digest"]), root)
+            problems += check_sbom(root, archive, bin_, version)
             files = 0
             for dirpath, _dirs, names in os.walk(root):
                 files += len(names)
@@ -104,9 +108,37 @@ def main() -> int:
         return 1
     print(
         f"images: ok {name}: {len(manifest['layers'])} layers, {files} files, {size:.1f} MB, "
-        f"user 65532:65532, no shell, '{out}' from its own filesystem"
+        f"user 65532:65532, no shell, SBOM, '{out}' from its own filesystem"
     )
     return 0
+
+
+def check_sbom(root: str, archive: str, bin_: str, version: str) -> list:
+    inside = os.path.join(root, "usr/share/doc/regiozorg/sbom.cdx.json")
+    beside = archive[: -len(".oci.tar")] + ".cdx.json" if archive.endswith(".oci.tar") else archive + ".cdx.json"
+    if not os.path.isfile(inside):
+        return ["no SBOM at /usr/share/doc/regiozorg/sbom.cdx.json"]
+    try:
+        with open(inside, "rb") as f:
+            data = f.read()
+        bom = json.loads(data)
+    except (OSError, ValueError) as e:
+        return [f"SBOM in the image: {e}"]
+    problems = []
+    component = (bom.get("metadata") or {}).get("component") or {}
+    if bom.get("bomFormat") != "CycloneDX" or bom.get("specVersion") != "1.5":
+        problems.append(f"SBOM is {bom.get('bomFormat')!r} {bom.get('specVersion')!r}, not CycloneDX 1.5")
+    if component.get("name") != bin_ or component.get("version") != version:
+        problems.append(f"SBOM describes {component.get('name')!r} {component.get('version')!r}")
+    if not bom.get("components"):
+        problems.append("SBOM lists no components")
+    try:
+        with open(beside, "rb") as f:
+            if f.read() != data:
+                problems.append(f"{os.path.basename(beside)} differs from the SBOM in the image")
+    except OSError:
+        problems.append(f"no {os.path.basename(beside)} next to the archive")
+    return problems
 
 
 def blob_index(outer: tarfile.TarFile) -> bytes:
