@@ -347,6 +347,7 @@ impl StackBuilder {
             let mut config = reporting::Config::default();
             stack
                 .base(
+                    <reporting::App as rz_platform::runner::Service>::MIGRATIONS,
                     &mut config.database,
                     &mut config.nats,
                     &mut config.server,
@@ -375,6 +376,7 @@ impl StackBuilder {
             let mut config = registration::Config::default();
             stack
                 .base(
+                    <registration::App as rz_platform::runner::Service>::MIGRATIONS,
                     &mut config.database,
                     &mut config.nats,
                     &mut config.server,
@@ -418,6 +420,7 @@ impl StackBuilder {
             let mut config = assignment::Config::default();
             stack
                 .base(
+                    <assignment::App as rz_platform::runner::Service>::MIGRATIONS,
                     &mut config.database,
                     &mut config.nats,
                     &mut config.server,
@@ -458,6 +461,7 @@ impl StackBuilder {
             let mut config = notification::Config::default();
             stack
                 .base(
+                    <notification::App as rz_platform::runner::Service>::MIGRATIONS,
                     &mut config.database,
                     &mut config.nats,
                     &mut config.server,
@@ -586,16 +590,20 @@ impl Stack {
             .chain(self.notification.iter_mut())
     }
 
-    /// Fills in the parts every service's configuration shares: a fresh database, the stack's
-    /// NATS namespace, port 0.
+    /// Fills in the parts every service's configuration shares: a fresh database, migrated as
+    /// its owner and used by the service as the runtime role [`RUNTIME_ROLE`] (which cannot
+    /// change the schema; `[database] migrate = false`, as on Kubernetes), the stack's NATS
+    /// namespace, port 0.
     async fn base(
         &self,
+        migrations: &[rz_platform::db::Migration],
         database: &mut rz_platform::config::DatabaseConfig,
         nats: &mut rz_platform::config::NatsConfig,
         server: &mut rz_platform::config::ServerConfig,
         max_connections: u32,
     ) {
-        database.url = self.env.fresh_database().await;
+        database.url = runtime_database(&self.env, migrations).await;
+        database.migrate = false;
         database.max_connections = max_connections;
         nats.url = self.env.nats_url.clone();
         nats.namespace = self.namespace.clone();
@@ -629,6 +637,7 @@ impl Stack {
     pub async fn access_config(&self, municipality: &str) -> access::Config {
         let mut config = access::Config::default();
         self.base(
+            <access::App as rz_platform::runner::Service>::MIGRATIONS,
             &mut config.database,
             &mut config.nats,
             &mut config.server,
@@ -872,4 +881,48 @@ fn webhook_keys_file() -> std::path::PathBuf {
         path
     })
     .clone()
+}
+
+/// The role every service of a stack connects as: rows yes, schema no (see
+/// `rz_platform::db::grant_runtime`). One role for the PostgreSQL server (roles are not per
+/// database); its password is ignored under the local stack's trust authentication.
+pub const RUNTIME_ROLE: &str = "rz_app";
+
+/// A fresh database migrated with `migrations` as its owner (the admin URL's role, as `<service>
+/// migrate` would as the migration role) with [`RUNTIME_ROLE`] granted; the runtime role's URL.
+pub async fn runtime_database(
+    env: &rz_testkit::TestEnv,
+    migrations: &[rz_platform::db::Migration],
+) -> String {
+    let owner_url = env.fresh_database().await;
+    let owner = sqlx::PgPool::connect(&owner_url)
+        .await
+        .expect("connects to a fresh database");
+    // Parallel tests create it at once: the loser's error is one of these two.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DO $$ BEGIN CREATE ROLE {RUNTIME_ROLE} LOGIN PASSWORD '{RUNTIME_ROLE}';
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;"
+    )))
+    .execute(&owner)
+    .await
+    .expect("creates the runtime role");
+    rz_platform::db::migrate(&owner, migrations)
+        .await
+        .expect("migrates as the owner");
+    rz_platform::db::grant_runtime(&owner, RUNTIME_ROLE)
+        .await
+        .expect("grants the runtime role");
+    owner.close().await;
+    with_user(&owner_url, RUNTIME_ROLE, RUNTIME_ROLE)
+}
+
+/// `url` with its user and password replaced.
+pub fn with_user(url: &str, user: &str, password: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split_once('@').map(|(_, h)| h).unwrap_or(rest);
+            format!("{scheme}://{user}:{password}@{host}")
+        }
+        None => url.to_owned(),
+    }
 }

@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
     106 "hot_start" => "0106_hot_start.sql",
     107 "received_messages" => "0107_received_messages.sql",
     110 "declarations" => "0110_declarations.sql",
+    111 "number_sequences_definer" => "0111_number_sequences_definer.sql",
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {

@@ -243,7 +243,8 @@ fn plain_identifier(name: &str) -> bool {
 
 /// The privileges of a service's runtime role: read and write the rows of every table (TRUNCATE:
 /// reporting empties its read model to rebuild it; the audit trail's triggers refuse it there),
-/// use the sequences; no CREATE, ALTER or DROP. `role` must exist (the database administrator
+/// use the sequences, call the functions (some run as their owner: assignment's number
+/// sequences); no CREATE, ALTER or DROP. `role` must exist (the database administrator
 /// or CloudNativePG's managed roles create it).
 pub const RUNTIME_PRIVILEGES: &str = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE";
 
@@ -270,8 +271,10 @@ pub async fn grant_runtime(pool: &PgPool, role: &str) -> Result<(), sqlx::Error>
          GRANT USAGE ON SCHEMA public TO {role};
          GRANT {RUNTIME_PRIVILEGES} ON ALL TABLES IN SCHEMA public TO {role};
          GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
+         GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role};
          ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT {RUNTIME_PRIVILEGES} ON TABLES TO {role};
-         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role};",
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role};
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO {role};",
         database = database.replace('"', "\"\"")
     );
     // Only a checked role name and the database's own (quoted) name are joined into the SQL.
