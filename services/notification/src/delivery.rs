@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::config::WebhookConfig;
 use crate::egress::{EgressError, Guard};
+use crate::metrics::{Outcome, WebhookMetrics};
 use crate::secrets::Keyring;
 use crate::store::{self, Claimed};
 use crate::webhook;
@@ -76,6 +77,8 @@ pub struct DeliveryWorker {
     keys: Arc<Keyring>,
     /// The NEN 7513 trail of deliveries that carry a BSN.
     audit: rz_platform::audit::Audit,
+    /// Attempts by outcome and the delivery latency (none in tests that build a worker alone).
+    metrics: Option<WebhookMetrics>,
 }
 
 impl DeliveryWorker {
@@ -87,7 +90,14 @@ impl DeliveryWorker {
             audit: rz_platform::audit::Audit::new(pool.clone(), "notification"),
             pool,
             config: Arc::new(config),
+            metrics: None,
         })
+    }
+
+    /// Counts the attempts and observes the latency of each delivery in `metrics`.
+    pub fn with_metrics(mut self, metrics: WebhookMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Delivers until `shutdown`; attempts in flight are finished and recorded first.
@@ -100,7 +110,11 @@ impl DeliveryWorker {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
         let lease = i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX);
         let (delivered, recorded) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record_delivered(self.pool.clone(), recorded));
+        let recorder = tokio::spawn(record_delivered(
+            self.pool.clone(),
+            recorded,
+            self.metrics.clone(),
+        ));
         // New deliveries written in this process wake the worker at once; the poll stays as the
         // fallback for retries that fall due and for deliveries matched by another replica.
         // A wake that finds nothing yet (the matcher's commit was on its way) is looked at again
@@ -146,8 +160,12 @@ impl DeliveryWorker {
                 let client = self.client.clone();
                 let keys = self.keys.clone();
                 let delivered = delivered.clone();
+                let metrics = self.metrics.clone();
                 tokio::spawn(async move {
-                    attempt(&pool, &config, &client, &keys, &delivered, d).await;
+                    let outcome = attempt(&pool, &config, &client, &keys, &delivered, d).await;
+                    if let Some(m) = metrics {
+                        m.attempt(outcome);
+                    }
                     drop(permit);
                 });
             }
@@ -206,19 +224,31 @@ fn audit_entry(d: &Claimed) -> Option<(rz_platform::audit::Actor, rz_platform::a
 /// previous batch was written goes in the next statement. A batch that cannot be written is
 /// tried once more; after that its deliveries are sent again when their lease expires (at least
 /// once).
-async fn record_delivered(pool: PgPool, mut rx: mpsc::UnboundedReceiver<(Uuid, Uuid)>) {
+async fn record_delivered(
+    pool: PgPool,
+    mut rx: mpsc::UnboundedReceiver<(Uuid, Uuid)>,
+    metrics: Option<WebhookMetrics>,
+) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let mut result = store::mark_delivered_many(&pool, &batch).await;
+        let mut result = store::mark_delivered_timed(&pool, &batch).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, deliveries = batch.len(), "cannot record deliveries; trying again");
             tokio::time::sleep(Duration::from_millis(100)).await;
-            result = store::mark_delivered_many(&pool, &batch).await;
+            result = store::mark_delivered_timed(&pool, &batch).await;
+        }
+        if let (Some(m), Ok(marked)) = (&metrics, &result) {
+            for (_, seconds) in marked {
+                m.delivered_after(*seconds);
+            }
         }
         match result {
             Ok(marked) if marked.len() == batch.len() => {}
             Ok(marked) => {
-                for (id, _) in batch.iter().filter(|(id, _)| !marked.contains(id)) {
+                for (id, _) in batch
+                    .iter()
+                    .filter(|(id, _)| !marked.iter().any(|(m, _)| m == id))
+                {
                     // The lease expired and another worker took the delivery over: its outcome
                     // counts.
                     tracing::warn!(delivery = %id, "claim lost before the outcome was recorded");
@@ -240,7 +270,7 @@ async fn attempt(
     keys: &Keyring,
     delivered: &mpsc::UnboundedSender<(Uuid, Uuid)>,
     d: Claimed,
-) {
+) -> Outcome {
     let attempts = u32::try_from(d.attempts).unwrap_or(0) + 1;
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let result = match signing_key(keys, &d) {
@@ -261,7 +291,7 @@ async fn attempt(
                 // delivery is sent again.
                 tracing::warn!(delivery = %d.id, "delivered but not recorded");
             }
-            return;
+            return Outcome::Ok;
         }
         Err(error) => {
             let refused = matches!(error, PostError::Refused(_));
@@ -282,22 +312,37 @@ async fn attempt(
                     "delivery {} of event {} to {} failed after {attempts} attempts: {error}",
                     d.id, d.event_id, d.url
                 );
-                store::mark_failed(pool, d.id, d.claim, &d.agb_code, &error, &message).await
+                (
+                    Outcome::GaveUp,
+                    store::mark_failed(pool, d.id, d.claim, &d.agb_code, &error, &message).await,
+                )
             } else {
                 tracing::warn!(delivery = %d.id, attempts, %error, retry_in_ms = delay.as_millis() as u64, "webhook attempt failed");
                 let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-                store::schedule_retry(pool, store::Queue::Deliveries, d.id, d.claim, &error, ms)
-                    .await
+                (
+                    Outcome::Retry,
+                    store::schedule_retry(
+                        pool,
+                        store::Queue::Deliveries,
+                        d.id,
+                        d.claim,
+                        &error,
+                        ms,
+                    )
+                    .await,
+                )
             }
         }
     };
-    match outcome {
+    let (counted, recorded) = outcome;
+    match recorded {
         Ok(true) => {}
         // The lease expired and another worker took the delivery over: its outcome counts.
         Ok(false) => tracing::warn!(delivery = %d.id, "claim lost before the outcome was recorded"),
         // The lease expires and the delivery is attempted again (at least once).
         Err(e) => tracing::warn!(delivery = %d.id, error = %e, "cannot record the outcome"),
     }
+    counted
 }
 
 /// The HMAC key of a claimed delivery's subscription: its sealed secret opened. The error names

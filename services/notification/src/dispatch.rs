@@ -25,6 +25,7 @@ use sqlx::PgPool;
 use tokio::task::JoinSet;
 
 use crate::config::LettersConfig;
+use crate::metrics::{LetterMetrics, Outcome};
 use crate::store::{self, StoredLetter};
 
 /// Why a channel could not send a letter. The message is logged and stored as the letter's
@@ -125,6 +126,8 @@ pub struct LetterDispatcher {
     pool: PgPool,
     channel: Arc<dyn LetterChannel>,
     config: Arc<LettersConfig>,
+    /// Attempts by outcome (none in tests that build a dispatcher alone).
+    metrics: Option<LetterMetrics>,
 }
 
 impl LetterDispatcher {
@@ -133,6 +136,19 @@ impl LetterDispatcher {
             pool,
             channel,
             config: Arc::new(config),
+            metrics: None,
+        }
+    }
+
+    /// Counts the attempts by outcome in `metrics`.
+    pub fn with_metrics(mut self, metrics: LetterMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, outcome: Outcome) {
+        if let Some(m) = &self.metrics {
+            m.attempt(outcome);
         }
     }
 
@@ -195,6 +211,7 @@ impl LetterDispatcher {
         let outcome = match result {
             Ok(()) => {
                 tracing::info!(letter = %id, municipality, kind, channel, attempts, "letter sent");
+                self.count(Outcome::Ok);
                 store::mark_letter_sent(&self.pool, id, claim, channel).await
             }
             Err(error) => {
@@ -205,6 +222,7 @@ impl LetterDispatcher {
                         letter = %id, municipality, kind, channel, attempts, permanent,
                         error = %error, "letter failed for good"
                     );
+                    self.count(Outcome::GaveUp);
                     store::mark_letter_failed(&self.pool, id, claim, channel, &reason).await
                 } else {
                     let delay = self.config.backoff(attempts);
@@ -213,6 +231,7 @@ impl LetterDispatcher {
                         retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                         "letter send failed"
                     );
+                    self.count(Outcome::Retry);
                     let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
                     let reason = format!("{channel}: {error}");
                     store::schedule_retry(&self.pool, store::Queue::Letters, id, claim, &reason, ms)

@@ -74,6 +74,7 @@ pub mod delivery;
 pub mod dispatch;
 pub mod egress;
 pub mod letters;
+pub mod metrics;
 pub mod owner;
 pub mod region;
 pub mod scan;
@@ -189,12 +190,17 @@ impl App {
                 "subscription secrets sealed under the current key"
             );
         }
+        // The queues and attempts (see [`metrics`]), sampled with the platform's metrics.
+        let metrics = metrics::NotificationMetrics::register(foundation.metrics());
+        metrics.sample_from(foundation.metrics(), pool.clone());
         let dispatcher = channel.map(|c| {
             dispatch::LetterDispatcher::new(pool.clone(), c, config.notification.letters.clone())
+                .with_metrics(metrics.letter_attempts.clone())
         });
         let worker =
             delivery::DeliveryWorker::new(pool.clone(), config.webhooks.clone(), keys.clone())
-                .map_err(|e| StartError::Config(format!("webhooks: {e}")))?;
+                .map_err(|e| StartError::Config(format!("webhooks: {e}")))?
+                .with_metrics(metrics.webhooks.clone());
         Ok(Self {
             foundation,
             config,

@@ -24,11 +24,39 @@
 //!
 //! No label carries personal data: method names come from the API descriptors (an unknown path is
 //! counted as `unknown`), status codes are gRPC's names and consumer names are the durable names.
+//!
+//! A service adds metrics of its own ([`Metrics::gauges`], [`Metrics::counters`],
+//! [`Metrics::seconds_histogram`]) and samplers of its own tables ([`Metrics::sample_with`]),
+//! run by the same sampler every `[metrics] sample_secs`. Their label values must be bounded and
+//! never personal data (a state, an outcome, a kind, a 4-digit municipality code). The services'
+//! own metrics:
+//!
+//! | metric | labels | service | what |
+//! | --- | --- | --- | --- |
+//! | `rz_webhook_deliveries` | `state` (`pending`, `retrying`, `failed`) | notification | webhook deliveries waiting for a first attempt, waiting for a retry, given up (sampled) |
+//! | `rz_webhook_oldest_pending_age_seconds` | | notification | how long the oldest delivery not yet delivered has waited (sampled; 0 when none) |
+//! | `rz_webhook_delivery_attempts_total` | `outcome` (`ok`, `retry`, `gave_up`) | notification | POSTs of a delivery, by what came of them |
+//! | `rz_webhook_delivery_latency_seconds` | | notification | from queueing a delivery (the event's arrival) to its recorded success |
+//! | `rz_letters` | `state` (`pending`, `retrying`, `failed`) | notification | residents' letters not yet sent, waiting for a retry, given up (sampled) |
+//! | `rz_letter_attempts_total` | `outcome` (`ok`, `retry`, `gave_up`) | notification | attempts to send a letter through the channel |
+//! | `rz_deadlines_open` | `municipality`, `kind` | access, assignment | deadlines not met yet, overdue included (sampled) |
+//! | `rz_deadlines_overdue` | `municipality`, `kind` | access, assignment | of those, the ones whose due date has passed (sampled) |
+//! | `rz_handover_assignments` | `municipality`, `state` (`waiting_for_start`, `handed_over`) | assignment | handover replacements whose care has not started yet / has started (sampled) |
+//! | `rz_handover_assignments_total` | `outcome` (`arranged`, `already_arranged`, `not_arranged`) | assignment | assignments of a provider without a contract, by what handover runs did with them |
+//! | `rz_handover_runs_total` | | assignment | handover runs completed |
+//!
+//! Deadline kinds: access' statutory ones `investigation` (6 weeks after the report) and
+//! `decision` (2 or 8 weeks after the application); assignment's chain deadlines
+//! `start_of_care` (5 working days after an assignment's start) and `request_answer` (5 working
+//! days after a provider's request). A deadline is overdue once its due date is before the
+//! service's today.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
@@ -36,10 +64,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, SizeHint};
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+pub use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use rz_eventing::Namespace;
 use rz_eventing::consumer::ConsumerMetrics;
@@ -78,8 +106,13 @@ pub struct Metrics {
     inner: Arc<Inner>,
 }
 
+/// A service's own sampler (see [`Metrics::sample_with`]).
+type Sampler = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 struct Inner {
-    registry: Registry,
+    /// Behind a lock so that a service can add its own metrics after the start.
+    registry: Mutex<Registry>,
+    samplers: Mutex<Vec<Sampler>>,
     rpc_requests: Family<RpcLabels, Counter>,
     rpc_duration: HistogramFamily,
     outbox_pending: Gauge,
@@ -204,7 +237,8 @@ impl Metrics {
         );
         Self {
             inner: Arc::new(Inner {
-                registry,
+                registry: Mutex::new(registry),
+                samplers: Mutex::new(Vec::new()),
                 rpc_requests,
                 rpc_duration,
                 outbox_pending,
@@ -226,8 +260,109 @@ impl Metrics {
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.inner.registry)?;
+        prometheus_client::encoding::text::encode(&mut out, &self.registry())?;
         Ok(out)
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers the service's gauge `name` with the labels `labels` (their values set by
+    /// [`GaugeVec::set`]). A series appears once set; set every value the dashboards read, 0
+    /// included.
+    pub fn gauges(&self, name: &str, help: &str, labels: &'static [&'static str]) -> GaugeVec {
+        let family = Family::<OwnLabels, Gauge>::default();
+        self.registry().register(name, help, family.clone());
+        GaugeVec { family, labels }
+    }
+
+    /// Registers the service's gauge `name` in seconds (served as `<name>_seconds`), without
+    /// labels; served as 0 until set.
+    pub fn seconds_gauge(&self, name: &str, help: &str) -> SecondsGauge {
+        let gauge = SecondsGauge::default();
+        self.registry()
+            .register_with_unit(name, help, Unit::Seconds, gauge.clone());
+        gauge
+    }
+
+    /// Registers the service's counter `name` (served as `<name>_total`) with the labels
+    /// `labels`. Each combination of `initial` is created at once, so it is served as 0 before
+    /// the first count.
+    pub fn counters(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &'static [&'static str],
+        initial: &[&[&str]],
+    ) -> CounterVec {
+        let family = Family::<OwnLabels, Counter>::default();
+        self.registry().register(name, help, family.clone());
+        let counters = CounterVec { family, labels };
+        for values in initial {
+            counters.get(values);
+        }
+        counters
+    }
+
+    /// Registers the service's counter `name` (served as `<name>_total`) without labels; served
+    /// as 0 until counted.
+    pub fn counter(&self, name: &str, help: &str) -> Counter {
+        let counter = Counter::default();
+        self.registry().register(name, help, counter.clone());
+        counter
+    }
+
+    /// Registers the service's histogram `name` in seconds (served as `<name>_seconds_bucket`,
+    /// `_sum`, `_count`) with the upper bounds `buckets`.
+    pub fn seconds_histogram(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: impl Iterator<Item = f64>,
+    ) -> Histogram {
+        let histogram = Histogram::new(buckets);
+        self.registry()
+            .register_with_unit(name, help, Unit::Seconds, histogram.clone());
+        histogram
+    }
+
+    /// Runs `sample` with every round of the sampler (every `[metrics] sample_secs`, from the
+    /// moment the service serves): for gauges read from the service's own tables, one cheap query
+    /// each. A sampler that takes longer than 10 s is abandoned for that round; on an error it
+    /// should keep the previous values and log at debug level.
+    pub fn sample_with<F, Fut>(&self, sample: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let sampler: Sampler = Arc::new(move || Box::pin(sample()));
+        self.inner
+            .samplers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sampler);
+    }
+
+    /// Runs the service's samplers once now (the sampler does this every round).
+    pub async fn sample_own(&self) {
+        let samplers: Vec<Sampler> = self
+            .inner
+            .samplers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for sampler in samplers {
+            if tokio::time::timeout(Duration::from_secs(10), sampler())
+                .await
+                .is_err()
+            {
+                tracing::debug!("a metrics sampler took longer than 10 s");
+            }
+        }
     }
 
     /// The outbox relay's counters.
@@ -274,6 +409,84 @@ impl Metrics {
         self.inner.pool_max.set(i64::from(max));
     }
 }
+
+// ---------------------------------------------------------------- a service's own metrics
+
+/// The label set of a service's own metric: (name, value) pairs in the registered order.
+type OwnLabels = Vec<(&'static str, String)>;
+
+fn own_labels(names: &'static [&'static str], values: &[&str]) -> OwnLabels {
+    names
+        .iter()
+        .zip(values.iter().chain(std::iter::repeat(&"")))
+        .map(|(n, v)| (*n, (*v).to_owned()))
+        .collect()
+}
+
+/// A service's gauge with labels (see [`Metrics::gauges`]).
+#[derive(Clone)]
+pub struct GaugeVec {
+    family: Family<OwnLabels, Gauge>,
+    labels: &'static [&'static str],
+}
+
+impl GaugeVec {
+    /// Sets the series of the label values `values` (in the registered order) to `value`.
+    pub fn set(&self, values: &[&str], value: i64) {
+        self.family
+            .get_or_create(&own_labels(self.labels, values))
+            .set(value);
+    }
+}
+
+impl std::fmt::Debug for GaugeVec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GaugeVec")
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+/// A service's gauge in seconds (see [`Metrics::seconds_gauge`]): `set(f64)`.
+pub type SecondsGauge = Gauge<f64, AtomicU64>;
+
+/// A service's counter with labels (see [`Metrics::counters`]).
+#[derive(Clone)]
+pub struct CounterVec {
+    family: Family<OwnLabels, Counter>,
+    labels: &'static [&'static str],
+}
+
+impl CounterVec {
+    /// The counter of the label values `values` (in the registered order).
+    pub fn get(&self, values: &[&str]) -> Counter {
+        self.family
+            .get_or_create_owned(&own_labels(self.labels, values))
+    }
+
+    /// Adds `n` to the counter of `values`.
+    pub fn inc_by(&self, values: &[&str], n: u64) {
+        self.get(values).inc_by(n);
+    }
+
+    /// Adds 1 to the counter of `values`.
+    pub fn inc(&self, values: &[&str]) {
+        self.inc_by(values, 1);
+    }
+}
+
+impl std::fmt::Debug for CounterVec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CounterVec")
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+/// A service's histogram (see [`Metrics::seconds_histogram`]); buckets e.g. from
+/// [`exponential_buckets`].
+pub use prometheus_client::metrics::histogram::Histogram as SecondsHistogram;
+pub use prometheus_client::metrics::histogram::exponential_buckets;
 
 // ---------------------------------------------------------------- the RPC layer
 
@@ -558,6 +771,7 @@ impl Metrics {
             }
             Err(e) => tracing::debug!(error = %e, "cannot sample the dead-letter stream"),
         }
+        self.sample_own().await;
     }
 }
 

@@ -279,13 +279,26 @@ pub async fn mark_delivered_many(
     pool: &PgPool,
     delivered: &[(Uuid, Uuid)],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
+    Ok(mark_delivered_timed(pool, delivered)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// As [`mark_delivered_many`], with the seconds from queueing each marked delivery to its
+/// success (for the latency histogram).
+pub async fn mark_delivered_timed(
+    pool: &PgPool,
+    delivered: &[(Uuid, Uuid)],
+) -> Result<Vec<(Uuid, f64)>, sqlx::Error> {
     let (ids, claims): (Vec<Uuid>, Vec<Uuid>) = delivered.iter().copied().unzip();
-    sqlx::query_scalar(
+    sqlx::query_as(
         "UPDATE deliveries d SET status = 'delivered', attempts = d.attempts + 1,
                 delivered_at = now(), last_error = NULL, claim = NULL
          FROM unnest($1::uuid[], $2::uuid[]) AS u(id, claim)
          WHERE d.id = u.id AND d.claim = u.claim AND d.status = 'pending'
-         RETURNING d.id",
+         RETURNING d.id, EXTRACT(EPOCH FROM now() - d.created_at)::float8",
     )
     .bind(&ids)
     .bind(&claims)

@@ -12,15 +12,15 @@ mod subscriptions;
 
 pub use deliveries::{
     Claimed, DELIVERIES_WRITTEN, DeliveryRow, EventToQueue, NewDelivery, claim_due, delivery,
-    failed_deliveries, insert_delivery, mark_delivered, mark_delivered_many, mark_failed,
-    queue_deliveries, replay,
+    failed_deliveries, insert_delivery, mark_delivered, mark_delivered_many, mark_delivered_timed,
+    mark_failed, queue_deliveries, replay,
 };
 pub use letter_dispatch::{StoredLetter, claim_due_letters, mark_letter_failed, mark_letter_sent};
 pub use letters::{
     LetterRow, NewLetter, decision_letter_exists, ending_letter_exists, insert_letter, letter,
     letters,
 };
-pub use queues::{Queue, schedule_retry};
+pub use queues::{Queue, QueueSize, delivery_queue, letter_queue, schedule_retry};
 pub use staff_alerts::{AlertCounts, AlertRow, SeenDeadline, apply_alert_scan, staff_alerts};
 pub use subscriptions::{
     SubscriptionRow, delete_subscription, insert_subscription, reseal_secrets, set_secret,

@@ -44,3 +44,49 @@ pub async fn schedule_retry(
     .rows_affected()
         == 1)
 }
+
+/// The size of a queue now (for the metrics): rows waiting for their first attempt, rows whose
+/// attempt failed and that wait for the next, rows given up.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueueSize {
+    pub pending: i64,
+    pub retrying: i64,
+    pub failed: i64,
+    /// Seconds the oldest pending or retrying row has waited since it was queued (0 when none).
+    pub oldest_pending_secs: f64,
+}
+
+/// One statement per queue: its pending rows through the partial index on `status = 'pending'`
+/// (`deliveries_due`, `letters_due`) and its failed ones through the one on `status = 'failed'`
+/// (`deliveries_failed`, `letters_failed`, an index-only count); delivered and sent rows are not
+/// read.
+async fn queue_size(pool: &PgPool, queue: Queue) -> Result<QueueSize, sqlx::Error> {
+    let table = queue.table();
+    let (pending, retrying, oldest, failed): (i64, i64, f64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT p.pending, p.retrying, p.oldest,
+                    (SELECT count(*) FROM {table} WHERE status = 'failed')
+             FROM (SELECT count(*) FILTER (WHERE attempts = 0) AS pending,
+                          count(*) FILTER (WHERE attempts > 0) AS retrying,
+                          COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) AS oldest
+                   FROM {table} WHERE status = 'pending') p"
+        )))
+        .fetch_one(pool)
+        .await?;
+    Ok(QueueSize {
+        pending,
+        retrying,
+        failed,
+        oldest_pending_secs: oldest,
+    })
+}
+
+/// The webhook deliveries' queue now.
+pub async fn delivery_queue(pool: &PgPool) -> Result<QueueSize, sqlx::Error> {
+    queue_size(pool, Queue::Deliveries).await
+}
+
+/// The letters' queue now.
+pub async fn letter_queue(pool: &PgPool) -> Result<QueueSize, sqlx::Error> {
+    queue_size(pool, Queue::Letters).await
+}
