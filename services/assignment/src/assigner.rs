@@ -62,6 +62,9 @@ pub struct Assigner {
     pub(crate) upstream: Arc<Upstream>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) secret: Arc<[u8]>,
+    /// What handover runs did (see [`crate::metrics`]); none in tests that build an assigner
+    /// alone.
+    pub(crate) handover_metrics: Option<crate::metrics::HandoverMetrics>,
 }
 
 /// Who gets the client, or why nobody does.
@@ -99,7 +102,14 @@ impl Assigner {
             upstream,
             clock,
             secret: Arc::from(secret),
+            handover_metrics: None,
         }
+    }
+
+    /// Counts every handover run in `metrics`.
+    pub fn with_handover_metrics(mut self, metrics: crate::metrics::HandoverMetrics) -> Self {
+        self.handover_metrics = Some(metrics);
+        self
     }
 
     pub fn today(&self) -> NaiveDate {

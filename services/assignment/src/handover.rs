@@ -126,6 +126,9 @@ impl Assigner {
             out.not_arranged += o.not_arranged;
         }
         tracing::info!(%as_of, examined = out.examined, newly = out.newly_arranged, already = out.already_arranged, not_arranged = out.not_arranged, "handover run");
+        if let Some(m) = &self.handover_metrics {
+            m.run(&out);
+        }
         Ok(out)
     }
 

@@ -27,6 +27,7 @@ mod fields;
 pub mod handover;
 pub mod import;
 pub mod inbound;
+pub mod metrics;
 mod municipality;
 pub mod owner;
 mod provider;
@@ -105,6 +106,14 @@ impl App {
             clock,
             config.assignment.client_key_secret.as_bytes(),
         );
+        // The chain's deadlines and the handover (see [`metrics`]), sampled with the platform's
+        // metrics; the region's municipalities (those with an access instance) from the start.
+        let metrics = metrics::AssignmentMetrics::register(
+            foundation.metrics(),
+            config.assignment.access_endpoints.keys(),
+        );
+        let assigner = assigner.with_handover_metrics(metrics.handover.clone());
+        metrics.sample_from(foundation.metrics(), assigner.clone());
         let retention = config.audit.retention().map_err(StartError::Config)?;
         Ok(Self {
             foundation,

@@ -6,6 +6,7 @@
 mod assignments;
 mod declarations;
 mod extent;
+mod gauges;
 mod identities;
 mod messages;
 mod requests;
@@ -19,6 +20,9 @@ pub use assignments::{
 pub use declarations::{
     DeclarationRecord, NewLine, StoredLine, declaration_known, insert_declaration, stored_lines,
     stored_lines_of_assignments,
+};
+pub use gauges::{
+    OpenOverdue, handover_replacements, request_answer_deadlines, start_of_care_deadlines,
 };
 pub use identities::{identity, save_identity};
 pub use messages::{
@@ -47,6 +51,7 @@ pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
     107 "received_messages" => "0107_received_messages.sql",
     110 "declarations" => "0110_declarations.sql",
     111 "number_sequences_definer" => "0111_number_sequences_definer.sql",
+    112 "handover_index" => "0112_handover_index.sql",
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {
