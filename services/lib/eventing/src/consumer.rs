@@ -18,6 +18,21 @@ use tracing::Instrument;
 use crate::envelope::{CE_ID, MSG_ID};
 use crate::{Event, EventingError, Namespace};
 
+/// `messaging.system` of the spans that publish and process events (OpenTelemetry's messaging
+/// conventions name no value for NATS; this is the one in common use).
+pub const MESSAGING_SYSTEM: &str = "nats";
+
+/// A subject's template, as the span names and `messaging.destination.template` give it: the
+/// municipality and provider tokens of `<ns>.<context>.<municipality>.<agb>.<event>` replaced by
+/// `*` (a low-cardinality name; other subjects are kept as they are).
+pub fn subject_template(subject: &str) -> String {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    if tokens.len() != 5 {
+        return subject.to_owned();
+    }
+    format!("{}.{}.*.*.{}", tokens[0], tokens[1], tokens[4])
+}
+
 /// Why a handler could not apply an event.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
@@ -455,11 +470,7 @@ impl<H: Handler> EventConsumer<H> {
                 break;
             }
             let events: Vec<&Event> = rest.iter().map(|(_, e, _)| e).collect();
-            let span = tracing::info_span!(
-                "event.consume_batch",
-                consumer = %self.spec.name,
-                events = events.len(),
-            );
+            let span = self.batch_span(&events);
             match self.apply_all(&events).instrument(span).await {
                 Ok(fresh) => {
                     for ((message, _, _), fresh) in rest.iter().zip(fresh) {
@@ -566,9 +577,21 @@ impl<H: Handler> EventConsumer<H> {
         Ok(fresh)
     }
 
+    /// The span one event is applied in: a `consumer` span after OpenTelemetry's messaging
+    /// conventions (`process <subject template>`), child of the span that published the event.
     fn span(&self, event: &Event, delivered: u32) -> tracing::Span {
+        let template = subject_template(&event.nats_subject);
         let span = tracing::info_span!(
             "event.consume",
+            otel.name = format!("process {template}"),
+            otel.kind = "consumer",
+            messaging.system = MESSAGING_SYSTEM,
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
+            messaging.destination.name = event.nats_subject.as_str(),
+            messaging.destination.template = template.as_str(),
+            messaging.consumer.group.name = self.spec.name.as_str(),
+            messaging.message.id = %event.id,
             consumer = %self.spec.name,
             event_id = %event.id,
             event_type = %event.event_type,
@@ -576,6 +599,35 @@ impl<H: Handler> EventConsumer<H> {
         );
         if let Some(tp) = &event.traceparent {
             rz_telemetry::set_parent_from_traceparent(&span, tp);
+        }
+        span
+    }
+
+    /// The span a batch of events is applied in by a batching handler: it continues the trace of
+    /// the first event and links every event's publish span (the conventions' batch `process`).
+    fn batch_span(&self, events: &[&Event]) -> tracing::Span {
+        let template = events
+            .first()
+            .map(|e| subject_template(&e.nats_subject))
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "event.consume_batch",
+            otel.name = format!("process {template}"),
+            otel.kind = "consumer",
+            messaging.system = MESSAGING_SYSTEM,
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
+            messaging.destination.template = template.as_str(),
+            messaging.consumer.group.name = self.spec.name.as_str(),
+            messaging.batch.message_count = events.len(),
+            consumer = %self.spec.name,
+            events = events.len(),
+        );
+        if let Some(tp) = events.first().and_then(|e| e.traceparent.as_deref()) {
+            rz_telemetry::set_parent_from_traceparent(&span, tp);
+        }
+        for tp in events.iter().filter_map(|e| e.traceparent.as_deref()) {
+            rz_telemetry::add_link_from_traceparent(&span, tp);
         }
         span
     }

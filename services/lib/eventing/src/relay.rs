@@ -26,6 +26,9 @@ use async_nats::jetstream::{ErrorCode, context::PublishError};
 use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
 use sqlx::{PgPool, Row};
+use std::future::IntoFuture;
+
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::envelope::{MSG_ID, headers};
@@ -168,9 +171,16 @@ impl OutboxRelay {
             let time: DateTime<Utc> = row.try_get("occurred_at")?;
             let traceparent: Option<String> = row.try_get("traceparent")?;
             let payload: Vec<u8> = row.try_get("payload")?;
+            let event_type: String = row.try_get("event_type")?;
+            // The publish span continues the trace of the change that wrote the event, and the
+            // event carries the publish span on, so its consumers become its children.
+            let span = publish_span(&id, &subject, &event_type, traceparent.as_deref());
+            let traceparent = span
+                .in_scope(rz_telemetry::current_traceparent)
+                .or(traceparent);
             let h = headers(
                 &id,
-                &row.try_get::<String, _>("event_type")?,
+                &event_type,
                 &row.try_get::<String, _>("source")?,
                 &row.try_get::<String, _>("subject")?,
                 &time,
@@ -180,28 +190,42 @@ impl OutboxRelay {
             match self
                 .js
                 .publish_with_headers(subject.clone(), h.clone(), payload.into())
+                .instrument(span.clone())
                 .await
             {
-                Ok(ack) => in_flight.push((id, subject, h, size, ack)),
+                Ok(ack) => in_flight.push((id, subject, h, size, ack, span)),
                 Err(e) if permanent(&e) => {
-                    tracing::error!(event_id = %id, error = %e, "event cannot be published");
+                    span.record("otel.status_code", "ERROR");
+                    span.in_scope(
+                        || tracing::error!(event_id = %id, error = %e, "event cannot be published"),
+                    );
                     refused.push((id, subject, h, size, e.to_string()));
                 }
                 Err(e) => {
-                    tracing::warn!(event_id = %id, error = %e, "publish failed");
+                    span.record("otel.status_code", "ERROR");
+                    span.in_scope(|| tracing::warn!(event_id = %id, error = %e, "publish failed"));
                     break;
                 }
             }
         }
         let mut acked = Vec::with_capacity(in_flight.len());
-        for (id, subject, h, size, ack) in in_flight {
-            match ack.await {
+        for (id, subject, h, size, ack, span) in in_flight {
+            // The span ends with the stream's acknowledgement (dropped at the end of the turn).
+            match ack.into_future().instrument(span.clone()).await {
                 Ok(_) => acked.push((id, personal_subject(&subject))),
                 Err(e) if permanent(&e) => {
-                    tracing::error!(event_id = %id, error = %e, "event refused by the stream");
+                    span.record("otel.status_code", "ERROR");
+                    span.in_scope(
+                        || tracing::error!(event_id = %id, error = %e, "event refused by the stream"),
+                    );
                     refused.push((id, subject, h, size, e.to_string()));
                 }
-                Err(e) => tracing::warn!(event_id = %id, error = %e, "publish not acknowledged"),
+                Err(e) => {
+                    span.record("otel.status_code", "ERROR");
+                    span.in_scope(
+                        || tracing::warn!(event_id = %id, error = %e, "publish not acknowledged"),
+                    );
+                }
             }
         }
         let mut dead = Vec::with_capacity(refused.len());
@@ -287,6 +311,36 @@ impl OutboxRelay {
         tracing::error!(event_id = %id, %reason, "event dead-lettered by the outbox relay");
         Ok(())
     }
+}
+
+/// The `producer` span of one event's publish, after OpenTelemetry's messaging conventions
+/// (`publish <subject template>`), child of the span that wrote the event (`traceparent` of its
+/// outbox row). Only identifiers: the subject names organisations, never a person.
+fn publish_span(
+    id: &Uuid,
+    subject: &str,
+    event_type: &str,
+    traceparent: Option<&str>,
+) -> tracing::Span {
+    let template = crate::consumer::subject_template(subject);
+    let span = tracing::info_span!(
+        "event.publish",
+        otel.name = format!("publish {template}"),
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        messaging.system = crate::consumer::MESSAGING_SYSTEM,
+        messaging.operation.type = "publish",
+        messaging.operation.name = "publish",
+        messaging.destination.name = subject,
+        messaging.destination.template = template.as_str(),
+        messaging.message.id = %id,
+        event_id = %id,
+        event_type = event_type,
+    );
+    if let Some(tp) = traceparent {
+        rz_telemetry::set_parent_from_traceparent(&span, tp);
+    }
+    span
 }
 
 /// The longest header value a dead letter of the relay carries (in bytes).

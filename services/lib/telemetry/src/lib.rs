@@ -1,12 +1,15 @@
 //! Logs and traces for every regiozorg service.
 //!
 //! - JSON logs through `tracing` (never personal data: log identifiers of aggregates, not BSNs or names).
+//!   A line written inside a span carries that span's `trace_id` and `span_id` (32 and 16 hex
+//!   digits, as the trace store shows them), so a log line leads to its trace ([`logs`]).
 //! - Spans become OpenTelemetry spans; they are exported over OTLP/gRPC when an endpoint is configured.
 //! - W3C trace context (`traceparent`) is read from and written to gRPC metadata ([`GrpcTraceLayer`],
 //!   [`inject_grpc`]) and to any text carrier such as NATS headers ([`current_traceparent`],
 //!   [`set_parent_from_traceparent`]).
 
 mod grpc;
+pub mod logs;
 
 use std::collections::HashMap;
 
@@ -22,7 +25,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub use grpc::{GrpcTraceLayer, GrpcTraceService, inject_grpc};
+pub use grpc::{GrpcTraceLayer, GrpcTraceService, TracedBody, inject_grpc, rpc_names};
 
 /// Telemetry settings (`[telemetry]` in a service's configuration).
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -63,15 +66,18 @@ pub fn init(
         .or_else(|_| EnvFilter::try_new(config.log_filter.as_deref().unwrap_or("info")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned()));
+    let ids = logs::TraceIds::default();
     tracing_subscriber::registry()
         .with(filter)
+        .with(otel)
+        .with(ids.hook())
         .with(
             tracing_subscriber::fmt::layer()
                 .json()
                 .flatten_event(true)
-                .with_current_span(false),
+                .with_current_span(false)
+                .map_event_format(|json| ids.format(json)),
         )
-        .with(otel)
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
     global::set_text_map_propagator(TraceContextPropagator::new());
@@ -138,6 +144,25 @@ pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
     carrier.insert("traceparent".to_owned(), traceparent.to_owned());
     let cx = global::get_text_map_propagator(|p| p.extract(&carrier));
     set_parent(span, cx);
+}
+
+/// Links `span` to the remote span named by a W3C `traceparent` (a batch that processes events of
+/// several traces continues one and links the others).
+pub fn add_link_from_traceparent(span: &tracing::Span, traceparent: &str) {
+    let mut carrier = HashMap::new();
+    carrier.insert("traceparent".to_owned(), traceparent.to_owned());
+    let cx = global::get_text_map_propagator(|p| p.extract(&carrier));
+    let sc = cx.span().span_context().clone();
+    if sc.is_valid() {
+        span.add_link(sc);
+    }
+}
+
+/// The trace id (32 hex digits) in a W3C `traceparent`, if it is well formed.
+pub fn trace_id_of(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.split('-');
+    let (_version, trace_id) = (parts.next()?, parts.next()?);
+    (trace_id.len() == 32 && trace_id.chars().all(|c| c.is_ascii_hexdigit())).then_some(trace_id)
 }
 
 fn set_parent(span: &tracing::Span, cx: Context) {

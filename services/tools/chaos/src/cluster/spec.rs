@@ -27,6 +27,9 @@ pub struct ClusterSpec {
     /// (`assignment`, `access@0222`), a binary name for all its instances (`access`), or `*` for
     /// every service. Later entries win over earlier ones and over the harness' own settings.
     pub extra_env: Vec<(String, String)>,
+    /// An OTLP/gRPC collector (`http://127.0.0.1:4317`) every service exports its spans to
+    /// (`[telemetry] otlp_endpoint`); `None`: no export.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ClusterSpec {
@@ -46,6 +49,7 @@ impl ClusterSpec {
             nats_namespace: "rz".into(),
             municipalities: ACHTERHOEK.iter().map(|m| (*m).to_owned()).collect(),
             extra_env: Vec::new(),
+            otlp_endpoint: None,
         }
     }
 
@@ -94,6 +98,14 @@ impl ClusterSpec {
                 });
             }
         }
+        if let Some(url) = &self.otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(HarnessError::InvalidSpec {
+                field: "otlp_endpoint",
+                rule: format!("`{url}` is not an http:// or https:// URL"),
+            });
+        }
         Ok(())
     }
 }
@@ -117,5 +129,11 @@ mod tests {
         spec.extra_env = vec![("assignment".into(), "NOVALUE".into())];
         let e = spec.validate().map(|_| ()).err().map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("extra_env")));
+        spec.extra_env = Vec::new();
+        spec.otlp_endpoint = Some("127.0.0.1:4317".into());
+        let e = spec.validate().map(|_| ()).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("otlp_endpoint")));
+        spec.otlp_endpoint = Some("http://127.0.0.1:4317".into());
+        assert!(spec.validate().is_ok());
     }
 }

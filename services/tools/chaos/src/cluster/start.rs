@@ -152,6 +152,9 @@ impl Cluster {
                 ),
             ];
             env.extend(security_env(&pki, &p.bin));
+            if let Some(url) = &spec.otlp_endpoint {
+                env.push(("RZ__TELEMETRY__OTLP_ENDPOINT".into(), url.clone()));
+            }
             match p.bin.as_str() {
                 "registration" => env.push((
                     "RZ__REGISTRATION__TODAY_FILE".into(),
