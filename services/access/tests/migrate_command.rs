@@ -3,8 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::process::{Command, Output};
 
+use common::{MUNICIPALITY, bsn, resident_request};
+use rz_platform::Shutdown;
+use rz_platform::db::Migration;
+use rz_platform::runner::Service;
+use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_stack::{RUNTIME_ROLE, Stack, TestEnv, with_user};
 
 /// `access migrate ARGS` with `[database] url` = `url` (environment only, no file).
@@ -98,4 +105,86 @@ async fn serve_without_migrating_refuses_a_database_the_job_has_not_migrated() {
     };
     assert!(err.starts_with("schema: "), "{err}");
     assert!(err.contains("run `access migrate`"), "{err}");
+}
+
+/// The expand step of a next release: a new nullable column and a new table. Release N keeps
+/// serving on it (it never names them); release N+2 would drop what N+1 stopped using (contract).
+const NEXT_RELEASE_EXPAND: Migration = Migration {
+    version: 9001,
+    name: "next_release_expand",
+    sql: "ALTER TABLE residents ADD COLUMN preferred_language TEXT;
+          CREATE TABLE resident_languages (code TEXT PRIMARY KEY);",
+};
+
+#[tokio::test]
+async fn this_release_keeps_serving_while_and_after_the_next_release_expands_the_schema() {
+    let stack = Stack::builder()
+        .registration()
+        .municipalities(&[MUNICIPALITY])
+        .start()
+        .await;
+    let config = stack.access_config(MUNICIPALITY).await;
+    let runtime_url = config.database.url.clone();
+    let app = access::App::build(config).await.expect("access builds");
+    let endpoint = format!("http://{}", app.local_addr());
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    let mut client =
+        AccessServiceClient::new(stack.as_municipality(MUNICIPALITY).channel(&endpoint));
+    client
+        .register_resident(resident_request(&bsn(11), "1980-01-01"))
+        .await
+        .expect("registers before the upgrade");
+
+    // The next release's Job runs while this release serves: as the owner, this release's
+    // migrations and the next one's expand step.
+    let database = runtime_url.rsplit('/').next().unwrap();
+    let owner_url = rz_stack::with_database(&stack.env.admin_url, database);
+    let owner = sqlx::PgPool::connect(&owner_url).await.unwrap();
+    let mut next: Vec<Migration> = <access::App as Service>::MIGRATIONS.to_vec();
+    next.push(NEXT_RELEASE_EXPAND);
+    rz_platform::db::migrate(&owner, &next).await.unwrap();
+    rz_platform::db::grant_runtime(&owner, RUNTIME_ROLE)
+        .await
+        .unwrap();
+
+    // This release, still running, reads and writes as before.
+    client
+        .register_resident(resident_request(&bsn(12), "1981-01-01"))
+        .await
+        .expect("registers on the expanded schema");
+    // A pod of this release restarting during the rollout starts (the newer migration is
+    // accepted, not refused) and serves.
+    shutdown.trigger();
+    server.await.unwrap().unwrap();
+    let config = {
+        let mut c = stack.access_config(MUNICIPALITY).await;
+        c.database.url = runtime_url.clone();
+        c
+    };
+    let app = access::App::build(config)
+        .await
+        .expect("this release starts on the next release's expanded schema");
+    let endpoint = format!("http://{}", app.local_addr());
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    let mut client =
+        AccessServiceClient::new(stack.as_municipality(MUNICIPALITY).channel(&endpoint));
+    client
+        .register_resident(resident_request(&bsn(13), "1982-01-01"))
+        .await
+        .expect("registers after restarting on the expanded schema");
+    let residents: i64 = sqlx::query_scalar("SELECT count(*) FROM residents")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    assert_eq!(residents, 3);
+    // And the runtime role can use what the expand step added (default privileges).
+    let runtime = sqlx::PgPool::connect(&runtime_url).await.unwrap();
+    sqlx::query("INSERT INTO resident_languages VALUES ('nl')")
+        .execute(&runtime)
+        .await
+        .expect("the runtime role writes the new table");
+    shutdown.trigger();
+    server.await.unwrap().unwrap();
 }

@@ -83,7 +83,7 @@ pub use parties::{OPERATOR, Party, Staff, connect};
 pub use probe::{assert_serving, at_least, count, eventually, stream_messages, unpublished};
 pub use rz_pki::{self, Issue};
 pub use rz_platform::identity::Role;
-pub use rz_testkit::TestEnv;
+pub use rz_testkit::{TestEnv, with_database};
 pub use status::{assert_invalid, assert_invalid_says, assert_rule};
 pub use webhook::{Received, Receiver, verify_error, verify_signature};
 
