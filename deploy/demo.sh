@@ -29,6 +29,19 @@ db_url() {
     echo "${base%/*}/$1"
 }
 
+# The role the services run as: it reads and writes rows but cannot change the schema (each
+# service's `migrate --grant-to` grants it), as on Kubernetes; the migrations run as the owner.
+RUNTIME_ROLE=rz_app
+ensure_runtime_role() {
+    "$PSQL" "$DATABASE_URL" -qc "DO \$\$ BEGIN CREATE ROLE $RUNTIME_ROLE LOGIN PASSWORD '$RUNTIME_ROLE';
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END \$\$;" >/dev/null
+}
+
+# The URL $1 with the runtime role as its user.
+as_runtime() {
+    echo "$1" | sed -E "s#^([a-z]+://)([^@/]*@)?#\1$RUNTIME_ROLE:$RUNTIME_ROLE@#"
+}
+
 ensure_db() {
     if ! "$PSQL" "$DATABASE_URL" -Atc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; then
         "$PSQL" "$DATABASE_URL" -qc "CREATE DATABASE $1" >/dev/null
@@ -71,7 +84,16 @@ start() {
     mport="$(free_port)"
     while [ "$mport" = "$port" ]; do mport="$(free_port)"; done
     local folder="$PKI/service-$bin"
-    env RZ__DATABASE__URL="$(db_url "$db")" RZ__NATS__URL="$NATS_URL" RZ__SERVER__LISTEN="127.0.0.1:$port" \
+    # Migrations first, as the database's owner (the Kubernetes Job's `migrate`), then the
+    # service as the runtime role, which only checks that they were applied.
+    if ! RZ__DATABASE__URL="$(db_url "$db")" "$BIN/$bin" migrate --grant-to "$RUNTIME_ROLE" \
+        >"$DEMO/$name.migrate.log" 2>&1; then
+        echo "demo: $name's migrations failed; its log:" >&2
+        tail -n 20 "$DEMO/$name.migrate.log" >&2
+        exit 1
+    fi
+    env RZ__DATABASE__URL="$(as_runtime "$(db_url "$db")")" RZ__DATABASE__MIGRATE=false \
+        RZ__NATS__URL="$NATS_URL" RZ__SERVER__LISTEN="127.0.0.1:$port" \
         RZ__METRICS__LISTEN="127.0.0.1:$mport" \
         RZ__TLS__CA="$PKI/ca.crt" RZ__TLS__CERT="$folder/tls.crt" RZ__TLS__KEY="$folder/tls.key" "$@" \
         setsid nohup "$BIN/$bin" serve --config "$(service_config "$bin")" >"$DEMO/$name.log" 2>&1 </dev/null &
@@ -169,6 +191,7 @@ say "A test PKI for the region in var/demo/pki (CA, certificates, staff tokens)"
 "$BIN/rzctl" pki init --dir "$PKI"
 
 say "Starting the services"
+ensure_runtime_role
 # The services' date: the demo plays the second half of 2022 in compressed time and moves this
 # file a week at a time (registration, access and assignment read it; a real deployment uses the
 # system date).
