@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use rz_proto::registration::v1 as pb;
 use rz_proto::types::v1::Financing;
 
@@ -26,6 +27,17 @@ fn extended_times(n: u32) -> String {
         2 => "extended twice".into(),
         n => format!("extended {n} times"),
     }
+}
+
+/// A progress bar on stderr for `len` steps of `what`. indicatif draws it only on a terminal: a
+/// script or a log sees only the summary lines. Cleared before a part's summary line.
+fn progress(len: usize, what: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{msg:>16} [{bar:30}] {pos}/{len} {elapsed}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what);
+    bar
 }
 
 /// Loads `seed` into the registration service at `endpoint`, as `party` (an operator).
@@ -56,7 +68,9 @@ pub async fn load(endpoint: &str, party: &Party, seed: &Seed) -> Result<(), Stri
 
     // Providers.
     let mut registered = 0;
+    let bar = progress(seed.organisations().count(), "providers");
     for (agb, name, form, kvk) in seed.organisations() {
+        bar.inc(1);
         c.register_provider(pb::RegisterProviderRequest {
             idempotency_key: format!("seed-provider-{agb}"),
             agb_code: agb.to_owned(),
@@ -103,6 +117,7 @@ pub async fn load(endpoint: &str, party: &Party, seed: &Seed) -> Result<(), Stri
             n.changes += 1;
         }
     }
+    bar.finish_and_clear();
     let old = &seed.old_contracts;
     println!(
         "providers: {registered} organisations ({} formerly contracted), {} consortia, {} subcontractor links",
@@ -118,7 +133,9 @@ pub async fn load(endpoint: &str, party: &Party, seed: &Seed) -> Result<(), Stri
         .map(|o| (&o.agb, &o.segment))
         .chain(old.continuing.iter().map(|k| (&k.agb, &k.segment)));
     let mut ended = 0;
+    let bar = progress(old.former.len() + old.continuing.len(), "old contracts");
     for (agb, segment) in old_contracts {
+        bar.inc(1);
         let mut k = c
             .conclude_contract(pb::ConcludeContractRequest {
                 idempotency_key: format!("seed-contract-old-{agb}-{segment}"),
@@ -153,6 +170,7 @@ pub async fn load(endpoint: &str, party: &Party, seed: &Seed) -> Result<(), Stri
         }
         ended += 1;
     }
+    bar.finish_and_clear();
     println!(
         "old contracts: {ended} from {}, {}, ended on {}",
         old.start,
@@ -221,7 +239,9 @@ pub async fn load(endpoint: &str, party: &Party, seed: &Seed) -> Result<(), Stri
     );
     // The extensions in force today.
     let mut extended = 0;
+    let bar = progress(contracts.len(), "extensions");
     for k in &contracts {
+        bar.inc(1);
         let target = seed.extensions.for_segment(&k.segment_code);
         let mut current = c
             .get_contract(pb::GetContractRequest {
@@ -242,6 +262,7 @@ pub async fn load(endpoint: &str, party: &Party, seed: &Seed) -> Result<(), Stri
             n.changes += 1;
         }
     }
+    bar.finish_and_clear();
     println!(
         "extensions: {extended} made in this run ({})",
         seed.extensions.note
@@ -388,7 +409,9 @@ async fn set_budgets(
     }
     let unit = b.round_euros * 100;
     let round = |cents: i64| (cents + unit / 2) / unit * unit;
+    let bar = progress(contracts.len(), "budgets");
     for k in contracts {
+        bar.inc(1);
         let w = weight(k);
         let rate = b
             .per_inhabitant_euros
@@ -431,6 +454,7 @@ async fn set_budgets(
             }
         }
     }
+    bar.finish_and_clear();
     Ok(())
 }
 
