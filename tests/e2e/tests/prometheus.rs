@@ -270,6 +270,29 @@ async fn prometheus_scrapes_every_service_with_the_alert_rules_loaded() {
         })
         .await;
 
+    // The services' own gauges are served from the start, 0 included: notification's queues per
+    // state, the deadlines of access (statutory) and assignment (chain) for Doetinchem.
+    prometheus
+        .wait_for(
+            "count(rz_webhook_deliveries{job=\"notification\"} == 0) \
+             + count(rz_letters{job=\"notification\"} == 0)",
+            6.0,
+        )
+        .await;
+    for (job, kinds) in [
+        ("access", "investigation|decision"),
+        ("assignment", "start_of_care|request_answer"),
+    ] {
+        prometheus
+            .wait_for(
+                &format!(
+                    "count(rz_deadlines_overdue{{job=\"{job}\", municipality=\"0222\", kind=~\"{kinds}\"}})"
+                ),
+                2.0,
+            )
+            .await;
+    }
+
     // The rules are loaded and healthy; no service is reported down.
     let (code, rules) = prometheus.get("/api/v1/rules").await;
     assert_eq!(code, 200);
@@ -278,6 +301,9 @@ async fn prometheus_scrapes_every_service_with_the_alert_rules_loaded() {
         "RegiozorgOutboxNotDraining",
         "RegiozorgConsumerLagGrowing",
         "RegiozorgDeadLetters",
+        "RegiozorgWebhookDeliveriesFailing",
+        "RegiozorgWebhookDeliveriesDelayed",
+        "RegiozorgStatutoryDeadlinesOverdue",
     ] {
         assert!(rules.contains(&format!("\"name\":\"{alert}\"")), "{alert}");
     }

@@ -41,7 +41,7 @@
 //! | `rz_letter_attempts_total` | `outcome` (`ok`, `retry`, `gave_up`) | notification | attempts to send a letter through the channel |
 //! | `rz_deadlines_open` | `municipality`, `kind` | access, assignment | deadlines not met yet, overdue included (sampled) |
 //! | `rz_deadlines_overdue` | `municipality`, `kind` | access, assignment | of those, the ones whose due date has passed (sampled) |
-//! | `rz_handover_assignments` | `municipality`, `state` (`waiting_for_start`, `handed_over`) | assignment | handover replacements whose care has not started yet / has started (sampled) |
+//! | `rz_handover_replacements` | `municipality`, `state` (`waiting_for_start`, `handed_over`) | assignment | handover replacements whose care has not started yet / has started (sampled) |
 //! | `rz_handover_assignments_total` | `outcome` (`arranged`, `already_arranged`, `not_arranged`) | assignment | assignments of a provider without a contract, by what handover runs did with them |
 //! | `rz_handover_runs_total` | | assignment | handover runs completed |
 //!
