@@ -16,6 +16,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod store;
 
 use std::sync::Arc;
@@ -172,6 +173,19 @@ impl App {
                 Ok(rz_domain::ClientKey::derive(&secret, &bsn).to_string())
             },
         ));
+        // The statutory deadlines (see [`metrics`]), sampled with the platform's metrics.
+        let deadlines = metrics::DeadlineMetrics::register(
+            self.foundation.metrics(),
+            self.municipality.clone(),
+        );
+        deadlines.sample_from(
+            self.foundation.metrics(),
+            self.foundation.pool().clone(),
+            rz_platform::clock::from_config(
+                self.config.access.today,
+                self.config.access.today_file.as_ref(),
+            ),
+        );
         tracing::info!(municipality = %self.municipality, "access serving");
         let mut serving = self.foundation.serving(shutdown);
         serving.spawn(rz_platform::audit::pruner(
