@@ -94,21 +94,32 @@ pub async fn upload_folder(
         .max_encoding_message_size(crate::xml::MAX_GRPC_MESSAGE_BYTES)
         .max_decoding_message_size(crate::xml::MAX_GRPC_MESSAGE_BYTES);
     let (mut accepted, mut rejected, mut failed) = (0usize, 0usize, 0usize);
+    // A progress bar over the files (indicatif draws it only on a terminal); each file's lines
+    // are printed above it, and as they are when there is no terminal.
+    let bar = indicatif::ProgressBar::new(files.len() as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} files {elapsed}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let say = |line: String| bar.suspend(|| println!("{line}"));
+    let warn = |line: String| bar.suspend(|| eprintln!("{line}"));
     for path in &files {
+        bar.inc(1);
         let name = path.display();
         // The standard's limit on one message, checked here: a larger file is never sent (the
         // transport would refuse it with an error that does not say why).
         if let Ok(meta) = std::fs::metadata(path)
             && meta.len() > MAX_MESSAGE_BYTES as u64
         {
-            eprintln!("{name}: {}", too_large(meta.len()));
+            warn(format!("{name}: {}", too_large(meta.len())));
             failed += 1;
             continue;
         }
         let xml = match std::fs::read(path) {
             Ok(x) => x,
             Err(e) => {
-                eprintln!("{name}: cannot read: {e}");
+                warn(format!("{name}: cannot read: {e}"));
                 failed += 1;
                 continue;
             }
@@ -125,28 +136,29 @@ pub async fn upload_folder(
                 if !r.return_message_xml.is_empty() {
                     let out = path.with_extension("return.xml");
                     if let Err(e) = std::fs::write(&out, &r.return_message_xml) {
-                        eprintln!("{}: cannot write: {e}", out.display());
+                        warn(format!("{}: cannot write: {e}", out.display()));
                     }
                 }
                 if r.accepted {
                     accepted += 1;
-                    println!("{name}: {} accepted", r.kind);
+                    say(format!("{name}: {} accepted", r.kind));
                 } else {
                     rejected += 1;
                     for e in &r.errors {
-                        println!(
+                        say(format!(
                             "{name}: {} {} at {}: {}",
                             r.kind, e.return_code, e.path, e.rule
-                        );
+                        ));
                     }
                 }
             }
             Err(s) => {
                 failed += 1;
-                eprintln!("{name}: {}", status_text(&s));
+                warn(format!("{name}: {}", status_text(&s)));
             }
         }
     }
+    bar.finish_and_clear();
     println!(
         "{} files: {accepted} accepted, {rejected} with rejected records, {failed} failed",
         files.len()
