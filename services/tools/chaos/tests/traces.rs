@@ -220,7 +220,7 @@ async fn one_decision_is_one_trace_across_the_services() {
     let run_dir = std::env::temp_dir().join(format!("rz-traces-{ns}"));
     let municipality = "0222";
     let mut spec = ClusterSpec::new(bin_dir(), &run_dir, &env.admin_url, &env.nats_url);
-    spec.db_prefix = format!("rzt_{ns}");
+    spec.db_prefix = format!("rztr_{ns}");
     spec.nats_namespace = ns.clone();
     spec.municipalities = vec![municipality.into()];
     spec.otlp_endpoint = Some(otlp.clone());
@@ -231,7 +231,9 @@ async fn one_decision_is_one_trace_across_the_services() {
         ("*".into(), "RUST_LOG=info".into()),
     ];
     let cluster = Cluster::start(spec).await.expect("cluster starts");
+    let started = t0.elapsed().as_secs_f64();
     cluster.seed().await.expect("seed");
+    let seeded = t0.elapsed().as_secs_f64();
 
     // The provider system: a durable consumer on every issued assignment of this namespace.
     let nsp = Namespace::new(&ns).unwrap();
@@ -326,6 +328,7 @@ async fn one_decision_is_one_trace_across_the_services() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let waited = t0.elapsed().as_secs_f64();
     // A graceful stop flushes what is left.
     let logs: Vec<(String, PathBuf)> = cluster
         .services()
@@ -574,7 +577,7 @@ async fn one_decision_is_one_trace_across_the_services() {
     let mut conn = sqlx::PgConnection::connect(&env.admin_url).await.unwrap();
     let dbs: Vec<String> =
         sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
-            .bind(format!("rzt_{ns}_%"))
+            .bind(format!("rztr_{ns}_%"))
             .fetch_all(&mut conn)
             .await
             .unwrap();
@@ -587,5 +590,8 @@ async fn one_decision_is_one_trace_across_the_services() {
         .unwrap();
     }
     let _ = std::fs::remove_dir_all(&run_dir);
-    eprintln!("trace test took {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "trace test took {:.1} s (cluster up {started:.1} s, seeded {seeded:.1} s, flow traced {waited:.1} s)",
+        t0.elapsed().as_secs_f64()
+    );
 }
