@@ -7,41 +7,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::SocketAddr;
-
 use common::{MUNICIPALITY, bsn, resident_request};
 use rz_platform::Shutdown;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
-use rz_stack::Stack;
-
-/// `GET path` over plain HTTP/1.1: (status line, content type, body).
-async fn get(addr: SocketAddr, path: &str) -> (String, String, String) {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            conn,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        let status = head.lines().next().unwrap().to_owned();
-        let content_type = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-type:")
-                    .map(|v| v.trim().to_owned())
-            })
-            .unwrap_or_default();
-        (status, content_type, body.to_owned())
-    })
-    .await
-    .unwrap()
-}
+use rz_stack::{Stack, http_get};
 
 /// The value of the sample `name{labels}` (labels as the text has them), if present.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -110,7 +79,7 @@ async fn access_serves_rpc_counts_and_latency_by_method_and_status_without_perso
     let err = client.register_resident(bad).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
 
-    let (status, content_type, text) = get(metrics, "/metrics").await;
+    let (status, content_type, text) = http_get(metrics, "/metrics").await;
     assert!(status.contains(" 200 "), "{status}");
     assert!(
         content_type.starts_with("application/openmetrics-text"),
@@ -154,14 +123,14 @@ async fn access_serves_rpc_counts_and_latency_by_method_and_status_without_perso
     assert_eq!(long_numbers_in_labels(&text), Vec::<String>::new());
 
     // Only /metrics and the probes are served.
-    let (status, _, _) = get(metrics, "/").await;
+    let (status, _, _) = http_get(metrics, "/").await;
     assert!(status.contains(" 404 "), "{status}");
 
     // The probes: live, and ready while its database answers; not ready while the database
     // refuses connections (and back when it takes them again).
-    let (status, _, body) = get(metrics, "/livez").await;
+    let (status, _, body) = http_get(metrics, "/livez").await;
     assert!(status.contains(" 200 "), "{status} {body}");
-    let (status, _, body) = get(metrics, "/readyz").await;
+    let (status, _, body) = http_get(metrics, "/readyz").await;
     assert!(status.contains(" 200 "), "{status} {body}");
     let database = db_url.rsplit('/').next().unwrap().to_owned();
     let admin = sqlx::PgPool::connect(&stack.env.admin_url).await.unwrap();
@@ -176,12 +145,12 @@ async fn access_serves_rpc_counts_and_latency_by_method_and_status_without_perso
         .execute(&admin)
         .await
         .unwrap();
-    let (status, _, body) = get(metrics, "/readyz").await;
+    let (status, _, body) = http_get(metrics, "/readyz").await;
     sqlx::query(refuse(true)).execute(&admin).await.unwrap();
     assert!(status.contains(" 503 "), "{status} {body}");
     assert!(body.contains("database"), "{body}");
     rz_stack::eventually(std::time::Duration::from_secs(10), async || {
-        let (status, _, body) = get(metrics, "/readyz").await;
+        let (status, _, body) = http_get(metrics, "/readyz").await;
         if status.contains(" 200 ") {
             Ok(())
         } else {

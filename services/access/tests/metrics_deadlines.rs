@@ -8,65 +8,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use common::{MUNICIPALITY, bsn, days_from_today, open_request, resident_request};
 use rz_platform::Shutdown;
 use rz_proto::access::v1 as pb;
 use rz_proto::access::v1::access_service_client::AccessServiceClient;
 use rz_proto::types::v1 as types;
-use rz_stack::Stack;
+use rz_stack::{Stack, scrape_until};
 use tonic::transport::Channel;
-
-async fn scrape(addr: SocketAddr) -> String {
-    tokio::task::spawn_blocking(move || {
-        let mut conn = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            conn,
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        body.to_owned()
-    })
-    .await
-    .unwrap()
-}
-
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-}
 
 fn series(metric: &str, kind: &str) -> String {
     format!("rz_deadlines_{metric}{{municipality=\"{MUNICIPALITY}\",kind=\"{kind}\"}}")
-}
-
-/// Scrapes until every `(series, value)` of `want` holds (at most 20 s); returns the last text.
-async fn scrape_until(addr: SocketAddr, want: &[(String, f64)]) -> String {
-    let start = std::time::Instant::now();
-    loop {
-        let text = scrape(addr).await;
-        let wrong: Vec<String> = want
-            .iter()
-            .filter(|(s, v)| sample(&text, s) != Some(*v))
-            .map(|(s, v)| format!("{s} is {:?}, expected {v}", sample(&text, s)))
-            .collect();
-        if wrong.is_empty() {
-            return text;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "after 20 s: {wrong:?}\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// (open, overdue) per kind as `ListDeadlines` gives them today: what the gauges must show.

@@ -9,66 +9,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use common::*;
 use rz_proto::assignment::v1 as pb;
-
-/// A port nothing listens on now (the service binds it a moment later).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// `GET /metrics` over plain HTTP/1.1, as Prometheus scrapes it: the body.
-async fn scrape(addr: SocketAddr) -> String {
-    tokio::task::spawn_blocking(move || {
-        let mut conn = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            conn,
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        body.to_owned()
-    })
-    .await
-    .unwrap()
-}
-
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-}
-
-/// Scrapes until every `(series, value)` of `want` holds (at most 20 s); returns the last text.
-async fn scrape_until(addr: SocketAddr, want: &[(String, f64)]) -> String {
-    let start = std::time::Instant::now();
-    loop {
-        let text = scrape(addr).await;
-        let wrong: Vec<String> = want
-            .iter()
-            .filter(|(s, v)| sample(&text, s) != Some(*v))
-            .map(|(s, v)| format!("{s} is {:?}, expected {v}", sample(&text, s)))
-            .collect();
-        if wrong.is_empty() {
-            return text;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "after 20 s: {wrong:?}\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use rz_stack::{free_addr, scrape_until};
 
 fn deadlines(metric: &str, kind: &str) -> String {
     format!("rz_deadlines_{metric}{{municipality=\"{M}\",kind=\"{kind}\"}}")

@@ -9,70 +9,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use common::{Receiver, spawn_app_with};
+use rz_stack::{free_addr, sample, scrape_until};
 use sqlx::PgPool;
 
 const AGB_OK: &str = "12345678";
 const AGB_FAILING: &str = "87654321";
-
-/// A port nothing listens on now (the service binds it a moment later).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// `GET /metrics` over plain HTTP/1.1, as Prometheus scrapes it: the body.
-async fn scrape(addr: SocketAddr) -> String {
-    tokio::task::spawn_blocking(move || {
-        let mut conn = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            conn,
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        body.to_owned()
-    })
-    .await
-    .unwrap()
-}
-
-/// The value of the sample `series` (name and labels as the text has them), if present.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-}
-
-/// Scrapes until every `(series, value)` of `want` holds (at most 20 s); returns the last text.
-async fn scrape_until(addr: SocketAddr, want: &[(&str, f64)]) -> String {
-    let start = std::time::Instant::now();
-    loop {
-        let text = scrape(addr).await;
-        let wrong: Vec<String> = want
-            .iter()
-            .filter(|(s, v)| sample(&text, s) != Some(*v))
-            .map(|(s, v)| format!("{s} is {:?}, expected {v}", sample(&text, s)))
-            .collect();
-        if wrong.is_empty() {
-            return text;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "after 20 s: {wrong:?}\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// (pending, retrying, failed) of a queue table, as the gauges should show it.
 async fn table(pool: &PgPool, table: &str) -> (i64, i64, i64) {

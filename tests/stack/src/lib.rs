@@ -80,7 +80,10 @@ pub use fixtures::{
 };
 use parties::{Channels, StackPki};
 pub use parties::{OPERATOR, Party, Staff, connect};
-pub use probe::{assert_serving, at_least, count, eventually, stream_messages, unpublished};
+pub use probe::{
+    assert_serving, at_least, count, eventually, free_addr, http_get, sample, scrape, scrape_until,
+    stream_messages, unpublished,
+};
 pub use rz_pki::{self, Issue};
 pub use rz_platform::identity::Role;
 pub use rz_testkit::{TestEnv, with_database};

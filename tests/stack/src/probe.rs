@@ -76,3 +76,86 @@ pub async fn stream_messages(nats_url: &str, namespace: &str, service: &str) -> 
         .state
         .messages
 }
+
+/// A loopback address nothing listens on now (for a service's `[metrics] listen`, bound a moment
+/// later).
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}
+
+/// `GET path` over plain HTTP/1.1, as Prometheus or a kubelet probe asks it: (status line,
+/// content type, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String, String) {
+    use std::io::{Read, Write};
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(addr).expect("connects");
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("writes the request");
+        let mut raw = String::new();
+        conn.read_to_string(&mut raw).expect("reads the answer");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
+        let status = head.lines().next().unwrap_or_default().to_owned();
+        let content_type = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        (status, content_type, body.to_owned())
+    })
+    .await
+    .expect("the request task")
+}
+
+/// `GET /metrics`, asserted 200: the exposition text.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    let (status, _, body) = http_get(addr, "/metrics").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    body
+}
+
+/// The value of `series` (name with its labels as exposed, e.g. `rz_letters{state="failed"}`).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| {
+            // an exemplar or timestamp may follow the value
+            let value = v.split_whitespace().next().unwrap_or_default();
+            value.parse().expect("a number")
+        })
+}
+
+/// Scrapes until every `(series, value)` of `want` holds (at most 20 s); returns the last text.
+pub async fn scrape_until<S: AsRef<str>>(addr: std::net::SocketAddr, want: &[(S, f64)]) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let text = scrape(addr).await;
+        let wrong: Vec<String> = want
+            .iter()
+            .filter(|(s, v)| sample(&text, s.as_ref()) != Some(*v))
+            .map(|(s, v)| {
+                format!(
+                    "{} is {:?}, expected {v}",
+                    s.as_ref(),
+                    sample(&text, s.as_ref())
+                )
+            })
+            .collect();
+        if wrong.is_empty() {
+            return text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "after 20 s: {wrong:?}\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
