@@ -150,7 +150,7 @@ else
             ./overlays/*)
                 # the access template's placeholders must be replaced in every instance
                 # (municipality, database Secrets, certificate DNS names and Secret)
-                if grep -nE 'value: "0000"|name: access-db(-migrate)?$|secretName: access-tls$|^ *- access(\.regiozorg(\.svc(\.cluster\.local)?)?)?$' "$out"; then
+                if grep -nE 'value: "0000"|name: access-db(-migrate)?$|secretName: access-tls$|/access-0000/|^ *- access(\.regiozorg(\.svc(\.cluster\.local)?)?)?$' "$out"; then
                     say "FAILED: $d still contains the access template placeholders"
                     fail=1
                 fi
