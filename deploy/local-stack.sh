@@ -575,6 +575,7 @@ cmd_prometheus() { # config file
         port="$(choose_port "$PROM_PORT_FILE" "")"
         setsid nohup "$PROM_BIN" --config.file="$PROM_CONFIG" --storage.tsdb.path="$PROM_DATA" \
             --storage.tsdb.retention.time=7d --web.listen-address="127.0.0.1:$port" \
+            --enable-feature=exemplar-storage \
             </dev/null >>"$PROM_LOG" 2>&1 9>&- &
         pid=$!
         echo "$pid" >"$PROM_PID"

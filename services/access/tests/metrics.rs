@@ -23,7 +23,8 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 fn long_numbers_in_labels(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (Some(open), Some(close)) = (line.find('{'), line.rfind('}')) else {
+        // The label set ends at the first `}`; an exemplar (`# {trace_id="<32 hex>"}`) may follow.
+        let (Some(open), Some(close)) = (line.find('{'), line.find('}')) else {
             continue;
         };
         let labels = &line[open..close];

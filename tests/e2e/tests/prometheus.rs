@@ -8,6 +8,11 @@
 //! PromQL expression of every panel (nested rows included) and every template variable's query,
 //! with the variables filled in, runs through `/api/v1/query` without an error, and every metric
 //! name it uses is one Prometheus knows after each service has answered a call.
+//!
+//! Exemplars: a call made in a trace of the test's own (its `traceparent`) leaves that trace id
+//! as the exemplar of its latency bucket in the service's `/metrics` (OpenMetrics text), and
+//! Prometheus, started with `--enable-feature=exemplar-storage` as `deploy/local-stack.sh` starts
+//! it, returns it from `/api/v1/query_exemplars`: what a Grafana latency panel links to the trace.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -95,6 +100,7 @@ impl Prometheus {
                 dir.join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
+            .arg("--enable-feature=exemplar-storage")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
@@ -109,24 +115,8 @@ impl Prometheus {
 
     /// `GET path` over HTTP/1.0 (no chunked body): (status code, body).
     async fn get(&self, path: &str) -> (u16, String) {
-        let (addr, path) = (self.addr, path.to_owned());
-        tokio::task::spawn_blocking(move || {
-            let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
-                return (0, String::new());
-            };
-            write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-            let mut raw = String::new();
-            let _ = conn.read_to_string(&mut raw);
-            let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-            let code = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            (code, body.to_owned())
-        })
-        .await
-        .unwrap()
+        let (code, _, body) = http_get(self.addr, path).await;
+        (code, body)
     }
 
     /// `GET path` whose body is Prometheus' JSON answer: (status code, the answer).
@@ -169,6 +159,28 @@ impl Prometheus {
             self.log()
         );
     }
+}
+
+/// `GET path` from `addr` over HTTP/1.0 (no chunked body): (status code, the head, the body).
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
+            return (0, String::new(), String::new());
+        };
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        let _ = conn.read_to_string(&mut raw);
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (code, head.to_owned(), body.to_owned())
+    })
+    .await
+    .unwrap()
 }
 
 /// `text` percent-encoded for a query string.
@@ -238,12 +250,28 @@ async fn prometheus_scrapes_every_service_with_the_alert_rules_loaded() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // One call to see in Prometheus: a provider that is not registered (nobody else asks).
+    // One call to see in Prometheus: a provider that is not registered (nobody else asks), in a
+    // trace of the test's own, whose id must come back as the exemplar of the call's latency.
+    let trace_id = format!(
+        "{:032x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            | (1 << 127)
+    );
+    let mut request = tonic::Request::new(pb::GetProviderRequest {
+        agb_code: "09999999".into(),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
     let err = stack
         .registration()
-        .get_provider(pb::GetProviderRequest {
-            agb_code: "09999999".into(),
-        })
+        .get_provider(request)
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
@@ -263,6 +291,7 @@ async fn prometheus_scrapes_every_service_with_the_alert_rules_loaded() {
             1.0,
         )
         .await;
+    check_exemplars(&prometheus, registration, &trace_id).await;
     // The reporting consumers' lag is sampled and scraped, one series per consumer.
     prometheus
         .wait_until("count(rz_consumer_pending{job=\"reporting\"})", 1.0, |v| {
@@ -345,6 +374,75 @@ async fn prometheus_scrapes_every_service_with_the_alert_rules_loaded() {
 
     drop(prometheus);
     stack.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------- exemplars
+
+/// The call of `trace_id` to registration's GetProvider (NOT_FOUND) has its trace id as the
+/// exemplar of a latency bucket: in the service's OpenMetrics text, and in Prometheus' exemplar
+/// storage.
+async fn check_exemplars(prometheus: &Prometheus, registration: SocketAddr, trace_id: &str) {
+    let (code, head, text) = http_get(registration, "/metrics").await;
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "exemplars need the OpenMetrics text format: {head}"
+    );
+    let exemplar = format!(" # {{trace_id=\"{trace_id}\"}} ");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("rz_rpc_duration_seconds_bucket{")
+                && l.contains("method=\"GetProvider\"")
+                && l.contains("code=\"NOT_FOUND\"")
+        })
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains(&exemplar)),
+        "no exemplar of trace {trace_id} on GetProvider's latency buckets:\n{}",
+        lines.join("\n")
+    );
+    // Prometheus stored it (scraped every second): the exemplar a latency panel shows as a point.
+    let query = encode(
+        "rz_rpc_duration_seconds_bucket{job=\"registration\",method=\"GetProvider\",code=\"NOT_FOUND\"}",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let path = format!(
+        "/api/v1/query_exemplars?query={query}&start={}&end={}",
+        now - 600,
+        now + 600
+    );
+    let start = Instant::now();
+    let mut last = Value::Null;
+    while start.elapsed() < Duration::from_secs(60) {
+        let (code, answer) = prometheus.get_json(&path).await;
+        assert_eq!(code, 200, "{answer}");
+        let found = answer["data"].as_array().is_some_and(|series| {
+            series.iter().any(|s| {
+                s["exemplars"].as_array().is_some_and(|es| {
+                    es.iter()
+                        .any(|e| e["labels"]["trace_id"].as_str() == Some(trace_id))
+                })
+            })
+        });
+        if found {
+            println!(
+                "exemplars: trace {trace_id} on GetProvider's latency, in /metrics and in Prometheus after {:?}",
+                start.elapsed()
+            );
+            return;
+        }
+        last = answer;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!(
+        "Prometheus has no exemplar of trace {trace_id} after 60 s: {last}\nlog: {}",
+        prometheus.log()
+    );
 }
 
 // ---------------------------------------------------------------- the dashboards
@@ -637,6 +735,53 @@ fn every_dashboard_takes_its_prometheus_from_the_datasource_variable() {
         let mut found = Vec::new();
         exprs(board, "", &mut found);
         assert!(!found.is_empty(), "{name}: no query");
+        // A query of the RPC latency shows its exemplars (points that open the trace).
+        let mut without = Vec::new();
+        latency_targets_without_exemplars(board, &mut without);
+        assert!(
+            without.is_empty(),
+            "{name}: rz_rpc_duration_seconds_bucket queries without \"exemplar\": true: {without:?}"
+        );
+    }
+    // The data source example links an exemplar's trace_id to the trace data source.
+    let datasources = std::fs::read_to_string(dashboard_dir().join("../datasources.yaml")).unwrap();
+    for needed in [
+        "type: prometheus",
+        "exemplarTraceIdDestinations:",
+        "name: trace_id",
+        "datasourceUid: tempo",
+        "uid: tempo",
+        "type: tempo",
+    ] {
+        assert!(
+            datasources.contains(needed),
+            "deploy/grafana/datasources.yaml lacks `{needed}`"
+        );
+    }
+}
+
+/// The expressions of the targets under `v` that read `rz_rpc_duration_seconds_bucket` without
+/// `"exemplar": true`.
+fn latency_targets_without_exemplars(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            if let Some(targets) = map.get("targets").and_then(Value::as_array) {
+                for t in targets {
+                    if let Some(expr) = t.get("expr").and_then(Value::as_str)
+                        && expr.contains("rz_rpc_duration_seconds_bucket")
+                        && t.get("exemplar") != Some(&Value::Bool(true))
+                    {
+                        out.push(expr.to_owned());
+                    }
+                }
+            }
+            map.values()
+                .for_each(|c| latency_targets_without_exemplars(c, out));
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|i| latency_targets_without_exemplars(i, out)),
+        _ => {}
     }
 }
 

@@ -65,6 +65,7 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, SizeHint};
 use prometheus_client::encoding::EncodeLabelSet;
 pub use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -88,16 +89,27 @@ struct RpcLabels {
     code: &'static str,
 }
 
+/// The exemplar of an RPC's latency observation: the call's trace id (32 hex digits), so that a
+/// latency panel's point opens the trace (not personal data).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TraceLabel {
+    trace_id: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConsumerLabels {
     consumer: String,
 }
 
-type HistogramFamily = Family<RpcLabels, Histogram, fn() -> Histogram>;
+type HistogramFamily = Family<
+    RpcLabels,
+    HistogramWithExemplars<TraceLabel>,
+    fn() -> HistogramWithExemplars<TraceLabel>,
+>;
 
-fn latency_histogram() -> Histogram {
+fn latency_histogram() -> HistogramWithExemplars<TraceLabel> {
     // 1 ms .. ~16 s.
-    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+    HistogramWithExemplars::new(exponential_buckets(0.001, 2.0, 15))
 }
 
 /// A service's metrics: cheap to clone (shared counters), one registry per service.
@@ -385,18 +397,21 @@ impl Metrics {
         }
     }
 
-    /// Records one answered RPC.
-    fn rpc(&self, method: Method, code: &'static str, elapsed: Duration) {
+    /// Records one answered RPC; `trace_id` (the call's trace, when it has a valid one) becomes
+    /// the exemplar of the latency bucket it falls in.
+    fn rpc(&self, method: Method, code: &'static str, elapsed: Duration, trace_id: Option<String>) {
         let labels = RpcLabels {
             service: method.service,
             method: method.method,
             code,
         };
         self.inner.rpc_requests.get_or_create(&labels).inc();
-        self.inner
-            .rpc_duration
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
+        let exemplar = trace_id.map(|trace_id| TraceLabel { trace_id });
+        self.inner.rpc_duration.get_or_create(&labels).observe(
+            elapsed.as_secs_f64(),
+            exemplar,
+            Some(std::time::SystemTime::now()),
+        );
     }
 
     fn set_pool(&self, pool: &PgPool) {
@@ -608,6 +623,8 @@ where
             metrics: self.metrics.clone(),
             method: method_of(req.uri().path()),
             start: Instant::now(),
+            // The trace layer is outside this one: its server span is the current span here.
+            trace_id: rz_telemetry::current_trace_id(),
         };
         let fut = self.inner.call(req);
         Box::pin(async move {
@@ -641,11 +658,14 @@ struct Call {
     metrics: Metrics,
     method: Method,
     start: Instant,
+    /// The trace id of the call's server span (none without a valid span context).
+    trace_id: Option<String>,
 }
 
 impl Call {
-    fn done(&self, code: &'static str) {
-        self.metrics.rpc(self.method, code, self.start.elapsed());
+    fn done(self, code: &'static str) {
+        self.metrics
+            .rpc(self.method, code, self.start.elapsed(), self.trace_id);
     }
 }
 
@@ -937,6 +957,7 @@ mod tests {
             method_of("/grpc.health.v1.Health/Check"),
             "OK",
             Duration::from_millis(3),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
         );
         metrics.consumer("reporting-access").delivered.inc();
         let text = metrics.encode().unwrap();
@@ -946,6 +967,19 @@ mod tests {
         assert!(text.contains(
             "rz_rpc_duration_seconds_count{service=\"grpc.health.v1.Health\",method=\"Check\",code=\"OK\"} 1"
         ));
+        // The 4 ms bucket (the first that holds 3 ms) carries the exemplar, OpenMetrics style.
+        let bucket = text
+            .lines()
+            .find(|l| {
+                l.starts_with("rz_rpc_duration_seconds_bucket{")
+                    && l.contains("le=\"0.004\"")
+                    && l.contains("method=\"Check\"")
+            })
+            .unwrap();
+        assert!(
+            bucket.contains(" # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.003 "),
+            "{bucket}"
+        );
         assert!(text.contains("rz_consumer_delivered_total{consumer=\"reporting-access\"} 1"));
         assert!(text.ends_with("# EOF\n"));
     }

@@ -14,8 +14,8 @@ use crate::Shutdown;
 pub type Layered = tower::layer::util::Stack<
     crate::authz::AuthzLayer,
     tower::layer::util::Stack<
-        rz_telemetry::GrpcTraceLayer,
-        tower::layer::util::Stack<crate::metrics::RpcMetricsLayer, tower::layer::util::Identity>,
+        crate::metrics::RpcMetricsLayer,
+        tower::layer::util::Stack<rz_telemetry::GrpcTraceLayer, tower::layer::util::Identity>,
     >,
 >;
 
@@ -29,8 +29,9 @@ pub fn router(
     router_with_metrics(tls, authz, crate::metrics::Metrics::new())
 }
 
-/// As [`router`], counting the calls into `metrics` (the metrics layer is outermost, so calls the
-/// authorisation refuses are counted too).
+/// As [`router`], counting the calls into `metrics` (the metrics layer is outside the
+/// authorisation, so calls it refuses are counted too, and inside the trace layer, so each
+/// latency observation carries its call's trace id as an exemplar).
 pub fn router_with_metrics(
     tls: ServerTlsConfig,
     authz: crate::authz::Authz,
@@ -39,8 +40,8 @@ pub fn router_with_metrics(
     let (reporter, health) = tonic_health::server::health_reporter();
     let router = Server::builder()
         .tls_config(tls)?
-        .layer(crate::metrics::RpcMetricsLayer::new(metrics))
         .layer(rz_telemetry::GrpcTraceLayer)
+        .layer(crate::metrics::RpcMetricsLayer::new(metrics))
         .layer(crate::authz::AuthzLayer::new(authz))
         .add_service(health);
     Ok((router, reporter))
