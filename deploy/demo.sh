@@ -203,10 +203,15 @@ REG="http://127.0.0.1:$(cat "$DEMO/registration.port")"
 # The region's secret for pseudonymous client keys; a real deployment keeps it in a secret store.
 SECRET_FILE="$DEMO/client-key-secret"
 [ -s "$SECRET_FILE" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET_FILE"
+# The key that seals residents' BSNs, names and addresses at rest (access, assignment), outside
+# the databases (`<key id> <base64 of 32 bytes>`); a real deployment keeps it in a secret store.
+PERSONAL_KEYS="$DEMO/personal-data-keys"
+[ -s "$PERSONAL_KEYS" ] || printf 'pd1 %s\n' "$(head -c 32 /dev/urandom | base64)" >"$PERSONAL_KEYS"
 MUNICIPALITIES="0197 1859 1876 0222 1955 1586 1509 0294"
 for m in $MUNICIPALITIES; do
     start "access@$m" "rz_access_$m" RZ__ACCESS__MUNICIPALITY="$m" RZ__ACCESS__TODAY_FILE="$CLOCK" \
-        RZ__ACCESS__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ACCESS__REGISTRATION_ENDPOINT="$REG"
+        RZ__ACCESS__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ACCESS__REGISTRATION_ENDPOINT="$REG" \
+        RZ__PERSONAL_DATA__KEYS_FILE="$PERSONAL_KEYS"
 done
 
 ACCESS_ENV=()
@@ -214,7 +219,8 @@ for m in $MUNICIPALITIES; do
     ACCESS_ENV+=("RZ__ASSIGNMENT__ACCESS_ENDPOINTS__$m=http://127.0.0.1:$(cat "$DEMO/access@$m.port")")
 done
 start assignment rz_assignment "${ACCESS_ENV[@]}" RZ__ASSIGNMENT__TODAY_FILE="$CLOCK" \
-    RZ__ASSIGNMENT__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ASSIGNMENT__REGISTRATION_ENDPOINT="$REG"
+    RZ__ASSIGNMENT__CLIENT_KEY_SECRET="$(cat "$SECRET_FILE")" RZ__ASSIGNMENT__REGISTRATION_ENDPOINT="$REG" \
+    RZ__PERSONAL_DATA__KEYS_FILE="$PERSONAL_KEYS"
 ASG="http://127.0.0.1:$(cat "$DEMO/assignment.port")"
 start reporting rz_reporting
 NOTIFICATION_ENV=()

@@ -12,6 +12,7 @@ use rz_platform::ApiError;
 use rz_platform::audit::{Audit, AuditContext, AuditEntry};
 use rz_platform::clock::Clock;
 use rz_platform::idempotency::fingerprint;
+use rz_platform::sealing::Keyring;
 use rz_proto::access::v1 as pb;
 use rz_proto::access::v1::access_service_server::AccessService;
 use rz_proto::events::{EventType, access as events};
@@ -61,6 +62,8 @@ pub struct AccessApi {
     ns: Namespace,
     municipality: GemeenteCode,
     secret: Arc<[u8]>,
+    /// The keys that seal residents' personal data at rest.
+    keys: Arc<Keyring>,
     source: String,
     clock: Arc<dyn Clock>,
     /// The NEN 7513 trail of every read or change of a resident's data.
@@ -265,6 +268,7 @@ impl AccessApi {
         ns: Namespace,
         municipality: GemeenteCode,
         secret: Arc<[u8]>,
+        keys: Arc<Keyring>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -276,6 +280,7 @@ impl AccessApi {
             source: format!("regiozorg/access/{municipality}"),
             municipality,
             secret,
+            keys,
         }
     }
 
@@ -340,7 +345,7 @@ impl AccessApi {
         .await?
         {
             Claim::Replay(_) => {
-                let stored = store::resident_by_key(&mut tx, &key, &self.municipality)
+                let stored = store::resident_by_key(&mut tx, &self.keys, &key, &self.municipality)
                     .await?
                     .ok_or_else(|| ApiError::internal("replayed resident is missing"))?;
                 return Ok(resident_pb(&stored));
@@ -348,7 +353,7 @@ impl AccessApi {
             Claim::Conflict => return Err(key_conflict()),
             Claim::New => {}
         }
-        if !store::insert_resident(&mut tx, &resident).await? {
+        if !store::insert_resident(&mut tx, &self.keys, &resident).await? {
             return Err(ApiError::AlreadyExists(format!(
                 "a resident with this BSN is registered already (client key {key})"
             )));
@@ -363,11 +368,12 @@ impl AccessApi {
         let found = match (r.bsn.as_str(), r.client_key.as_str()) {
             (bsn, "") if !bsn.is_empty() => {
                 let bsn = Bsn::parse(bsn).map_err(|e| e.at("bsn"))?;
-                store::resident_by_bsn(&mut conn, &bsn, &self.municipality).await?
+                let key = ClientKey::derive(&self.secret, &bsn);
+                store::resident_by_key(&mut conn, &self.keys, &key, &self.municipality).await?
             }
             ("", key) if !key.is_empty() => {
                 let key = ClientKey::parse(key)?;
-                store::resident_by_key(&mut conn, &key, &self.municipality).await?
+                store::resident_by_key(&mut conn, &self.keys, &key, &self.municipality).await?
             }
             _ => {
                 return Err(ApiError::field(
@@ -412,7 +418,8 @@ impl AccessApi {
             Claim::Conflict => return Err(key_conflict()),
             Claim::New => {}
         }
-        let resident = store::resident_by_bsn(&mut tx, &bsn, &self.municipality)
+        let key = ClientKey::derive(&self.secret, &bsn);
+        let resident = store::resident_by_key(&mut tx, &self.keys, &key, &self.municipality)
             .await?
             .ok_or_else(|| {
                 ApiError::NotFound(format!(
@@ -641,7 +648,7 @@ impl AccessApi {
     ) -> ApiResult<pb::AssignmentClient> {
         let key = ClientKey::parse(&r.client_key)?;
         let mut conn = self.pool.acquire().await?;
-        let resident = store::resident_by_key(&mut conn, &key, &self.municipality)
+        let resident = store::resident_by_key(&mut conn, &self.keys, &key, &self.municipality)
             .await?
             .ok_or_else(|| {
                 ApiError::NotFound(format!(
@@ -676,7 +683,8 @@ impl AccessApi {
             .collect();
         f.finish()?;
         let mut conn = self.pool.acquire().await?;
-        let residents = store::residents_by_keys(&mut conn, &keys, &self.municipality).await?;
+        let residents =
+            store::residents_by_keys(&mut conn, &self.keys, &keys, &self.municipality).await?;
         tracing::info!(
             asked = keys.len(),
             found = residents.len(),

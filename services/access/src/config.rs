@@ -8,6 +8,8 @@ rz_platform::service_config! {
     /// The service's configuration (see [`rz_platform::service_config`]).
     pub struct Config {
         pub access: AccessConfig,
+        /// `[personal_data]`: the keys that seal residents' BSNs, names and addresses at rest.
+        pub personal_data: rz_platform::sealing::PersonalDataConfig,
     }
 }
 

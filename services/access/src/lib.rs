@@ -43,6 +43,7 @@ pub struct App {
     catalogue: Arc<Catalogue>,
     municipality: GemeenteCode,
     secret: Arc<[u8]>,
+    keys: Arc<rz_platform::sealing::Keyring>,
 }
 
 rz_platform::service!(
@@ -112,6 +113,7 @@ impl App {
             ));
         }
         let secret: Arc<[u8]> = Arc::from(config.access.client_key_secret.as_bytes());
+        let keys = Arc::new(config.personal_data.keyring().map_err(StartError::Config)?);
         config.audit.retention().map_err(StartError::Config)?;
         let catalogue = fetch_catalogue(
             &config.tls,
@@ -130,6 +132,17 @@ impl App {
             Foundation::start("access", &config, store::MIGRATIONS, &[api::CONTEXT]).await?;
         // The policy's "own municipality" of a municipality caller is the one this instance serves.
         foundation.serve_municipality(municipality.clone());
+        // Residents stored in plaintext (before migration 103) or under an older key: sealed now.
+        let sealed = store::seal_residents(foundation.pool(), &keys, &municipality)
+            .await
+            .map_err(|e| StartError::Config(format!("sealing residents: {e}")))?;
+        if sealed > 0 {
+            tracing::info!(
+                sealed,
+                key_id = keys.current(),
+                "residents sealed with the current key"
+            );
+        }
         tracing::info!(
             %municipality,
             region = %catalogue.region,
@@ -142,6 +155,7 @@ impl App {
             catalogue: Arc::new(catalogue),
             municipality,
             secret,
+            keys,
         })
     }
 
@@ -157,6 +171,7 @@ impl App {
             self.foundation.ns().clone(),
             self.municipality.clone(),
             self.secret.clone(),
+            self.keys.clone(),
             rz_platform::clock::from_config(
                 self.config.access.today,
                 self.config.access.today_file.as_ref(),

@@ -7,6 +7,7 @@ use rz_domain::{
     ProductCode, Unit,
 };
 use rz_platform::db::Migration;
+use rz_platform::sealing::{Keyring, Sealed};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -20,6 +21,7 @@ use crate::domain::resident::{Address, LegalRepresentative, PostalCode, Resident
 pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
     101 "access" => "0101_access.sql",
     102 "resident_gender" => "0102_gender.sql",
+    103 "sealed_residents" => "0103_sealed_residents.sql",
 ];
 
 /// Tables a command can change (tests compare their row counts).
@@ -40,29 +42,70 @@ pub use rz_platform::idempotency::{Claim, claim_key};
 
 // ---- residents ----
 
-/// Inserts a resident; false when the BSN (and so the client key) is registered already.
-pub async fn insert_resident(tx: &mut PgConnection, r: &Resident) -> Result<bool, sqlx::Error> {
-    let (rep_name, rep_relation) = match &r.legal_representative {
-        Some(l) => (Some(l.name.as_str()), Some(l.relation.as_str())),
-        None => (None, None),
-    };
+/// What of a resident is sealed at rest ([`rz_platform::sealing`], bound to the client key): the
+/// BSN, names, birth date, address and legal representative. The client key, the address'
+/// municipality and the gender code stay readable (none identifies a person).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Personal {
+    bsn: String,
+    given_names: String,
+    family_name: String,
+    birth_date: NaiveDate,
+    street: String,
+    house_number: String,
+    postal_code: String,
+    city: String,
+    rep_name: Option<String>,
+    rep_relation: Option<String>,
+}
+
+impl Personal {
+    fn of(r: &Resident) -> Self {
+        let (rep_name, rep_relation) = match &r.legal_representative {
+            Some(l) => (Some(l.name.clone()), Some(l.relation.clone())),
+            None => (None, None),
+        };
+        Self {
+            bsn: r.bsn.as_str().to_owned(),
+            given_names: r.given_names.clone(),
+            family_name: r.family_name.clone(),
+            birth_date: r.birth_date,
+            street: r.address.street.clone(),
+            house_number: r.address.house_number.clone(),
+            postal_code: r.address.postal_code.as_str().to_owned(),
+            city: r.address.city.clone(),
+            rep_name,
+            rep_relation,
+        }
+    }
+}
+
+/// The associated data binding a resident's sealed data to its row.
+fn resident_aad(client_key: &str) -> Vec<u8> {
+    format!("residents/{client_key}").into_bytes()
+}
+
+fn seal_resident(keys: &Keyring, r: &Resident) -> Result<Sealed, sqlx::Error> {
+    keys.seal_json(&resident_aad(r.client_key.as_str()), &Personal::of(r))
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// Inserts a resident, its personal data sealed; false when the BSN (and so the client key) is
+/// registered already.
+pub async fn insert_resident(
+    tx: &mut PgConnection,
+    keys: &Keyring,
+    r: &Resident,
+) -> Result<bool, sqlx::Error> {
+    let sealed = seal_resident(keys, r)?;
     let n = sqlx::query(
-        "INSERT INTO residents (client_key, bsn, given_names, family_name, birth_date, street,
-             house_number, postal_code, city, municipality, rep_name, rep_relation, gender)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
+        "INSERT INTO residents (client_key, sealed, key_id, municipality, gender)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     )
     .bind(r.client_key.as_str())
-    .bind(r.bsn.as_str())
-    .bind(&r.given_names)
-    .bind(&r.family_name)
-    .bind(r.birth_date)
-    .bind(&r.address.street)
-    .bind(&r.address.house_number)
-    .bind(r.address.postal_code.as_str())
-    .bind(&r.address.city)
+    .bind(&sealed.bytes)
+    .bind(&sealed.key_id)
     .bind(r.address.municipality.as_str())
-    .bind(rep_name)
-    .bind(rep_relation)
     .bind(i16::from(r.gender))
     .execute(tx)
     .await?
@@ -70,30 +113,67 @@ pub async fn insert_resident(tx: &mut PgConnection, r: &Resident) -> Result<bool
     Ok(n == 1)
 }
 
-const RESIDENT_SELECT: &str =
-    "SELECT client_key, bsn, given_names, family_name, birth_date, street,
-    house_number, postal_code, city, municipality, rep_name, rep_relation, gender FROM residents";
+/// The plaintext columns of a row from before sealing (migration 103), until
+/// [`seal_residents`] has sealed it.
+const RESIDENT_SELECT: &str = "SELECT client_key, sealed, key_id, bsn, given_names, family_name,
+    birth_date, street, house_number, postal_code, city, municipality, rep_name, rep_relation,
+    gender FROM residents";
 
-fn resident_from_row(row: &PgRow, own: &GemeenteCode) -> Result<Resident, sqlx::Error> {
-    let text = |c: &str| row.try_get::<String, _>(c);
-    let rep_name: Option<String> = row.try_get("rep_name")?;
-    let rep_relation: Option<String> = row.try_get("rep_relation")?;
-    Ok(Resident {
-        client_key: ClientKey::parse(&text("client_key")?).map_err(|e| corrupt("client key", e))?,
-        bsn: Bsn::parse(&text("bsn")?).map_err(|e| corrupt("bsn", e))?,
+fn personal_from_row(
+    row: &PgRow,
+    keys: &Keyring,
+    client_key: &str,
+) -> Result<Personal, sqlx::Error> {
+    let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
+    let key_id: Option<String> = row.try_get("key_id")?;
+    if let (Some(bytes), Some(key_id)) = (sealed, key_id) {
+        return keys
+            .open_json(&resident_aad(client_key), &Sealed { key_id, bytes })
+            .map_err(|e| corrupt("resident's sealed data", e));
+    }
+    let text = |c: &str| {
+        row.try_get::<Option<String>, _>(c)?
+            .ok_or_else(|| corrupt(c, "missing"))
+    };
+    Ok(Personal {
+        bsn: text("bsn")?,
         given_names: text("given_names")?,
         family_name: text("family_name")?,
-        birth_date: row.try_get("birth_date")?,
+        birth_date: row
+            .try_get::<Option<NaiveDate>, _>("birth_date")?
+            .ok_or_else(|| corrupt("birth_date", "missing"))?,
+        street: text("street")?,
+        house_number: text("house_number")?,
+        postal_code: text("postal_code")?,
+        city: text("city")?,
+        rep_name: row.try_get("rep_name")?,
+        rep_relation: row.try_get("rep_relation")?,
+    })
+}
+
+fn resident_from_row(
+    row: &PgRow,
+    keys: &Keyring,
+    own: &GemeenteCode,
+) -> Result<Resident, sqlx::Error> {
+    let client_key: String = row.try_get("client_key")?;
+    let p = personal_from_row(row, keys, &client_key)?;
+    Ok(Resident {
+        client_key: ClientKey::parse(&client_key).map_err(|e| corrupt("client key", e))?,
+        bsn: Bsn::parse(&p.bsn).map_err(|e| corrupt("bsn", e))?,
+        given_names: p.given_names,
+        family_name: p.family_name,
+        birth_date: p.birth_date,
         address: Address {
-            street: text("street")?,
-            house_number: text("house_number")?,
-            postal_code: PostalCode::parse(&text("postal_code")?)
+            street: p.street,
+            house_number: p.house_number,
+            postal_code: PostalCode::parse(&p.postal_code)
                 .map_err(|e| corrupt("postal code", e))?,
-            city: text("city")?,
-            municipality: GemeenteCode::parse(&text("municipality")?)
+            city: p.city,
+            municipality: GemeenteCode::parse(&row.try_get::<String, _>("municipality")?)
                 .map_err(|e| corrupt("municipality", e))?,
         },
-        legal_representative: match (rep_name, rep_relation) {
+        legal_representative: match (p.rep_name, p.rep_relation) {
             (Some(name), Some(relation)) => Some(LegalRepresentative { name, relation }),
             _ => None,
         },
@@ -102,22 +182,10 @@ fn resident_from_row(row: &PgRow, own: &GemeenteCode) -> Result<Resident, sqlx::
     })
 }
 
-pub async fn resident_by_bsn(
-    conn: &mut PgConnection,
-    bsn: &Bsn,
-    own: &GemeenteCode,
-) -> Result<Option<Resident>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{RESIDENT_SELECT} WHERE bsn = $1"
-    )))
-    .bind(bsn.as_str())
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(|r| resident_from_row(r, own)).transpose()
-}
-
+/// The resident with this client key (a BSN's key is `ClientKey::derive` of it).
 pub async fn resident_by_key(
     conn: &mut PgConnection,
+    keys: &Keyring,
     key: &ClientKey,
     own: &GemeenteCode,
 ) -> Result<Option<Resident>, sqlx::Error> {
@@ -127,12 +195,15 @@ pub async fn resident_by_key(
     .bind(key.as_str())
     .fetch_optional(conn)
     .await?;
-    row.as_ref().map(|r| resident_from_row(r, own)).transpose()
+    row.as_ref()
+        .map(|r| resident_from_row(r, keys, own))
+        .transpose()
 }
 
 /// The residents of `keys` (those this municipality knows; in no particular order).
 pub async fn residents_by_keys(
     conn: &mut PgConnection,
+    keyring: &Keyring,
     keys: &[ClientKey],
     own: &GemeenteCode,
 ) -> Result<Vec<Resident>, sqlx::Error> {
@@ -143,7 +214,54 @@ pub async fn residents_by_keys(
     .bind(&keys)
     .fetch_all(conn)
     .await?;
-    rows.iter().map(|r| resident_from_row(r, own)).collect()
+    rows.iter()
+        .map(|r| resident_from_row(r, keyring, own))
+        .collect()
+}
+
+/// Rows sealed per transaction by [`seal_residents`].
+const SEAL_BATCH: i64 = 500;
+
+/// Seals the personal data of every resident stored in plaintext (before migration 103) or under
+/// another key than the current one, and clears the plaintext columns; run at start. The number
+/// of rows sealed. A row whose key is missing from the key file stops it with the key id named.
+pub async fn seal_residents(
+    pool: &sqlx::PgPool,
+    keys: &Keyring,
+    own: &GemeenteCode,
+) -> Result<u64, sqlx::Error> {
+    let mut sealed = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RESIDENT_SELECT} WHERE sealed IS NULL OR key_id <> $1
+             ORDER BY client_key LIMIT $2 FOR UPDATE SKIP LOCKED"
+        )))
+        .bind(keys.current())
+        .bind(SEAL_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(sealed);
+        }
+        for row in &rows {
+            let r = resident_from_row(row, keys, own)?;
+            let s = seal_resident(keys, &r)?;
+            sqlx::query(
+                "UPDATE residents SET sealed = $2, key_id = $3, bsn = NULL, given_names = NULL,
+                     family_name = NULL, birth_date = NULL, street = NULL, house_number = NULL,
+                     postal_code = NULL, city = NULL, rep_name = NULL, rep_relation = NULL
+                 WHERE client_key = $1",
+            )
+            .bind(r.client_key.as_str())
+            .bind(&s.bytes)
+            .bind(&s.key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        sealed += rows.len() as u64;
+    }
 }
 
 // ---- cases ----

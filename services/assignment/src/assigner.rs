@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use rz_domain::{AgbCode, ClientKey, GemeenteCode, Period, WorkingDays};
 use rz_eventing::{Namespace, NewEvent, outbox};
+use rz_platform::sealing::Keyring;
 use rz_proto::assignment::v1 as pb;
 use sqlx::{PgConnection, PgPool};
 
@@ -62,6 +63,8 @@ pub struct Assigner {
     pub(crate) upstream: Arc<Upstream>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) secret: Arc<[u8]>,
+    /// The keys that seal BSNs and the stored provider messages at rest.
+    pub(crate) keys: Arc<Keyring>,
     /// What handover runs did (see [`crate::metrics`]); none in tests that build an assigner
     /// alone.
     pub(crate) handover_metrics: Option<crate::metrics::HandoverMetrics>,
@@ -95,6 +98,7 @@ impl Assigner {
         upstream: Arc<Upstream>,
         clock: Arc<dyn Clock>,
         secret: &[u8],
+        keys: Arc<Keyring>,
     ) -> Self {
         Self {
             pool,
@@ -102,6 +106,7 @@ impl Assigner {
             upstream,
             clock,
             secret: Arc::from(secret),
+            keys,
             handover_metrics: None,
         }
     }
@@ -181,8 +186,16 @@ impl Assigner {
     ) -> Result<()> {
         if let Some(kind) = kind {
             let payload = message.encode_to_vec();
-            store::record_provider_message(tx, municipality, agb, kind, &payload, self.today())
-                .await?;
+            store::record_provider_message(
+                tx,
+                &self.keys,
+                municipality,
+                agb,
+                kind,
+                &payload,
+                self.today(),
+            )
+            .await?;
         }
         self.emit(tx, municipality, Some(agb), event, aggregate, message)
             .await
@@ -290,22 +303,32 @@ impl Assigner {
         {
             ClientLookup::Found(c) => Ok(*c),
             ClientLookup::Unknown | ClientLookup::NoAccess => {
-                let mut conn = self.pool.acquire().await?;
-                match store::identity(&mut conn, municipality, client_key).await? {
-                    Some(bsn) => Ok(pb::Client {
-                        bsn,
-                        gender: "0".to_owned(),
-                        ..Default::default()
-                    }),
-                    None => Err(Error::rule(
-                        "client.identity_known",
-                        "client_key",
-                        format!(
-                            "neither access of municipality {municipality} nor this service knows the BSN of client {client_key}"
-                        ),
-                    )),
-                }
+                self.known_client(municipality, client_key).await
             }
+        }
+    }
+
+    /// The client block of a client access does not know: the BSN this service received
+    /// directly (315, import), or the rule `client.identity_known` when it has none.
+    pub(crate) async fn known_client(
+        &self,
+        municipality: &GemeenteCode,
+        client_key: &ClientKey,
+    ) -> Result<pb::Client> {
+        let mut conn = self.pool.acquire().await?;
+        match store::identity(&mut conn, &self.keys, municipality, client_key).await? {
+            Some(bsn) => Ok(pb::Client {
+                bsn,
+                gender: "0".to_owned(),
+                ..Default::default()
+            }),
+            None => Err(Error::rule(
+                "client.identity_known",
+                "client_key",
+                format!(
+                    "neither access of municipality {municipality} nor this service knows the BSN of client {client_key}"
+                ),
+            )),
         }
     }
 

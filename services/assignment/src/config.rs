@@ -12,6 +12,8 @@ rz_platform::service_config! {
     /// The service's configuration (see [`rz_platform::service_config`]).
     pub struct Config {
         pub assignment: AssignmentConfig,
+        /// `[personal_data]`: the keys that seal BSNs and the provider messages at rest.
+        pub personal_data: rz_platform::sealing::PersonalDataConfig,
     }
 }
 

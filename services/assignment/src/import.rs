@@ -390,7 +390,7 @@ impl Assigner {
         }
         let m = &p.municipality;
         if let Some(b) = &p.bsn {
-            store::save_identity(tx, m, &p.client_key, b).await?;
+            store::save_identity(tx, &self.keys, m, &p.client_key, b).await?;
         }
         if let Some(other) = self
             .stacked(tx, m, &p.client_key, &p.sub.code, &p.period, None)

@@ -87,6 +87,7 @@ impl App {
                     .into(),
             ));
         }
+        let keys = Arc::new(config.personal_data.keyring().map_err(StartError::Config)?);
         let upstream = Arc::new(
             upstream::Upstream::new(&config.assignment, &config.tls).map_err(StartError::Config)?,
         );
@@ -99,12 +100,29 @@ impl App {
         .await?;
         // Uploads of iStandaarden XML are larger than tonic's default.
         foundation.accept_messages_up_to(xml::MAX_GRPC_MESSAGE_BYTES);
+        // BSNs and messages stored in plaintext (before migration 113) or under an older key.
+        let sealing = |e: sqlx::Error| StartError::Config(format!("sealing personal data: {e}"));
+        let identities = store::seal_identities(foundation.pool(), &keys)
+            .await
+            .map_err(sealing)?;
+        let messages = store::seal_provider_messages(foundation.pool(), &keys)
+            .await
+            .map_err(sealing)?;
+        if identities + messages > 0 {
+            tracing::info!(
+                identities,
+                messages,
+                key_id = keys.current(),
+                "personal data sealed with the current key"
+            );
+        }
         let assigner = Assigner::new(
             foundation.pool().clone(),
             foundation.ns().clone(),
             upstream,
             clock,
             config.assignment.client_key_secret.as_bytes(),
+            keys,
         );
         // The chain's deadlines and the handover (see [`metrics`]), sampled with the platform's
         // metrics; the region's municipalities (those with an access instance) from the start.

@@ -273,7 +273,7 @@ impl Assigner {
         {
             return Ok(replayed);
         }
-        store::save_identity(&mut tx, &m, &key, &bsn).await?;
+        store::save_identity(&mut tx, &self.keys, &m, &key, &bsn).await?;
         if let Some(reference) = reference {
             store::save_request_reference(&mut tx, req.id, reference).await?;
         }

@@ -206,7 +206,8 @@ impl Assigner {
         f.finish()?;
         let agb = agb.ok_or_else(fields::incomplete)?;
         let mut conn = self.pool.acquire().await?;
-        let rows = store::list_provider_messages(&mut conn, &agb, m.as_ref(), since).await?;
+        let rows =
+            store::list_provider_messages(&mut conn, &self.keys, &agb, m.as_ref(), since).await?;
         let mut out = pb::FetchProviderMessagesResponse::default();
         let mut clients = Vec::new();
         for row in rows {

@@ -226,6 +226,9 @@ async fn a_failed_prefetch_falls_back_to_the_normal_path() {
         ),
         Arc::new(FixedClock::new(d("2022-06-27"))),
         SECRET.as_bytes(),
+        Arc::new(
+            rz_platform::sealing::Keyring::load(&rz_stack::personal_keys_file(), None).unwrap(),
+        ),
     );
     let failing = granted_event(&app.namespace, &key, "p-failed-prefetch");
     let wanted = Wanted::of(&[&failing]);

@@ -438,6 +438,7 @@ impl StackBuilder {
             );
             config.assignment.registration_endpoint = stack.registration_endpoint();
             config.assignment.client_key_secret = stack.secret.clone();
+            config.personal_data.keys_file = Some(personal_keys_file());
             config.assignment.access_endpoints = stack.access_endpoints();
             if let Some(tune) = self.assignment_config {
                 tune(&mut config);
@@ -659,6 +660,7 @@ impl Stack {
             registration_endpoint: self.registration_endpoint(),
             ..Default::default()
         };
+        config.personal_data.keys_file = Some(personal_keys_file());
         if let Some(tune) = &self.access_config {
             tune(&mut config);
         }
@@ -870,6 +872,20 @@ impl Stack {
         }
         result
     }
+}
+
+/// The file of keys sealing personal data at rest (`[personal_data]` of access, assignment and
+/// notification), one per test process (replicas and restarts of one test share it).
+pub fn personal_keys_file() -> std::path::PathBuf {
+    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let path =
+            std::env::temp_dir().join(format!("rz-stack-personal-keys-{}", std::process::id()));
+        let line = rz_platform::sealing::new_key_line("pd1").expect("random key");
+        std::fs::write(&path, line).expect("writing the personal data key file");
+        path
+    })
+    .clone()
 }
 
 /// The file of keys sealing notification's subscription secrets, one per test process (replicas

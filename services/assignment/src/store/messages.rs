@@ -3,7 +3,8 @@
 
 use chrono::NaiveDate;
 use rz_domain::{AgbCode, GemeenteCode};
-use sqlx::{PgConnection, Row};
+use rz_platform::sealing::{Keyring, Sealed};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::parsed;
@@ -20,9 +21,16 @@ pub async fn next_message_number(
         .await
 }
 
-/// Records a message to a provider (`kind`: `assignment` or `answer`) with its payload.
+/// The associated data binding a message's sealed payload to its row.
+fn aad(municipality: &str, message_id: &str) -> Vec<u8> {
+    format!("provider_messages/{municipality}/{message_id}").into_bytes()
+}
+
+/// Records a message to a provider (`kind`: `assignment` or `answer`) with its payload, sealed
+/// (it carries the client's BSN, name and address).
 pub async fn record_provider_message(
     tx: &mut PgConnection,
+    keys: &Keyring,
     municipality: &GemeenteCode,
     agb_code: &AgbCode,
     kind: &str,
@@ -31,16 +39,20 @@ pub async fn record_provider_message(
 ) -> Result<String, sqlx::Error> {
     let seq = next_message_number(tx, municipality.as_str()).await?;
     let id = seq.to_string();
+    let sealed = keys
+        .seal(&aad(municipality.as_str(), &id), payload)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
-        "INSERT INTO provider_messages (municipality, message_id, seq, agb_code, kind, payload, message_date)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO provider_messages (municipality, message_id, seq, agb_code, kind, payload, key_id, message_date)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(municipality.as_str())
     .bind(&id)
     .bind(seq)
     .bind(agb_code.as_str())
     .bind(kind)
-    .bind(payload)
+    .bind(&sealed.bytes)
+    .bind(&sealed.key_id)
     .bind(date)
     .execute(&mut *tx)
     .await?;
@@ -58,14 +70,29 @@ pub struct StoredMessage {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The payload of a row: opened when sealed (`key_id` set), else as written before migration 113.
+fn payload_of(keys: &Keyring, r: &sqlx::postgres::PgRow) -> Result<Vec<u8>, sqlx::Error> {
+    let bytes: Vec<u8> = r.try_get("payload")?;
+    match r.try_get::<Option<String>, _>("key_id")? {
+        None => Ok(bytes),
+        Some(key_id) => {
+            let m: String = r.try_get("municipality")?;
+            let id: String = r.try_get("message_id")?;
+            keys.open(&aad(&m, &id), &Sealed { key_id, bytes })
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        }
+    }
+}
+
 pub async fn list_provider_messages(
     conn: &mut PgConnection,
+    keys: &Keyring,
     agb_code: &AgbCode,
     municipality: Option<&GemeenteCode>,
     since: Option<NaiveDate>,
 ) -> Result<Vec<StoredMessage>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT municipality, message_id, kind, payload, message_date, created_at
+        "SELECT municipality, message_id, kind, payload, key_id, message_date, created_at
          FROM provider_messages
          WHERE agb_code = $1 AND ($2::text IS NULL OR municipality = $2)
            AND ($3::date IS NULL OR message_date >= $3)
@@ -82,12 +109,55 @@ pub async fn list_provider_messages(
                 municipality: parsed(r, "municipality", GemeenteCode::parse)?,
                 message_id: r.try_get("message_id")?,
                 kind: r.try_get("kind")?,
-                payload: r.try_get("payload")?,
+                payload: payload_of(keys, r)?,
                 message_date: r.try_get("message_date")?,
                 created_at: r.try_get("created_at")?,
             })
         })
         .collect()
+}
+
+/// Rows sealed per transaction by [`seal_provider_messages`].
+const SEAL_BATCH: i64 = 500;
+
+/// Seals every message payload stored in plaintext (before migration 113) or under another key
+/// than the current one; run at start. The number of rows sealed.
+pub async fn seal_provider_messages(pool: &PgPool, keys: &Keyring) -> Result<u64, sqlx::Error> {
+    let mut sealed = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT municipality, message_id, payload, key_id FROM provider_messages
+             WHERE key_id IS NULL OR key_id <> $1
+             ORDER BY municipality, seq LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(keys.current())
+        .bind(SEAL_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(sealed);
+        }
+        for r in &rows {
+            let m: String = r.try_get("municipality")?;
+            let id: String = r.try_get("message_id")?;
+            let s = keys
+                .seal(&aad(&m, &id), &payload_of(keys, r)?)
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            sqlx::query(
+                "UPDATE provider_messages SET payload = $3, key_id = $4
+                 WHERE municipality = $1 AND message_id = $2",
+            )
+            .bind(&m)
+            .bind(&id)
+            .bind(&s.bytes)
+            .bind(&s.key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        sealed += rows.len() as u64;
+    }
 }
 
 /// Keeps the ReferentieAanbieder of a request received as XML.

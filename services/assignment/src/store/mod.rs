@@ -24,10 +24,10 @@ pub use declarations::{
 pub use gauges::{
     OpenOverdue, handover_replacements, request_answer_deadlines, start_of_care_deadlines,
 };
-pub use identities::{identity, save_identity};
+pub use identities::{identity, save_identity, seal_identities};
 pub use messages::{
     StoredMessage, list_provider_messages, next_message_number, record_provider_message,
-    request_reference, save_request_reference,
+    request_reference, save_request_reference, seal_provider_messages,
 };
 pub use requests::{
     insert_request, load_request, open_request_like, open_requests, update_request,
@@ -52,6 +52,7 @@ pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
     110 "declarations" => "0110_declarations.sql",
     111 "number_sequences_definer" => "0111_number_sequences_definer.sql",
     112 "handover_index" => "0112_handover_index.sql",
+    113 "sealed_personal_data" => "0113_sealed_personal_data.sql",
 ];
 
 fn decode_err(what: &str, value: &str) -> sqlx::Error {

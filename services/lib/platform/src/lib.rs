@@ -14,6 +14,7 @@ pub mod identity;
 pub mod input;
 pub mod metrics;
 pub mod runner;
+pub mod sealing;
 pub mod server;
 pub mod tls;
 

@@ -90,6 +90,17 @@ pub(super) fn webhook_keys_file(run_dir: &Path) -> Result<std::path::PathBuf, Ha
     Ok(path)
 }
 
+/// `<run_dir>/personal-data-keys`, the `personal_data.keys_file` of access, assignment and
+/// notification (one key of 32 random bytes), created when missing and kept beside the databases.
+pub(super) fn personal_keys_file(run_dir: &Path) -> Result<std::path::PathBuf, HarnessError> {
+    let path = run_dir.join("personal-data-keys");
+    if !path.exists() {
+        let line = rz_workload::webhook::key_file_line("pd1", &random_bytes(32)?);
+        std::fs::write(&path, line).map_err(io(format!("writing {}", path.display())))?;
+    }
+    Ok(path)
+}
+
 pub(super) async fn ensure_databases<'a>(
     admin_url: &str,
     names: impl Iterator<Item = &'a str>,

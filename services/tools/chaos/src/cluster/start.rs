@@ -4,7 +4,10 @@ use std::collections::HashSet;
 
 use std::path::{Path, PathBuf};
 
-use super::os::{client_key_secret, ensure_databases, free_port, webhook_keys_file, with_database};
+use super::os::{
+    client_key_secret, ensure_databases, free_port, personal_keys_file, webhook_keys_file,
+    with_database,
+};
 use super::{Cluster, ClusterSpec, HarnessError, Proc, START_TIMEOUT, io};
 
 /// The run's own test PKI in `<run_dir>/pki`: the CA, a certificate per municipality, the
@@ -83,6 +86,7 @@ impl Cluster {
             .map_err(io(format!("creating {}", spec.run_dir.display())))?;
         let secret = client_key_secret(&spec.run_dir)?;
         let webhook_keys = webhook_keys_file(&spec.run_dir)?;
+        let personal_keys = personal_keys_file(&spec.run_dir)?.display().to_string();
         let pki = generate_pki(&spec)?;
 
         let mut names: Vec<(String, String, String)> = Vec::new(); // (name, bin, database)
@@ -166,6 +170,7 @@ impl Cluster {
                     let m = p.name.trim_start_matches("access@").to_owned();
                     env.push(("RZ__ACCESS__MUNICIPALITY".into(), m));
                     env.push(("RZ__ACCESS__CLIENT_KEY_SECRET".into(), secret.clone()));
+                    env.push(("RZ__PERSONAL_DATA__KEYS_FILE".into(), personal_keys.clone()));
                     env.push((
                         "RZ__ACCESS__REGISTRATION_ENDPOINT".into(),
                         registration.clone(),
@@ -173,6 +178,7 @@ impl Cluster {
                 }
                 "assignment" => {
                     env.push(("RZ__ASSIGNMENT__CLIENT_KEY_SECRET".into(), secret.clone()));
+                    env.push(("RZ__PERSONAL_DATA__KEYS_FILE".into(), personal_keys.clone()));
                     env.push((
                         "RZ__ASSIGNMENT__REGISTRATION_ENDPOINT".into(),
                         registration.clone(),
