@@ -23,7 +23,6 @@ use crate::domain::{Assignment, Extent, Origin, Status};
 use crate::error::{Error, Result};
 use crate::fields::{self, Fields};
 use crate::store::{self, Claim};
-use crate::upstream::ClientLookup;
 use crate::upstream::SubsegmentInfo;
 
 /// The most items one `ImportAssignments` call may carry.
@@ -56,7 +55,8 @@ pub(crate) struct PreparedImport {
     period: Period,
     started: bool,
     contract: String,
-    client: pb::Client,
+    /// The client block of the message to the provider, once [`Assigner::resolve`] found it.
+    client: Option<pb::Client>,
 }
 
 /// What storing one import did.
@@ -123,7 +123,10 @@ impl Assigner {
         &self,
         r: pb::ImportAssignmentRequest,
     ) -> Result<pb::Assignment> {
-        let p = self.prepare_import(&r, &ContractMemo::default()).await?;
+        let mut p = self.prepare_import(&r, &ContractMemo::default()).await?;
+        if let Some((_, e)) = self.resolve(&mut [&mut p]).await?.pop() {
+            return Err(e);
+        }
         let mut tx = self.pool.begin().await?;
         let stored = self.store_import(&mut tx, &p).await?;
         tx.commit().await?;
@@ -176,6 +179,16 @@ impl Assigner {
                     }
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        let refused = {
+            let mut items: Vec<&mut PreparedImport> = ready.iter_mut().map(|(_, p)| p).collect();
+            self.resolve(&mut items).await?
+        };
+        for (at, e) in refused.into_iter().rev() {
+            let (i, _) = ready.remove(at);
+            if let Some(o) = outcomes.get_mut(i) {
+                o.refused = Some(refusal(&e));
             }
         }
         // One order of the municipalities' number counters for every batch, so two batches at
@@ -325,14 +338,6 @@ impl Assigner {
                 ),
             ));
         };
-        let client = match (self.upstream.client(m.as_str(), key.as_str()).await?, &bsn) {
-            (ClientLookup::Found(c), _) => *c,
-            (_, Some(b)) => pb::Client {
-                bsn: b.as_str().to_owned(),
-                ..Default::default()
-            },
-            (_, None) => self.client_block(&m, &key).await?,
-        };
         let fingerprint = fingerprint(
             "import_assignment",
             &pb::ImportAssignmentRequest {
@@ -353,8 +358,51 @@ impl Assigner {
             period,
             started: r.started,
             contract,
-            client,
+            client: None,
         })
+    }
+
+    /// The client block of each item's message to its provider: from access (one
+    /// `GetClientsForAssignment` call per municipality and [`crate::upstream::CLIENTS_PER_CALL`]
+    /// keys, not one call per item), else the BSN the import gave, else the BSN this service
+    /// received earlier ([`Assigner::known_client`]). The items refused (no BSN known anywhere),
+    /// by their position in `items`, ascending.
+    async fn resolve(&self, items: &mut [&mut PreparedImport]) -> Result<Vec<(usize, Error)>> {
+        let mut by_municipality: HashMap<GemeenteCode, Vec<String>> = HashMap::new();
+        for p in items.iter() {
+            by_municipality
+                .entry(p.municipality.clone())
+                .or_default()
+                .push(p.client_key.to_string());
+        }
+        let mut found: HashMap<(GemeenteCode, String), pb::Client> = HashMap::new();
+        for (m, mut keys) in by_municipality {
+            keys.sort_unstable();
+            keys.dedup();
+            for (key, client) in self.upstream.clients(m.as_str(), &keys).await? {
+                found.insert((m.clone(), key), client);
+            }
+        }
+        let mut refused = Vec::new();
+        for (at, p) in items.iter_mut().enumerate() {
+            let known = found.remove(&(p.municipality.clone(), p.client_key.to_string()));
+            p.client = match (known, &p.bsn) {
+                (Some(c), _) => Some(c),
+                (None, Some(b)) => Some(pb::Client {
+                    bsn: b.as_str().to_owned(),
+                    ..Default::default()
+                }),
+                (None, None) => match self.known_client(&p.municipality, &p.client_key).await {
+                    Ok(c) => Some(c),
+                    Err(e) if refuses_item(&e) => {
+                        refused.push((at, e));
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+        }
+        Ok(refused)
     }
 
     /// Stores one checked import in `tx`: a replay of its idempotency key answers what it stored
@@ -441,7 +489,10 @@ impl Assigner {
             replaces_number: None,
             replaced_by_number: None,
         };
-        self.insert_new(tx, &mut a, &p.client).await?;
+        let client = p.client.as_ref().ok_or_else(|| {
+            Error::from(ApiError::internal("the import's client was not resolved"))
+        })?;
+        self.insert_new(tx, &mut a, client).await?;
         sqlx::query("UPDATE idempotency_keys SET resource_id = $2 WHERE key = $1")
             .bind(&p.idempotency_key)
             .bind(format!("{m}/{}", a.number))
