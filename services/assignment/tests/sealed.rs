@@ -85,7 +85,7 @@ async fn rows_from_before_sealing_are_sealed_at_start() {
         .unwrap();
     // As the rows were before migration 113: the BSN and the message payload in the clear.
     let payload = assignment::store::list_provider_messages(
-        &mut *app.a.pool.acquire().await.unwrap(),
+        &mut app.a.pool.acquire().await.unwrap(),
         &rz_platform::sealing::Keyring::load(&rz_stack::personal_keys_file(), None).unwrap(),
         &rz_domain::AgbCode::parse(OLD).unwrap(),
         None,
