@@ -139,7 +139,21 @@ impl Assigner {
         aggregate: &str,
         payload: &impl prost::Message,
     ) -> Result<()> {
-        let e = NewEvent::new(
+        let e = self.new_event(municipality, agb, event, aggregate, payload);
+        outbox::enqueue(tx, &e).await?;
+        Ok(())
+    }
+
+    /// The event `event` about `aggregate` of `municipality` (to provider `agb`, if given).
+    fn new_event(
+        &self,
+        municipality: &GemeenteCode,
+        agb: Option<&AgbCode>,
+        event: EventType,
+        aggregate: &str,
+        payload: &impl prost::Message,
+    ) -> NewEvent {
+        NewEvent::new(
             self.ns.subject(
                 CONTEXT,
                 Some(municipality.as_str()),
@@ -150,9 +164,38 @@ impl Assigner {
             format!("regiozorg/assignment/{municipality}"),
             aggregate,
             payload,
-        );
-        outbox::enqueue(tx, &e).await?;
-        Ok(())
+        )
+    }
+
+    /// The events of a new assignment as [`Assigner::insert_new`] writes them, for a batch written
+    /// at once: the `issued` message to the provider (its payload is also the message kept for the
+    /// provider's XML download) and the lifecycle event.
+    pub(crate) fn issued_events(&self, a: &Assignment, client: &pb::Client) -> [NewEvent; 2] {
+        let aggregate = format!("{}/{}", a.municipality, a.number);
+        let message = pb::AssignmentMessage {
+            assignment: Some(assignment_pb(a)),
+            client: Some(client.clone()),
+        };
+        let lifecycle = pb::AssignmentLifecycle {
+            assignment: Some(assignment_pb(a)),
+            change: "issued".to_owned(),
+        };
+        [
+            self.new_event(
+                &a.municipality,
+                Some(&a.agb_code),
+                events::ISSUED,
+                &aggregate,
+                &message,
+            ),
+            self.new_event(
+                &a.municipality,
+                None,
+                events::LIFECYCLE,
+                &aggregate,
+                &lifecycle,
+            ),
+        ]
     }
 
     /// The standard's assignment message (`issued` or `changed`) to the provider, with the BSN.

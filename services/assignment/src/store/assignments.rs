@@ -63,9 +63,29 @@ impl<'r> FromRow<'r, PgRow> for Assignment {
 }
 
 pub async fn insert_assignment(tx: &mut PgConnection, a: &Assignment) -> Result<(), sqlx::Error> {
+    insert_assignments(tx, &[a]).await
+}
+
+/// Stores new assignments with one statement (at most 1,000: 33 values a row).
+pub async fn insert_assignments(
+    tx: &mut PgConnection,
+    list: &[&Assignment],
+) -> Result<(), sqlx::Error> {
+    let mut insert = InsertRow::new("assignments");
+    for (i, a) in list.iter().enumerate() {
+        if i > 0 {
+            insert = insert.next_row();
+        }
+        insert = assignment_row(insert, a);
+    }
+    insert.query("")?.execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// The values of a new assignment's row.
+fn assignment_row(row: InsertRow, a: &Assignment) -> InsertRow {
     let (variant, volume, unit, frequency, budget) = extent_columns(&a.extent);
-    InsertRow::new("assignments")
-        .value("municipality", a.municipality.as_str())
+    row.value("municipality", a.municipality.as_str())
         .value("number", i64::from(a.number))
         .value("client_key", a.client_key.as_str())
         .value("agb_code", a.agb_code.as_str())
@@ -104,10 +124,6 @@ pub async fn insert_assignment(tx: &mut PgConnection, a: &Assignment) -> Result<
         .value("request_id", a.request_id)
         .value("replaces_number", a.replaces_number.map(i64::from))
         .value("replaced_by_number", a.replaced_by_number.map(i64::from))
-        .query("")?
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }
 
 /// Stores what the transitions of an assignment may change.

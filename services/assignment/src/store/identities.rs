@@ -10,7 +10,7 @@ fn aad(municipality: &str, client_key: &str) -> Vec<u8> {
     format!("client_identities/{municipality}/{client_key}").into_bytes()
 }
 
-fn seal(
+pub(super) fn seal(
     keys: &Keyring,
     municipality: &str,
     client_key: &str,

@@ -26,6 +26,17 @@ fn aad(municipality: &str, message_id: &str) -> Vec<u8> {
     format!("provider_messages/{municipality}/{message_id}").into_bytes()
 }
 
+/// A message's payload sealed for its row.
+pub(super) fn seal_payload(
+    keys: &Keyring,
+    municipality: &str,
+    message_id: &str,
+    payload: &[u8],
+) -> Result<Sealed, sqlx::Error> {
+    keys.seal(&aad(municipality, message_id), payload)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
 /// Records a message to a provider (`kind`: `assignment` or `answer`) with its payload, sealed
 /// (it carries the client's BSN, name and address).
 pub async fn record_provider_message(
@@ -39,9 +50,7 @@ pub async fn record_provider_message(
 ) -> Result<String, sqlx::Error> {
     let seq = next_message_number(tx, municipality.as_str()).await?;
     let id = seq.to_string();
-    let sealed = keys
-        .seal(&aad(municipality.as_str(), &id), payload)
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let sealed = seal_payload(keys, municipality.as_str(), &id, payload)?;
     sqlx::query(
         "INSERT INTO provider_messages (municipality, message_id, seq, agb_code, kind, payload, key_id, message_date)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -4,6 +4,7 @@
 //! One file per section; callers use the items re-exported here (`store::load_assignment`, ...).
 
 mod assignments;
+pub mod bulk;
 mod declarations;
 mod extent;
 mod gauges;
@@ -14,8 +15,8 @@ mod unassigned;
 
 pub use assignments::{
     AssignmentFilter, active_for_product, caseloads, decision_handled, handover_candidates,
-    insert_assignment, list_assignments, load_assignment, overlapping, product_known, replacements,
-    unreplaced_active, update_assignment,
+    insert_assignment, insert_assignments, list_assignments, load_assignment, overlapping,
+    product_known, replacements, unreplaced_active, update_assignment,
 };
 pub use declarations::{
     DeclarationRecord, NewLine, StoredLine, declaration_known, insert_declaration, stored_lines,

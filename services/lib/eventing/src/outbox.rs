@@ -34,6 +34,39 @@ pub async fn enqueue(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid, 
     Ok(event.id)
 }
 
+/// Appends many events to the outbox with one statement inside the caller's transaction (a batch
+/// of imports writes two per assignment).
+pub async fn enqueue_many(conn: &mut PgConnection, events: &[NewEvent]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let subjects: Vec<&str> = events.iter().map(|e| e.nats_subject.as_str()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.source.as_str()).collect();
+    let aggregates: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    let times: Vec<chrono::DateTime<chrono::Utc>> = events.iter().map(|e| e.time).collect();
+    let traces: Vec<Option<&str>> = events.iter().map(|e| e.traceparent.as_deref()).collect();
+    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+    sqlx::query(
+        "INSERT INTO outbox (id, nats_subject, event_type, source, subject, occurred_at, traceparent, payload)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::timestamptz[], $7::text[], $8::bytea[])",
+    )
+    .bind(&ids)
+    .bind(&subjects)
+    .bind(&types)
+    .bind(&sources)
+    .bind(&aggregates)
+    .bind(&times)
+    .bind(&traces)
+    .bind(&payloads)
+    .execute(conn)
+    .await?;
+    WRITTEN.notify_one();
+    Ok(())
+}
+
 /// Events not yet acknowledged by JetStream (for health checks and operators).
 pub async fn pending(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")

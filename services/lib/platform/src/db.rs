@@ -432,6 +432,10 @@ async fn take_over(conn: &mut PgConnection, migrator: &Migrator) -> Result<(), M
 pub struct InsertRow {
     table: &'static str,
     columns: Vec<&'static str>,
+    /// Rows finished by [`InsertRow::next_row`]; the values of the row being written follow.
+    done_rows: usize,
+    /// Values of the row being written.
+    in_row: usize,
     args: PgArguments,
     error: Option<sqlx::error::BoxDynError>,
 }
@@ -441,17 +445,26 @@ impl InsertRow {
         Self {
             table,
             columns: Vec::new(),
+            done_rows: 0,
+            in_row: 0,
             args: PgArguments::default(),
             error: None,
         }
     }
 
-    /// The column and its value (bound as the next parameter).
+    /// The column and its value (bound as the next parameter). The rows after the first name
+    /// the first row's columns in the same order.
     pub fn value<'q, T>(mut self, column: &'static str, value: T) -> Self
     where
         T: sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
     {
-        self.columns.push(column);
+        if self.done_rows == 0 {
+            self.columns.push(column);
+        } else if self.columns.get(self.in_row) != Some(&column) && self.error.is_none() {
+            self.error =
+                Some(format!("row {}: column `{column}` out of order", self.done_rows + 1).into());
+        }
+        self.in_row += 1;
         if let Err(e) = self.args.add(value)
             && self.error.is_none()
         {
@@ -460,14 +473,33 @@ impl InsertRow {
         self
     }
 
-    /// `INSERT INTO <table> (<columns>) VALUES ($1, ...) <suffix>`.
+    /// Ends the row being written: the next values make another row of the same statement
+    /// (`VALUES (...), (...)`).
+    pub fn next_row(mut self) -> Self {
+        if self.in_row != self.columns.len() && self.error.is_none() {
+            self.error = Some(format!("row {} is incomplete", self.done_rows + 1).into());
+        }
+        self.done_rows += 1;
+        self.in_row = 0;
+        self
+    }
+
+    /// `INSERT INTO <table> (<columns>) VALUES ($1, ...), ... <suffix>`.
     pub fn sql(&self, suffix: &str) -> String {
-        let placeholders: Vec<String> = (1..=self.columns.len()).map(|i| format!("${i}")).collect();
+        let width = self.columns.len();
+        let rows = self.done_rows + usize::from(self.in_row > 0 || self.done_rows == 0);
+        let values: Vec<String> = (0..rows)
+            .map(|r| {
+                let placeholders: Vec<String> =
+                    (1..=width).map(|i| format!("${}", r * width + i)).collect();
+                format!("({})", placeholders.join(", "))
+            })
+            .collect();
         format!(
-            "INSERT INTO {} ({}) VALUES ({}) {suffix}",
+            "INSERT INTO {} ({}) VALUES {} {suffix}",
             self.table,
             self.columns.join(", "),
-            placeholders.join(", ")
+            values.join(", ")
         )
     }
 
@@ -476,6 +508,11 @@ impl InsertRow {
     pub fn query(self, suffix: &str) -> Result<Query<'static, Postgres, PgArguments>, sqlx::Error> {
         if let Some(e) = self.error {
             return Err(sqlx::Error::Encode(e));
+        }
+        if self.in_row != 0 && self.in_row != self.columns.len() {
+            return Err(sqlx::Error::Encode(
+                format!("row {} is incomplete", self.done_rows + 1).into(),
+            ));
         }
         // Only the caller's constant table and column names are joined; values are bound.
         Ok(sqlx::query_with(AssertSqlSafe(self.sql(suffix)), self.args))

@@ -294,3 +294,40 @@ async fn insert_row_binds_each_value_to_its_column() {
         .unwrap();
     assert_eq!(colour, "green");
 }
+
+#[tokio::test]
+async fn insert_row_writes_many_rows_with_one_statement() {
+    let pool = fresh().await;
+    migrate(&pool, &list(&[THINGS, COLOURS])).await.unwrap();
+    let insert = rz_platform::db::InsertRow::new("things")
+        .value("id", 11_i64)
+        .value("colour", "red")
+        .next_row()
+        .value("id", 12_i64)
+        .value("colour", "blue");
+    assert_eq!(
+        insert.sql(""),
+        "INSERT INTO things (id, colour) VALUES ($1, $2), ($3, $4) "
+    );
+    insert.query("").unwrap().execute(&pool).await.unwrap();
+    let colours: Vec<String> =
+        sqlx::query_scalar("SELECT colour FROM things WHERE id > 10 ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(colours, ["red", "blue"]);
+    // A later row that names another column, or misses one: refused before anything runs.
+    let swapped = rz_platform::db::InsertRow::new("things")
+        .value("id", 3_i64)
+        .value("colour", "red")
+        .next_row()
+        .value("colour", "blue")
+        .value("id", 4_i64);
+    assert!(swapped.query("").is_err());
+    let short = rz_platform::db::InsertRow::new("things")
+        .value("id", 5_i64)
+        .value("colour", "red")
+        .next_row()
+        .value("id", 6_i64);
+    assert!(short.query("").is_err());
+}
