@@ -27,7 +27,7 @@ pub struct NotificationApi {
     require_https: bool,
     /// Where a webhook URL may point (the SSRF guard).
     guard: Guard,
-    /// Seals the subscriptions' secrets.
+    /// Seals the subscriptions' secrets; opens the letters' texts.
     keys: Arc<Keyring>,
     /// What a subscription's municipality and segment filters may name.
     region: Arc<Region>,
@@ -489,7 +489,7 @@ impl NotificationService for NotificationApi {
             .map_err(|e| ApiError::from(e.at("municipality")))?;
         let client_key = (!r.client_key.is_empty()).then_some(r.client_key.as_str());
         let limit = page_limit(r.limit);
-        let rows = store::letters(&self.pool, &municipality, client_key, limit)
+        let rows = store::letters(&self.pool, &self.keys, &municipality, client_key, limit)
             .await
             .map_err(ApiError::from)?;
         let out = pb::ListLettersResponse {

@@ -2,9 +2,12 @@
 //! `<ns>.assignment.>` writes one delivery row per (event, matching subscription) in the
 //! transaction that records the event in the inbox, so an event is matched exactly once.
 
+use std::sync::Arc;
+
 use rz_eventing::{ConsumerSpec, Event, HandleError, Handler, Namespace};
 use sqlx::PgConnection;
 
+use crate::secrets::Keyring;
 use crate::store;
 use crate::webhook::{self, CloudEvent, Route};
 
@@ -31,7 +34,16 @@ pub fn consumer_spec(ns: &Namespace) -> ConsumerSpec {
 /// Transactions of the matcher at once (each holds a database connection while it runs).
 const PARTITIONS: usize = 6;
 
-pub struct WebhookMatcher;
+/// Writes the deliveries of the events, their bodies sealed under the keyring's current key.
+pub struct WebhookMatcher {
+    keys: Arc<Keyring>,
+}
+
+impl WebhookMatcher {
+    pub fn new(keys: Arc<Keyring>) -> Self {
+        Self { keys }
+    }
+}
 
 /// What the matcher needs of one event: its route (the provider AGB is a subject token) and the
 /// CloudEvent body as it is POSTed.
@@ -69,7 +81,11 @@ fn render(event: &Event) -> Option<Rendered<'_>> {
 
 /// Matches the events' providers' subscriptions and writes the deliveries in one statement (the
 /// filters as `Filters::matches` states them), which also wakes the delivery workers.
-async fn queue(tx: &mut PgConnection, events: &[&Event]) -> Result<u64, HandleError> {
+async fn queue(
+    tx: &mut PgConnection,
+    keys: &Keyring,
+    events: &[&Event],
+) -> Result<u64, HandleError> {
     let rendered: Vec<Rendered<'_>> = events.iter().filter_map(|e| render(e)).collect();
     let queue: Vec<store::EventToQueue<'_>> = rendered
         .iter()
@@ -86,7 +102,7 @@ async fn queue(tx: &mut PgConnection, events: &[&Event]) -> Result<u64, HandleEr
             })
         })
         .collect();
-    let queued = store::queue_deliveries(tx, &queue).await?;
+    let queued = store::queue_deliveries(tx, keys, &queue).await?;
     if queued > 0 {
         tracing::debug!(
             events = queue.len(),
@@ -102,7 +118,7 @@ impl Handler for WebhookMatcher {
     const BATCHES: bool = true;
 
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        queue(tx, &[event]).await.map(|_| ())
+        queue(tx, &self.keys, &[event]).await.map(|_| ())
     }
 
     /// The statement covers the whole batch, so a failure cannot name an event: it is reported
@@ -112,6 +128,9 @@ impl Handler for WebhookMatcher {
         tx: &mut PgConnection,
         events: &[&Event],
     ) -> Result<(), (usize, HandleError)> {
-        queue(tx, events).await.map(|_| ()).map_err(|e| (0, e))
+        queue(tx, &self.keys, events)
+            .await
+            .map(|_| ())
+            .map_err(|e| (0, e))
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::letters::{self, Recipient};
 use crate::region::Region;
+use crate::secrets::Keyring;
 use crate::store::{self, NewLetter};
 use crate::upstream::{ClientLookup, Upstream, UpstreamError};
 
@@ -39,14 +40,20 @@ pub fn consumer_spec(ns: &Namespace) -> ConsumerSpec {
     spec
 }
 
+/// Writes the decision letters, their texts sealed under the keyring's current key.
 pub struct DecisionLetters {
     upstream: Arc<Upstream>,
     region: Arc<Region>,
+    keys: Arc<Keyring>,
 }
 
 impl DecisionLetters {
-    pub fn new(upstream: Arc<Upstream>, region: Arc<Region>) -> Self {
-        Self { upstream, region }
+    pub fn new(upstream: Arc<Upstream>, region: Arc<Region>, keys: Arc<Keyring>) -> Self {
+        Self {
+            upstream,
+            region,
+            keys,
+        }
     }
 }
 
@@ -125,6 +132,7 @@ impl Handler for DecisionLetters {
         };
         let written = store::insert_letter(
             tx,
+            &self.keys,
             &NewLetter {
                 event_id: Some(event.id),
                 kind,

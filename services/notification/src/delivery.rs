@@ -73,7 +73,7 @@ pub struct DeliveryWorker {
     pool: PgPool,
     config: Arc<WebhookConfig>,
     client: HttpClient,
-    /// Opens the subscriptions' sealed secrets.
+    /// Opens the subscriptions' sealed secrets and the deliveries' sealed bodies.
     keys: Arc<Keyring>,
     /// The NEN 7513 trail of deliveries that carry a BSN.
     audit: rz_platform::audit::Audit,
@@ -130,13 +130,14 @@ impl DeliveryWorker {
                 }
                 continue;
             }
-            let mut claimed = match store::claim_due(&self.pool, free as i64, lease).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot claim deliveries");
-                    Vec::new()
-                }
-            };
+            let mut claimed =
+                match store::claim_due(&self.pool, &self.keys, free as i64, lease).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim deliveries");
+                        Vec::new()
+                    }
+                };
             // No BSN leaves without a trail: the batch's entries first, in one transaction; when
             // they cannot be written nothing is sent and the leases expire (sent again later).
             let entries: Vec<_> = claimed.iter().filter_map(audit_entry).collect();

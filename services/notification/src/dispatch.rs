@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::config::LettersConfig;
 use crate::metrics::{LetterMetrics, Outcome};
+use crate::secrets::Keyring;
 use crate::store::{self, StoredLetter};
 
 /// Why a channel could not send a letter. The message is logged and stored as the letter's
@@ -124,6 +125,8 @@ fn write_atomically(path: &Path, tmp_name: &str, text: &str) -> std::io::Result<
 #[derive(Clone)]
 pub struct LetterDispatcher {
     pool: PgPool,
+    /// Opens the letters' sealed texts.
+    keys: Arc<Keyring>,
     channel: Arc<dyn LetterChannel>,
     config: Arc<LettersConfig>,
     /// Attempts by outcome (none in tests that build a dispatcher alone).
@@ -131,9 +134,15 @@ pub struct LetterDispatcher {
 }
 
 impl LetterDispatcher {
-    pub fn new(pool: PgPool, channel: Arc<dyn LetterChannel>, config: LettersConfig) -> Self {
+    pub fn new(
+        pool: PgPool,
+        keys: Arc<Keyring>,
+        channel: Arc<dyn LetterChannel>,
+        config: LettersConfig,
+    ) -> Self {
         Self {
             pool,
+            keys,
             channel,
             config: Arc::new(config),
             metrics: None,
@@ -157,7 +166,7 @@ impl LetterDispatcher {
     pub async fn dispatch_once(&self) -> Result<usize, sqlx::Error> {
         let limit = i64::try_from(self.config.max_in_flight.max(1)).unwrap_or(1);
         let lease = i64::try_from(self.config.lease_ms).unwrap_or(i64::MAX);
-        let claimed = store::claim_due_letters(&self.pool, limit, lease).await?;
+        let claimed = store::claim_due_letters(&self.pool, &self.keys, limit, lease).await?;
         let n = claimed.len();
         let mut sends = JoinSet::new();
         for letter in claimed {

@@ -1,7 +1,8 @@
 //! Letters to residents in plain Dutch, from templates: when a provider is assigned (the
 //! `issued` assignment message, which carries the client block with name and address as the
 //! standard's 301 does). The consumer `notification-letters` writes one letter per event in the
-//! inbox transaction; municipalities list them with `ListLetters` to print or send them.
+//! inbox transaction, its text sealed at rest ([`store::insert_letter`]); municipalities list them
+//! with `ListLetters` to print or send them.
 //! The decision letters ([`decision_granted`], [`decision_refused`]) are written by
 //! [`crate::decisions`], the reminders ([`indication_ending`]) by [`crate::scan`].
 //!
@@ -17,9 +18,10 @@ use rz_proto::access::v1 as acc;
 use rz_proto::assignment::v1 as apb;
 use rz_proto::events::assignment::ISSUED;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::region::Region;
+use crate::secrets::Keyring;
+use crate::store::{self, NewLetter};
 
 pub const CONSUMER: &str = "notification-letters";
 pub const PROVIDER_ASSIGNED: &str = "provider_assigned";
@@ -467,14 +469,15 @@ pub fn indication_ending(
     t
 }
 
-/// Writes the letter of every new assignment (`issued`) to its resident.
+/// Writes the letter of every new assignment (`issued`) to its resident, its text sealed.
 pub struct LetterWriter {
     region: Arc<Region>,
+    keys: Arc<Keyring>,
 }
 
 impl LetterWriter {
-    pub fn new(region: Arc<Region>) -> Self {
-        Self { region }
+    pub fn new(region: Arc<Region>, keys: Arc<Keyring>) -> Self {
+        Self { region, keys }
     }
 }
 
@@ -493,18 +496,21 @@ impl Handler for LetterWriter {
         let Some(a) = &m.assignment else {
             return Ok(());
         };
-        sqlx::query(
-            "INSERT INTO letters (id, event_id, kind, municipality, client_key, assignment_number, text)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, kind) DO NOTHING",
+        store::insert_letter(
+            tx,
+            &self.keys,
+            &NewLetter {
+                event_id: Some(event.id),
+                kind: PROVIDER_ASSIGNED,
+                municipality: &a.municipality,
+                client_key: &a.client_key,
+                assignment_number: Some(i64::from(a.number)),
+                case_id: None,
+                product_id: None,
+                ends_on: None,
+                text: &text,
+            },
         )
-        .bind(Uuid::now_v7())
-        .bind(event.id)
-        .bind(PROVIDER_ASSIGNED)
-        .bind(&a.municipality)
-        .bind(&a.client_key)
-        .bind(i64::from(a.number))
-        .bind(&text)
-        .execute(&mut *tx)
         .await?;
         Ok(())
     }

@@ -19,6 +19,13 @@
 //! exponentially; when the retry budget is spent the delivery fails, an operator alert is raised
 //! and `ReplayDelivery` puts it back.
 //!
+//! **Personal data at rest.** A delivery's body (the client's BSN, name and address) and a
+//! letter's text are sealed (AES-256-GCM, [`rz_platform::sealing`]) under the current key of
+//! `webhooks.secret_keys_file`, the key that seals the subscription secrets; a delivered
+//! delivery's body is removed. At start the service seals what is still in plaintext (rows from
+//! before migration 107) or under an older key. A replica whose key file lacks a row's key puts
+//! that delivery or letter off (a minute, the key named in its `last_error`) rather than sending it.
+//!
 //! **Residents' letters** ([`letters`], listed with `ListLetters` per municipality and resident):
 //! - `provider_assigned`: consumer `notification-letters` on `<ns>.assignment.*.*.issued` (the
 //!   message carries the client block), also in the handover;
@@ -190,12 +197,35 @@ impl App {
                 "subscription secrets sealed under the current key"
             );
         }
+        // Personal data in delivery bodies and letters: what is still in plaintext (before
+        // migration 107) or under an older key is sealed under the current key now, and delivered
+        // deliveries lose their bodies.
+        let bodies = store::seal_delivery_bodies(&pool, &keys)
+            .await
+            .map_err(|e| StartError::Config(format!("webhooks.secret_keys_file: {e}")))?;
+        let letters = store::seal_letter_texts(&pool, &keys)
+            .await
+            .map_err(|e| StartError::Config(format!("webhooks.secret_keys_file: {e}")))?;
+        if bodies.sealed > 0 || bodies.removed > 0 || letters > 0 {
+            tracing::info!(
+                deliveries_sealed = bodies.sealed,
+                delivered_bodies_removed = bodies.removed,
+                letters_sealed = letters,
+                key_id = keys.current(),
+                "delivery bodies and letters sealed under the current key"
+            );
+        }
         // The queues and attempts (see [`metrics`]), sampled with the platform's metrics.
         let metrics = metrics::NotificationMetrics::register(foundation.metrics());
         metrics.sample_from(foundation.metrics(), pool.clone());
         let dispatcher = channel.map(|c| {
-            dispatch::LetterDispatcher::new(pool.clone(), c, config.notification.letters.clone())
-                .with_metrics(metrics.letter_attempts.clone())
+            dispatch::LetterDispatcher::new(
+                pool.clone(),
+                keys.clone(),
+                c,
+                config.notification.letters.clone(),
+            )
+            .with_metrics(metrics.letter_attempts.clone())
         });
         let worker =
             delivery::DeliveryWorker::new(pool.clone(), config.webhooks.clone(), keys.clone())
@@ -221,12 +251,12 @@ impl App {
         serving.consume(
             "webhooks",
             consumer::consumer_spec(&ns),
-            consumer::WebhookMatcher,
+            consumer::WebhookMatcher::new(self.keys.clone()),
         );
         serving.consume(
             "letters",
             letters::consumer_spec(&ns),
-            letters::LetterWriter::new(self.region.clone()),
+            letters::LetterWriter::new(self.region.clone(), self.keys.clone()),
         );
         // Without any access endpoint there is nobody to address a decision letter to: the
         // consumer is not started (rather than dead-lettering every decision). With endpoints, a
@@ -239,7 +269,11 @@ impl App {
             serving.consume(
                 "decision letters",
                 decisions::consumer_spec(&ns),
-                decisions::DecisionLetters::new(self.upstream.clone(), self.region.clone()),
+                decisions::DecisionLetters::new(
+                    self.upstream.clone(),
+                    self.region.clone(),
+                    self.keys.clone(),
+                ),
             );
         }
         serving.spawn(self.worker.run(serving.shutdown()));
@@ -253,6 +287,7 @@ impl App {
             serving.pool().clone(),
             self.upstream.clone(),
             self.region.clone(),
+            self.keys.clone(),
             self.config.notification.alert_within_days,
         );
         let clock = rz_platform::clock::from_config(

@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::letters::{self, Recipient};
 use crate::region::Region;
+use crate::secrets::Keyring;
 use crate::store::{self, AlertCounts, NewLetter, SeenDeadline};
 use crate::upstream::{ClientLookup, Upstream};
 
@@ -56,6 +57,8 @@ pub struct Scanner {
     pool: PgPool,
     upstream: Arc<Upstream>,
     region: Arc<Region>,
+    /// Seals the letters' texts.
+    keys: Arc<Keyring>,
     within_days: u32,
 }
 
@@ -160,12 +163,14 @@ impl Scanner {
         pool: PgPool,
         upstream: Arc<Upstream>,
         region: Arc<Region>,
+        keys: Arc<Keyring>,
         within_days: u32,
     ) -> Self {
         Self {
             pool,
             upstream,
             region,
+            keys,
             within_days,
         }
     }
@@ -269,6 +274,7 @@ impl Scanner {
             let text = letters::indication_ending(&p, &recipient, &gemeente, ends_on, as_of);
             let written = store::insert_letter(
                 &mut conn,
+                &self.keys,
                 &NewLetter {
                     event_id: None,
                     kind: KIND_ENDING,

@@ -39,6 +39,9 @@ async fn claims_skip_each_other_and_an_expired_lease_moves_the_delivery() {
         key_id: "test".into(),
         bytes: vec![0; 28],
     };
+    // The deliveries' bodies are sealed with it (and opened when claimed).
+    let keys =
+        notification::secrets::Keyring::from_keys("k1", &[("k1".into(), [7u8; 32])]).unwrap();
     let mut conn = pool.acquire().await.unwrap();
     store::insert_subscription(&mut conn, &sub, &sealed)
         .await
@@ -46,6 +49,7 @@ async fn claims_skip_each_other_and_an_expired_lease_moves_the_delivery() {
     for _ in 0..3 {
         store::insert_delivery(
             &mut conn,
+            &keys,
             &NewDelivery {
                 subscription_id: sub.id,
                 agb_code: "12345678",
@@ -60,14 +64,14 @@ async fn claims_skip_each_other_and_an_expired_lease_moves_the_delivery() {
     }
     // Two workers at once: disjoint claims that together cover the queue.
     let (a, b) = tokio::join!(
-        store::claim_due(&pool, 2, 60_000),
-        store::claim_due(&pool, 2, 60_000)
+        store::claim_due(&pool, &keys, 2, 60_000),
+        store::claim_due(&pool, &keys, 2, 60_000)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.len() + b.len(), 3, "{a:?} {b:?}");
     assert!(a.iter().all(|x| b.iter().all(|y| x.id != y.id)));
     assert!(
-        store::claim_due(&pool, 10, 60_000)
+        store::claim_due(&pool, &keys, 10, 60_000)
             .await
             .unwrap()
             .is_empty()
@@ -79,9 +83,12 @@ async fn claims_skip_each_other_and_an_expired_lease_moves_the_delivery() {
         .execute(&pool)
         .await
         .unwrap();
-    let first = store::claim_due(&pool, 1, 30).await.unwrap().remove(0);
+    let first = store::claim_due(&pool, &keys, 1, 30)
+        .await
+        .unwrap()
+        .remove(0);
     tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-    let second = store::claim_due(&pool, 3, 60_000).await.unwrap();
+    let second = store::claim_due(&pool, &keys, 3, 60_000).await.unwrap();
     let again = second
         .iter()
         .find(|d| d.id == first.id)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{spawn_app, spawn_app_with};
+use common::{TestApp, spawn_app, spawn_app_with};
 use notification::config::{LetterChannelKind, LettersConfig};
 use notification::dispatch::{
     ChannelError, LetterChannel, LetterDispatcher, PostChannel, SendFuture,
@@ -46,14 +46,15 @@ fn spool() -> PathBuf {
 }
 
 /// Writes `n` letters for municipality 0222 (names and an address in the text, as real ones have).
-async fn write_letters(pool: &PgPool, n: usize) -> Vec<Uuid> {
-    let mut conn = pool.acquire().await.unwrap();
+async fn write_letters(app: &TestApp, n: usize) -> Vec<Uuid> {
+    let mut conn = app.pool.acquire().await.unwrap();
     for i in 0..n {
         let text = format!(
             "Gemeente Doetinchem\n\nAan {NAME}\n{STREET}\n7001EW  Doetinchem\n\nBSN {BSN}\nBrief {i}\n"
         );
         let written = store::insert_letter(
             &mut conn,
+            &app.keys,
             &NewLetter {
                 event_id: Some(Uuid::now_v7()),
                 kind: "provider_assigned",
@@ -76,8 +77,8 @@ async fn write_letters(pool: &PgPool, n: usize) -> Vec<Uuid> {
         .unwrap()
 }
 
-async fn row(pool: &PgPool, id: Uuid) -> store::LetterRow {
-    store::letter(pool, id)
+async fn row(app: &TestApp, id: Uuid) -> store::LetterRow {
+    store::letter(&app.pool, &app.keys, id)
         .await
         .unwrap()
         .expect("letter exists")
@@ -189,15 +190,15 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test]
 async fn post_channel_writes_each_letter_once_with_two_dispatchers_at_once() {
     let app = spawn_app().await;
-    let ids = write_letters(&app.pool, 40).await;
+    let ids = write_letters(&app, 40).await;
     let dir = spool();
     let channel = Arc::new(CountingPost {
         post: PostChannel::new(&dir).unwrap(),
         sends: Mutex::default(),
     });
     // Two replicas on the same database, running at the same time.
-    let a = LetterDispatcher::new(app.pool.clone(), channel.clone(), fast());
-    let b = LetterDispatcher::new(app.pool.clone(), channel.clone(), fast());
+    let a = LetterDispatcher::new(app.pool.clone(), app.keys.clone(), channel.clone(), fast());
+    let b = LetterDispatcher::new(app.pool.clone(), app.keys.clone(), channel.clone(), fast());
     let shutdown = Shutdown::new();
     let ra = tokio::spawn(a.clone().run(shutdown.clone()));
     let rb = tokio::spawn(b.run(shutdown.clone()));
@@ -216,7 +217,7 @@ async fn post_channel_writes_each_letter_once_with_two_dispatchers_at_once() {
     assert_eq!(files.len(), 40, "{files:?}"); // no temp file left behind
     for id in &ids {
         let path = dir.join("0222").join(format!("{id}.txt"));
-        let l = row(&app.pool, *id).await;
+        let l = row(&app, *id).await;
         assert_eq!(std::fs::read_to_string(&path).unwrap(), l.text);
         assert_eq!(l.status, "sent");
         assert_eq!(l.attempts, 1);
@@ -230,7 +231,7 @@ async fn post_channel_writes_each_letter_once_with_two_dispatchers_at_once() {
 #[tokio::test]
 async fn a_channel_that_fails_for_a_while_then_recovers_sends_the_letter_once() {
     let app = spawn_app().await;
-    let id = write_letters(&app.pool, 1).await[0];
+    let id = write_letters(&app, 1).await[0];
     let channel = Failing::new(2, false);
     // Slow enough that the letter is surely not due again right after a failure.
     let config = LettersConfig {
@@ -238,16 +239,16 @@ async fn a_channel_that_fails_for_a_while_then_recovers_sends_the_letter_once() 
         max_backoff_ms: 400,
         ..fast()
     };
-    let d = LetterDispatcher::new(app.pool.clone(), channel.clone(), config);
+    let d = LetterDispatcher::new(app.pool.clone(), app.keys.clone(), channel.clone(), config);
     assert_eq!(d.dispatch_once().await.unwrap(), 1);
     // Pending, with the reason, and not due again before the backoff.
-    let l = row(&app.pool, id).await;
+    let l = row(&app, id).await;
     assert_eq!(l.status, "pending");
     assert_eq!(l.attempts, 1);
     assert_eq!(l.last_error.as_deref(), Some("test: relay refused (try 1)"));
     assert_eq!(d.dispatch_once().await.unwrap(), 0);
     drain(&d, &app.pool).await;
-    let l = row(&app.pool, id).await;
+    let l = row(&app, id).await;
     assert_eq!(l.status, "sent");
     assert_eq!(l.attempts, 3);
     assert_eq!(l.last_error, None);
@@ -263,11 +264,11 @@ async fn a_channel_that_fails_for_a_while_then_recovers_sends_the_letter_once() 
 #[tokio::test]
 async fn a_channel_that_never_recovers_fails_the_letter_with_the_reason_after_max_attempts() {
     let app = spawn_app().await;
-    let id = write_letters(&app.pool, 1).await[0];
+    let id = write_letters(&app, 1).await[0];
     let channel = Failing::new(usize::MAX, false);
-    let d = LetterDispatcher::new(app.pool.clone(), channel.clone(), fast());
+    let d = LetterDispatcher::new(app.pool.clone(), app.keys.clone(), channel.clone(), fast());
     drain(&d, &app.pool).await;
-    let l = row(&app.pool, id).await;
+    let l = row(&app, id).await;
     assert_eq!(l.status, "failed");
     assert_eq!(l.attempts, 4);
     assert_eq!(channel.calls(id), 4);
@@ -301,11 +302,11 @@ async fn a_channel_that_never_recovers_fails_the_letter_with_the_reason_after_ma
 #[tokio::test]
 async fn a_permanent_error_fails_the_letter_at_once() {
     let app = spawn_app().await;
-    let id = write_letters(&app.pool, 1).await[0];
+    let id = write_letters(&app, 1).await[0];
     let channel = Failing::new(usize::MAX, true);
-    let d = LetterDispatcher::new(app.pool.clone(), channel.clone(), fast());
+    let d = LetterDispatcher::new(app.pool.clone(), app.keys.clone(), channel.clone(), fast());
     assert_eq!(d.dispatch_once().await.unwrap(), 1);
-    let l = row(&app.pool, id).await;
+    let l = row(&app, id).await;
     assert_eq!(l.status, "failed");
     assert_eq!(l.attempts, 1);
     assert_eq!(channel.calls(id), 1);
@@ -348,19 +349,25 @@ impl tracing::Subscriber for Capture {
 #[tokio::test]
 async fn logs_of_sending_carry_no_personal_data() {
     let app = spawn_app().await;
-    write_letters(&app.pool, 1).await;
+    write_letters(&app, 1).await;
     let logs = Arc::new(Mutex::new(String::new()));
     // The test runtime has one thread: the dispatcher's tasks log into this subscriber.
     let guard = tracing::dispatcher::set_default(&tracing::Dispatch::new(Capture(logs.clone())));
     // The first letter: retried, then failed for good.
-    let failing = LetterDispatcher::new(app.pool.clone(), Failing::new(usize::MAX, false), fast());
+    let failing = LetterDispatcher::new(
+        app.pool.clone(),
+        app.keys.clone(),
+        Failing::new(usize::MAX, false),
+        fast(),
+    );
     drain(&failing, &app.pool).await;
     // The second letter: sent through the post spool.
-    let ids = write_letters(&app.pool, 1).await;
+    let ids = write_letters(&app, 1).await;
     assert_eq!(ids.len(), 2);
     let dir = spool();
     let post = LetterDispatcher::new(
         app.pool.clone(),
+        app.keys.clone(),
         Arc::new(PostChannel::new(&dir).unwrap()),
         fast(),
     );
@@ -419,7 +426,7 @@ async fn by_default_letters_are_stored_and_stay_pending() {
         .await;
     let letters = app.letters("0222", "provider_assigned", 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let l = row(&app.pool, letters[0].id.parse().unwrap()).await;
+    let l = row(&app, letters[0].id.parse().unwrap()).await;
     assert_eq!(l.status, "pending");
     assert_eq!(l.attempts, 0);
     app.stop().await;

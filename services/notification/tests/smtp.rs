@@ -10,12 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::spawn_app;
+use common::{TestApp, spawn_app};
 use notification::config::{LetterChannelKind, LettersConfig};
 use notification::dispatch::LetterDispatcher;
 use notification::smtp::{SmtpChannel, SmtpConfig};
 use notification::store::{self, NewLetter};
-use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use uuid::Uuid;
@@ -114,11 +113,12 @@ async fn relay(refuse: usize) -> Relay {
     Relay { addr, mails }
 }
 
-async fn write_letter(pool: &PgPool, municipality: &str, text: &str) -> Uuid {
-    let mut conn = pool.acquire().await.unwrap();
+async fn write_letter(app: &TestApp, municipality: &str, text: &str) -> Uuid {
+    let mut conn = app.pool.acquire().await.unwrap();
     let event_id = Uuid::now_v7();
     store::insert_letter(
         &mut conn,
+        &app.keys,
         &NewLetter {
             event_id: Some(event_id),
             kind: "decision_granted",
@@ -163,22 +163,28 @@ async fn smtp_channel_mails_each_letter_to_its_mailroom_once_dot_stuffed_after_a
     let app = spawn_app().await;
     let relay = relay(1).await;
     let text = "Gemeente Doetinchem\n\n.Een regel met een punt vooraan\n..en twee\n\nMet vriendelijke groet,\n";
-    let id = write_letter(&app.pool, "0222", text).await;
-    let elsewhere = write_letter(&app.pool, "1859", "Gemeente Berkelland\n").await;
+    let id = write_letter(&app, "0222", text).await;
+    let elsewhere = write_letter(&app, "1859", "Gemeente Berkelland\n").await;
     let cfg = config(relay.addr);
     let channel = Arc::new(SmtpChannel::new(cfg.smtp.clone()).unwrap());
-    let d = LetterDispatcher::new(app.pool.clone(), channel, cfg);
+    let d = LetterDispatcher::new(app.pool.clone(), app.keys.clone(), channel, cfg);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         d.dispatch_once().await.unwrap();
-        let l = store::letter(&app.pool, id).await.unwrap().unwrap();
+        let l = store::letter(&app.pool, &app.keys, id)
+            .await
+            .unwrap()
+            .unwrap();
         if l.status != "pending" {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{l:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let l = store::letter(&app.pool, id).await.unwrap().unwrap();
+    let l = store::letter(&app.pool, &app.keys, id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(l.status, "sent");
     // The first end of data was answered 451 (transient): sent on the second attempt.
     assert_eq!(l.attempts, 2);
@@ -198,7 +204,10 @@ async fn smtp_channel_mails_each_letter_to_its_mailroom_once_dot_stuffed_after_a
     );
     assert!(m.headers.contains(&format!("X-Regiozorg-Letter: {id}")));
     // A municipality without a mailroom address: failed at once, with the reason.
-    let e = store::letter(&app.pool, elsewhere).await.unwrap().unwrap();
+    let e = store::letter(&app.pool, &app.keys, elsewhere)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(e.status, "failed");
     assert_eq!(e.attempts, 1);
     assert_eq!(
@@ -218,17 +227,21 @@ async fn a_relay_that_is_down_is_retried_and_then_fails_the_letter() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let id = write_letter(&app.pool, "0222", "Gemeente Doetinchem\n").await;
+    let id = write_letter(&app, "0222", "Gemeente Doetinchem\n").await;
     let cfg = config(addr);
     let d = LetterDispatcher::new(
         app.pool.clone(),
+        app.keys.clone(),
         Arc::new(SmtpChannel::new(cfg.smtp.clone()).unwrap()),
         cfg,
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let l = loop {
         d.dispatch_once().await.unwrap();
-        let l = store::letter(&app.pool, id).await.unwrap().unwrap();
+        let l = store::letter(&app.pool, &app.keys, id)
+            .await
+            .unwrap()
+            .unwrap();
         if l.status != "pending" {
             break l;
         }

@@ -334,9 +334,15 @@ async fn a_batch_of_events_is_matched_per_event_in_one_statement() {
     ];
     let mut tx = app.pool.begin().await.unwrap();
     // 0 -> a-all; 1 -> b-all; 2 -> a-all, a-changed, a-0197, a-wmo; 3 -> a-all, a-changed.
-    assert_eq!(queue_deliveries(&mut tx, &batch).await.unwrap(), 8);
+    assert_eq!(
+        queue_deliveries(&mut tx, &app.keys, &batch).await.unwrap(),
+        8
+    );
     // The same events again (a redelivery): nothing new.
-    assert_eq!(queue_deliveries(&mut tx, &batch).await.unwrap(), 0);
+    assert_eq!(
+        queue_deliveries(&mut tx, &app.keys, &batch).await.unwrap(),
+        0
+    );
     tx.commit().await.unwrap();
     let rows: Vec<(uuid::Uuid, String)> = sqlx::query_as(
         "SELECT d.event_id, s.url FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id

@@ -372,6 +372,9 @@ async fn a_batch_of_successes_is_recorded_only_under_the_claims_that_sent_them()
         key_id: "test".into(),
         bytes: vec![0; 28],
     };
+    // The deliveries' bodies are sealed with it (and opened when claimed).
+    let keys =
+        notification::secrets::Keyring::from_keys("k1", &[("k1".into(), [7u8; 32])]).unwrap();
     let mut conn = pool.acquire().await.unwrap();
     store::insert_subscription(&mut conn, &sub, &sealed)
         .await
@@ -379,6 +382,7 @@ async fn a_batch_of_successes_is_recorded_only_under_the_claims_that_sent_them()
     for _ in 0..4 {
         store::insert_delivery(
             &mut conn,
+            &keys,
             &NewDelivery {
                 subscription_id: sub.id,
                 agb_code: AGB,
@@ -394,10 +398,10 @@ async fn a_batch_of_successes_is_recorded_only_under_the_claims_that_sent_them()
     drop(conn);
     // The first worker claims all four with a short lease; it expires, and a second worker
     // takes two of them over.
-    let first = store::claim_due(&pool, 4, 30).await.unwrap();
+    let first = store::claim_due(&pool, &keys, 4, 30).await.unwrap();
     assert_eq!(first.len(), 4);
     tokio::time::sleep(Duration::from_millis(60)).await;
-    let second = store::claim_due(&pool, 2, 60_000).await.unwrap();
+    let second = store::claim_due(&pool, &keys, 2, 60_000).await.unwrap();
     assert_eq!(second.len(), 2);
     // The first worker's batch: only the two it still holds are marked.
     let batch: Vec<(Uuid, Uuid)> = first.iter().map(|d| (d.id, d.claim)).collect();

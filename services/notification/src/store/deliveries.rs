@@ -1,12 +1,19 @@
 //! Webhook deliveries: queued per matching subscription, claimed under a lease, marked delivered
 //! or failed (with the operator alert), replayed.
+//!
+//! The body (the CloudEvent as it is POSTed: the client's BSN, name and address) is sealed at rest
+//! under the current key of `webhooks.secret_keys_file`, once per event (associated data
+//! `deliveries/<event id>`: every subscription's row of the event holds the same sealed bytes),
+//! opened when claimed, and removed once delivered.
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::secrets::Sealed;
+use super::queues::{Queue, UNOPENED_DELAY_MS, schedule_retry};
+use super::sealing::{self, SealRowsError};
+use crate::secrets::{Keyring, Sealed};
 
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
@@ -69,27 +76,44 @@ impl<'r> FromRow<'r, PgRow> for DeliveryRow {
     }
 }
 
-impl<'r> FromRow<'r, PgRow> for Claimed {
+/// A claimed row as it is stored: the body still sealed (or, written by an older replica during
+/// an upgrade, in plaintext).
+struct RawClaim {
+    claimed: Claimed,
+    plain: Option<String>,
+    sealed: Option<Sealed>,
+}
+
+impl<'r> FromRow<'r, PgRow> for RawClaim {
     fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: r.try_get("id")?,
-            claim: r.try_get("claim")?,
-            event_id: r.try_get("event_id")?,
-            agb_code: r.try_get("agb_code")?,
-            url: r.try_get("url")?,
-            subscription_id: r.try_get("subscription_id")?,
-            secret: match (
-                r.try_get::<Option<String>, _>("secret_key_id")?,
-                r.try_get::<Option<Vec<u8>>, _>("secret_sealed")?,
-            ) {
-                (Some(key_id), Some(bytes)) => Some(Sealed { key_id, bytes }),
-                _ => None,
+            claimed: Claimed {
+                id: r.try_get("id")?,
+                claim: r.try_get("claim")?,
+                event_id: r.try_get("event_id")?,
+                agb_code: r.try_get("agb_code")?,
+                url: r.try_get("url")?,
+                subscription_id: r.try_get("subscription_id")?,
+                secret: sealing::sealed(r, "secret_sealed", "secret_key_id")?,
+                body: String::new(),
+                attempts: r.try_get("attempts")?,
+                first_attempt_at: r.try_get("first_attempt_at")?,
             },
-            body: r.try_get("body")?,
-            attempts: r.try_get("attempts")?,
-            first_attempt_at: r.try_get("first_attempt_at")?,
+            plain: r.try_get("body")?,
+            sealed: sealing::sealed(r, "body_sealed", "body_key_id")?,
         })
     }
+}
+
+/// The associated data binding a sealed body to its event.
+fn body_aad(event_id: Uuid) -> Vec<u8> {
+    format!("deliveries/{event_id}").into_bytes()
+}
+
+/// Seals an event's body under the keyring's current key.
+fn seal_body(keys: &Keyring, event_id: Uuid, body: &str) -> Result<Sealed, sqlx::Error> {
+    keys.seal(&body_aad(event_id), body.as_bytes())
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 pub struct NewDelivery<'a> {
@@ -101,13 +125,17 @@ pub struct NewDelivery<'a> {
     pub body: &'a str,
 }
 
+/// Writes one delivery, its body sealed.
 pub async fn insert_delivery(
     tx: &mut PgConnection,
+    keys: &Keyring,
     d: &NewDelivery<'_>,
 ) -> Result<(), sqlx::Error> {
+    let body = seal_body(keys, d.event_id, d.body)?;
     sqlx::query(
-        "INSERT INTO deliveries (id, subscription_id, agb_code, event_id, event_type, event_subject, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, subscription_id) DO NOTHING",
+        "INSERT INTO deliveries (id, subscription_id, agb_code, event_id, event_type, event_subject,
+                                 body_sealed, body_key_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id, subscription_id) DO NOTHING",
     )
     .bind(Uuid::now_v7())
     .bind(d.subscription_id)
@@ -115,7 +143,8 @@ pub async fn insert_delivery(
     .bind(d.event_id)
     .bind(d.event_type)
     .bind(d.event_subject)
-    .bind(d.body)
+    .bind(&body.bytes)
+    .bind(&body.key_id)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -141,9 +170,11 @@ pub struct EventToQueue<'a> {
 /// all `events` in one statement (the rules of [`crate::webhook::Filters::matches`]: an empty list
 /// matches everything; the type by full or short name; the municipality; any non-empty segment
 /// code), and wakes this process's delivery worker if any was written ([`DELIVERIES_WRITTEN`]). An
-/// event already queued for a subscription is not queued again. Returns the deliveries written.
+/// event already queued for a subscription is not queued again. Each body is sealed once, under the
+/// keyring's current key; all its event's rows hold those bytes. Returns the deliveries written.
 pub async fn queue_deliveries(
     tx: &mut PgConnection,
+    keys: &Keyring,
     events: &[EventToQueue<'_>],
 ) -> Result<u64, sqlx::Error> {
     if events.is_empty() {
@@ -174,24 +205,25 @@ pub async fn queue_deliveries(
                 .collect::<Vec<_>>()
                 .join(","),
         );
-        bodies.push(e.body);
+        bodies.push(seal_body(keys, e.event_id, e.body)?.bytes);
     }
     // Delivery ids are UUIDv7 (time ordered, as `Uuid::now_v7` makes them): the millisecond
     // clock in the first 48 bits of a random UUID, version nibble set to 7.
     let written: i64 = sqlx::query_scalar(
         "WITH ev AS (
              SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                                  $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+                                  $6::text[], $7::text[], $8::bytea[]) WITH ORDINALITY
                  AS e(agb_code, event_id, event_type, short_type, event_subject, municipality,
-                      segments, body, ord)
+                      segments, body_sealed, ord)
          ), ins AS (
              INSERT INTO deliveries (id, subscription_id, agb_code, event_id, event_type,
-                                     event_subject, body)
+                                     event_subject, body_sealed, body_key_id)
              SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
                         placing substring(int8send(floor(extract(epoch FROM clock_timestamp())
                                                           * 1000)::bigint) FROM 3)
                         FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid,
-                    s.id, s.agb_code, e.event_id, e.event_type, e.event_subject, e.body
+                    s.id, s.agb_code, e.event_id, e.event_type, e.event_subject, e.body_sealed,
+                    $9
              FROM ev e JOIN subscriptions s ON s.agb_code = e.agb_code
              WHERE (cardinality(s.event_types) = 0
                     OR s.event_types && ARRAY[e.event_type, e.short_type])
@@ -212,6 +244,7 @@ pub async fn queue_deliveries(
     .bind(&municipalities)
     .bind(&segments)
     .bind(&bodies)
+    .bind(keys.current())
     .fetch_one(&mut *tx)
     .await?;
     if written > 0 {
@@ -228,13 +261,16 @@ pub async fn queue_deliveries(
 pub static DELIVERIES_WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Claims up to `limit` due deliveries for `lease_ms`: concurrent claimers skip each other's rows,
-/// and a claim whose holder died expires with its lease.
+/// and a claim whose holder died expires with its lease. Bodies are opened: a delivery whose body
+/// does not open (its key is not in this replica's key file) is not returned but its attempt is
+/// put off for a minute, the key named in its `last_error`.
 pub async fn claim_due(
     pool: &PgPool,
+    keys: &Keyring,
     limit: i64,
     lease_ms: i64,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    sqlx::query_as(
+    let rows: Vec<RawClaim> = sqlx::query_as(
         "WITH due AS (
              SELECT id FROM deliveries
              WHERE status = 'pending' AND next_attempt_at <= now()
@@ -249,19 +285,55 @@ pub async fn claim_due(
          FROM due, subscriptions s
          WHERE d.id = due.id AND s.id = d.subscription_id
          RETURNING d.id, d.claim AS claim, d.event_id, d.agb_code, s.url, d.subscription_id,
-                   s.secret_key_id, s.secret_sealed, d.body,
+                   s.secret_key_id, s.secret_sealed, d.body, d.body_sealed, d.body_key_id,
                    d.attempts, d.first_attempt_at AS first_attempt_at",
     )
     .bind(limit)
     .bind(lease_ms)
     .fetch_all(pool)
-    .await
+    .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for RawClaim {
+        claimed: mut c,
+        plain,
+        sealed,
+    } in rows
+    {
+        match sealing::open_text(keys, &body_aad(c.event_id), plain, sealed) {
+            Ok(body) => {
+                c.body = body;
+                claimed.push(c);
+            }
+            Err(e) => {
+                let why = format!("the body does not open: {e}");
+                tracing::warn!(delivery = %c.id, error = %e, "delivery put off: its body does not open");
+                match schedule_retry(
+                    pool,
+                    Queue::Deliveries,
+                    c.id,
+                    c.claim,
+                    &why,
+                    UNOPENED_DELAY_MS,
+                )
+                .await
+                {
+                    Ok(_) => {}
+                    // The lease expires and the delivery is claimed again.
+                    Err(e) => {
+                        tracing::warn!(delivery = %c.id, error = %e, "cannot put the delivery off")
+                    }
+                }
+            }
+        }
+    }
+    Ok(claimed)
 }
 
+/// Marks the delivery delivered and removes its body (it is never sent again).
 pub async fn mark_delivered(pool: &PgPool, id: Uuid, claim: Uuid) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query(
         "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
-                last_error = NULL, claim = NULL
+                last_error = NULL, claim = NULL, body = NULL, body_sealed = NULL, body_key_id = NULL
          WHERE id = $1 AND claim = $2 AND status = 'pending'",
     )
     .bind(id)
@@ -272,9 +344,9 @@ pub async fn mark_delivered(pool: &PgPool, id: Uuid, claim: Uuid) -> Result<bool
         == 1)
 }
 
-/// Marks delivered every `(id, claim)` whose claim still holds, in one statement; returns the ids
-/// it marked. A delivery whose lease expired and that another worker claimed since is left to
-/// that worker.
+/// Marks delivered every `(id, claim)` whose claim still holds, in one statement, and removes
+/// their bodies; returns the ids it marked. A delivery whose lease expired and that another worker
+/// claimed since is left to that worker.
 pub async fn mark_delivered_many(
     pool: &PgPool,
     delivered: &[(Uuid, Uuid)],
@@ -295,7 +367,8 @@ pub async fn mark_delivered_timed(
     let (ids, claims): (Vec<Uuid>, Vec<Uuid>) = delivered.iter().copied().unzip();
     sqlx::query_as(
         "UPDATE deliveries d SET status = 'delivered', attempts = d.attempts + 1,
-                delivered_at = now(), last_error = NULL, claim = NULL
+                delivered_at = now(), last_error = NULL, claim = NULL, body = NULL,
+                body_sealed = NULL, body_key_id = NULL
          FROM unnest($1::uuid[], $2::uuid[]) AS u(id, claim)
          WHERE d.id = u.id AND d.claim = u.claim AND d.status = 'pending'
          RETURNING d.id, EXTRACT(EPOCH FROM now() - d.created_at)::float8",
@@ -399,4 +472,85 @@ pub async fn replay(pool: &PgPool, id: Uuid) -> Result<(bool, Option<DeliveryRow
     let row = delivery(&mut *tx, id).await?;
     tx.commit().await?;
     Ok((done, row))
+}
+
+/// What [`seal_delivery_bodies`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SealedBodies {
+    /// Bodies of pending or failed deliveries sealed (plaintext) or resealed (another key).
+    pub sealed: u64,
+    /// Bodies of delivered deliveries removed.
+    pub removed: u64,
+}
+
+/// A delivery's id, event id, plaintext (legacy) body, sealed body and key id.
+type BodyColumns = (Uuid, Uuid, Option<String>, Option<Vec<u8>>, Option<String>);
+
+/// Run at start: seals the body of every pending or failed delivery still in plaintext (written
+/// before migration 107, or by an older replica) or under another key than the current one, and
+/// clears its plaintext; removes the body of every delivered delivery that still has one. In
+/// batches ([`sealing::BATCH`] rows a transaction, rows locked by others skipped). A body whose key
+/// is missing fails it, naming the delivery and the key id (the batches before stay done).
+pub async fn seal_delivery_bodies(
+    pool: &PgPool,
+    keys: &Keyring,
+) -> Result<SealedBodies, SealRowsError> {
+    let mut done = SealedBodies::default();
+    loop {
+        let removed = sqlx::query(
+            "WITH delivered AS (
+                 SELECT id FROM deliveries
+                 WHERE status = 'delivered' AND (body IS NOT NULL OR body_key_id IS NOT NULL)
+                 LIMIT $1 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE deliveries d SET body = NULL, body_sealed = NULL, body_key_id = NULL
+             FROM delivered WHERE d.id = delivered.id",
+        )
+        .bind(sealing::CLEAR_BATCH)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        if removed == 0 {
+            break;
+        }
+        done.removed += removed;
+    }
+    loop {
+        let mut tx = pool.begin().await?;
+        // `<` or `>` rather than `<>`: the index on the key id serves them.
+        let rows: Vec<BodyColumns> = sqlx::query_as(
+            "SELECT id, event_id, body, body_sealed, body_key_id FROM deliveries
+             WHERE status <> 'delivered'
+               AND (body IS NOT NULL OR body_key_id < $1 OR body_key_id > $1)
+             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(keys.current())
+        .bind(sealing::BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        for (id, event_id, plain, bytes, key_id) in &rows {
+            let aad = body_aad(*event_id);
+            let sealed = sealing::reseal(keys, &aad, plain, bytes, key_id).map_err(|source| {
+                SealRowsError::Row {
+                    what: "delivery",
+                    id: *id,
+                    source,
+                }
+            })?;
+            sqlx::query(
+                "UPDATE deliveries SET body = NULL, body_sealed = $2, body_key_id = $3
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&sealed.bytes)
+            .bind(&sealed.key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        done.sealed += rows.len() as u64;
+    }
 }

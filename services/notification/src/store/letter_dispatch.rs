@@ -5,6 +5,11 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Row};
 use uuid::Uuid;
 
+use super::letters::text_aad;
+use super::queues::{Queue, UNOPENED_DELAY_MS, schedule_retry};
+use super::sealing;
+use crate::secrets::{Keyring, Sealed};
+
 /// A letter claimed by a dispatcher: what a channel needs to send it.
 #[derive(Debug, Clone)]
 pub struct StoredLetter {
@@ -20,29 +25,43 @@ pub struct StoredLetter {
     pub attempts: i32,
 }
 
-impl<'r> FromRow<'r, PgRow> for StoredLetter {
+/// A claimed letter as it is stored: the text still sealed (or in plaintext, before migration 107).
+struct RawStoredLetter {
+    letter: StoredLetter,
+    plain: Option<String>,
+    sealed: Option<Sealed>,
+}
+
+impl<'r> FromRow<'r, PgRow> for RawStoredLetter {
     fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: r.try_get("id")?,
-            claim: r.try_get("claim")?,
-            kind: r.try_get("kind")?,
-            municipality: r.try_get("municipality")?,
-            client_key: r.try_get("client_key")?,
-            text: r.try_get("text")?,
-            created_at: r.try_get("created_at")?,
-            attempts: r.try_get("attempts")?,
+            letter: StoredLetter {
+                id: r.try_get("id")?,
+                claim: r.try_get("claim")?,
+                kind: r.try_get("kind")?,
+                municipality: r.try_get("municipality")?,
+                client_key: r.try_get("client_key")?,
+                text: String::new(),
+                created_at: r.try_get("created_at")?,
+                attempts: r.try_get("attempts")?,
+            },
+            plain: r.try_get("text")?,
+            sealed: sealing::sealed(r, "text_sealed", "text_key_id")?,
         })
     }
 }
 
 /// Claims up to `limit` due pending letters for `lease_ms`: concurrent claimers skip each
-/// other's rows, and a claim whose holder died expires with its lease.
+/// other's rows, and a claim whose holder died expires with its lease. Texts are opened: a letter
+/// whose text does not open (its key is not in this replica's key file) is not returned but its
+/// attempt is put off for a minute, the key named in its `last_error`.
 pub async fn claim_due_letters(
     pool: &PgPool,
+    keys: &Keyring,
     limit: i64,
     lease_ms: i64,
 ) -> Result<Vec<StoredLetter>, sqlx::Error> {
-    sqlx::query_as(
+    let rows: Vec<RawStoredLetter> = sqlx::query_as(
         "WITH due AS (
              SELECT id FROM letters
              WHERE status = 'pending' AND next_attempt_at <= now()
@@ -55,13 +74,41 @@ pub async fn claim_due_letters(
              next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
          FROM due
          WHERE l.id = due.id
-         RETURNING l.id, l.claim, l.kind, l.municipality, l.client_key, l.text, l.created_at,
-                   l.attempts",
+         RETURNING l.id, l.claim, l.kind, l.municipality, l.client_key, l.text, l.text_sealed,
+                   l.text_key_id, l.created_at, l.attempts",
     )
     .bind(limit)
     .bind(lease_ms)
     .fetch_all(pool)
-    .await
+    .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for RawStoredLetter {
+        letter: mut l,
+        plain,
+        sealed,
+    } in rows
+    {
+        match sealing::open_text(keys, &text_aad(l.id), plain, sealed) {
+            Ok(text) => {
+                l.text = text;
+                claimed.push(l);
+            }
+            Err(e) => {
+                let why = format!("the text does not open: {e}");
+                tracing::warn!(letter = %l.id, error = %e, "letter put off: its text does not open");
+                match schedule_retry(pool, Queue::Letters, l.id, l.claim, &why, UNOPENED_DELAY_MS)
+                    .await
+                {
+                    Ok(_) => {}
+                    // The lease expires and the letter is claimed again.
+                    Err(e) => {
+                        tracing::warn!(letter = %l.id, error = %e, "cannot put the letter off")
+                    }
+                }
+            }
+        }
+    }
+    Ok(claimed)
 }
 
 /// `false`: the claim was lost (its lease expired and another dispatcher took the letter over).

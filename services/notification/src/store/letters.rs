@@ -1,10 +1,16 @@
 //! Residents' letters: written once per event, decided case or product end, and listed.
+//!
+//! The text (name and address) is sealed at rest under the current key of
+//! `webhooks.secret_keys_file`, associated data `letters/<letter id>`, and opened when read.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rz_domain::GemeenteCode;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
+
+use super::sealing::{self, SealRowsError};
+use crate::secrets::{Keyring, Sealed};
 
 #[derive(Debug, Clone)]
 pub struct LetterRow {
@@ -28,37 +34,66 @@ pub struct LetterRow {
     pub last_error: Option<String>,
 }
 
-impl<'r> FromRow<'r, PgRow> for LetterRow {
+/// A letter row as it is stored: the text still sealed (or in plaintext, before migration 107).
+struct RawLetter {
+    row: LetterRow,
+    plain: Option<String>,
+    sealed: Option<Sealed>,
+}
+
+impl<'r> FromRow<'r, PgRow> for RawLetter {
     fn from_row(r: &'r PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: r.try_get("id")?,
-            event_id: r.try_get("event_id")?,
-            kind: r.try_get("kind")?,
-            municipality: r.try_get("municipality")?,
-            client_key: r.try_get("client_key")?,
-            assignment_number: r.try_get("assignment_number")?,
-            case_id: r.try_get("case_id")?,
-            product_id: r.try_get("product_id")?,
-            ends_on: r.try_get("ends_on")?,
-            text: r.try_get("text")?,
-            created_at: r.try_get("created_at")?,
-            status: r.try_get("status")?,
-            attempts: r.try_get("attempts")?,
-            channel: r.try_get("channel")?,
-            sent_at: r.try_get("sent_at")?,
-            failed_at: r.try_get("failed_at")?,
-            last_error: r.try_get("last_error")?,
+            row: LetterRow {
+                id: r.try_get("id")?,
+                event_id: r.try_get("event_id")?,
+                kind: r.try_get("kind")?,
+                municipality: r.try_get("municipality")?,
+                client_key: r.try_get("client_key")?,
+                assignment_number: r.try_get("assignment_number")?,
+                case_id: r.try_get("case_id")?,
+                product_id: r.try_get("product_id")?,
+                ends_on: r.try_get("ends_on")?,
+                text: String::new(),
+                created_at: r.try_get("created_at")?,
+                status: r.try_get("status")?,
+                attempts: r.try_get("attempts")?,
+                channel: r.try_get("channel")?,
+                sent_at: r.try_get("sent_at")?,
+                failed_at: r.try_get("failed_at")?,
+                last_error: r.try_get("last_error")?,
+            },
+            plain: r.try_get("text")?,
+            sealed: sealing::sealed(r, "text_sealed", "text_key_id")?,
         })
     }
 }
 
+impl RawLetter {
+    /// The row with its text opened; a text that does not open is a decode error naming the key.
+    fn open(self, keys: &Keyring) -> Result<LetterRow, sqlx::Error> {
+        let mut row = self.row;
+        row.text =
+            sealing::open_text_or_decode_err(keys, &text_aad(row.id), self.plain, self.sealed)?;
+        Ok(row)
+    }
+}
+
+/// The associated data binding a sealed text to its letter.
+pub(super) fn text_aad(id: Uuid) -> Vec<u8> {
+    format!("letters/{id}").into_bytes()
+}
+
+/// A municipality's letters (of one resident, when `client_key` is given), texts opened; a text
+/// that does not open fails the whole list.
 pub async fn letters(
     pool: &PgPool,
+    keys: &Keyring,
     municipality: &GemeenteCode,
     client_key: Option<&str>,
     limit: i64,
 ) -> Result<Vec<LetterRow>, sqlx::Error> {
-    sqlx::query_as(
+    let rows: Vec<RawLetter> = sqlx::query_as(
         "SELECT * FROM letters WHERE municipality = $1 AND ($2::text IS NULL OR client_key = $2)
          ORDER BY created_at, id LIMIT $3",
     )
@@ -66,7 +101,8 @@ pub async fn letters(
     .bind(client_key)
     .bind(limit)
     .fetch_all(pool)
-    .await
+    .await?;
+    rows.into_iter().map(|r| r.open(keys)).collect()
 }
 
 /// A letter to write; which of the optional ids are set follows the kind.
@@ -82,18 +118,23 @@ pub struct NewLetter<'a> {
     pub text: &'a str,
 }
 
-/// Writes the letter unless it exists (per event, per decided case, per product and end date).
-/// `false`: it existed.
+/// Writes the letter, its text sealed, unless it exists (per event and kind, per decided case, per
+/// product and end date). `false`: it existed.
 pub async fn insert_letter(
     conn: &mut PgConnection,
+    keys: &Keyring,
     l: &NewLetter<'_>,
 ) -> Result<bool, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let text = keys
+        .seal(&text_aad(id), l.text.as_bytes())
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     Ok(sqlx::query(
         "INSERT INTO letters (id, event_id, kind, municipality, client_key, assignment_number,
-                              case_id, product_id, ends_on, text)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                              case_id, product_id, ends_on, text_sealed, text_key_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
     )
-    .bind(Uuid::now_v7())
+    .bind(id)
     .bind(l.event_id)
     .bind(l.kind)
     .bind(l.municipality)
@@ -102,7 +143,8 @@ pub async fn insert_letter(
     .bind(l.case_id)
     .bind(l.product_id)
     .bind(l.ends_on)
-    .bind(l.text)
+    .bind(&text.bytes)
+    .bind(&text.key_id)
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -136,9 +178,63 @@ pub async fn ending_letter_exists(
     .await
 }
 
-pub async fn letter(pool: &PgPool, id: Uuid) -> Result<Option<LetterRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM letters WHERE id = $1")
+/// One letter, its text opened (a text that does not open is an error).
+pub async fn letter(
+    pool: &PgPool,
+    keys: &Keyring,
+    id: Uuid,
+) -> Result<Option<LetterRow>, sqlx::Error> {
+    let row: Option<RawLetter> = sqlx::query_as("SELECT * FROM letters WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
-        .await
+        .await?;
+    row.map(|r| r.open(keys)).transpose()
+}
+
+/// A letter's id, plaintext (legacy) text, sealed text and key id.
+type TextColumns = (Uuid, Option<String>, Option<Vec<u8>>, Option<String>);
+
+/// Run at start: seals the text of every letter still in plaintext (written before migration 107)
+/// or under another key than the current one, and clears its plaintext; in batches
+/// ([`sealing::BATCH`] rows a transaction, rows locked by others skipped). A text whose key is
+/// missing fails it, naming the letter and the key id (the batches before stay done). Returns the
+/// letters sealed.
+pub async fn seal_letter_texts(pool: &PgPool, keys: &Keyring) -> Result<u64, SealRowsError> {
+    let mut done = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        // `<` or `>` rather than `<>`: the index on the key id serves them.
+        let rows: Vec<TextColumns> = sqlx::query_as(
+            "SELECT id, text, text_sealed, text_key_id FROM letters
+             WHERE text IS NOT NULL OR text_key_id < $1 OR text_key_id > $1
+             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(keys.current())
+        .bind(sealing::BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        for (id, plain, bytes, key_id) in &rows {
+            let sealed =
+                sealing::reseal(keys, &text_aad(*id), plain, bytes, key_id).map_err(|source| {
+                    SealRowsError::Row {
+                        what: "letter",
+                        id: *id,
+                        source,
+                    }
+                })?;
+            sqlx::query(
+                "UPDATE letters SET text = NULL, text_sealed = $2, text_key_id = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&sealed.bytes)
+            .bind(&sealed.key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        done += rows.len() as u64;
+    }
 }

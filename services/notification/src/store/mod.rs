@@ -7,20 +7,22 @@ mod deliveries;
 mod letter_dispatch;
 mod letters;
 mod queues;
+mod sealing;
 mod staff_alerts;
 mod subscriptions;
 
 pub use deliveries::{
-    Claimed, DELIVERIES_WRITTEN, DeliveryRow, EventToQueue, NewDelivery, claim_due, delivery,
-    failed_deliveries, insert_delivery, mark_delivered, mark_delivered_many, mark_delivered_timed,
-    mark_failed, queue_deliveries, replay,
+    Claimed, DELIVERIES_WRITTEN, DeliveryRow, EventToQueue, NewDelivery, SealedBodies, claim_due,
+    delivery, failed_deliveries, insert_delivery, mark_delivered, mark_delivered_many,
+    mark_delivered_timed, mark_failed, queue_deliveries, replay, seal_delivery_bodies,
 };
 pub use letter_dispatch::{StoredLetter, claim_due_letters, mark_letter_failed, mark_letter_sent};
 pub use letters::{
     LetterRow, NewLetter, decision_letter_exists, ending_letter_exists, insert_letter, letter,
-    letters,
+    letters, seal_letter_texts,
 };
 pub use queues::{Queue, QueueSize, delivery_queue, letter_queue, schedule_retry};
+pub use sealing::{SealRowsError, TextError};
 pub use staff_alerts::{AlertCounts, AlertRow, SeenDeadline, apply_alert_scan, staff_alerts};
 pub use subscriptions::{
     SubscriptionRow, delete_subscription, insert_subscription, reseal_secrets, set_secret,
@@ -38,4 +40,5 @@ pub const MIGRATIONS: &[Migration] = rz_platform::migrations![
     104 "letter_dispatch" => "0104_letter_dispatch.sql",
     105 "queue_vacuum" => "0105_queue_vacuum.sql",
     106 "sealed_secrets" => "0106_sealed_secrets.sql",
+    107 "sealed_bodies" => "0107_sealed_bodies.sql",
 ];

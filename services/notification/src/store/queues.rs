@@ -19,6 +19,10 @@ impl Queue {
     }
 }
 
+/// How long a claimed delivery or letter whose sealed body or text does not open (its key is not
+/// in this replica's key file) waits for its next claim; a replica with the key may take it then.
+pub(super) const UNOPENED_DELAY_MS: i64 = 60_000;
+
 /// Records a failed attempt of a claimed row and schedules the next one `delay_ms` from now.
 /// `false`: the claim was lost (its lease expired and another worker took the row over).
 pub async fn schedule_retry(

@@ -29,6 +29,9 @@ pub struct TestApp {
     pub namespace: String,
     pub js: jetstream::Context,
     pub stack: Stack,
+    /// The service's keyring (`webhooks.secret_keys_file`): what the test writes or reads sealed
+    /// (letters, deliveries) goes through it.
+    pub keys: std::sync::Arc<notification::secrets::Keyring>,
 }
 
 /// The service with a fast retry schedule: 10 ms doubling, capped at 40 ms, 4 attempts.
@@ -76,6 +79,8 @@ async fn spawn(
     builder: StackBuilder,
     tune: impl FnOnce(&mut Config) + Send + Sync + 'static,
 ) -> TestApp {
+    let key_file = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = key_file.clone();
     let mut stack = builder
         .notification()
         .notification_config(move |config| {
@@ -89,9 +94,25 @@ async fn spawn(
             // Scans run when a test asks (ScanDeadlines), not on a timer.
             config.notification.scan_interval_secs = 0;
             tune(config);
+            *seen.lock().unwrap() = Some((
+                config
+                    .webhooks
+                    .secret_keys_file
+                    .clone()
+                    .expect("a key file"),
+                config.webhooks.secret_key_id.clone(),
+            ));
         })
         .start()
         .await;
+    let (path, key_id) = key_file
+        .lock()
+        .unwrap()
+        .take()
+        .expect("notification configured");
+    let keys = std::sync::Arc::new(
+        notification::secrets::Keyring::load(&path, Some(key_id.as_str())).expect("key file"),
+    );
     let service = stack.notification_service();
     let (db_url, pool) = (service.db_url.clone(), service.pool.clone());
     let (_, js) = rz_eventing::connect(stack.nats_url(), "notification-test")
@@ -104,6 +125,7 @@ async fn spawn(
         namespace: stack.namespace().to_owned(),
         js,
         stack,
+        keys,
     }
 }
 
