@@ -133,7 +133,7 @@ impl App {
         // The policy's "own municipality" of a municipality caller is the one this instance serves.
         foundation.serve_municipality(municipality.clone());
         // Residents stored in plaintext (before migration 103) or under an older key: sealed now.
-        let sealed = store::seal_residents(foundation.pool(), &keys, &municipality)
+        let sealed = store::seal_residents(foundation.pool(), &keys)
             .await
             .map_err(|e| StartError::Config(format!("sealing residents: {e}")))?;
         if sealed > 0 {

@@ -7,7 +7,7 @@ use rz_domain::{
     ProductCode, Unit,
 };
 use rz_platform::db::Migration;
-use rz_platform::sealing::{Keyring, Sealed};
+use rz_platform::sealing::{Keyring, RESEAL_BATCH, Sealed, reseal_in_batches};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -86,7 +86,11 @@ fn resident_aad(client_key: &str) -> Vec<u8> {
 }
 
 fn seal_resident(keys: &Keyring, r: &Resident) -> Result<Sealed, sqlx::Error> {
-    keys.seal_json(&resident_aad(r.client_key.as_str()), &Personal::of(r))
+    seal_personal(keys, r.client_key.as_str(), &Personal::of(r))
+}
+
+fn seal_personal(keys: &Keyring, client_key: &str, p: &Personal) -> Result<Sealed, sqlx::Error> {
+    keys.seal_json(&resident_aad(client_key), p)
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
@@ -219,49 +223,42 @@ pub async fn residents_by_keys(
         .collect()
 }
 
-/// Rows sealed per transaction by [`seal_residents`].
-const SEAL_BATCH: i64 = 500;
-
 /// Seals the personal data of every resident stored in plaintext (before migration 103) or under
 /// another key than the current one, and clears the plaintext columns; run at start. The number
 /// of rows sealed. A row whose key is missing from the key file stops it with the key id named.
-pub async fn seal_residents(
-    pool: &sqlx::PgPool,
-    keys: &Keyring,
-    own: &GemeenteCode,
-) -> Result<u64, sqlx::Error> {
-    let mut sealed = 0;
-    loop {
-        let mut tx = pool.begin().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{RESIDENT_SELECT} WHERE sealed IS NULL OR key_id <> $1
-             ORDER BY client_key LIMIT $2 FOR UPDATE SKIP LOCKED"
-        )))
-        .bind(keys.current())
-        .bind(SEAL_BATCH)
-        .fetch_all(&mut *tx)
+pub async fn seal_residents(pool: &sqlx::PgPool, keys: &Keyring) -> Result<u64, sqlx::Error> {
+    reseal_in_batches(pool, keys, |tx, keys| {
+        Box::pin(seal_residents_batch(tx, keys))
+    })
+    .await
+}
+
+async fn seal_residents_batch(tx: &mut PgConnection, keys: &Keyring) -> Result<u64, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{RESIDENT_SELECT} WHERE sealed IS NULL OR key_id <> $1
+         ORDER BY client_key LIMIT $2 FOR UPDATE SKIP LOCKED"
+    )))
+    .bind(keys.current())
+    .bind(RESEAL_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &rows {
+        let client_key: String = row.try_get("client_key")?;
+        let personal = personal_from_row(row, keys, &client_key)?;
+        let s = seal_personal(keys, &client_key, &personal)?;
+        sqlx::query(
+            "UPDATE residents SET sealed = $2, key_id = $3, bsn = NULL, given_names = NULL,
+                 family_name = NULL, birth_date = NULL, street = NULL, house_number = NULL,
+                 postal_code = NULL, city = NULL, rep_name = NULL, rep_relation = NULL
+             WHERE client_key = $1",
+        )
+        .bind(&client_key)
+        .bind(&s.bytes)
+        .bind(&s.key_id)
+        .execute(&mut *tx)
         .await?;
-        if rows.is_empty() {
-            return Ok(sealed);
-        }
-        for row in &rows {
-            let r = resident_from_row(row, keys, own)?;
-            let s = seal_resident(keys, &r)?;
-            sqlx::query(
-                "UPDATE residents SET sealed = $2, key_id = $3, bsn = NULL, given_names = NULL,
-                     family_name = NULL, birth_date = NULL, street = NULL, house_number = NULL,
-                     postal_code = NULL, city = NULL, rep_name = NULL, rep_relation = NULL
-                 WHERE client_key = $1",
-            )
-            .bind(r.client_key.as_str())
-            .bind(&s.bytes)
-            .bind(&s.key_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        sealed += rows.len() as u64;
     }
+    Ok(rows.len() as u64)
 }
 
 // ---- cases ----

@@ -3,7 +3,7 @@
 //! before migration 113 keep theirs in plaintext until [`seal_identities`] runs at start.
 
 use rz_domain::{Bsn, ClientKey, GemeenteCode};
-use rz_platform::sealing::{Keyring, Sealed};
+use rz_platform::sealing::{Keyring, RESEAL_BATCH, Sealed, reseal_in_batches};
 use sqlx::{PgConnection, PgPool, Row};
 
 fn aad(municipality: &str, client_key: &str) -> Vec<u8> {
@@ -87,44 +87,40 @@ pub async fn identity(
         .transpose()
 }
 
-/// Rows sealed per transaction by [`seal_identities`].
-const SEAL_BATCH: i64 = 500;
-
 /// Seals every identity stored in plaintext or under another key than the current one; run at
 /// start. The number of rows sealed.
 pub async fn seal_identities(pool: &PgPool, keys: &Keyring) -> Result<u64, sqlx::Error> {
-    let mut sealed = 0;
-    loop {
-        let mut tx = pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT municipality, client_key, bsn, sealed, key_id FROM client_identities
-             WHERE sealed IS NULL OR key_id <> $1
-             ORDER BY municipality, client_key LIMIT $2 FOR UPDATE SKIP LOCKED",
+    reseal_in_batches(pool, keys, |tx, keys| {
+        Box::pin(seal_identities_batch(tx, keys))
+    })
+    .await
+}
+
+async fn seal_identities_batch(tx: &mut PgConnection, keys: &Keyring) -> Result<u64, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT municipality, client_key, bsn, sealed, key_id FROM client_identities
+         WHERE sealed IS NULL OR key_id <> $1
+         ORDER BY municipality, client_key LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(keys.current())
+    .bind(RESEAL_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &rows {
+        let m: String = row.try_get("municipality")?;
+        let k: String = row.try_get("client_key")?;
+        let bsn = bsn_of(keys, &m, &k, row)?;
+        let s = seal(keys, &m, &k, &bsn)?;
+        sqlx::query(
+            "UPDATE client_identities SET bsn = NULL, sealed = $3, key_id = $4
+             WHERE municipality = $1 AND client_key = $2",
         )
-        .bind(keys.current())
-        .bind(SEAL_BATCH)
-        .fetch_all(&mut *tx)
+        .bind(&m)
+        .bind(&k)
+        .bind(&s.bytes)
+        .bind(&s.key_id)
+        .execute(&mut *tx)
         .await?;
-        if rows.is_empty() {
-            return Ok(sealed);
-        }
-        for row in &rows {
-            let m: String = row.try_get("municipality")?;
-            let k: String = row.try_get("client_key")?;
-            let bsn = bsn_of(keys, &m, &k, row)?;
-            let s = seal(keys, &m, &k, &bsn)?;
-            sqlx::query(
-                "UPDATE client_identities SET bsn = NULL, sealed = $3, key_id = $4
-                 WHERE municipality = $1 AND client_key = $2",
-            )
-            .bind(&m)
-            .bind(&k)
-            .bind(&s.bytes)
-            .bind(&s.key_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        sealed += rows.len() as u64;
     }
+    Ok(rows.len() as u64)
 }

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use rz_domain::{AgbCode, GemeenteCode};
-use rz_platform::sealing::{Keyring, Sealed};
+use rz_platform::sealing::{Keyring, RESEAL_BATCH, Sealed, reseal_in_batches};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
@@ -126,47 +126,41 @@ pub async fn list_provider_messages(
         .collect()
 }
 
-/// Rows sealed per transaction by [`seal_provider_messages`].
-const SEAL_BATCH: i64 = 500;
-
 /// Seals every message payload stored in plaintext (before migration 113) or under another key
 /// than the current one; run at start. The number of rows sealed.
 pub async fn seal_provider_messages(pool: &PgPool, keys: &Keyring) -> Result<u64, sqlx::Error> {
-    let mut sealed = 0;
-    loop {
-        let mut tx = pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT municipality, message_id, payload, key_id FROM provider_messages
-             WHERE key_id IS NULL OR key_id <> $1
-             ORDER BY municipality, seq LIMIT $2 FOR UPDATE SKIP LOCKED",
+    reseal_in_batches(pool, keys, |tx, keys| {
+        Box::pin(seal_messages_batch(tx, keys))
+    })
+    .await
+}
+
+async fn seal_messages_batch(tx: &mut PgConnection, keys: &Keyring) -> Result<u64, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT municipality, message_id, payload, key_id FROM provider_messages
+         WHERE key_id IS NULL OR key_id <> $1
+         ORDER BY municipality, seq LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(keys.current())
+    .bind(RESEAL_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &rows {
+        let m: String = r.try_get("municipality")?;
+        let id: String = r.try_get("message_id")?;
+        let s = seal_payload(keys, &m, &id, &payload_of(keys, r)?)?;
+        sqlx::query(
+            "UPDATE provider_messages SET payload = $3, key_id = $4
+             WHERE municipality = $1 AND message_id = $2",
         )
-        .bind(keys.current())
-        .bind(SEAL_BATCH)
-        .fetch_all(&mut *tx)
+        .bind(&m)
+        .bind(&id)
+        .bind(&s.bytes)
+        .bind(&s.key_id)
+        .execute(&mut *tx)
         .await?;
-        if rows.is_empty() {
-            return Ok(sealed);
-        }
-        for r in &rows {
-            let m: String = r.try_get("municipality")?;
-            let id: String = r.try_get("message_id")?;
-            let s = keys
-                .seal(&aad(&m, &id), &payload_of(keys, r)?)
-                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            sqlx::query(
-                "UPDATE provider_messages SET payload = $3, key_id = $4
-                 WHERE municipality = $1 AND message_id = $2",
-            )
-            .bind(&m)
-            .bind(&id)
-            .bind(&s.bytes)
-            .bind(&s.key_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        sealed += rows.len() as u64;
     }
+    Ok(rows.len() as u64)
 }
 
 /// Keeps the ReferentieAanbieder of a request received as XML.

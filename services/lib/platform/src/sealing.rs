@@ -229,6 +229,37 @@ impl PersonalDataConfig {
     }
 }
 
+/// Rows a transaction of [`reseal_in_batches`] may seal.
+pub const RESEAL_BATCH: i64 = 500;
+
+/// A batch of [`reseal_in_batches`]: seals up to [`RESEAL_BATCH`] rows in the transaction it is
+/// given and says how many it sealed.
+pub type ResealBatch<'c> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, sqlx::Error>> + Send + 'c>>;
+
+/// Seals rows at start, a batch at a time, each batch in a transaction of its own, until a batch
+/// finds none left; the rows sealed. `batch` (given the transaction and `keys`) selects the rows still in plaintext or under another
+/// key than the current one (`LIMIT RESEAL_BATCH FOR UPDATE SKIP LOCKED`), seals and updates them.
+pub async fn reseal_in_batches<F>(
+    pool: &sqlx::PgPool,
+    keys: &Keyring,
+    mut batch: F,
+) -> Result<u64, sqlx::Error>
+where
+    F: for<'c> FnMut(&'c mut sqlx::PgConnection, &'c Keyring) -> ResealBatch<'c>,
+{
+    let mut sealed = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let n = batch(&mut tx, keys).await?;
+        tx.commit().await?;
+        if n == 0 {
+            return Ok(sealed);
+        }
+        sealed += n;
+    }
+}
+
 impl Keyring {
     /// Seals `value` as JSON, bound to `aad`.
     pub fn seal_json<T: serde::Serialize>(
