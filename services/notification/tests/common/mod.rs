@@ -32,6 +32,8 @@ pub struct TestApp {
     /// The service's keyring (`webhooks.secret_keys_file`): what the test writes or reads sealed
     /// (letters, deliveries) goes through it.
     pub keys: std::sync::Arc<notification::secrets::Keyring>,
+    /// Its file.
+    pub keys_file: std::path::PathBuf,
 }
 
 /// The service with a fast retry schedule: 10 ms doubling, capped at 40 ms, 4 attempts.
@@ -126,6 +128,7 @@ async fn spawn(
         js,
         stack,
         keys,
+        keys_file: path,
     }
 }
 
