@@ -253,6 +253,7 @@ async fn main() -> ExitCode {
     let skipped = "not selected (--only)";
 
     if args.runs("limits") {
+        let phase = Instant::now();
         eprintln!(
             "bench: PostgreSQL insert commits (pgbench, 32 clients, {} s)",
             args.pgbench_secs
@@ -283,12 +284,14 @@ async fn main() -> ExitCode {
             eprintln!("bench: jetstream publish: {e}");
             report.not_measured("js_publish_per_s", &e.to_string());
         }
+        report.phase("limits (pgbench, JetStream)", phase);
     } else {
         report.not_measured("pg_insert_tps", skipped);
         report.not_measured("js_publish_per_s", skipped);
     }
 
     if args.runs("tls") {
+        let phase = Instant::now();
         let spec = tls::TlsSpec {
             calls: args.tls_calls,
             concurrent_calls: args.tls_calls * 4,
@@ -300,6 +303,7 @@ async fn main() -> ExitCode {
                 report.not_measured(k, &e.to_string());
             }
         }
+        report.phase("tls", phase);
     } else {
         for k in TLS_KEYS {
             report.not_measured(k, skipped);
@@ -307,6 +311,7 @@ async fn main() -> ExitCode {
     }
 
     if args.runs("floor") {
+        let phase = Instant::now();
         eprintln!(
             "bench: the floor of a care flow ({} flows, 64 decisions in flight)",
             args.floor_flows
@@ -322,6 +327,7 @@ async fn main() -> ExitCode {
             eprintln!("bench: floor: {e}");
             report.not_measured("floor_flows_per_s", &e.to_string());
         }
+        report.phase("floor", phase);
     } else {
         report.not_measured("floor_flows_per_s", skipped);
     }

@@ -136,6 +136,8 @@ pub struct Report {
     peak_rss_mb: BTreeMap<String, f64>,
     not_measured: BTreeMap<String, String>,
     details: Map<String, Value>,
+    /// How long each phase took, in the order they ran (`phase_seconds` in the JSON).
+    phases: Vec<(String, f64)>,
 }
 
 impl Report {
@@ -223,6 +225,14 @@ impl Report {
         self.details.insert(format!("{}{key}", self.prefix), value);
     }
 
+    /// Ends a phase that began at `started`: says how long it took now, and keeps it for the
+    /// table and the JSON.
+    pub fn phase(&mut self, name: &str, started: std::time::Instant) {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("bench: {name}: {secs:.0} s");
+        self.phases.push((name.to_owned(), secs));
+    }
+
     pub fn get(&self, key: &str) -> Option<f64> {
         self.figures.get(key).copied()
     }
@@ -289,6 +299,15 @@ impl Report {
             },
         );
         out.insert("not_measured".into(), json!(self.not_measured));
+        out.insert(
+            "phase_seconds".into(),
+            Value::Array(
+                self.phases
+                    .iter()
+                    .map(|(name, secs)| json!({"phase": name, "seconds": round(*secs)}))
+                    .collect(),
+            ),
+        );
         out.insert("details".into(), Value::Object(self.details.clone()));
         out.insert("meta".into(), meta);
         Value::Object(out)
@@ -311,6 +330,12 @@ impl Report {
                 format!("peak_rss_mb.{svc}"),
                 format_value(*mb)
             ));
+        }
+        if !self.phases.is_empty() {
+            s.push_str("\nphases, seconds:\n");
+            for (name, secs) in &self.phases {
+                s.push_str(&format!("  {name:<36} {secs:>8.0}\n"));
+            }
         }
         if !self.not_measured.is_empty() {
             s.push_str("\nnot measured:\n");

@@ -160,6 +160,7 @@ async fn sections(
             "bench: preloading {} clients in care (existing care of ended contracts)",
             args.clients
         );
+        let phase = Instant::now();
         let l = preload::bulk(
             &e,
             &subs,
@@ -172,10 +173,13 @@ async fn sections(
         )
         .await?;
         report.detail("preload", l.json());
+        report.phase("region preload (ImportAssignments)", phase);
         loaded = l.imported + l.replayed;
         next_client = l.next;
+        let phase = Instant::now();
         let caught_up = flow::reporting_caught_up(&e, Duration::from_secs(300)).await?;
         report.detail("preload_reporting_caught_up", json!(caught_up));
+        report.phase("region preload: reporting catches up", phase);
     }
     report.detail("clients_in_care_preloaded", json!(loaded));
     let reporting_db = cluster
@@ -183,6 +187,7 @@ async fn sections(
         .ok_or_else(|| BenchError::Failed("no reporting database".into()))?;
 
     if args.runs("flow") {
+        let phase = Instant::now();
         let spec = flow_spec(args, ns, &reporting_db, 0);
         let profiled = profile_start(args).await;
         if let Err(err) = flow::run(&e, &js, &subs, &spec, report).await {
@@ -192,9 +197,11 @@ async fn sections(
             }
         }
         profile_end(args, ns, profiled, "flow_statements", report).await;
+        report.phase("flow", phase);
     }
 
     if args.runs("webhook") {
+        let phase = Instant::now();
         let spec = webhook::WebhookSpec {
             nats_namespace: ns.to_owned(),
             events: args.webhook_events,
@@ -210,6 +217,7 @@ async fn sections(
             }
         }
         profile_end(args, ns, profiled, "webhook_statements", report).await;
+        report.phase("webhook", phase);
     }
 
     if args.runs("national") {
@@ -246,11 +254,13 @@ async fn sections(
         report.set_prefix("");
     }
 
-    if args.runs("handover")
-        && let Err(err) = handover(&e, loaded, &today_file(args), report).await
-    {
-        eprintln!("bench: handover: {err}");
-        report.not_measured("handover_per_s", &err.to_string());
+    if args.runs("handover") {
+        let phase = Instant::now();
+        if let Err(err) = handover(&e, loaded, &today_file(args), report).await {
+            eprintln!("bench: handover: {err}");
+            report.not_measured("handover_per_s", &err.to_string());
+        }
+        report.phase("handover", phase);
     }
     let _ = nats.flush().await;
     Ok(())
@@ -321,11 +331,14 @@ async fn national(
         top_up.ended + top_up.ongoing,
         top_up.ended
     );
+    let phase = Instant::now();
     let l = preload::bulk(e, subs, &top_up, "national preload").await?;
     report.detail("preload", l.json());
+    report.phase("national preload (ImportAssignments)", phase);
     *loaded += top_up.ended;
     let started = Instant::now();
     let caught_up = flow::reporting_caught_up(e, Duration::from_secs(3_600)).await?;
+    report.phase("national preload: reporting catches up", started);
     report.detail(
         "preload_reporting",
         json!({"caught_up": caught_up, "seconds_after_the_last_import": started.elapsed().as_secs_f64()}),
@@ -340,7 +353,10 @@ async fn national(
         (region_loaded + l.imported + l.replayed) as f64,
     );
     let spec = flow_spec(args, ns, reporting_db, 100_000);
-    flow::run(e, js, subs, &spec, report).await
+    let phase = Instant::now();
+    let flow = flow::run(e, js, subs, &spec, report).await;
+    report.phase("national flow", phase);
+    flow
 }
 
 /// RunHandover over every municipality for the preloaded clients; `handover_per_s` is the clients
