@@ -7,12 +7,13 @@
 //! opened when claimed, and removed once delivered.
 
 use chrono::{DateTime, Utc};
+use rz_platform::sealing::{RESEAL_BATCH, reseal_in_batches};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::queues::{Queue, UNOPENED_DELAY_MS, schedule_retry};
-use super::sealing::{self, SealRowsError};
+use super::sealing;
 use crate::secrets::{Keyring, Sealed};
 
 #[derive(Debug, Clone)]
@@ -489,15 +490,15 @@ type BodyColumns = (Uuid, Uuid, Option<String>, Option<Vec<u8>>, Option<String>)
 /// Run at start: seals the body of every pending or failed delivery still in plaintext (written
 /// before migration 107, or by an older replica) or under another key than the current one, and
 /// clears its plaintext; removes the body of every delivered delivery that still has one. In
-/// batches ([`sealing::BATCH`] rows a transaction, rows locked by others skipped). A body whose key
-/// is missing fails it, naming the delivery and the key id (the batches before stay done).
+/// batches, rows locked by others skipped. A body whose key is missing fails it with a
+/// [`sealing::SealRowError`] naming the delivery and the key id (the batches before stay done).
 pub async fn seal_delivery_bodies(
     pool: &PgPool,
     keys: &Keyring,
-) -> Result<SealedBodies, SealRowsError> {
-    let mut done = SealedBodies::default();
+) -> Result<SealedBodies, sqlx::Error> {
+    let mut removed = 0;
     loop {
-        let removed = sqlx::query(
+        let n = sqlx::query(
             "WITH delivered AS (
                  SELECT id FROM deliveries
                  WHERE status = 'delivered' AND (body IS NOT NULL OR body_key_id IS NOT NULL)
@@ -510,47 +511,40 @@ pub async fn seal_delivery_bodies(
         .execute(pool)
         .await?
         .rows_affected();
-        if removed == 0 {
+        if n == 0 {
             break;
         }
-        done.removed += removed;
+        removed += n;
     }
-    loop {
-        let mut tx = pool.begin().await?;
-        // `<` or `>` rather than `<>`: the index on the key id serves them.
-        let rows: Vec<BodyColumns> = sqlx::query_as(
-            "SELECT id, event_id, body, body_sealed, body_key_id FROM deliveries
-             WHERE status <> 'delivered'
-               AND (body IS NOT NULL OR body_key_id < $1 OR body_key_id > $1)
-             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    let sealed =
+        reseal_in_batches(pool, keys, |tx, keys| Box::pin(seal_bodies_batch(tx, keys))).await?;
+    Ok(SealedBodies { sealed, removed })
+}
+
+/// One batch of [`seal_delivery_bodies`]: the rows it sealed.
+async fn seal_bodies_batch(tx: &mut PgConnection, keys: &Keyring) -> Result<u64, sqlx::Error> {
+    // `<` or `>` rather than `<>`: the index on the key id serves them.
+    let rows: Vec<BodyColumns> = sqlx::query_as(
+        "SELECT id, event_id, body, body_sealed, body_key_id FROM deliveries
+         WHERE status <> 'delivered'
+           AND (body IS NOT NULL OR body_key_id < $1 OR body_key_id > $1)
+         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(keys.current())
+    .bind(RESEAL_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, event_id, plain, bytes, key_id) in &rows {
+        let aad = body_aad(*event_id);
+        let sealed = sealing::reseal(keys, ("delivery", *id), &aad, plain, bytes, key_id)?;
+        sqlx::query(
+            "UPDATE deliveries SET body = NULL, body_sealed = $2, body_key_id = $3 WHERE id = $1",
         )
-        .bind(keys.current())
-        .bind(sealing::BATCH)
-        .fetch_all(&mut *tx)
+        .bind(id)
+        .bind(&sealed.bytes)
+        .bind(&sealed.key_id)
+        .execute(&mut *tx)
         .await?;
-        if rows.is_empty() {
-            return Ok(done);
-        }
-        for (id, event_id, plain, bytes, key_id) in &rows {
-            let aad = body_aad(*event_id);
-            let sealed = sealing::reseal(keys, &aad, plain, bytes, key_id).map_err(|source| {
-                SealRowsError::Row {
-                    what: "delivery",
-                    id: *id,
-                    source,
-                }
-            })?;
-            sqlx::query(
-                "UPDATE deliveries SET body = NULL, body_sealed = $2, body_key_id = $3
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(&sealed.bytes)
-            .bind(&sealed.key_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        done.sealed += rows.len() as u64;
     }
+    Ok(rows.len() as u64)
 }

@@ -5,11 +5,12 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rz_domain::GemeenteCode;
+use rz_platform::sealing::{RESEAL_BATCH, reseal_in_batches};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::sealing::{self, SealRowsError};
+use super::sealing;
 use crate::secrets::{Keyring, Sealed};
 
 #[derive(Debug, Clone)]
@@ -195,46 +196,35 @@ pub async fn letter(
 type TextColumns = (Uuid, Option<String>, Option<Vec<u8>>, Option<String>);
 
 /// Run at start: seals the text of every letter still in plaintext (written before migration 107)
-/// or under another key than the current one, and clears its plaintext; in batches
-/// ([`sealing::BATCH`] rows a transaction, rows locked by others skipped). A text whose key is
-/// missing fails it, naming the letter and the key id (the batches before stay done). Returns the
-/// letters sealed.
-pub async fn seal_letter_texts(pool: &PgPool, keys: &Keyring) -> Result<u64, SealRowsError> {
-    let mut done = 0;
-    loop {
-        let mut tx = pool.begin().await?;
-        // `<` or `>` rather than `<>`: the index on the key id serves them.
-        let rows: Vec<TextColumns> = sqlx::query_as(
-            "SELECT id, text, text_sealed, text_key_id FROM letters
-             WHERE text IS NOT NULL OR text_key_id < $1 OR text_key_id > $1
-             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+/// or under another key than the current one, and clears its plaintext; in batches, rows locked by
+/// others skipped. A text whose key is missing fails it with a [`sealing::SealRowError`] naming the
+/// letter and the key id (the batches before stay done). Returns the letters sealed.
+pub async fn seal_letter_texts(pool: &PgPool, keys: &Keyring) -> Result<u64, sqlx::Error> {
+    reseal_in_batches(pool, keys, |tx, keys| Box::pin(seal_texts_batch(tx, keys))).await
+}
+
+/// One batch of [`seal_letter_texts`]: the rows it sealed.
+async fn seal_texts_batch(tx: &mut PgConnection, keys: &Keyring) -> Result<u64, sqlx::Error> {
+    // `<` or `>` rather than `<>`: the index on the key id serves them.
+    let rows: Vec<TextColumns> = sqlx::query_as(
+        "SELECT id, text, text_sealed, text_key_id FROM letters
+         WHERE text IS NOT NULL OR text_key_id < $1 OR text_key_id > $1
+         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(keys.current())
+    .bind(RESEAL_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, plain, bytes, key_id) in &rows {
+        let sealed = sealing::reseal(keys, ("letter", *id), &text_aad(*id), plain, bytes, key_id)?;
+        sqlx::query(
+            "UPDATE letters SET text = NULL, text_sealed = $2, text_key_id = $3 WHERE id = $1",
         )
-        .bind(keys.current())
-        .bind(sealing::BATCH)
-        .fetch_all(&mut *tx)
+        .bind(id)
+        .bind(&sealed.bytes)
+        .bind(&sealed.key_id)
+        .execute(&mut *tx)
         .await?;
-        if rows.is_empty() {
-            return Ok(done);
-        }
-        for (id, plain, bytes, key_id) in &rows {
-            let sealed =
-                sealing::reseal(keys, &text_aad(*id), plain, bytes, key_id).map_err(|source| {
-                    SealRowsError::Row {
-                        what: "letter",
-                        id: *id,
-                        source,
-                    }
-                })?;
-            sqlx::query(
-                "UPDATE letters SET text = NULL, text_sealed = $2, text_key_id = $3 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(&sealed.bytes)
-            .bind(&sealed.key_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        done += rows.len() as u64;
     }
+    Ok(rows.len() as u64)
 }

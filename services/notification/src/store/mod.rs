@@ -22,7 +22,7 @@ pub use letters::{
     letters, seal_letter_texts,
 };
 pub use queues::{Queue, QueueSize, delivery_queue, letter_queue, schedule_retry};
-pub use sealing::{SealRowsError, TextError};
+pub use sealing::{SealRowError, TextError};
 pub use staff_alerts::{AlertCounts, AlertRow, SeenDeadline, apply_alert_scan, staff_alerts};
 pub use subscriptions::{
     SubscriptionRow, delete_subscription, insert_subscription, reseal_secrets, set_secret,

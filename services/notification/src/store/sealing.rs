@@ -1,14 +1,12 @@
 //! What the sealed columns share: a value stored in plaintext (before sealing) or sealed (the
-//! bytes and the id of the key that sealed them), opened as text, and resealed at start.
+//! bytes and the id of the key that sealed them), opened as text, and resealed at start (in
+//! batches, [`rz_platform::sealing::reseal_in_batches`]).
 
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::secrets::{Keyring, Sealed, SecretError};
-
-/// Rows sealed per transaction at start.
-pub(super) const BATCH: i64 = 500;
 
 /// Rows whose body is removed per statement at start (no sealing, a plain update).
 pub(super) const CLEAR_BATCH: i64 = 5_000;
@@ -24,18 +22,15 @@ pub enum TextError {
     Missing,
 }
 
-/// A start's sealing that could not finish.
+/// A value the start could not seal: it does not open (its key is missing from the key file) or
+/// cannot be sealed. Names the row and the key, never the text.
 #[derive(Debug, thiserror::Error)]
-pub enum SealRowsError {
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-    /// A value does not open (its key is missing from the key file) or cannot be sealed.
-    #[error("{what} {id}: {source}")]
-    Row {
-        what: &'static str,
-        id: Uuid,
-        source: TextError,
-    },
+#[error("{what} {id}: {source}")]
+pub struct SealRowError {
+    /// `delivery` or `letter`.
+    pub what: &'static str,
+    pub id: Uuid,
+    pub source: TextError,
 }
 
 /// The sealed value of the columns `bytes` and `key_id` of a row; `None` when not sealed.
@@ -78,14 +73,16 @@ pub(super) fn open_text_or_decode_err(
     open_text(keys, aad, plain, sealed).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
-/// A stored value sealed again under the current key: opened (or taken in plaintext) first.
+/// The stored value of row `id` (a `what`) sealed again under the current key: opened (or taken
+/// in plaintext) first. Its error is a [`SealRowError`] (as a decode error).
 pub(super) fn reseal(
     keys: &Keyring,
+    (what, id): (&'static str, Uuid),
     aad: &[u8],
     plain: &Option<String>,
     bytes: &Option<Vec<u8>>,
     key_id: &Option<String>,
-) -> Result<Sealed, TextError> {
+) -> Result<Sealed, sqlx::Error> {
     let sealed = match (bytes, key_id) {
         (Some(bytes), Some(key_id)) => Some(Sealed {
             key_id: key_id.clone(),
@@ -93,6 +90,7 @@ pub(super) fn reseal(
         }),
         _ => None,
     };
-    let text = open_text(keys, aad, plain.clone(), sealed)?;
-    Ok(keys.seal(aad, text.as_bytes())?)
+    open_text(keys, aad, plain.clone(), sealed)
+        .and_then(|text| Ok(keys.seal(aad, text.as_bytes())?))
+        .map_err(|source| sqlx::Error::Decode(Box::new(SealRowError { what, id, source })))
 }
