@@ -96,6 +96,7 @@ pub fn assignment_pb(a: &Assignment) -> pb::Assignment {
         granted_product_id: a.granted_product_id.clone().unwrap_or_default(),
         replaces_number: a.replaces_number.unwrap_or(0),
         replaced_by_number: a.replaced_by_number.unwrap_or(0),
+        origin: a.origin.code().to_owned(),
     }
 }
 

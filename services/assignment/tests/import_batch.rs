@@ -179,6 +179,8 @@ async fn a_clean_batch_stores_and_sends_what_single_imports_would() {
     for o in &r.outcomes {
         let a = app.a.get(o.number).await;
         assert_eq!(a.municipality, M);
+        // Providers and notification tell imported care apart (no letter to the resident).
+        assert_eq!(a.origin, "import");
         assert_eq!(
             pb::Assignment {
                 number: single.number,

@@ -185,13 +185,19 @@ fn what(youth: bool) -> &'static str {
     }
 }
 
-/// The letter for a new assignment, or `None` when the message has no assignment or client.
+/// The letter for a new assignment, or `None` when the message has no assignment or client, or
+/// when the assignment is existing care imported at go-live (origin `import`): the resident
+/// already receives that care from that provider, and a region's migration must not write to
+/// every resident in care.
 pub fn provider_assigned(
     m: &apb::AssignmentMessage,
     region: &Region,
     today: NaiveDate,
 ) -> Option<String> {
     let a = m.assignment.as_ref()?;
+    if a.origin == "import" {
+        return None;
+    }
     let c = m.client.as_ref()?;
     let gemeente = region.municipality_name(&a.municipality);
     let youth = a.law == rz_proto::types::v1::Law::Jeugdwet as i32;
@@ -588,6 +594,21 @@ mod tests {
         let t =
             provider_assigned(&message(1, "2010-01-01", 0), &region(), day("2026-11-22")).unwrap();
         assert!(t.contains("Aan Sanne Jansen\n"));
+    }
+
+    #[test]
+    fn imported_care_gets_no_letter() {
+        let mut m = message(1, "2010-01-01", 0);
+        if let Some(a) = m.assignment.as_mut() {
+            a.origin = "import".into();
+        }
+        assert_eq!(provider_assigned(&m, &region(), day("2026-11-22")), None);
+        for origin in ["", "decision", "request", "handover"] {
+            if let Some(a) = m.assignment.as_mut() {
+                a.origin = origin.into();
+            }
+            assert!(provider_assigned(&m, &region(), day("2026-11-22")).is_some());
+        }
     }
 
     fn resident() -> acc::AssignmentClient {
