@@ -10,6 +10,25 @@ use common::*;
 use rz_proto::assignment::v1 as pb;
 use sqlx::Row;
 
+/// The stack's personal data keys, as assignment loads them.
+fn keyring() -> rz_platform::sealing::Keyring {
+    rz_platform::sealing::Keyring::load(&rz_stack::personal_keys_file(), None).unwrap()
+}
+
+/// The messages of provider OLD in municipality M, as the provider fetches them.
+async fn fetch(app: &mut TestApp) -> pb::FetchProviderMessagesResponse {
+    app.a
+        .provider(OLD)
+        .fetch_provider_messages(pb::FetchProviderMessagesRequest {
+            agb_code: OLD.into(),
+            municipality: M.into(),
+            since: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -55,17 +74,7 @@ async fn an_imported_bsn_and_the_providers_message_are_sealed_and_the_provider_r
         assert_eq!(m.get::<Option<String>, _>("key_id").as_deref(), Some("pd1"));
     }
 
-    let fetched = app
-        .a
-        .provider(OLD)
-        .fetch_provider_messages(pb::FetchProviderMessagesRequest {
-            agb_code: OLD.into(),
-            municipality: M.into(),
-            since: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let fetched = fetch(&mut app).await;
     assert_eq!(fetched.skipped.len(), 0, "{:?}", fetched.skipped);
     assert_eq!(fetched.messages.len(), messages.len());
     assert!(
@@ -86,7 +95,7 @@ async fn rows_from_before_sealing_are_sealed_at_start() {
     // As the rows were before migration 113: the BSN and the message payload in the clear.
     let payload = assignment::store::list_provider_messages(
         &mut app.a.pool.acquire().await.unwrap(),
-        &rz_platform::sealing::Keyring::load(&rz_stack::personal_keys_file(), None).unwrap(),
+        &keyring(),
         &rz_domain::AgbCode::parse(OLD).unwrap(),
         None,
         None,
@@ -110,19 +119,13 @@ async fn rows_from_before_sealing_are_sealed_at_start() {
         .await
         .unwrap();
 
-    let sealed = assignment::store::seal_identities(
-        &app.a.pool,
-        &rz_platform::sealing::Keyring::load(&rz_stack::personal_keys_file(), None).unwrap(),
-    )
-    .await
-    .unwrap();
+    let sealed = assignment::store::seal_identities(&app.a.pool, &keyring())
+        .await
+        .unwrap();
     assert_eq!(sealed, 1);
-    let messages = assignment::store::seal_provider_messages(
-        &app.a.pool,
-        &rz_platform::sealing::Keyring::load(&rz_stack::personal_keys_file(), None).unwrap(),
-    )
-    .await
-    .unwrap();
+    let messages = assignment::store::seal_provider_messages(&app.a.pool, &keyring())
+        .await
+        .unwrap();
     assert!(messages >= 1);
     let plain: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM client_identities WHERE bsn IS NOT NULL OR sealed IS NULL)
@@ -133,16 +136,6 @@ async fn rows_from_before_sealing_are_sealed_at_start() {
     .unwrap();
     assert_eq!(plain, 0, "rows left in plaintext");
     // And they open as before: the provider's message names the client.
-    let fetched = app
-        .a
-        .provider(OLD)
-        .fetch_provider_messages(pb::FetchProviderMessagesRequest {
-            agb_code: OLD.into(),
-            municipality: M.into(),
-            since: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let fetched = fetch(&mut app).await;
     assert!(fetched.messages.iter().any(|m| m.xml.contains(&person)));
 }
