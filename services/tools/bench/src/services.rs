@@ -185,6 +185,15 @@ async fn sections(
     let reporting_db = cluster
         .database_url("reporting")
         .ok_or_else(|| BenchError::Failed("no reporting database".into()))?;
+    let assignment_db = cluster
+        .database_url("assignment")
+        .ok_or_else(|| BenchError::Failed("no assignment database".into()))?;
+    if loaded > 0 {
+        let phase = Instant::now();
+        let drained = outbox_drained(&assignment_db, Duration::from_secs(600)).await?;
+        report.detail("preload_outbox_drained", json!(drained));
+        report.phase("region preload: assignment's outbox drains", phase);
+    }
 
     if args.runs("flow") {
         let phase = Instant::now();
@@ -231,7 +240,7 @@ async fn sections(
             &js,
             &subs,
             ns,
-            &reporting_db,
+            (&reporting_db, &assignment_db),
             &mut loaded,
             PreloadSpec {
                 first: next_client,
@@ -285,6 +294,29 @@ fn today_file(args: &Args) -> std::path::PathBuf {
     dir.join("assignment-today")
 }
 
+/// Waits until assignment's outbox is drained (every event of a preload published), at most
+/// `timeout`; whether it drained. Reporting being caught up says nothing of events not yet
+/// published: a preload faster than the relay leaves a backlog the next flow would queue behind.
+async fn outbox_drained(assignment_db: &str, timeout: Duration) -> Result<bool, BenchError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(assignment_db)
+        .await
+        .map_err(|e| BenchError::Failed(format!("assignment database: {e}")))?;
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| BenchError::Failed(format!("assignment outbox: {e}")))?;
+        if pending == 0 {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(false)
+}
+
 /// Resets the statement counters before a section; the reason when there is no profile.
 async fn profile_start(args: &Args) -> Result<(), String> {
     statements::reset(&args.database_url)
@@ -320,7 +352,7 @@ async fn national(
     js: &async_nats::jetstream::Context,
     subs: &[flow::Sub],
     ns: &str,
-    reporting_db: &str,
+    (reporting_db, assignment_db): (&str, &str),
     loaded: &mut u64,
     top_up: PreloadSpec,
     report: &mut Report,
@@ -336,6 +368,10 @@ async fn national(
     report.detail("preload", l.json());
     report.phase("national preload (ImportAssignments)", phase);
     *loaded += top_up.ended;
+    let phase = Instant::now();
+    let drained = outbox_drained(assignment_db, Duration::from_secs(3_600)).await?;
+    report.detail("preload_outbox_drained", json!(drained));
+    report.phase("national preload: assignment's outbox drains", phase);
     let started = Instant::now();
     let caught_up = flow::reporting_caught_up(e, Duration::from_secs(3_600)).await?;
     report.phase("national preload: reporting catches up", started);
