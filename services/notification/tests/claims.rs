@@ -4,22 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use notification::store::{self, NewDelivery, SubscriptionRow};
-use rz_platform::config::DatabaseConfig;
-use rz_testkit::TestEnv;
 use uuid::Uuid;
 
 async fn pool() -> sqlx::PgPool {
-    let env = TestEnv::load();
-    let config = DatabaseConfig {
-        url: env.fresh_database().await,
-        max_connections: 4,
-        ..Default::default()
-    };
-    let pool = rz_platform::db::connect(&config).await.unwrap();
-    rz_platform::db::migrate(&pool, store::MIGRATIONS)
-        .await
-        .unwrap();
-    pool
+    rz_stack::migrated_pool(store::MIGRATIONS).await
 }
 
 #[tokio::test]

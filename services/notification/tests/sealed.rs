@@ -260,17 +260,7 @@ async fn rows_written_in_plaintext_are_sealed_at_a_restart_and_resealed_under_a_
 }
 
 async fn fresh_pool() -> PgPool {
-    let env = rz_testkit::TestEnv::load();
-    let config = rz_platform::config::DatabaseConfig {
-        url: env.fresh_database().await,
-        max_connections: 4,
-        ..Default::default()
-    };
-    let pool = rz_platform::db::connect(&config).await.unwrap();
-    rz_platform::db::migrate(&pool, store::MIGRATIONS)
-        .await
-        .unwrap();
-    pool
+    rz_stack::migrated_pool(store::MIGRATIONS).await
 }
 
 #[tokio::test]

@@ -243,16 +243,7 @@ async fn a_legacy_hex_secret_is_sealed_at_start_and_keeps_verifying() {
 
 #[tokio::test]
 async fn a_new_key_reseals_every_secret_and_a_missing_key_stops_the_reseal() {
-    let env = rz_testkit::TestEnv::load();
-    let config = rz_platform::config::DatabaseConfig {
-        url: env.fresh_database().await,
-        max_connections: 4,
-        ..Default::default()
-    };
-    let pool = rz_platform::db::connect(&config).await.unwrap();
-    rz_platform::db::migrate(&pool, store::MIGRATIONS)
-        .await
-        .unwrap();
+    let pool = rz_stack::migrated_pool(store::MIGRATIONS).await;
     let k1 = Keyring::from_keys("k1", &[("k1".into(), [1u8; 32])]).unwrap();
     let both =
         Keyring::from_keys("k2", &[("k1".into(), [1u8; 32]), ("k2".into(), [2u8; 32])]).unwrap();

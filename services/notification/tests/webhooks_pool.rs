@@ -16,8 +16,6 @@ use common::spawn_app_with;
 use notification::config::WebhookConfig;
 use notification::delivery::HttpClient;
 use notification::store::{self, Claimed, NewDelivery, SubscriptionRow};
-use rz_platform::config::DatabaseConfig;
-use rz_testkit::TestEnv;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -342,17 +340,7 @@ async fn a_request_that_crosses_the_close_of_a_kept_connection_goes_again_on_a_f
 }
 
 async fn pool() -> sqlx::PgPool {
-    let env = TestEnv::load();
-    let config = DatabaseConfig {
-        url: env.fresh_database().await,
-        max_connections: 4,
-        ..Default::default()
-    };
-    let pool = rz_platform::db::connect(&config).await.unwrap();
-    rz_platform::db::migrate(&pool, store::MIGRATIONS)
-        .await
-        .unwrap();
-    pool
+    rz_stack::migrated_pool(store::MIGRATIONS).await
 }
 
 #[tokio::test]

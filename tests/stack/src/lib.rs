@@ -902,6 +902,23 @@ fn webhook_keys_file() -> std::path::PathBuf {
     .clone()
 }
 
+/// A pool (4 connections) on a fresh database migrated with `migrations` as its owner: for tests
+/// of a store's statements without a running service.
+pub async fn migrated_pool(migrations: &[rz_platform::db::Migration]) -> sqlx::PgPool {
+    let config = rz_platform::config::DatabaseConfig {
+        url: rz_testkit::TestEnv::load().fresh_database().await,
+        max_connections: 4,
+        ..Default::default()
+    };
+    let pool = rz_platform::db::connect(&config)
+        .await
+        .expect("connects to a fresh database");
+    rz_platform::db::migrate(&pool, migrations)
+        .await
+        .expect("migrates a fresh database");
+    pool
+}
+
 /// The role every service of a stack connects as: rows yes, schema no (see
 /// `rz_platform::db::grant_runtime`). One role for the PostgreSQL server (roles are not per
 /// database); its password is ignored under the local stack's trust authentication.
