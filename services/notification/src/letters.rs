@@ -488,25 +488,42 @@ impl LetterWriter {
 }
 
 impl Handler for LetterWriter {
+    /// A batch of events is written with one statement (per thousand letters).
+    const BATCHES: bool = true;
+
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        if !ISSUED.is(&event.event_type) {
-            return Ok(());
+        self.handle_batch(tx, &[event]).await.map_err(|(_, e)| e)
+    }
+
+    /// A message that does not decode is named by its place; the statement covers the whole
+    /// batch, so its failure is reported at the first event.
+    async fn handle_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[&Event],
+    ) -> Result<(), (usize, HandleError)> {
+        let mut letters = Vec::new();
+        for (k, event) in events.iter().enumerate() {
+            if !ISSUED.is(&event.event_type) {
+                continue;
+            }
+            let m: apb::AssignmentMessage =
+                event.decode().map_err(|e| (k, HandleError::from(e)))?;
+            // The letter's date: the day of the event (UTC; a letter written just after
+            // midnight in the Netherlands carries the day before).
+            let today = event.time.date_naive();
+            let Some(text) = provider_assigned(&m, &self.region, today) else {
+                continue;
+            };
+            let Some(a) = m.assignment else {
+                continue;
+            };
+            letters.push((event.id, a, text));
         }
-        let m: apb::AssignmentMessage = event.decode()?;
-        // The letter's date: the day of the event (UTC; a letter written just after midnight in
-        // the Netherlands carries the day before).
-        let today = event.time.date_naive();
-        let Some(text) = provider_assigned(&m, &self.region, today) else {
-            return Ok(());
-        };
-        let Some(a) = &m.assignment else {
-            return Ok(());
-        };
-        store::insert_letter(
-            tx,
-            &self.keys,
-            &NewLetter {
-                event_id: Some(event.id),
+        let rows: Vec<NewLetter<'_>> = letters
+            .iter()
+            .map(|(id, a, text)| NewLetter {
+                event_id: Some(*id),
                 kind: PROVIDER_ASSIGNED,
                 municipality: &a.municipality,
                 client_key: &a.client_key,
@@ -514,10 +531,12 @@ impl Handler for LetterWriter {
                 case_id: None,
                 product_id: None,
                 ends_on: None,
-                text: &text,
-            },
-        )
-        .await?;
+                text,
+            })
+            .collect();
+        store::insert_letters(tx, &self.keys, &rows)
+            .await
+            .map_err(|e| (0, HandleError::from(e)))?;
         Ok(())
     }
 }

@@ -575,6 +575,53 @@ async fn delivers_over_https_and_refuses_an_untrusted_certificate() {
     strict.stop().await;
 }
 
+/// Many `issued` events at once are written as letters in batches: one letter each, none twice
+/// (an event republished under another `Nats-Msg-Id` is still one letter), and no letter for a
+/// `changed` event.
+#[tokio::test]
+async fn a_burst_of_assignments_gives_one_letter_each() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for n in 0..40u32 {
+        ids.push(
+            app.publish_assignment("0222", AGB_A, "issued", 100 + n, "IAJ")
+                .await,
+        );
+        app.publish_assignment("0222", AGB_A, "changed", 100 + n, "IAJ")
+            .await;
+    }
+    app.wait_count("SELECT count(*) FROM letters", 40).await;
+    // The first event again, past JetStream's duplicate window: the inbox and the letters' unique
+    // (event, kind) keep it to one letter.
+    app.publish_as(
+        ids[0],
+        "republished-0",
+        &format!("{}.assignment.0222.{AGB_A}.issued", app.namespace),
+        "nl.regiozorg.assignment.issued.v1",
+        "regiozorg/assignment/0222",
+        "0222/100",
+        common::assignment_payload("0222", AGB_A, 100, "IAJ"),
+    )
+    .await;
+    app.publish_assignment("0222", AGB_A, "issued", 999, "IAJ")
+        .await;
+    app.wait_count("SELECT count(*) FROM letters", 41).await;
+    let per_event: Vec<i64> =
+        sqlx::query_scalar("SELECT count(*) FROM letters GROUP BY event_id HAVING count(*) > 1")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert!(per_event.is_empty(), "an event with more than one letter");
+    let sealed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM letters WHERE text IS NULL AND text_sealed IS NOT NULL",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(sealed, 41);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_letter_is_written_when_a_provider_is_assigned() {
     let app = spawn_app().await;

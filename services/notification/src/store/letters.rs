@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rz_domain::GemeenteCode;
+use rz_platform::db::InsertRow;
 use rz_platform::sealing::{RESEAL_BATCH, reseal_in_batches};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
@@ -126,30 +127,50 @@ pub async fn insert_letter(
     keys: &Keyring,
     l: &NewLetter<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let id = Uuid::now_v7();
-    let text = keys
-        .seal(&text_aad(id), l.text.as_bytes())
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    Ok(sqlx::query(
-        "INSERT INTO letters (id, event_id, kind, municipality, client_key, assignment_number,
-                              case_id, product_id, ends_on, text_sealed, text_key_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
-    )
-    .bind(id)
-    .bind(l.event_id)
-    .bind(l.kind)
-    .bind(l.municipality)
-    .bind(l.client_key)
-    .bind(l.assignment_number)
-    .bind(l.case_id)
-    .bind(l.product_id)
-    .bind(l.ends_on)
-    .bind(&text.bytes)
-    .bind(&text.key_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1)
+    Ok(insert_letters(conn, keys, std::slice::from_ref(l)).await? == 1)
+}
+
+/// Letters written per statement by [`insert_letters`].
+const LETTERS_PER_STATEMENT: usize = 1_000;
+
+/// Writes many letters as [`insert_letter`] writes one, a statement per
+/// [`LETTERS_PER_STATEMENT`]; the number written (those that existed are not).
+pub async fn insert_letters(
+    conn: &mut PgConnection,
+    keys: &Keyring,
+    letters: &[NewLetter<'_>],
+) -> Result<u64, sqlx::Error> {
+    let mut written = 0;
+    for chunk in letters.chunks(LETTERS_PER_STATEMENT) {
+        let mut insert = InsertRow::new("letters");
+        for (i, l) in chunk.iter().enumerate() {
+            let id = Uuid::now_v7();
+            let text = keys
+                .seal(&text_aad(id), l.text.as_bytes())
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            if i > 0 {
+                insert = insert.next_row();
+            }
+            insert = insert
+                .value("id", id)
+                .value("event_id", l.event_id)
+                .value("kind", l.kind)
+                .value("municipality", l.municipality)
+                .value("client_key", l.client_key)
+                .value("assignment_number", l.assignment_number)
+                .value("case_id", l.case_id)
+                .value("product_id", l.product_id)
+                .value("ends_on", l.ends_on)
+                .value("text_sealed", text.bytes)
+                .value("text_key_id", text.key_id);
+        }
+        written += insert
+            .query("ON CONFLICT DO NOTHING")?
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(written)
 }
 
 pub async fn decision_letter_exists(

@@ -18,8 +18,8 @@ pub use deliveries::{
 };
 pub use letter_dispatch::{StoredLetter, claim_due_letters, mark_letter_failed, mark_letter_sent};
 pub use letters::{
-    LetterRow, NewLetter, decision_letter_exists, ending_letter_exists, insert_letter, letter,
-    letters, seal_letter_texts,
+    LetterRow, NewLetter, decision_letter_exists, ending_letter_exists, insert_letter,
+    insert_letters, letter, letters, seal_letter_texts,
 };
 pub use queues::{Queue, QueueSize, delivery_queue, letter_queue, schedule_retry};
 pub use sealing::{SealRowError, TextError};

@@ -237,31 +237,12 @@ impl TestApp {
         number: u32,
         segment: &str,
     ) -> Uuid {
-        let payload = apb::AssignmentMessage {
-            assignment: Some(apb::Assignment {
-                number,
-                municipality: municipality.into(),
-                agb_code: agb.into(),
-                segment_code: segment.into(),
-                subsegment_code: format!("{segment}-1"),
-                product_code: "45A01".into(),
-                law: 1,
-                ..Default::default()
-            }),
-            client: Some(apb::Client {
-                bsn: "999990019".into(),
-                birth_date: "2012-03-04".into(),
-                family_name: "Jansen".into(),
-                given_names: "Sanne".into(),
-                ..Default::default()
-            }),
-        };
         self.publish(
             &format!("{}.assignment.{municipality}.{agb}.{event}", self.namespace),
             &format!("nl.regiozorg.assignment.{event}.v1"),
             &format!("regiozorg/assignment/{municipality}"),
             &format!("{municipality}/{number}"),
-            prost::Message::encode_to_vec(&payload),
+            assignment_payload(municipality, agb, number, segment),
         )
         .await
     }
@@ -354,4 +335,29 @@ impl TestApp {
     pub async fn stop(mut self) {
         let _ = self.stack.notification_service().stop().await;
     }
+}
+
+/// The encoded `AssignmentMessage` [`TestApp::publish_assignment`] publishes: assignment `number`
+/// of `agb` in `municipality`, for a child (born 2012) with a BSN and a name.
+pub fn assignment_payload(municipality: &str, agb: &str, number: u32, segment: &str) -> Vec<u8> {
+    let payload = apb::AssignmentMessage {
+        assignment: Some(apb::Assignment {
+            number,
+            municipality: municipality.into(),
+            agb_code: agb.into(),
+            segment_code: segment.into(),
+            subsegment_code: format!("{segment}-1"),
+            product_code: "45A01".into(),
+            law: 1,
+            ..Default::default()
+        }),
+        client: Some(apb::Client {
+            bsn: "999990019".into(),
+            birth_date: "2012-03-04".into(),
+            family_name: "Jansen".into(),
+            given_names: "Sanne".into(),
+            ..Default::default()
+        }),
+    };
+    prost::Message::encode_to_vec(&payload)
 }
