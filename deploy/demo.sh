@@ -327,9 +327,9 @@ The services keep running until 'make down'. Try:
     -H "authorization: Bearer \$(cat var/demo/pki/municipality-0197/staff.jwt)" -d '{"as_of":"2022-12-31"}' \\
     ${ACC0197#http://} regiozorg.access.v1.AccessService/ListDeadlines
   psql "$(db_url rz_registration)" -c 'select agb_code, name, kind from providers order by 1'   # every provider
-  # a resident's letters: pick a client key, then read that resident's letters
-  psql "$NTF_DB" -c "select client_key, kind, created_at::date from letters where municipality = '0197' order by client_key, created_at limit 12"
-  psql "$NTF_DB" -c "select kind, text from letters where client_key = 'PASTE-A-CLIENT-KEY'"
+  # a resident's letters (sealed at rest; read as the municipality): pick a client key, then read them
+  target/debug/rzctl letters --endpoint $NTF --as municipality-0197 --municipality 0197 --limit 12
+  target/debug/rzctl letters --endpoint $NTF --as municipality-0197 --municipality 0197 --client-key PASTE-A-CLIENT-KEY
   psql "$NTF_DB" -c "select municipality, kind, state, due from staff_alerts where state <> 'resolved' order by due"   # staff alerts
   NATS_URL=$NATS_URL target/debug/rzctl events --provider 03010028     # a provider's events, as its system receives them
   ls var/demo/messages/03010028/                  # the same provider's messages as iStandaarden XML (JW301, JW319)

@@ -106,7 +106,7 @@ async fn connect(endpoint: &str, party: &Party) -> Result<AuditServiceClient<Cha
 }
 
 /// The request, with the folder's staff token as `authorization` when the folder has one.
-fn request<T>(party: &Party, message: T) -> Result<tonic::Request<T>, String> {
+pub(crate) fn request<T>(party: &Party, message: T) -> Result<tonic::Request<T>, String> {
     let mut r = tonic::Request::new(message);
     let token_file = party.pki.join(&party.folder).join("staff.jwt");
     if let Ok(token) = std::fs::read_to_string(&token_file) {

@@ -31,6 +31,7 @@
 mod audit;
 mod client;
 mod landscape;
+mod letters;
 mod nats;
 mod pki;
 mod seed;
@@ -113,6 +114,9 @@ enum Command {
         #[command(subcommand)]
         command: audit::Audit,
     },
+    /// A municipality's letters to its residents (notification's ListLetters), or one resident's
+    /// letters in full.
+    Letters(letters::Letters),
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +182,7 @@ async fn run(command: Command) -> Result<(), String> {
             command: Pki::Init(init),
         } => init.run(),
         Command::Audit { command } => command.run().await,
+        Command::Letters(letters) => letters.run().await,
         Command::Nats {
             command: Nats::Config(config),
         } => config.run(),
