@@ -17,4 +17,3 @@ ALTER TABLE residents
     ALTER COLUMN house_number DROP NOT NULL,
     ALTER COLUMN postal_code DROP NOT NULL,
     ALTER COLUMN city DROP NOT NULL;
-CREATE INDEX residents_key_id ON residents (key_id);

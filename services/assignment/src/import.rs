@@ -59,6 +59,15 @@ pub(crate) struct PreparedImport {
     client: Option<pb::Client>,
 }
 
+impl PreparedImport {
+    /// The client block [`Assigner::resolve`] found for the provider's message.
+    fn client(&self) -> Result<&pb::Client> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| Error::from(ApiError::internal("the import's client was not resolved")))
+    }
+}
+
 /// What storing one import did.
 pub(crate) enum Stored {
     New(Box<Assignment>),
@@ -311,9 +320,7 @@ impl Assigner {
         let mut events = Vec::with_capacity(2 * ready.len());
         let mut messages = Vec::with_capacity(ready.len());
         for ((_, p), a) in ready.iter().zip(&assignments) {
-            let client = p.client.as_ref().ok_or_else(|| {
-                Error::from(ApiError::internal("the import's client was not resolved"))
-            })?;
+            let client = p.client()?;
             let [to_provider, lifecycle] = self.issued_events(a, client);
             messages.push(store::bulk::NewMessage {
                 municipality: p.municipality.as_str(),
@@ -548,9 +555,7 @@ impl Assigner {
             return Err(Self::stacking_rule(&other));
         }
         let mut a = imported(p, 0);
-        let client = p.client.as_ref().ok_or_else(|| {
-            Error::from(ApiError::internal("the import's client was not resolved"))
-        })?;
+        let client = p.client()?;
         self.insert_new(tx, &mut a, client).await?;
         sqlx::query("UPDATE idempotency_keys SET resource_id = $2 WHERE key = $1")
             .bind(&p.idempotency_key)

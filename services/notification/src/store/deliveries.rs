@@ -12,7 +12,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::queues::{Queue, UNOPENED_DELAY_MS, schedule_retry};
+use super::queues::{Queue, put_off_unopened};
 use super::sealing;
 use crate::secrets::{Keyring, Sealed};
 
@@ -306,24 +306,7 @@ pub async fn claim_due(
                 claimed.push(c);
             }
             Err(e) => {
-                let why = format!("the body does not open: {e}");
-                tracing::warn!(delivery = %c.id, error = %e, "delivery put off: its body does not open");
-                match schedule_retry(
-                    pool,
-                    Queue::Deliveries,
-                    c.id,
-                    c.claim,
-                    &why,
-                    UNOPENED_DELAY_MS,
-                )
-                .await
-                {
-                    Ok(_) => {}
-                    // The lease expires and the delivery is claimed again.
-                    Err(e) => {
-                        tracing::warn!(delivery = %c.id, error = %e, "cannot put the delivery off")
-                    }
-                }
+                put_off_unopened(pool, Queue::Deliveries, c.id, c.claim, "body", &e).await;
             }
         }
     }

@@ -6,7 +6,7 @@ use sqlx::{FromRow, PgPool, Row};
 use uuid::Uuid;
 
 use super::letters::text_aad;
-use super::queues::{Queue, UNOPENED_DELAY_MS, schedule_retry};
+use super::queues::{Queue, put_off_unopened};
 use super::sealing;
 use crate::secrets::{Keyring, Sealed};
 
@@ -94,17 +94,7 @@ pub async fn claim_due_letters(
                 claimed.push(l);
             }
             Err(e) => {
-                let why = format!("the text does not open: {e}");
-                tracing::warn!(letter = %l.id, error = %e, "letter put off: its text does not open");
-                match schedule_retry(pool, Queue::Letters, l.id, l.claim, &why, UNOPENED_DELAY_MS)
-                    .await
-                {
-                    Ok(_) => {}
-                    // The lease expires and the letter is claimed again.
-                    Err(e) => {
-                        tracing::warn!(letter = %l.id, error = %e, "cannot put the letter off")
-                    }
-                }
+                put_off_unopened(pool, Queue::Letters, l.id, l.claim, "text", &e).await;
             }
         }
     }

@@ -94,3 +94,21 @@ pub async fn delivery_queue(pool: &PgPool) -> Result<QueueSize, sqlx::Error> {
 pub async fn letter_queue(pool: &PgPool) -> Result<QueueSize, sqlx::Error> {
     queue_size(pool, Queue::Letters).await
 }
+
+/// Puts off a claimed row of `queue` whose sealed `what` (`body`, `text`) does not open, for
+/// [`UNOPENED_DELAY_MS`], naming the reason (the key, never the content) in `last_error`. When
+/// that cannot be recorded the lease expires and the row is claimed again.
+pub(super) async fn put_off_unopened(
+    pool: &PgPool,
+    queue: Queue,
+    id: Uuid,
+    claim: Uuid,
+    what: &str,
+    error: &impl std::fmt::Display,
+) {
+    let why = format!("the {what} does not open: {error}");
+    tracing::warn!(row = %id, queue = queue.table(), %error, "put off: its {what} does not open");
+    if let Err(e) = schedule_retry(pool, queue, id, claim, &why, UNOPENED_DELAY_MS).await {
+        tracing::warn!(row = %id, error = %e, "cannot put the row off");
+    }
+}
